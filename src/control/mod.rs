@@ -1,0 +1,349 @@
+//! The control side: the [`Controller`] handle that any thread uses to drive an
+//! [`Engine`](crate::Engine), the small `Copy` messages it sends, and the lock-free
+//! [`Status`] the engine publishes back.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::engine::config::MAX_DIMS;
+
+/// A participant's identity, chosen by whoever brings them in (MIDI channel, OSC id, performance).
+pub type ParticipantId = u32;
+
+/// When a message takes effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// At the first sample of the next processed block.
+    Immediate,
+    /// At this absolute sample index of the engine's timeline (earlier times apply at once).
+    At(u64),
+}
+
+/// Whose mood a mood message sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoodTarget {
+    /// One participant's personal mood.
+    Participant(ParticipantId),
+    /// The conductor: overrides the crowd's aggregate for that dimension.
+    Communal,
+}
+
+/// One instruction for the engine. Small and `Copy`: no strings, no heap.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Command {
+    /// A participant joins with an archetype index, or lets the engine pick one.
+    Join {
+        /// Who.
+        participant: ParticipantId,
+        /// Archetype index in the patch, or `None` to balance roles and registers.
+        archetype: Option<u16>,
+    },
+    /// A participant leaves; its voice fades out.
+    Leave {
+        /// Who.
+        participant: ParticipantId,
+    },
+    /// Set (or ramp) one mood dimension.
+    Mood {
+        /// Whose mood.
+        target: MoodTarget,
+        /// Dimension index in the patch.
+        dim: u8,
+        /// New value in the dimension's units.
+        value: f32,
+        /// Linear ramp time; 0 jumps (the audio-thread smoothing still applies).
+        ramp_secs: f32,
+    },
+    /// Release a conductor override so the crowd's aggregate drives the dimension again.
+    ReleaseCommunal {
+        /// Dimension index.
+        dim: u8,
+    },
+    /// A played note starts.
+    NoteOn {
+        /// Who plays it.
+        participant: ParticipantId,
+        /// MIDI pitch.
+        pitch: u8,
+        /// MIDI velocity 1..127.
+        velocity: u8,
+    },
+    /// A played note ends.
+    NoteOff {
+        /// Who.
+        participant: ParticipantId,
+        /// MIDI pitch as sent with the note-on.
+        pitch: u8,
+    },
+    /// Move to a section at the next bar line.
+    Cue {
+        /// Section index.
+        section: u16,
+    },
+}
+
+/// A command with the time it takes effect.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Message {
+    /// When.
+    pub at: Timing,
+    /// What.
+    pub command: Command,
+}
+
+/// Why the engine refused something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The patch's participant capacity is reached.
+    CapacityReached,
+    /// A participant with that id is already present.
+    AlreadyPresent,
+    /// No participant with that id.
+    UnknownParticipant,
+    /// Index out of the patch's range (archetype, dimension or section).
+    OutOfRange,
+    /// The engine's schedule of future messages is full.
+    ScheduleFull,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::CapacityReached => "the patch's participant capacity is reached",
+            Refusal::AlreadyPresent => "a participant with that id is already present",
+            Refusal::UnknownParticipant => "no participant with that id is present",
+            Refusal::OutOfRange => "archetype, dimension or section index out of range",
+            Refusal::ScheduleFull => "the engine's schedule of future messages is full",
+        })
+    }
+}
+
+/// Something the engine reports back to the control side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Notice {
+    /// A message was refused.
+    Refused {
+        /// The message's command.
+        command: Command,
+        /// Why.
+        reason: Refusal,
+        /// Sample at which it was refused.
+        at_sample: u64,
+    },
+    /// A participant joined with this archetype.
+    Joined {
+        /// Who.
+        participant: ParticipantId,
+        /// Archetype index.
+        archetype: u16,
+        /// Sample at which the voice started.
+        at_sample: u64,
+    },
+    /// The score moved to a section.
+    SectionChanged {
+        /// Section index.
+        section: u16,
+        /// Bar number (from 0) where it landed.
+        bar: u64,
+        /// Sample of that bar line.
+        at_sample: u64,
+    },
+}
+
+/// Errors the [`Controller`] returns to its caller.
+#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
+pub enum ControlError {
+    /// The queue to the audio thread is full; the message was dropped and counted.
+    #[error("the engine's message queue is full; message dropped")]
+    QueueFull,
+    /// The engine is gone.
+    #[error("the engine has been dropped")]
+    Disconnected,
+}
+
+/// Live figures the engine publishes after every block; read from any thread without locks.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Absolute sample position of the engine.
+    pub sample_position: AtomicU64,
+    /// Current section index.
+    pub section: AtomicU32,
+    /// Current bar (from 0).
+    pub bar: AtomicU64,
+    /// Participants present.
+    pub participants: AtomicU32,
+    /// Messages the controller could not queue (queue full).
+    pub dropped_messages: AtomicU64,
+    /// Messages the engine refused (capacity, unknown participant, ...).
+    pub refused_messages: AtomicU64,
+    /// Notices lost because the notice queue was full.
+    pub dropped_notices: AtomicU64,
+    /// Peak level of the last block, left, as f32 bits.
+    pub peak_left: AtomicU32,
+    /// Peak level of the last block, right, as f32 bits.
+    pub peak_right: AtomicU32,
+    /// Momentary loudness (LUFS) as f32 bits.
+    pub momentary_lufs: AtomicU32,
+    /// Communal mood per dimension as f32 bits.
+    pub mood: [AtomicU32; MAX_DIMS],
+}
+
+impl Status {
+    /// Reads an f32 published as bits.
+    pub fn load_f32(cell: &AtomicU32) -> f32 {
+        f32::from_bits(cell.load(Ordering::Relaxed))
+    }
+
+    /// Peak levels (left, right) of the last block, linear.
+    pub fn peaks(&self) -> (f32, f32) {
+        (Self::load_f32(&self.peak_left), Self::load_f32(&self.peak_right))
+    }
+
+    /// Communal mood value of a dimension.
+    pub fn mood(&self, dim: usize) -> f32 {
+        self.mood.get(dim).map_or(0.0, Self::load_f32)
+    }
+}
+
+/// Names the controller resolves to indices (kept on the control side only).
+#[derive(Debug, Default)]
+pub struct Names {
+    /// Mood dimension names, by index.
+    pub dims: Vec<String>,
+    /// Archetype ids, by index.
+    pub archetypes: Vec<String>,
+    /// Section names, by index.
+    pub sections: Vec<String>,
+}
+
+impl Names {
+    fn find(list: &[String], name: &str) -> Option<usize> {
+        list.iter().position(|n| n == name)
+    }
+    /// Index of a mood dimension.
+    pub fn dim(&self, name: &str) -> Option<u8> {
+        Self::find(&self.dims, name).map(|i| i as u8)
+    }
+    /// Index of an archetype.
+    pub fn archetype(&self, name: &str) -> Option<u16> {
+        Self::find(&self.archetypes, name).map(|i| i as u16)
+    }
+    /// Index of a section.
+    pub fn section(&self, name: &str) -> Option<u16> {
+        Self::find(&self.sections, name).map(|i| i as u16)
+    }
+}
+
+/// A cloneable, `Send` handle that drives an engine from any thread.
+///
+/// Every call is non-blocking: it posts one `Copy` message on a bounded queue, or returns
+/// [`ControlError::QueueFull`] (and counts it) if the audio thread has not caught up.
+#[derive(Clone)]
+pub struct Controller {
+    tx: Sender<Message>,
+    notices: Receiver<Notice>,
+    status: Arc<Status>,
+    names: Arc<Names>,
+}
+
+impl Controller {
+    pub(crate) fn new(
+        tx: Sender<Message>,
+        notices: Receiver<Notice>,
+        status: Arc<Status>,
+        names: Arc<Names>,
+    ) -> Self {
+        Self {
+            tx,
+            notices,
+            status,
+            names,
+        }
+    }
+
+    /// Posts a message.
+    pub fn send(&self, message: Message) -> Result<(), ControlError> {
+        match self.tx.try_send(message) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                self.status.dropped_messages.fetch_add(1, Ordering::Relaxed);
+                Err(ControlError::QueueFull)
+            }
+            Err(TrySendError::Disconnected(_)) => Err(ControlError::Disconnected),
+        }
+    }
+
+    /// Posts a command to take effect at once.
+    pub fn command(&self, command: Command) -> Result<(), ControlError> {
+        self.send(Message {
+            at: Timing::Immediate,
+            command,
+        })
+    }
+
+    /// A participant joins now; `archetype: None` lets the engine balance the ensemble.
+    pub fn join(&self, participant: ParticipantId, archetype: Option<u16>) -> Result<(), ControlError> {
+        self.command(Command::Join {
+            participant,
+            archetype,
+        })
+    }
+
+    /// A participant leaves now.
+    pub fn leave(&self, participant: ParticipantId) -> Result<(), ControlError> {
+        self.command(Command::Leave { participant })
+    }
+
+    /// Sets a participant's mood dimension (by name) with a ramp.
+    pub fn set_mood(
+        &self,
+        target: MoodTarget,
+        dimension: &str,
+        value: f32,
+        ramp_secs: f32,
+    ) -> Result<(), ControlError> {
+        let dim = self.names.dim(dimension).unwrap_or(u8::MAX);
+        self.command(Command::Mood {
+            target,
+            dim,
+            value,
+            ramp_secs,
+        })
+    }
+
+    /// Plays a note for a participant (velocity 0 = note off).
+    pub fn note(&self, participant: ParticipantId, pitch: u8, velocity: u8) -> Result<(), ControlError> {
+        self.command(if velocity == 0 {
+            Command::NoteOff { participant, pitch }
+        } else {
+            Command::NoteOn {
+                participant,
+                pitch,
+                velocity,
+            }
+        })
+    }
+
+    /// Cues a section by name at the next bar line.
+    pub fn cue(&self, section: &str) -> Result<(), ControlError> {
+        let section = self.names.section(section).unwrap_or(u16::MAX);
+        self.command(Command::Cue { section })
+    }
+
+    /// Takes the next notice from the engine, if any.
+    pub fn try_notice(&self) -> Option<Notice> {
+        self.notices.try_recv().ok()
+    }
+
+    /// The live status the engine publishes.
+    pub fn status(&self) -> &Arc<Status> {
+        &self.status
+    }
+
+    /// Names of dimensions, archetypes and sections in the engine's patch.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+}

@@ -1,0 +1,602 @@
+//! # Real-time contract
+//!
+//! This folder holds the only code the audio callback runs. [`Engine::new`] allocates
+//! everything up front; [`Engine::process`] and [`Engine::reset`] never allocate, free, lock,
+//! block, do I/O, log or panic. Messages arrive from [`Controller`](crate::Controller)s over a
+//! bounded crossbeam channel drained with `try_recv`; status leaves through atomics and a
+//! bounded notice channel fed with `try_send`.
+//!
+//! Timing: everything is computed on an absolute sample timeline. Control work (score, mood,
+//! envelopes) runs every [`CONTROL_PERIOD`] samples on that timeline and messages apply at
+//! their exact sample, so the output does not depend on the host's block size.
+
+pub mod config;
+pub mod master;
+pub mod mood;
+pub mod participant;
+pub mod voice;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::control::{Command, Controller, Message, MoodTarget, Names, Notice, Refusal, Status, Timing};
+use crate::rng::Rng;
+use crate::score::{darker, Chord, Scale};
+use config::{Comparison, EngineConfig, Param, Role, MAX_DIMS};
+use master::MasterBus;
+use mood::{evaluate_params, robust_center, MoodState};
+use participant::{coef, Participant, ScoreContext};
+
+/// Samples between control ticks (score, envelopes, mood).
+pub const CONTROL_PERIOD: u64 = 32;
+/// Control ticks between full voice-parameter updates of one participant (staggered).
+pub const VOICE_UPDATE_TICKS: u64 = 8;
+/// Longest span rendered in one go.
+pub const MAX_SPAN: usize = 64;
+/// Most frames `process` accepts per call.
+pub const MAX_BLOCK_FRAMES: usize = 8192;
+/// Capacity of the message queue from controllers.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Capacity of the engine's schedule of future messages.
+pub const SCHEDULE_CAPACITY: usize = 8192;
+/// Capacity of the notice queue back to controllers.
+pub const NOTICE_CAPACITY: usize = 1024;
+/// Shortest smoothing of any mood dimension, against zipper noise.
+pub const MIN_SMOOTHING_SECS: f32 = 0.02;
+
+/// The engine: owns every voice, the score clock, mood and master bus.
+pub struct Engine {
+    cfg: EngineConfig,
+    rx: Receiver<Message>,
+    notice_tx: Sender<Notice>,
+    status: Arc<Status>,
+    schedule: Vec<(u64, u64, Command)>,
+    arrival: u64,
+    participants: Vec<Participant>,
+    present: usize,
+    time: u64,
+    conductor: MoodState,
+    communal: [f32; MAX_DIMS],
+    communal_params: [f32; Param::COUNT],
+    smoothing: [f32; MAX_DIMS],
+    scratch: Vec<f32>,
+    section: u16,
+    section_start_bar: u64,
+    cued: Option<u16>,
+    bar: u64,
+    chord_serial: u32,
+    chord: Chord,
+    scale: Scale,
+    reverb_mix: f32,
+    reverb_coef: f32,
+    master: MasterBus,
+    buf_l: [f32; MAX_SPAN],
+    buf_r: [f32; MAX_SPAN],
+    block_peak: (f32, f32),
+}
+
+impl Engine {
+    /// Builds an engine and its first controller. Allocates; call off the audio thread.
+    pub fn new(cfg: EngineConfig, names: Names) -> (Engine, Controller) {
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let (notice_tx, notice_rx) = crossbeam_channel::bounded(NOTICE_CAPACITY);
+        let status = Arc::new(Status::default());
+        let controller = Controller::new(tx, notice_rx, status.clone(), Arc::new(names));
+        let conductor = MoodState::new(&cfg.dims);
+        let first = cfg.archetypes[0];
+        let participants = vec![Participant::empty(first, conductor); cfg.capacity];
+        let master = MasterBus::new(cfg.sample_rate, &cfg.master);
+        let scale = cfg.key.scale();
+        let tick_secs = CONTROL_PERIOD as f32 / cfg.sample_rate;
+        let mut smoothing = [0.0; MAX_DIMS];
+        for (s, d) in smoothing.iter_mut().zip(&cfg.dims) {
+            *s = coef(d.smoothing_secs.max(MIN_SMOOTHING_SECS) / tick_secs, 1.0);
+        }
+        let mut engine = Engine {
+            chord: cfg.sections[cfg.start_section as usize].chords[0],
+            rx,
+            notice_tx,
+            status,
+            schedule: Vec::with_capacity(SCHEDULE_CAPACITY),
+            arrival: 0,
+            scratch: Vec::with_capacity(cfg.capacity),
+            participants,
+            present: 0,
+            time: 0,
+            conductor,
+            communal: conductor.value,
+            communal_params: [0.0; Param::COUNT],
+            smoothing,
+            section: cfg.start_section,
+            section_start_bar: 0,
+            cued: None,
+            bar: 0,
+            chord_serial: 0,
+            scale,
+            reverb_mix: 0.0,
+            reverb_coef: coef(0.5, cfg.sample_rate),
+            master,
+            buf_l: [0.0; MAX_SPAN],
+            buf_r: [0.0; MAX_SPAN],
+            block_peak: (0.0, 0.0),
+            cfg,
+        };
+        engine.reset();
+        (engine, controller)
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Absolute sample position of the next sample `process` will produce.
+    pub fn sample_position(&self) -> u64 {
+        self.time
+    }
+
+    /// Silences everything and returns to the start of the piece with the same seed, so the
+    /// next render reproduces the first. Pending messages are kept. Real-time safe.
+    pub fn reset(&mut self) {
+        let first = self.cfg.archetypes[0];
+        let conductor = MoodState::new(&self.cfg.dims);
+        for p in self.participants.iter_mut() {
+            *p = Participant::empty(first, conductor);
+        }
+        self.present = 0;
+        self.time = 0;
+        self.conductor = conductor;
+        self.communal = conductor.value;
+        evaluate_params(&self.communal, &self.cfg.dims, &self.cfg.mappings, &mut self.communal_params);
+        self.reverb_mix = self.communal_params[Param::ReverbMix.index()];
+        self.section = self.cfg.start_section;
+        self.section_start_bar = 0;
+        self.cued = None;
+        self.bar = 0;
+        self.chord_serial = 0;
+        self.update_chord();
+        self.master.reset();
+        self.block_peak = (0.0, 0.0);
+        self.publish_status();
+    }
+
+    /// Renders interleaved stereo frames into `out` (its length is 2 × frames; any number of
+    /// frames from 1 to [`MAX_BLOCK_FRAMES`] and beyond). Real-time safe.
+    pub fn process(&mut self, out: &mut [f32]) {
+        let _denormals = DenormalGuard::new();
+        self.drain_messages();
+        let frames = out.len() / 2;
+        if out.len() % 2 == 1 {
+            out[out.len() - 1] = 0.0;
+        }
+        self.block_peak = (0.0, 0.0);
+        let mut pos = 0;
+        while pos < frames {
+            self.apply_due_messages();
+            if self.time % CONTROL_PERIOD == 0 {
+                self.control_tick();
+            }
+            let to_tick = CONTROL_PERIOD - self.time % CONTROL_PERIOD;
+            let mut span = (frames - pos).min(to_tick as usize).min(MAX_SPAN);
+            if let Some(&(at, _, _)) = self.schedule.first() {
+                if at > self.time {
+                    span = span.min((at - self.time) as usize);
+                }
+            }
+            self.render_span(&mut out[2 * pos..2 * (pos + span)]);
+            self.time += span as u64;
+            pos += span;
+        }
+        self.publish_status();
+    }
+
+    fn render_span(&mut self, out: &mut [f32]) {
+        let n = out.len() / 2;
+        let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
+        l.fill(0.0);
+        r.fill(0.0);
+        for p in self.participants.iter_mut().filter(|p| p.active) {
+            p.render_add(l, r);
+        }
+        let target = self.communal_params[Param::ReverbMix.index()]
+            + self.cfg.sections[self.section as usize].reverb;
+        let target = target.clamp(0.0, 1.0);
+        let (mut pl, mut pr) = self.block_peak;
+        for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
+            self.reverb_mix += (target - self.reverb_mix) * self.reverb_coef;
+            let (yl, yr) = self.master.process_frame(xl, xr, self.reverb_mix);
+            frame[0] = yl;
+            frame[1] = yr;
+            pl = pl.max(yl.abs());
+            pr = pr.max(yr.abs());
+        }
+        self.block_peak = (pl, pr);
+    }
+
+    fn drain_messages(&mut self) {
+        while let Ok(message) = self.rx.try_recv() {
+            let at = match message.at {
+                Timing::Immediate => self.time,
+                Timing::At(t) => t,
+            };
+            if self.schedule.len() >= self.schedule.capacity() {
+                self.refuse(message.command, Refusal::ScheduleFull);
+                continue;
+            }
+            // keep the schedule sorted by time, then by arrival
+            let key = (at, self.arrival);
+            self.arrival += 1;
+            let index = self.schedule.partition_point(|&(t, a, _)| (t, a) < key);
+            self.schedule.insert(index, (at, key.1, message.command));
+        }
+    }
+
+    fn apply_due_messages(&mut self) {
+        let due = self.schedule.partition_point(|&(t, _, _)| t <= self.time);
+        for i in 0..due {
+            let command = self.schedule[i].2;
+            self.apply(command);
+        }
+        if due > 0 {
+            self.schedule.drain(..due);
+        }
+    }
+
+    fn score_context(&self) -> ScoreContext {
+        let sr = self.cfg.sample_rate;
+        ScoreContext {
+            beat: self.beat(),
+            chord: self.chord,
+            scale: self.scale,
+            tonic_pc: self.cfg.key.tonic,
+            chord_serial: self.chord_serial,
+            section: self.cfg.sections[self.section as usize],
+            sample_rate: sr,
+            tick_secs: CONTROL_PERIOD as f32 / sr,
+            beat_secs: 60.0 / self.cfg.tempo_bpm,
+        }
+    }
+
+    fn beat(&self) -> f64 {
+        self.time as f64 * self.cfg.tempo_bpm as f64 / (60.0 * self.cfg.sample_rate as f64)
+    }
+
+    fn find(&self, id: u32) -> Option<usize> {
+        self.participants.iter().position(|p| p.active && !p.leaving && p.id == id)
+    }
+
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Join {
+                participant,
+                archetype,
+            } => self.join(participant, archetype, command),
+            Command::Leave { participant } => match self.find(participant) {
+                Some(i) => {
+                    self.participants[i].leave();
+                    self.present -= 1;
+                }
+                None => self.refuse(command, Refusal::UnknownParticipant),
+            },
+            Command::Mood {
+                target,
+                dim,
+                value,
+                ramp_secs,
+            } => {
+                let Some(d) = self.cfg.dims.get(dim as usize) else {
+                    return self.refuse(command, Refusal::OutOfRange);
+                };
+                if !value.is_finite() || !ramp_secs.is_finite() {
+                    return self.refuse(command, Refusal::OutOfRange);
+                }
+                let value = value.clamp(d.min, d.max);
+                let ticks = (ramp_secs.clamp(0.0, 3600.0) * self.cfg.sample_rate / CONTROL_PERIOD as f32) as u32;
+                match target {
+                    MoodTarget::Communal => self.conductor.set(dim as usize, value, ticks),
+                    MoodTarget::Participant(id) => match self.find(id) {
+                        Some(i) => self.participants[i].mood.set(dim as usize, value, ticks),
+                        None => self.refuse(command, Refusal::UnknownParticipant),
+                    },
+                }
+            }
+            Command::ReleaseCommunal { dim } => {
+                if (dim as usize) < MAX_DIMS {
+                    self.conductor.set[dim as usize] = false;
+                }
+            }
+            Command::NoteOn {
+                participant,
+                pitch,
+                velocity,
+            } => match self.find(participant) {
+                Some(i) if pitch < 128 && velocity > 0 => {
+                    let ctx = self.score_context();
+                    self.participants[i].note_on(pitch, velocity.min(127), &ctx);
+                }
+                Some(_) => self.refuse(command, Refusal::OutOfRange),
+                None => self.refuse(command, Refusal::UnknownParticipant),
+            },
+            Command::NoteOff { participant, pitch } => match self.find(participant) {
+                Some(i) => {
+                    let ctx = self.score_context();
+                    self.participants[i].note_off(pitch, &ctx);
+                }
+                None => self.refuse(command, Refusal::UnknownParticipant),
+            },
+            Command::Cue { section } => {
+                if (section as usize) < self.cfg.sections.len() {
+                    self.cued = Some(section);
+                } else {
+                    self.refuse(command, Refusal::OutOfRange);
+                }
+            }
+        }
+    }
+
+    fn join(&mut self, id: u32, archetype: Option<u16>, command: Command) {
+        if self.find(id).is_some() {
+            return self.refuse(command, Refusal::AlreadyPresent);
+        }
+        let archetype = match archetype {
+            Some(a) if (a as usize) < self.cfg.archetypes.len() => a,
+            Some(_) => return self.refuse(command, Refusal::OutOfRange),
+            None => self.balanced_archetype(id),
+        };
+        let Some(slot) = self.participants.iter().position(|p| !p.active) else {
+            return self.refuse(command, Refusal::CapacityReached);
+        };
+        if self.present >= self.cfg.capacity {
+            return self.refuse(command, Refusal::CapacityReached);
+        }
+        let cfg = self.cfg.archetypes[archetype as usize];
+        let mut mood = MoodState::new(&self.cfg.dims);
+        for d in 0..self.cfg.dims.len() {
+            mood.jump(d, self.communal[d]);
+        }
+        mood.set = [false; MAX_DIMS];
+        let beat = self.beat();
+        let sr = self.cfg.sample_rate;
+        let seed = self.cfg.seed;
+        let params = self.communal_params;
+        self.participants[slot].start(id, archetype, cfg, seed, mood, params, beat, sr);
+        self.present += 1;
+        let notice = Notice::Joined {
+            participant: id,
+            archetype,
+            at_sample: self.time,
+        };
+        self.notify(notice);
+    }
+
+    /// The archetype whose role and register are least represented, ties broken by a hash
+    /// of the participant's id so the choice is deterministic.
+    fn balanced_archetype(&self, id: u32) -> u16 {
+        const ROLE_SHARE: [(Role, f32); 4] = [
+            (Role::Bass, 0.15),
+            (Role::Harmony, 0.35),
+            (Role::Melody, 0.3),
+            (Role::Texture, 0.2),
+        ];
+        let mut best = 0u16;
+        let mut best_score = f32::INFINITY;
+        let archetypes = &self.cfg.archetypes;
+        for (a, arch) in archetypes.iter().enumerate() {
+            let share = ROLE_SHARE.iter().find(|(r, _)| *r == arch.role).map_or(0.25, |s| s.1);
+            let same_role_archetypes = archetypes.iter().filter(|x| x.role == arch.role).count() as f32;
+            let mut same = 0.0;
+            let mut near_register = 0.0;
+            let centre = (arch.register_low as f32 + arch.register_high as f32) * 0.5;
+            for p in self.participants.iter().filter(|p| p.active && !p.leaving) {
+                if p.archetype as usize == a {
+                    same += 1.0;
+                }
+                let c = p.config();
+                let pc = (c.register_low as f32 + c.register_high as f32) * 0.5;
+                if (pc - centre).abs() < 7.0 {
+                    near_register += 1.0;
+                }
+            }
+            let tie = Rng::derive(id as u64, a as u64).next_f32() * 0.01;
+            let score = (same + 1.0) / (share / same_role_archetypes) + 0.5 * near_register + tie;
+            if score < best_score {
+                best_score = score;
+                best = a as u16;
+            }
+        }
+        best
+    }
+
+    fn refuse(&mut self, command: Command, reason: Refusal) {
+        self.status.refused_messages.fetch_add(1, Ordering::Relaxed);
+        self.notify(Notice::Refused {
+            command,
+            reason,
+            at_sample: self.time,
+        });
+    }
+
+    fn notify(&self, notice: Notice) {
+        if self.notice_tx.try_send(notice).is_err() {
+            self.status.dropped_notices.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn control_tick(&mut self) {
+        let tick = self.time / CONTROL_PERIOD;
+        self.update_mood();
+        // bar lines: cues and mood-driven transitions
+        let beats_per_bar = self.cfg.beats_per_bar.max(1) as f64;
+        let bar = (self.beat() / beats_per_bar).floor() as u64;
+        if bar != self.bar {
+            self.bar = bar;
+            self.bar_line();
+        }
+        self.update_chord();
+        let ctx = self.score_context();
+        let communal_params = self.communal_params;
+        let individuality = self.cfg.individuality;
+        let unity = self.cfg.core.unity as usize;
+        let unity_norm = self.normalized(unity, self.communal[unity]);
+        let voice_smoothing = self.smoothing_for(VOICE_UPDATE_TICKS);
+        let mut present = 0;
+        for (i, p) in self.participants.iter_mut().enumerate() {
+            if !p.active {
+                continue;
+            }
+            let full = (tick + i as u64) % VOICE_UPDATE_TICKS == 0;
+            if full && !p.leaving {
+                p.mood.advance(&voice_smoothing, VOICE_UPDATE_TICKS as u32);
+                let weight = individuality * (1.0 - unity_norm);
+                let mut voice_mood = self.communal;
+                for d in 0..self.cfg.dims.len() {
+                    voice_mood[d] += weight * (p.mood.value[d] - self.communal[d]);
+                }
+                let mut params = [0.0; Param::COUNT];
+                evaluate_params(&voice_mood, &self.cfg.dims, &self.cfg.mappings, &mut params);
+                // ensemble-wide parameters stay communal
+                params[Param::StereoWidth.index()] = communal_params[Param::StereoWidth.index()];
+                params[Param::ReverbMix.index()] = communal_params[Param::ReverbMix.index()];
+                p.params = params;
+            }
+            if p.control_tick(&ctx, full) && !p.leaving {
+                present += 1;
+            }
+        }
+        debug_assert!(present <= self.present);
+    }
+
+    fn smoothing_for(&self, ticks: u64) -> [f32; MAX_DIMS] {
+        let mut c = [0.0; MAX_DIMS];
+        for (o, s) in c.iter_mut().zip(self.smoothing.iter()) {
+            *o = 1.0 - (1.0 - s).powi(ticks as i32);
+        }
+        c
+    }
+
+    fn normalized(&self, dim: usize, v: f32) -> f32 {
+        self.cfg
+            .dims
+            .get(dim)
+            .map_or(0.5, |d| ((v - d.min) / (d.max - d.min).max(1e-9)).clamp(0.0, 1.0))
+    }
+
+    fn update_mood(&mut self) {
+        let one = self.smoothing;
+        self.conductor.advance(&one, 1);
+        for d in 0..self.cfg.dims.len() {
+            let target = if self.conductor.set[d] {
+                self.conductor.ramp_value(d)
+            } else {
+                self.scratch.clear();
+                for p in self.participants.iter().filter(|p| p.active && !p.leaving) {
+                    self.scratch.push(p.mood.value[d]);
+                }
+                robust_center(&mut self.scratch).unwrap_or(self.cfg.dims[d].default)
+            };
+            self.communal[d] += (target - self.communal[d]) * one[d];
+        }
+        evaluate_params(&self.communal, &self.cfg.dims, &self.cfg.mappings, &mut self.communal_params);
+    }
+
+    fn bar_line(&mut self) {
+        let bars_in = self.bar - self.section_start_bar;
+        let next = self.cued.take().or_else(|| {
+            self.cfg.transitions.iter().find_map(|t| {
+                let from_ok = t.from.is_none_or(|f| f == self.section);
+                let conditions = &t.conditions[..t.condition_count as usize];
+                let holds = conditions.iter().all(|c| {
+                    let v = self.communal[c.dim as usize];
+                    match c.comparison {
+                        Comparison::Above => v > c.threshold,
+                        Comparison::Below => v < c.threshold,
+                    }
+                });
+                (from_ok && t.to != self.section && bars_in >= t.min_bars as u64 && holds).then_some(t.to)
+            })
+        });
+        if let Some(section) = next {
+            self.section = section;
+            self.section_start_bar = self.bar;
+            self.notify(Notice::SectionChanged {
+                section,
+                bar: self.bar,
+                at_sample: self.time,
+            });
+        }
+    }
+
+    fn update_chord(&mut self) {
+        let section = &self.cfg.sections[self.section as usize];
+        let bars_in = self.bar.saturating_sub(self.section_start_bar);
+        let index = (bars_in / section.bars_per_chord.max(1) as u64) % section.chord_count.max(1) as u64;
+        let darkness = self.communal_params[Param::Darkness.index()];
+        let chord = darker(&section.chords[index as usize], darkness);
+        if chord != self.chord {
+            self.chord = chord;
+            self.chord_serial = self.chord_serial.wrapping_add(1);
+        }
+    }
+
+    fn publish_status(&self) {
+        let s = &self.status;
+        s.sample_position.store(self.time, Ordering::Relaxed);
+        s.section.store(self.section as u32, Ordering::Relaxed);
+        s.bar.store(self.bar, Ordering::Relaxed);
+        s.participants.store(self.present as u32, Ordering::Relaxed);
+        s.peak_left.store(self.block_peak.0.to_bits(), Ordering::Relaxed);
+        s.peak_right.store(self.block_peak.1.to_bits(), Ordering::Relaxed);
+        s.momentary_lufs.store(self.master.momentary_lufs().to_bits(), Ordering::Relaxed);
+        for (cell, v) in s.mood.iter().zip(self.communal.iter()) {
+            cell.store(v.to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Latency of the master bus in frames (the limiter's look-ahead).
+    pub fn latency_frames(&self) -> usize {
+        self.master.latency_frames()
+    }
+
+    /// The status block shared with controllers.
+    pub fn status(&self) -> &Arc<Status> {
+        &self.status
+    }
+}
+
+
+/// Sets flush-to-zero and denormals-are-zero for the duration of a block (x86-64), so
+/// decaying tails never fall into slow denormal arithmetic, and restores the caller's mode.
+struct DenormalGuard {
+    #[cfg(target_arch = "x86_64")]
+    saved: u32,
+}
+
+impl DenormalGuard {
+    #[allow(deprecated)]
+    fn new() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: reading and writing MXCSR only changes floating-point modes of this thread.
+            unsafe {
+                let saved = std::arch::x86_64::_mm_getcsr();
+                std::arch::x86_64::_mm_setcsr(saved | 0x8040);
+                Self { saved }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self {}
+    }
+}
+
+impl Drop for DenormalGuard {
+    #[allow(deprecated)]
+    fn drop(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: restores the mode saved in `new`.
+        unsafe {
+            std::arch::x86_64::_mm_setcsr(self.saved)
+        }
+    }
+}

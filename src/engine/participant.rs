@@ -1,0 +1,793 @@
+//! One participant's voice on the audio thread: its personal motif, timing and place in the
+//! stereo field, the notes it plays inside the communal chord, and its eight lanes.
+
+use super::config::{ArchetypeConfig, Param, SectionConfig, Timbre};
+use super::mood::MoodState;
+use super::voice::{svf_coefficients, LaneBank, LANES};
+use crate::control::ParticipantId;
+use crate::rng::Rng;
+use crate::score::{midi_to_hz, tension_tone, Chord, Motif, Scale};
+
+/// What a participant's voice needs to know about the score at a control tick.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreContext {
+    /// Musical time in beats since the start.
+    pub beat: f64,
+    /// Current (mood-coloured) chord.
+    pub chord: Chord,
+    /// Scale of the key.
+    pub scale: Scale,
+    /// Tonic as a pitch class.
+    pub tonic_pc: u8,
+    /// Increments whenever the chord or section changes.
+    pub chord_serial: u32,
+    /// Current section.
+    pub section: SectionConfig,
+    /// Output sample rate.
+    pub sample_rate: f32,
+    /// Seconds per control tick.
+    pub tick_secs: f32,
+    /// Seconds per beat.
+    pub beat_secs: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Idle,
+    Attack,
+    Decay,
+    Release,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lane {
+    stage: Stage,
+    note: f32,
+    velocity: f32,
+    gate_off_beat: f64,
+    /// MIDI pitch of the played note this lane sounds, or -1 when generated.
+    played: i16,
+    fenv: f32,
+    detune: f32,
+    drift_cents: f32,
+    spread: f32,
+}
+
+const IDLE_LANE: Lane = Lane {
+    stage: Stage::Idle,
+    note: 60.0,
+    velocity: 0.0,
+    gate_off_beat: f64::INFINITY,
+    played: -1,
+    fenv: 0.0,
+    detune: 0.0,
+    drift_cents: 0.0,
+    spread: 0.0,
+};
+
+/// Fade time of a participant who leaves.
+pub const LEAVE_FADE_SECS: f32 = 1.5;
+
+/// Static sound design of each timbre: oscillator mix, filter, modulation and level.
+#[derive(Clone, Copy, Debug)]
+struct TimbreDesign {
+    saw: f32,
+    pulse: f32,
+    width: f32,
+    saw2: f32,
+    saw2_cents: f32,
+    sine: f32,
+    mod_ratio: f32,
+    fm_index: f32,
+    noise: f32,
+    /// Filter 1 cutoff as a multiple of the note frequency (0 = fixed `cutoff_hz`).
+    key_track: f32,
+    cutoff_hz: f32,
+    q: f32,
+    fenv_oct: f32,
+    fenv_secs: f32,
+    lp: f32,
+    bp: f32,
+    bp2: f32,
+    vib_hz: f32,
+    vib_depth: f32,
+    gain: f32,
+    /// Gate length in motif steps for generated notes.
+    gate_steps: f32,
+}
+
+fn design(timbre: Timbre) -> TimbreDesign {
+    let base = TimbreDesign {
+        saw: 0.0,
+        pulse: 0.0,
+        width: 0.5,
+        saw2: 0.0,
+        saw2_cents: 0.0,
+        sine: 0.0,
+        mod_ratio: 1.0,
+        fm_index: 0.0,
+        noise: 0.0,
+        key_track: 0.0,
+        cutoff_hz: 2000.0,
+        q: 0.707,
+        fenv_oct: 0.0,
+        fenv_secs: 0.2,
+        lp: 1.0,
+        bp: 0.0,
+        bp2: 0.0,
+        vib_hz: 0.2,
+        vib_depth: 0.0,
+        gain: 0.3,
+        gate_steps: 1.0,
+    };
+    match timbre {
+        Timbre::Pad => TimbreDesign {
+            saw: 0.5,
+            saw2: 0.5,
+            saw2_cents: 9.0,
+            cutoff_hz: 700.0,
+            key_track: 1.5,
+            q: 0.8,
+            vib_hz: 0.25,
+            vib_depth: 0.0015,
+            gain: 0.22,
+            gate_steps: 1e9,
+            ..base
+        },
+        Timbre::Pluck => TimbreDesign {
+            saw: 0.7,
+            pulse: 0.25,
+            width: 0.3,
+            key_track: 1.0,
+            cutoff_hz: 250.0,
+            q: 1.4,
+            fenv_oct: 4.5,
+            fenv_secs: 0.12,
+            gain: 0.32,
+            gate_steps: 1.0,
+            ..base
+        },
+        Timbre::Bell => TimbreDesign {
+            sine: 1.0,
+            mod_ratio: 3.5,
+            fm_index: 1.2,
+            cutoff_hz: 9000.0,
+            q: 0.6,
+            fenv_oct: 0.0,
+            fenv_secs: 0.8,
+            gain: 0.30,
+            gate_steps: 2.0,
+            ..base
+        },
+        Timbre::Drone => TimbreDesign {
+            pulse: 0.5,
+            width: 0.3,
+            saw2: 0.5,
+            saw2_cents: 5.0,
+            cutoff_hz: 240.0,
+            key_track: 1.2,
+            q: 1.8,
+            vib_hz: 0.07,
+            vib_depth: 0.001,
+            gain: 0.30,
+            gate_steps: 1e9,
+            ..base
+        },
+        Timbre::Choir => TimbreDesign {
+            saw: 0.6,
+            saw2: 0.4,
+            saw2_cents: 12.0,
+            lp: 0.15,
+            bp: 1.0,
+            bp2: 0.8,
+            cutoff_hz: 700.0,
+            q: 4.0,
+            vib_hz: 5.2,
+            vib_depth: 0.005,
+            gain: 0.55,
+            gate_steps: 1e9,
+            ..base
+        },
+        Timbre::Bass => TimbreDesign {
+            pulse: 0.5,
+            width: 0.5,
+            sine: 0.7,
+            key_track: 2.0,
+            cutoff_hz: 120.0,
+            q: 1.1,
+            fenv_oct: 2.0,
+            fenv_secs: 0.15,
+            gain: 0.42,
+            gate_steps: 0.9,
+            ..base
+        },
+        Timbre::Wind => TimbreDesign {
+            noise: 1.0,
+            lp: 0.0,
+            bp: 1.0,
+            bp2: 0.5,
+            key_track: 1.0,
+            q: 14.0,
+            vib_hz: 0.3,
+            vib_depth: 0.003,
+            gain: 0.9,
+            gate_steps: 6.0,
+            ..base
+        },
+        Timbre::Lead => TimbreDesign {
+            saw: 0.3,
+            sine: 0.7,
+            mod_ratio: 1.0,
+            fm_index: 0.15,
+            key_track: 3.0,
+            cutoff_hz: 200.0,
+            q: 0.9,
+            vib_hz: 5.0,
+            vib_depth: 0.004,
+            gain: 0.30,
+            gate_steps: 1.8,
+            ..base
+        },
+    }
+}
+
+/// Vowel formants (F1, F2) in Hz for the choir: a, e, i, o, u.
+const VOWELS: [(f32, f32); 5] = [
+    (730.0, 1090.0),
+    (530.0, 1840.0),
+    (390.0, 1990.0),
+    (570.0, 840.0),
+    (440.0, 1020.0),
+];
+
+/// A participant slot.
+#[derive(Clone, Copy, Debug)]
+pub struct Participant {
+    /// External id.
+    pub id: ParticipantId,
+    /// Slot in use.
+    pub active: bool,
+    /// Fading out after a leave.
+    pub leaving: bool,
+    /// Archetype index.
+    pub archetype: u16,
+    /// Personal mood.
+    pub mood: MoodState,
+    /// Voice parameters from the voice's mood.
+    pub params: [f32; Param::COUNT],
+    cfg: ArchetypeConfig,
+    design: TimbreDesign,
+    rng: Rng,
+    motif: Motif,
+    motif_seed: u64,
+    home_pan: f32,
+    timing_offset: f32,
+    swing: f32,
+    vowel: usize,
+    next_step_beat: f64,
+    step: u64,
+    chord_serial: u32,
+    played_until_beat: f64,
+    lanes: [Lane; LANES],
+    bank: LaneBank,
+    gain_scale: f32,
+    fade_coef: f32,
+}
+
+impl Participant {
+    /// An empty slot.
+    pub fn empty(cfg: ArchetypeConfig, mood: MoodState) -> Self {
+        Self {
+            id: 0,
+            active: false,
+            leaving: false,
+            archetype: 0,
+            mood,
+            params: [0.0; Param::COUNT],
+            cfg,
+            design: design(cfg.timbre),
+            rng: Rng::new(0),
+            motif: Motif::generate(0, &cfg.motif),
+            motif_seed: 0,
+            home_pan: 0.0,
+            timing_offset: 0.0,
+            swing: 0.0,
+            vowel: 0,
+            next_step_beat: 0.0,
+            step: 0,
+            chord_serial: u32::MAX,
+            played_until_beat: f64::NEG_INFINITY,
+            lanes: [IDLE_LANE; LANES],
+            bank: LaneBank::new(0),
+            gain_scale: 1.0,
+            fade_coef: 0.0,
+        }
+    }
+
+    /// Starts this slot as a new participant. Real-time safe.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        &mut self,
+        id: ParticipantId,
+        archetype: u16,
+        cfg: ArchetypeConfig,
+        seed: u64,
+        mood: MoodState,
+        params: [f32; Param::COUNT],
+        beat: f64,
+        sample_rate: f32,
+    ) {
+        let mut rng = Rng::derive(seed, id as u64 ^ 0x7A9E_5717);
+        let motif_seed = rng.next_u64();
+        *self = Self {
+            id,
+            active: true,
+            leaving: false,
+            archetype,
+            mood,
+            params,
+            cfg,
+            design: design(cfg.timbre),
+            motif: Motif::generate(motif_seed, &cfg.motif),
+            motif_seed,
+            home_pan: rng.next_bipolar(),
+            timing_offset: rng.next_bipolar(),
+            swing: rng.next_f32(),
+            vowel: rng.below(VOWELS.len() as u32) as usize,
+            next_step_beat: 0.0,
+            step: 0,
+            chord_serial: u32::MAX,
+            played_until_beat: f64::NEG_INFINITY,
+            lanes: [IDLE_LANE; LANES],
+            bank: LaneBank::new(rng.next_u64()),
+            gain_scale: 1.0,
+            fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
+            rng,
+        };
+        let grid = self.cfg.grid_beats.max(1e-3) as f64;
+        self.step = (beat / grid).floor().max(0.0) as u64 + 1;
+        self.next_step_beat = self.step as f64 * grid;
+    }
+
+    /// Starts the fade-out of a leaving participant. Real-time safe.
+    pub fn leave(&mut self) {
+        self.leaving = true;
+        for l in 0..LANES {
+            self.bank.params.env_target[l] = 0.0;
+            self.bank.params.env_coef[l] = self.fade_coef;
+            self.lanes[l].stage = Stage::Release;
+        }
+    }
+
+    /// Renders the lanes, adding into the outputs. Real-time safe.
+    #[inline]
+    pub fn render_add(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
+        if self.lanes.iter().any(|l| l.stage != Stage::Idle) {
+            self.bank.render_add(out_l, out_r);
+        }
+    }
+
+    /// A played note starts. Real-time safe.
+    pub fn note_on(&mut self, pitch: u8, velocity: u8, ctx: &ScoreContext) {
+        if self.leaving {
+            return;
+        }
+        let mut note = pitch as i32;
+        if !self.cfg.free {
+            note = ctx.chord.nearest_tone(note);
+        }
+        let lane = self.free_lane();
+        self.start_lane(
+            lane,
+            note as f32,
+            (velocity as f32 / 127.0).clamp(0.0, 1.0),
+            f64::INFINITY,
+            pitch as i16,
+            ctx,
+        );
+        self.played_until_beat = f64::INFINITY;
+    }
+
+    /// A played note ends. Real-time safe.
+    pub fn note_off(&mut self, pitch: u8, ctx: &ScoreContext) {
+        for l in 0..LANES {
+            if self.lanes[l].played == pitch as i16 && self.lanes[l].stage != Stage::Release {
+                self.release_lane(l, ctx.sample_rate);
+            }
+        }
+        if !self.lanes.iter().any(|l| l.played >= 0 && l.stage != Stage::Release) {
+            // the generated part resumes two bars after the last played note
+            self.played_until_beat = ctx.beat + 8.0;
+        }
+    }
+
+    /// Everything that happens at a control tick. `full` also recomputes every lane's
+    /// parameters (done on a staggered slower rate). Real-time safe.
+    pub fn control_tick(&mut self, ctx: &ScoreContext, full: bool) -> bool {
+        if self.leaving {
+            if self.bank.is_silent() {
+                self.bank.quiet();
+                self.active = false;
+                return false;
+            }
+            return true;
+        }
+        if ctx.beat >= self.played_until_beat {
+            self.sequence(ctx);
+        }
+        let sr = ctx.sample_rate;
+        for l in 0..LANES {
+            let lane = self.lanes[l];
+            match lane.stage {
+                Stage::Idle => {}
+                Stage::Attack => {
+                    if self.bank.state.env[l] >= 1.0 {
+                        self.lanes[l].stage = Stage::Decay;
+                        self.bank.params.env_target[l] = self.cfg.sustain;
+                        self.bank.params.env_coef[l] = coef(self.cfg.decay_secs / 3.0, sr);
+                    }
+                }
+                Stage::Decay => {
+                    if self.cfg.sustain <= 0.0 && self.bank.state.env[l] < 1e-4 {
+                        self.lanes[l].stage = Stage::Idle;
+                        self.bank.params.env_target[l] = 0.0;
+                    }
+                }
+                Stage::Release => {
+                    if self.bank.state.env[l] < 1e-5 {
+                        self.lanes[l].stage = Stage::Idle;
+                    }
+                }
+            }
+            if matches!(self.lanes[l].stage, Stage::Attack | Stage::Decay)
+                && lane.played < 0
+                && ctx.beat >= lane.gate_off_beat
+            {
+                self.release_lane(l, sr);
+            }
+            if self.lanes[l].stage != Stage::Idle && self.lanes[l].fenv > 1e-3 {
+                self.lanes[l].fenv *= (-ctx.tick_secs / self.design.fenv_secs).exp();
+                if !full {
+                    self.update_lane(l, ctx);
+                }
+            }
+        }
+        if full {
+            self.drift(ctx);
+            for l in 0..LANES {
+                if self.lanes[l].stage != Stage::Idle {
+                    self.update_lane(l, ctx);
+                }
+            }
+        }
+        if self.lanes.iter().all(|l| l.stage == Stage::Idle) && self.bank.is_silent() {
+            self.bank.quiet();
+        }
+        true
+    }
+
+    fn drift(&mut self, ctx: &ScoreContext) {
+        let falter = self.params[Param::Falter.index()];
+        let relax = (-ctx.tick_secs * 8.0 / 0.7).exp();
+        for l in 0..LANES {
+            let d = &mut self.lanes[l].drift_cents;
+            *d = *d * relax + falter * 9.0 * self.rng.next_bipolar();
+            *d = d.clamp(-60.0 * falter, 60.0 * falter);
+        }
+    }
+
+    /// The personal, mood-steered part.
+    fn sequence(&mut self, ctx: &ScoreContext) {
+        let timbre = self.cfg.timbre;
+        if timbre.is_sustained() && self.chord_serial != ctx.chord_serial {
+            self.chord_serial = ctx.chord_serial;
+            self.voice_chord(ctx);
+        }
+        let grid = self.cfg.grid_beats.max(1e-3) as f64;
+        if ctx.beat < self.next_step_beat {
+            return;
+        }
+        let step = self.step;
+        self.step += 1;
+        let p = self.params;
+        // timing: personal offset and swing (low unity), random waver (falter)
+        let spread = p[Param::TimingSpread.index()];
+        let falter = p[Param::Falter.index()];
+        let mut offset = spread * (0.22 * self.timing_offset + 0.18 * self.swing * (self.step % 2) as f32);
+        offset += falter * 0.35 * self.rng.next_bipolar();
+        self.next_step_beat = ((self.step as f64 + offset as f64) * grid).max(ctx.beat + grid * 0.25);
+        if self.chord_serial == u32::MAX {
+            self.chord_serial = ctx.chord_serial;
+        }
+        let density = p[Param::Density.index()] * ctx.section.density;
+        let s = step as usize;
+        let mut onset = self.motif.onset(s) && hash01(self.motif_seed, step % self.motif.len() as u64) < density;
+        if !onset && density > 1.0 {
+            onset = hash01(self.motif_seed ^ 0xF111, step) < (density - 1.0) * 0.6;
+        }
+        if onset && falter > 0.0 && self.rng.chance(falter * 0.3) {
+            onset = false;
+        }
+        if !onset {
+            return;
+        }
+        let accent = if self.motif.accent(s) { 1.0 } else { 0.72 };
+        let velocity = accent * (0.85 + 0.15 * self.rng.next_f32());
+        if timbre.is_sustained() {
+            if timbre == Timbre::Choir {
+                self.move_choir_voice(s, ctx);
+            }
+            return;
+        }
+        let note = self.motif_note(s, ctx);
+        let gate = ctx.beat + grid * self.design.gate_steps as f64;
+        let lane = self.free_lane();
+        self.start_lane(lane, note as f32, velocity, gate, -1, ctx);
+        if timbre == Timbre::Bass {
+            // a quiet octave below for weight, on a second lane
+            let sub = self.free_lane();
+            self.start_lane(sub, (note - 12).max(24) as f32, velocity * 0.5, gate, -1, ctx);
+        }
+    }
+
+    fn register(&self, ctx: &ScoreContext) -> (i32, i32) {
+        let shift = self.params[Param::RegisterShift.index()].round() as i32 + ctx.section.register_shift as i32;
+        let low = (self.cfg.register_low as i32 + shift).clamp(12, 115);
+        let high = (self.cfg.register_high as i32 + shift).clamp(low + 5, 120);
+        (low, high)
+    }
+
+    fn fold(note: i32, low: i32, high: i32) -> i32 {
+        let mut n = note;
+        while n < low {
+            n += 12;
+        }
+        while n > high && n - 12 >= low {
+            n -= 12;
+        }
+        n
+    }
+
+    /// Index of the chord tone nearest the register centre.
+    fn center_index(chord: &Chord, low: i32, high: i32) -> i32 {
+        let center = (low + high) / 2;
+        let mut i = 0;
+        while i < 32 && chord.tone_midi(i, low) < center {
+            i += 1;
+        }
+        i
+    }
+
+    fn motif_note(&mut self, step: usize, ctx: &ScoreContext) -> i32 {
+        let (low, high) = self.register(ctx);
+        let chord = ctx.chord;
+        let p = self.params;
+        let mut note = if self.cfg.timbre == Timbre::Bass {
+            let root = Self::fold(chord.root as i32, low, high);
+            match self.motif.contour(step).rem_euclid(4) {
+                1 => chord.tone_midi(2, root),
+                3 => root + 12,
+                _ => root,
+            }
+        } else {
+            let i0 = Self::center_index(&chord, low, high);
+            chord.tone_midi(i0 + self.motif.contour(step) as i32, low)
+        };
+        if !self.rng.chance(p[Param::ChordLock.index()]) {
+            // personal line: a passing tone of the scale next to the chord tone
+            let dir = if self.rng.chance(0.5) { 1 } else { -1 };
+            note = ctx.scale.step(note, dir);
+        }
+        if self.rng.chance(p[Param::NonChord.index()]) {
+            note = tension_tone(&chord, &ctx.scale, note, &mut self.rng);
+        }
+        Self::fold(note, low, high)
+    }
+
+    fn voice_chord(&mut self, ctx: &ScoreContext) {
+        let (low, high) = self.register(ctx);
+        let chord = ctx.chord;
+        let mut notes = [0i32; 4];
+        let count = match self.cfg.timbre {
+            Timbre::Drone => {
+                let tonic = Self::fold(ctx.tonic_pc as i32, low, high);
+                notes[0] = tonic;
+                notes[1] = tonic + 7;
+                2
+            }
+            Timbre::Choir => {
+                let i0 = Self::center_index(&chord, low, high) - 1;
+                for (k, n) in notes.iter_mut().take(3).enumerate() {
+                    *n = chord.tone_midi(i0 + k as i32, low);
+                }
+                3
+            }
+            _ => {
+                let i0 = Self::center_index(&chord, low, high) - 2;
+                for (k, n) in notes.iter_mut().enumerate() {
+                    *n = chord.tone_midi(i0 + k as i32, low);
+                }
+                // low unity: a personal colour tone replaces the top note
+                if !self.rng.chance(self.params[Param::ChordLock.index()]) {
+                    notes[3] = ctx.scale.step(notes[3], 1);
+                }
+                if self.rng.chance(self.params[Param::NonChord.index()]) {
+                    notes[3] = tension_tone(&chord, &ctx.scale, notes[3], &mut self.rng);
+                }
+                4
+            }
+        };
+        let notes = &notes[..count];
+        // keep common tones, release the rest, then start the new ones
+        let mut kept = [false; 4];
+        for l in 0..LANES {
+            let lane = self.lanes[l];
+            if lane.played >= 0 || matches!(lane.stage, Stage::Idle | Stage::Release) {
+                continue;
+            }
+            match notes.iter().position(|n| *n as f32 == lane.note) {
+                Some(k) if !kept[k] => kept[k] = true,
+                _ => self.release_lane(l, ctx.sample_rate),
+            }
+        }
+        for (k, n) in notes.iter().enumerate() {
+            if !kept[k] {
+                let lane = self.free_lane();
+                self.start_lane(lane, *n as f32, 0.8, f64::INFINITY, -1, ctx);
+            }
+        }
+    }
+
+    fn move_choir_voice(&mut self, step: usize, ctx: &ScoreContext) {
+        // the top voice of the chorale moves to the chord tone the motif names
+        let (low, high) = self.register(ctx);
+        let i0 = Self::center_index(&ctx.chord, low, high);
+        let target = Self::fold(ctx.chord.tone_midi(i0 + self.motif.contour(step) as i32 / 2, low), low, high);
+        let mut top: Option<usize> = None;
+        for l in 0..LANES {
+            let lane = self.lanes[l];
+            if lane.played < 0 && matches!(lane.stage, Stage::Attack | Stage::Decay) {
+                if top.is_none_or(|t| self.lanes[t].note < lane.note) {
+                    top = Some(l);
+                }
+            }
+        }
+        if let Some(t) = top {
+            if self.lanes[t].note as i32 != target {
+                self.release_lane(t, ctx.sample_rate);
+                let lane = self.free_lane();
+                self.start_lane(lane, target as f32, 0.8, f64::INFINITY, -1, ctx);
+            }
+        }
+    }
+
+    /// An idle lane, else the quietest releasing one, else the quietest of all.
+    fn free_lane(&self) -> usize {
+        if let Some(l) = self.lanes.iter().position(|l| l.stage == Stage::Idle) {
+            return l;
+        }
+        let env = &self.bank.state.env;
+        let mut best = 0;
+        let mut best_key = f32::INFINITY;
+        for l in 0..LANES {
+            let key = env[l] + if self.lanes[l].stage == Stage::Release { 0.0 } else { 10.0 };
+            if key < best_key {
+                best_key = key;
+                best = l;
+            }
+        }
+        best
+    }
+
+    fn start_lane(&mut self, l: usize, note: f32, velocity: f32, gate_off_beat: f64, played: i16, ctx: &ScoreContext) {
+        let spread = match self.cfg.timbre {
+            Timbre::Pad | Timbre::Choir => [-0.5, 0.5][l % 2],
+            _ => 0.0,
+        };
+        self.lanes[l] = Lane {
+            stage: Stage::Attack,
+            note,
+            velocity,
+            gate_off_beat,
+            played,
+            fenv: 1.0,
+            detune: self.rng.next_bipolar(),
+            drift_cents: self.lanes[l].drift_cents,
+            spread,
+        };
+        let d = self.design;
+        let bp = &mut self.bank.params;
+        bp.saw[l] = d.saw;
+        bp.pulse[l] = d.pulse;
+        bp.width[l] = d.width;
+        bp.saw2[l] = d.saw2;
+        bp.sine[l] = d.sine;
+        bp.mod_ratio[l] = d.mod_ratio;
+        bp.noise[l] = d.noise;
+        bp.lp[l] = d.lp;
+        bp.bp[l] = d.bp;
+        bp.bp2[l] = d.bp2;
+        bp.vib_dt[l] = d.vib_hz * (1.0 + 0.1 * self.rng.next_bipolar()) / ctx.sample_rate;
+        bp.env_target[l] = 1.3;
+        bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
+        self.update_lane(l, ctx);
+    }
+
+    fn release_lane(&mut self, l: usize, sample_rate: f32) {
+        self.lanes[l].stage = Stage::Release;
+        self.bank.params.env_target[l] = 0.0;
+        self.bank.params.env_coef[l] = coef(self.cfg.release_secs.max(0.005) / 4.0, sample_rate);
+    }
+
+    /// Recomputes one lane's pitch, filter, FM and gains from the voice parameters.
+    fn update_lane(&mut self, l: usize, ctx: &ScoreContext) {
+        let d = self.design;
+        let lane = self.lanes[l];
+        let p = &self.params;
+        let sr = ctx.sample_rate;
+        let detune = p[Param::DetuneCents.index()] * lane.detune + self.cfg.detune_cents * lane.spread + lane.drift_cents;
+        let hz = midi_to_hz(lane.note + detune * 0.01);
+        let bp = &mut self.bank.params;
+        bp.dt[l] = (hz / sr).min(0.45);
+        bp.dt2[l] = (hz * (1.0 + d.saw2_cents * 0.000_578) / sr).min(0.45);
+        let bright = p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
+        bp.vib_depth[l] = d.vib_depth * (1.0 + 6.0 * p[Param::Falter.index()]);
+        bp.fm_index[l] = d.fm_index * (0.4 + lane.fenv) * (1.0 + 0.25 * bright).max(0.2);
+        let nyquist_safe = 0.45 * sr;
+        let (f1, f2) = match self.cfg.timbre {
+            Timbre::Choir => {
+                let (a, b) = VOWELS[self.vowel];
+                let shift = (0.25 * bright).exp2();
+                (
+                    svf_coefficients((a * shift).min(nyquist_safe), d.q, sr),
+                    svf_coefficients((b * shift).min(nyquist_safe), d.q * 1.3, sr),
+                )
+            }
+            Timbre::Wind => {
+                let q = d.q * (1.0 - 0.12 * bright).clamp(0.3, 2.0);
+                (
+                    svf_coefficients((hz * d.key_track).min(nyquist_safe), q, sr),
+                    svf_coefficients((hz * 2.0).min(nyquist_safe), q, sr),
+                )
+            }
+            _ => {
+                let cutoff = (d.cutoff_hz + hz * d.key_track) * (bright + d.fenv_oct * lane.fenv).exp2();
+                let c = svf_coefficients(cutoff.clamp(30.0, nyquist_safe), d.q, sr);
+                (c, c)
+            }
+        };
+        for k in 0..4 {
+            bp.f1[k][l] = f1[k];
+            bp.f2[k][l] = f2[k];
+        }
+        let level_db = self.cfg.level_db + p[Param::LoudnessDb.index()] + ctx.section.level_db;
+        let gain = d.gain * lane.velocity * (level_db * 0.05 * std::f32::consts::LN_10).exp() * self.gain_scale;
+        let width = p[Param::StereoWidth.index()];
+        let pan = (self.home_pan * width + lane.spread * 0.4 * width).clamp(-1.0, 1.0);
+        let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;
+        bp.gain_l[l] = gain * angle.cos();
+        bp.gain_r[l] = gain * angle.sin();
+    }
+
+    /// Whether any lane sounds.
+    pub fn is_sounding(&self) -> bool {
+        self.lanes.iter().any(|l| l.stage != Stage::Idle)
+    }
+
+    /// The archetype configuration.
+    pub fn config(&self) -> &ArchetypeConfig {
+        &self.cfg
+    }
+}
+
+/// One-pole coefficient for a time constant.
+#[inline]
+pub fn coef(tau_secs: f32, sample_rate: f32) -> f32 {
+    1.0 - (-1.0 / (tau_secs.max(1e-5) * sample_rate)).exp()
+}
+
+/// A stable pseudo-random value in [0, 1) for (seed, n).
+#[inline]
+fn hash01(seed: u64, n: u64) -> f32 {
+    Rng::derive(seed, n).next_f32()
+}

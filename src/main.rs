@@ -1,0 +1,178 @@
+//! The `tapestry` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use tapestry::render::{render, write_wav, RenderOptions, WavFormat};
+use tapestry::{Patch, Performance};
+
+#[derive(Parser)]
+#[command(name = "tapestry", version, about = "An audio-reactive, collective soundscape synthesizer")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// 24-bit integer PCM, dithered
+    Pcm24,
+    /// 32-bit float
+    Float32,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Render a performance of a patch to a WAV file, faster than real time.
+    Render {
+        /// Patch file (TOML).
+        patch: PathBuf,
+        /// Performance file (TOML); without it, an empty room at the patch's default mood.
+        #[arg(long, short = 'p')]
+        performance: Option<PathBuf>,
+        /// Output WAV file.
+        #[arg(long, short = 'o', default_value = "out.wav")]
+        output: PathBuf,
+        /// Length in seconds (default: the performance's).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Seed (default: the performance's, else the patch's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Sample rate in Hz.
+        #[arg(long, default_value_t = 48_000)]
+        sample_rate: u32,
+        /// WAV sample format.
+        #[arg(long, value_enum, default_value_t = Format::Pcm24)]
+        format: Format,
+        /// Frames per processing block (the output is identical for any value).
+        #[arg(long, default_value_t = 512)]
+        block: usize,
+    },
+    /// Validate a patch and optionally a performance; reports every problem found.
+    Check {
+        /// Patch file.
+        patch: PathBuf,
+        /// Performance file.
+        performance: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Check { patch, performance } => {
+            let p = Patch::load(&patch).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            println!(
+                "{}: ok — \"{}\", {} sections, {} archetypes, {} mood dimensions",
+                patch.display(),
+                p.name,
+                p.sections.len(),
+                p.archetypes.len(),
+                p.dims.len()
+            );
+            if let Some(perf) = performance {
+                let f = Performance::load(&perf, &p, 48_000).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", perf.display()))?;
+                println!(
+                    "{}: ok — {} events, {:.1} s, up to {} participants",
+                    perf.display(),
+                    f.commands.len(),
+                    f.duration_frames as f64 / 48_000.0,
+                    f.peak_participants
+                );
+            }
+            Ok(())
+        }
+        Cmd::Render {
+            patch,
+            performance,
+            output,
+            duration,
+            seed,
+            sample_rate,
+            format,
+            block,
+        } => {
+            if !(8_000..=384_000).contains(&sample_rate) {
+                bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
+            }
+            if block == 0 || block > tapestry::engine::MAX_BLOCK_FRAMES {
+                bail!("--block must be between 1 and {} frames", tapestry::engine::MAX_BLOCK_FRAMES);
+            }
+            let p = Patch::load(&patch).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            let perf = match &performance {
+                Some(path) => Performance::load(path, &p, sample_rate).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
+                None => Performance {
+                    commands: Vec::new(),
+                    duration_frames: 60 * sample_rate as u64,
+                    seed: None,
+                    peak_participants: 0,
+                },
+            };
+            let duration_frames = match duration {
+                Some(d) if d > 0.0 && d <= 86_400.0 => Some((d * sample_rate as f64).round() as u64),
+                Some(d) => bail!("--duration must be between 0 and 86400 seconds, got {d}"),
+                None => None,
+            };
+            let options = RenderOptions {
+                sample_rate,
+                seed,
+                duration_frames,
+                block_frames: block,
+            };
+            let total = duration_frames.unwrap_or(perf.duration_frames);
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} rendering [{bar:40}] {percent:>3}% {msg} (eta {eta})")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            let started = Instant::now();
+            let mut shown = false;
+            let samples = render(&p, &perf, &options, |done, total| {
+                // show the bar only for renders that take more than a moment
+                if !shown && started.elapsed() > Duration::from_millis(300) {
+                    shown = true;
+                    bar.reset_elapsed();
+                }
+                if shown {
+                    bar.set_position(done);
+                    bar.set_message(format!("{:.0}s/{:.0}s", done as f64 / sample_rate as f64, total as f64 / sample_rate as f64));
+                }
+            });
+            bar.finish_and_clear();
+            let elapsed = started.elapsed().as_secs_f64();
+            let fmt = match format {
+                Format::Pcm24 => WavFormat::Pcm24,
+                Format::Float32 => WavFormat::Float32,
+            };
+            let dither_seed = options.seed.or(perf.seed).unwrap_or(p.seed());
+            write_wav(&output, &samples, sample_rate, fmt, dither_seed).with_context(|| format!("writing {}", output.display()))?;
+            let secs = total as f64 / sample_rate as f64;
+            let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+            eprintln!(
+                "wrote {} — {:.1} s of audio in {:.2} s ({:.0}x real time), peak {:.2} dBFS",
+                output.display(),
+                secs,
+                elapsed,
+                secs / elapsed.max(1e-9),
+                20.0 * peak.max(1e-12).log10()
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The patch file as written: serde structs with `deny_unknown_fields`; values that are
+//! validated later keep their source span.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A whole patch file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchFile {
+    /// Format version; must be 1.
+    pub version: Spanned<i64>,
+    /// The piece.
+    pub piece: PieceFile,
+    /// Master bus.
+    pub master: Option<MasterFile>,
+    /// The communal score.
+    pub score: ScoreFile,
+    /// Mood dimensions by name.
+    #[serde(default)]
+    pub mood: BTreeMap<String, MoodDimFile>,
+    /// Voice archetypes.
+    #[serde(default)]
+    pub archetypes: Vec<ArchetypeFile>,
+    /// Mood → parameter mappings.
+    #[serde(default)]
+    pub mappings: Vec<MappingFile>,
+}
+
+/// `[piece]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PieceFile {
+    /// Name.
+    pub name: Spanned<String>,
+    /// Master seed.
+    pub seed: Option<Spanned<i64>>,
+    /// Most participants at once (default 64).
+    pub capacity: Option<Spanned<i64>>,
+    /// Integrated loudness target (default -16 LUFS).
+    pub loudness_target_lufs: Option<Spanned<f64>>,
+    /// How far a participant's own mood shows in its voice at low unity, 0..1.
+    pub individuality: Option<Spanned<f64>>,
+}
+
+/// `[master]`
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterFile {
+    /// Base reverb send, 0..1.
+    pub reverb_mix: Option<Spanned<f64>>,
+    /// Reverb room size.
+    pub room_size: Option<Spanned<f64>>,
+    /// Reverb decay time.
+    pub reverb_time_secs: Option<Spanned<f64>>,
+    /// Reverb damping, 0..1.
+    pub damping: Option<Spanned<f64>>,
+    /// Limiter ceiling (default -1 dBFS).
+    pub ceiling_dbfs: Option<Spanned<f64>>,
+    /// Loudness leveler on or off (default on).
+    pub leveler: Option<bool>,
+}
+
+/// `[score]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreFile {
+    /// Tonic, e.g. "D" or "Bb".
+    pub key: Spanned<String>,
+    /// Mode, e.g. "dorian" (default major).
+    pub mode: Option<Spanned<String>>,
+    /// Tempo.
+    pub tempo_bpm: Spanned<f64>,
+    /// Meter, e.g. "4/4".
+    pub meter: Option<Spanned<String>>,
+    /// First section (default the first listed).
+    pub start: Option<Spanned<String>>,
+    /// Sections.
+    #[serde(default)]
+    pub sections: Vec<SectionFile>,
+    /// Mood-driven transitions.
+    #[serde(default)]
+    pub transitions: Vec<TransitionFile>,
+}
+
+/// `[[score.sections]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SectionFile {
+    /// Name.
+    pub name: Spanned<String>,
+    /// Chord progression: roman numerals or chord symbols.
+    pub chords: Vec<Spanned<String>>,
+    /// Bars per chord (default 1).
+    pub bars_per_chord: Option<Spanned<i64>>,
+    /// Density multiplier, 0..2.
+    pub density: Option<Spanned<f64>>,
+    /// Brightness offset in octaves.
+    pub brightness_oct: Option<Spanned<f64>>,
+    /// Register shift in semitones.
+    pub register_shift: Option<Spanned<f64>>,
+    /// Reverb send offset.
+    pub reverb: Option<Spanned<f64>>,
+    /// Level offset in dB.
+    pub level_db: Option<Spanned<f64>>,
+}
+
+/// `[[score.transitions]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionFile {
+    /// Section left ("*" or absent: any).
+    pub from: Option<Spanned<String>>,
+    /// Section entered.
+    pub to: Spanned<String>,
+    /// Conditions on the communal mood.
+    pub when: Spanned<String>,
+    /// Bars the current section must have lasted.
+    pub min_bars: Option<Spanned<i64>>,
+}
+
+/// `[mood.<name>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoodDimFile {
+    /// Value range (default [0, 1]).
+    pub range: Option<Spanned<[f64; 2]>>,
+    /// Starting value (default: middle of the range).
+    pub default: Option<Spanned<f64>>,
+    /// Smoothing time (default 1 s).
+    pub smoothing_secs: Option<Spanned<f64>>,
+}
+
+/// `[[archetypes]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchetypeFile {
+    /// Stable id.
+    pub id: Spanned<String>,
+    /// Timbre family.
+    pub timbre: Spanned<String>,
+    /// Role (default from the timbre).
+    pub role: Option<Spanned<String>>,
+    /// [low, high] MIDI notes.
+    pub register: Spanned<[i64; 2]>,
+    /// Motif shape.
+    pub motif: Option<MotifFile>,
+    /// Motif step length in beats.
+    pub grid_beats: Option<Spanned<f64>>,
+    /// Level in dB.
+    pub level_db: Option<Spanned<f64>>,
+    /// Played notes stay unharmonized.
+    pub free: Option<bool>,
+    /// Attack.
+    pub attack_secs: Option<Spanned<f64>>,
+    /// Decay.
+    pub decay_secs: Option<Spanned<f64>>,
+    /// Sustain level.
+    pub sustain: Option<Spanned<f64>>,
+    /// Release.
+    pub release_secs: Option<Spanned<f64>>,
+    /// Brightness offset in octaves.
+    pub brightness_oct: Option<Spanned<f64>>,
+    /// Detune spread in cents.
+    pub detune_cents: Option<Spanned<f64>>,
+}
+
+/// `motif = { ... }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MotifFile {
+    /// Steps, 1..16.
+    pub steps: Option<Spanned<i64>>,
+    /// Fraction of steps with an onset.
+    pub density: Option<Spanned<f64>>,
+    /// Span in chord tones.
+    pub range: Option<Spanned<f64>>,
+    /// Chance of a leap.
+    pub leap_chance: Option<Spanned<f64>>,
+    /// Chance of repeating a note.
+    pub repeat_chance: Option<Spanned<f64>>,
+}
+
+/// `[[mappings]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingFile {
+    /// Mood dimension.
+    pub from: Spanned<String>,
+    /// Parameter.
+    pub to: Spanned<String>,
+    /// Output at the dimension's [min, max].
+    pub range: Spanned<[f64; 2]>,
+    /// "linear", "smooth", "pow:<p>", "threshold:<t>".
+    pub curve: Option<Spanned<String>>,
+}
