@@ -14,6 +14,7 @@ pub mod config;
 pub mod master;
 pub mod mood;
 pub mod participant;
+pub mod reverb;
 pub mod voice;
 
 use std::sync::atomic::Ordering;
@@ -27,7 +28,8 @@ use crate::score::{darker, Chord, Scale};
 use config::{Comparison, EngineConfig, Param, Role, MAX_DIMS};
 use master::MasterBus;
 use mood::{evaluate_params, robust_center, MoodState};
-use participant::{coef, Participant, ScoreContext};
+use participant::{coef, render_chunk, Participant, ScoreContext};
+use voice::VoicePool;
 
 /// Samples between control ticks (score, envelopes, mood).
 pub const CONTROL_PERIOD: u64 = 32;
@@ -55,6 +57,7 @@ pub struct Engine {
     schedule: Vec<(u64, u64, Command)>,
     arrival: u64,
     participants: Vec<Participant>,
+    pool: VoicePool,
     present: usize,
     time: u64,
     conductor: MoodState,
@@ -103,6 +106,7 @@ impl Engine {
             arrival: 0,
             scratch: Vec::with_capacity(cfg.capacity),
             participants,
+            pool: VoicePool::new(cfg.capacity + cfg.capacity / 4 + 8, cfg.seed),
             present: 0,
             time: 0,
             conductor,
@@ -116,7 +120,7 @@ impl Engine {
             chord_serial: 0,
             scale,
             reverb_mix: 0.0,
-            reverb_coef: coef(0.5, cfg.sample_rate),
+            reverb_coef: coef(0.5 / tick_secs, 1.0),
             master,
             buf_l: [0.0; MAX_SPAN],
             buf_r: [0.0; MAX_SPAN],
@@ -145,6 +149,7 @@ impl Engine {
         for p in self.participants.iter_mut() {
             *p = Participant::empty(first, conductor);
         }
+        self.pool.reset();
         self.present = 0;
         self.time = 0;
         self.conductor = conductor;
@@ -197,15 +202,9 @@ impl Engine {
         let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
         l.fill(0.0);
         r.fill(0.0);
-        for p in self.participants.iter_mut().filter(|p| p.active) {
-            p.render_add(l, r);
-        }
-        let target = self.communal_params[Param::ReverbMix.index()]
-            + self.cfg.sections[self.section as usize].reverb;
-        let target = target.clamp(0.0, 1.0);
+        self.pool.render_add(l, r, render_chunk);
         let (mut pl, mut pr) = self.block_peak;
         for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
-            self.reverb_mix += (target - self.reverb_mix) * self.reverb_coef;
             let (yl, yr) = self.master.process_frame(xl, xr, self.reverb_mix);
             frame[0] = yl;
             frame[1] = yr;
@@ -275,7 +274,7 @@ impl Engine {
             } => self.join(participant, archetype, command),
             Command::Leave { participant } => match self.find(participant) {
                 Some(i) => {
-                    self.participants[i].leave();
+                    self.participants[i].leave(&mut self.pool);
                     self.present -= 1;
                 }
                 None => self.refuse(command, Refusal::UnknownParticipant),
@@ -314,7 +313,7 @@ impl Engine {
             } => match self.find(participant) {
                 Some(i) if pitch < 128 && velocity > 0 => {
                     let ctx = self.score_context();
-                    self.participants[i].note_on(pitch, velocity.min(127), &ctx);
+                    self.participants[i].note_on(pitch, velocity.min(127), &ctx, &mut self.pool);
                 }
                 Some(_) => self.refuse(command, Refusal::OutOfRange),
                 None => self.refuse(command, Refusal::UnknownParticipant),
@@ -322,7 +321,7 @@ impl Engine {
             Command::NoteOff { participant, pitch } => match self.find(participant) {
                 Some(i) => {
                     let ctx = self.score_context();
-                    self.participants[i].note_off(pitch, &ctx);
+                    self.participants[i].note_off(pitch, &ctx, &mut self.pool);
                 }
                 None => self.refuse(command, Refusal::UnknownParticipant),
             },
@@ -427,6 +426,10 @@ impl Engine {
     fn control_tick(&mut self) {
         let tick = self.time / CONTROL_PERIOD;
         self.update_mood();
+        let reverb_target = (self.communal_params[Param::ReverbMix.index()]
+            + self.cfg.sections[self.section as usize].reverb)
+            .clamp(0.0, 1.0);
+        self.reverb_mix += (reverb_target - self.reverb_mix) * self.reverb_coef;
         // bar lines: cues and mood-driven transitions
         let beats_per_bar = self.cfg.beats_per_bar.max(1) as f64;
         let bar = (self.beat() / beats_per_bar).floor() as u64;
@@ -461,7 +464,7 @@ impl Engine {
                 params[Param::ReverbMix.index()] = communal_params[Param::ReverbMix.index()];
                 p.params = params;
             }
-            if p.control_tick(&ctx, full) && !p.leaving {
+            if p.control_tick(&ctx, full, &mut self.pool) && !p.leaving {
                 present += 1;
             }
         }

@@ -3,7 +3,7 @@
 
 use super::config::{ArchetypeConfig, Param, SectionConfig, Timbre};
 use super::mood::MoodState;
-use super::voice::{svf_coefficients, LaneBank, LANES};
+use super::voice::{svf_coefficients, LaneBank, LaneSlot, VoicePool, LANES};
 use crate::control::ParticipantId;
 use crate::rng::Rng;
 use crate::score::{midi_to_hz, tension_tone, Chord, Motif, Scale};
@@ -51,9 +51,11 @@ struct Lane {
     detune: f32,
     drift_cents: f32,
     spread: f32,
+    slot: LaneSlot,
 }
 
 const IDLE_LANE: Lane = Lane {
+    slot: 0,
     stage: Stage::Idle,
     note: 60.0,
     velocity: 0.0,
@@ -269,7 +271,6 @@ pub struct Participant {
     chord_serial: u32,
     played_until_beat: f64,
     lanes: [Lane; LANES],
-    bank: LaneBank,
     gain_scale: f32,
     fade_coef: f32,
 }
@@ -298,7 +299,6 @@ impl Participant {
             chord_serial: u32::MAX,
             played_until_beat: f64::NEG_INFINITY,
             lanes: [IDLE_LANE; LANES],
-            bank: LaneBank::new(0),
             gain_scale: 1.0,
             fade_coef: 0.0,
         }
@@ -339,7 +339,6 @@ impl Participant {
             chord_serial: u32::MAX,
             played_until_beat: f64::NEG_INFINITY,
             lanes: [IDLE_LANE; LANES],
-            bank: LaneBank::new(rng.next_u64()),
             gain_scale: 1.0,
             fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
             rng,
@@ -350,25 +349,32 @@ impl Participant {
     }
 
     /// Starts the fade-out of a leaving participant. Real-time safe.
-    pub fn leave(&mut self) {
+    pub fn leave(&mut self, pool: &mut VoicePool) {
         self.leaving = true;
         for l in 0..LANES {
-            self.bank.params.env_target[l] = 0.0;
-            self.bank.params.env_coef[l] = self.fade_coef;
+            if self.lanes[l].stage == Stage::Idle {
+                continue;
+            }
+            let (bank, i) = pool.lane(self.lanes[l].slot);
+            bank.params.env_target[i] = 0.0;
+            bank.params.env_coef[i] = bank.params.env_coef[i].min(self.fade_coef);
             self.lanes[l].stage = Stage::Release;
         }
     }
 
-    /// Renders the lanes, adding into the outputs. Real-time safe.
-    #[inline]
-    pub fn render_add(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
-        if self.lanes.iter().any(|l| l.stage != Stage::Idle) {
-            self.bank.render_add(out_l, out_r);
+    /// Frees every lane at once (engine reset). Real-time safe.
+    pub fn silence(&mut self, pool: &mut VoicePool) {
+        for l in 0..LANES {
+            if self.lanes[l].stage != Stage::Idle {
+                pool.free(self.lanes[l].slot);
+                self.lanes[l].stage = Stage::Idle;
+            }
         }
+        self.active = false;
     }
 
     /// A played note starts. Real-time safe.
-    pub fn note_on(&mut self, pitch: u8, velocity: u8, ctx: &ScoreContext) {
+    pub fn note_on(&mut self, pitch: u8, velocity: u8, ctx: &ScoreContext, pool: &mut VoicePool) {
         if self.leaving {
             return;
         }
@@ -376,7 +382,7 @@ impl Participant {
         if !self.cfg.free {
             note = ctx.chord.nearest_tone(note);
         }
-        let lane = self.free_lane();
+        let lane = self.free_lane(pool);
         self.start_lane(
             lane,
             note as f32,
@@ -384,15 +390,17 @@ impl Participant {
             f64::INFINITY,
             pitch as i16,
             ctx,
+            pool,
         );
         self.played_until_beat = f64::INFINITY;
     }
 
     /// A played note ends. Real-time safe.
-    pub fn note_off(&mut self, pitch: u8, ctx: &ScoreContext) {
+    pub fn note_off(&mut self, pitch: u8, ctx: &ScoreContext, pool: &mut VoicePool) {
         for l in 0..LANES {
-            if self.lanes[l].played == pitch as i16 && self.lanes[l].stage != Stage::Release {
-                self.release_lane(l, ctx.sample_rate);
+            let lane = self.lanes[l];
+            if lane.played == pitch as i16 && matches!(lane.stage, Stage::Attack | Stage::Decay) {
+                self.release_lane(l, ctx.sample_rate, pool);
             }
         }
         if !self.lanes.iter().any(|l| l.played >= 0 && l.stage != Stage::Release) {
@@ -403,52 +411,49 @@ impl Participant {
 
     /// Everything that happens at a control tick. `full` also recomputes every lane's
     /// parameters (done on a staggered slower rate). Real-time safe.
-    pub fn control_tick(&mut self, ctx: &ScoreContext, full: bool) -> bool {
-        if self.leaving {
-            if self.bank.is_silent() {
-                self.bank.quiet();
-                self.active = false;
-                return false;
-            }
-            return true;
-        }
-        if ctx.beat >= self.played_until_beat {
-            self.sequence(ctx);
+    pub fn control_tick(&mut self, ctx: &ScoreContext, full: bool, pool: &mut VoicePool) -> bool {
+        if !self.leaving && ctx.beat >= self.played_until_beat {
+            self.sequence(ctx, pool);
         }
         let sr = ctx.sample_rate;
         for l in 0..LANES {
             let lane = self.lanes[l];
+            if lane.stage == Stage::Idle {
+                continue;
+            }
+            let env = pool.env(lane.slot);
             match lane.stage {
                 Stage::Idle => {}
                 Stage::Attack => {
-                    if self.bank.state.env[l] >= 1.0 {
+                    if env >= 1.0 {
                         self.lanes[l].stage = Stage::Decay;
-                        self.bank.params.env_target[l] = self.cfg.sustain;
-                        self.bank.params.env_coef[l] = coef(self.cfg.decay_secs / 3.0, sr);
+                        let (bank, i) = pool.lane(lane.slot);
+                        bank.params.env_target[i] = self.cfg.sustain;
+                        bank.params.env_coef[i] = coef(self.cfg.decay_secs / 3.0, sr);
                     }
                 }
                 Stage::Decay => {
-                    if self.cfg.sustain <= 0.0 && self.bank.state.env[l] < 1e-4 {
+                    if self.cfg.sustain <= 0.0 && env < 1e-4 {
                         self.lanes[l].stage = Stage::Idle;
-                        self.bank.params.env_target[l] = 0.0;
+                        pool.free(lane.slot);
+                        continue;
                     }
                 }
                 Stage::Release => {
-                    if self.bank.state.env[l] < 1e-5 {
+                    if env < 1e-5 {
                         self.lanes[l].stage = Stage::Idle;
+                        pool.free(lane.slot);
+                        continue;
                     }
                 }
             }
-            if matches!(self.lanes[l].stage, Stage::Attack | Stage::Decay)
-                && lane.played < 0
-                && ctx.beat >= lane.gate_off_beat
-            {
-                self.release_lane(l, sr);
+            if matches!(self.lanes[l].stage, Stage::Attack | Stage::Decay) && lane.played < 0 && ctx.beat >= lane.gate_off_beat {
+                self.release_lane(l, sr, pool);
             }
-            if self.lanes[l].stage != Stage::Idle && self.lanes[l].fenv > 1e-3 {
+            if self.lanes[l].fenv > 1e-3 {
                 self.lanes[l].fenv *= (-ctx.tick_secs / self.design.fenv_secs).exp();
                 if !full {
-                    self.update_lane(l, ctx);
+                    self.update_lane(l, ctx, pool);
                 }
             }
         }
@@ -456,12 +461,13 @@ impl Participant {
             self.drift(ctx);
             for l in 0..LANES {
                 if self.lanes[l].stage != Stage::Idle {
-                    self.update_lane(l, ctx);
+                    self.update_lane(l, ctx, pool);
                 }
             }
         }
-        if self.lanes.iter().all(|l| l.stage == Stage::Idle) && self.bank.is_silent() {
-            self.bank.quiet();
+        if self.leaving && !self.is_sounding() {
+            self.active = false;
+            return false;
         }
         true
     }
@@ -477,11 +483,11 @@ impl Participant {
     }
 
     /// The personal, mood-steered part.
-    fn sequence(&mut self, ctx: &ScoreContext) {
+    fn sequence(&mut self, ctx: &ScoreContext, pool: &mut VoicePool) {
         let timbre = self.cfg.timbre;
         if timbre.is_sustained() && self.chord_serial != ctx.chord_serial {
             self.chord_serial = ctx.chord_serial;
-            self.voice_chord(ctx);
+            self.voice_chord(ctx, pool);
         }
         let grid = self.cfg.grid_beats.max(1e-3) as f64;
         if ctx.beat < self.next_step_beat {
@@ -515,18 +521,18 @@ impl Participant {
         let velocity = accent * (0.85 + 0.15 * self.rng.next_f32());
         if timbre.is_sustained() {
             if timbre == Timbre::Choir {
-                self.move_choir_voice(s, ctx);
+                self.move_choir_voice(s, ctx, pool);
             }
             return;
         }
         let note = self.motif_note(s, ctx);
         let gate = ctx.beat + grid * self.design.gate_steps as f64;
-        let lane = self.free_lane();
-        self.start_lane(lane, note as f32, velocity, gate, -1, ctx);
+        let lane = self.free_lane(pool);
+        self.start_lane(lane, note as f32, velocity, gate, -1, ctx, pool);
         if timbre == Timbre::Bass {
             // a quiet octave below for weight, on a second lane
-            let sub = self.free_lane();
-            self.start_lane(sub, (note - 12).max(24) as f32, velocity * 0.5, gate, -1, ctx);
+            let sub = self.free_lane(pool);
+            self.start_lane(sub, (note - 12).max(24) as f32, velocity * 0.5, gate, -1, ctx, pool);
         }
     }
 
@@ -584,7 +590,7 @@ impl Participant {
         Self::fold(note, low, high)
     }
 
-    fn voice_chord(&mut self, ctx: &ScoreContext) {
+    fn voice_chord(&mut self, ctx: &ScoreContext, pool: &mut VoicePool) {
         let (low, high) = self.register(ctx);
         let chord = ctx.chord;
         let mut notes = [0i32; 4];
@@ -627,18 +633,18 @@ impl Participant {
             }
             match notes.iter().position(|n| *n as f32 == lane.note) {
                 Some(k) if !kept[k] => kept[k] = true,
-                _ => self.release_lane(l, ctx.sample_rate),
+                _ => self.release_lane(l, ctx.sample_rate, pool),
             }
         }
         for (k, n) in notes.iter().enumerate() {
             if !kept[k] {
-                let lane = self.free_lane();
-                self.start_lane(lane, *n as f32, 0.8, f64::INFINITY, -1, ctx);
+                let lane = self.free_lane(pool);
+                self.start_lane(lane, *n as f32, 0.8, f64::INFINITY, -1, ctx, pool);
             }
         }
     }
 
-    fn move_choir_voice(&mut self, step: usize, ctx: &ScoreContext) {
+    fn move_choir_voice(&mut self, step: usize, ctx: &ScoreContext, pool: &mut VoicePool) {
         // the top voice of the chorale moves to the chord tone the motif names
         let (low, high) = self.register(ctx);
         let i0 = Self::center_index(&ctx.chord, low, high);
@@ -654,23 +660,23 @@ impl Participant {
         }
         if let Some(t) = top {
             if self.lanes[t].note as i32 != target {
-                self.release_lane(t, ctx.sample_rate);
-                let lane = self.free_lane();
-                self.start_lane(lane, target as f32, 0.8, f64::INFINITY, -1, ctx);
+                self.release_lane(t, ctx.sample_rate, pool);
+                let lane = self.free_lane(pool);
+                self.start_lane(lane, target as f32, 0.8, f64::INFINITY, -1, ctx, pool);
             }
         }
     }
 
     /// An idle lane, else the quietest releasing one, else the quietest of all.
-    fn free_lane(&self) -> usize {
+    fn free_lane(&self, pool: &VoicePool) -> usize {
         if let Some(l) = self.lanes.iter().position(|l| l.stage == Stage::Idle) {
             return l;
         }
-        let env = &self.bank.state.env;
         let mut best = 0;
         let mut best_key = f32::INFINITY;
         for l in 0..LANES {
-            let key = env[l] + if self.lanes[l].stage == Stage::Release { 0.0 } else { 10.0 };
+            let env = pool.env(self.lanes[l].slot);
+            let key = env + if self.lanes[l].stage == Stage::Release { 0.0 } else { 10.0 };
             if key < best_key {
                 best_key = key;
                 best = l;
@@ -679,7 +685,26 @@ impl Participant {
         best
     }
 
-    fn start_lane(&mut self, l: usize, note: f32, velocity: f32, gate_off_beat: f64, played: i16, ctx: &ScoreContext) {
+    #[allow(clippy::too_many_arguments)]
+    fn start_lane(
+        &mut self,
+        l: usize,
+        note: f32,
+        velocity: f32,
+        gate_off_beat: f64,
+        played: i16,
+        ctx: &ScoreContext,
+        pool: &mut VoicePool,
+    ) {
+        // a stolen lane keeps its slot (and its continuous phase and envelope: no click)
+        let slot = if self.lanes[l].stage == Stage::Idle {
+            match pool.allocate(self.cfg.timbre as u8) {
+                Some(s) => s,
+                None => return,
+            }
+        } else {
+            self.lanes[l].slot
+        };
         let spread = match self.cfg.timbre {
             Timbre::Pad | Timbre::Choir => [-0.5, 0.5][l % 2],
             _ => 0.0,
@@ -694,9 +719,14 @@ impl Participant {
             detune: self.rng.next_bipolar(),
             drift_cents: self.lanes[l].drift_cents,
             spread,
+            slot,
         };
         let d = self.design;
-        let bp = &mut self.bank.params;
+        let vib_dt = d.vib_hz * (1.0 + 0.1 * self.rng.next_bipolar()) / ctx.sample_rate;
+        let (bank, i) = pool.lane(slot);
+        let bp = &mut bank.params;
+        let l_outer = l;
+        let l = i;
         bp.saw[l] = d.saw;
         bp.pulse[l] = d.pulse;
         bp.width[l] = d.width;
@@ -707,29 +737,30 @@ impl Participant {
         bp.lp[l] = d.lp;
         bp.bp[l] = d.bp;
         bp.bp2[l] = d.bp2;
-        bp.vib_dt[l] = d.vib_hz * (1.0 + 0.1 * self.rng.next_bipolar()) / ctx.sample_rate;
+        bp.vib_dt[l] = vib_dt;
         bp.env_target[l] = 1.3;
         bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
-        self.update_lane(l, ctx);
+        self.update_lane(l_outer, ctx, pool);
     }
 
-    fn release_lane(&mut self, l: usize, sample_rate: f32) {
+    fn release_lane(&mut self, l: usize, sample_rate: f32, pool: &mut VoicePool) {
         self.lanes[l].stage = Stage::Release;
-        self.bank.params.env_target[l] = 0.0;
-        self.bank.params.env_coef[l] = coef(self.cfg.release_secs.max(0.005) / 4.0, sample_rate);
+        let (bank, i) = pool.lane(self.lanes[l].slot);
+        bank.params.env_target[i] = 0.0;
+        bank.params.env_coef[i] = coef(self.cfg.release_secs.max(0.005) / 4.0, sample_rate);
     }
 
     /// Recomputes one lane's pitch, filter, FM and gains from the voice parameters.
-    fn update_lane(&mut self, l: usize, ctx: &ScoreContext) {
+    fn update_lane(&mut self, l: usize, ctx: &ScoreContext, pool: &mut VoicePool) {
         let d = self.design;
         let lane = self.lanes[l];
         let p = &self.params;
         let sr = ctx.sample_rate;
         let detune = p[Param::DetuneCents.index()] * lane.detune + self.cfg.detune_cents * lane.spread + lane.drift_cents;
         let hz = midi_to_hz(lane.note + detune * 0.01);
-        let bp = &mut self.bank.params;
-        bp.dt[l] = (hz / sr).min(0.45);
-        bp.dt2[l] = (hz * (1.0 + d.saw2_cents * 0.000_578) / sr).min(0.45);
+        let (bank, l) = pool.lane(lane.slot);
+        bank.set_increments(l, hz / sr, hz * (1.0 + d.saw2_cents * 0.000_578) / sr);
+        let bp = &mut bank.params;
         let bright = p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
         bp.vib_depth[l] = d.vib_depth * (1.0 + 6.0 * p[Param::Falter.index()]);
         bp.fm_index[l] = d.fm_index * (0.4 + lane.fenv) * (1.0 + 0.25 * bright).max(0.2);
@@ -777,6 +808,30 @@ impl Participant {
     /// The archetype configuration.
     pub fn config(&self) -> &ArchetypeConfig {
         &self.cfg
+    }
+}
+
+/// Renders one pool chunk with the kernel its timbre needs. Real-time safe.
+pub fn render_chunk(kind: u8, bank: &mut LaneBank, wide: bool, l: &mut [f32], r: &mut [f32]) {
+    use super::voice::features::*;
+    const PAD: u32 = SAW | SAW2 | F1 | VIB;
+    const PLUCK: u32 = SAW | PULSE | F1;
+    const BELL: u32 = FM;
+    const DRONE: u32 = PULSE | SAW2 | F1 | VIB;
+    const CHOIR: u32 = SAW | SAW2 | F1 | F2 | VIB;
+    const BASS: u32 = PULSE | FM | F1;
+    const WIND: u32 = NOISE | F1 | F2;
+    const LEAD: u32 = SAW | FM | F1 | VIB;
+    match kind {
+        k if k == Timbre::Pad as u8 => bank.render_add::<PAD>(wide, l, r),
+        k if k == Timbre::Pluck as u8 => bank.render_add::<PLUCK>(wide, l, r),
+        k if k == Timbre::Bell as u8 => bank.render_add::<BELL>(wide, l, r),
+        k if k == Timbre::Drone as u8 => bank.render_add::<DRONE>(wide, l, r),
+        k if k == Timbre::Choir as u8 => bank.render_add::<CHOIR>(wide, l, r),
+        k if k == Timbre::Bass as u8 => bank.render_add::<BASS>(wide, l, r),
+        k if k == Timbre::Wind as u8 => bank.render_add::<WIND>(wide, l, r),
+        k if k == Timbre::Lead as u8 => bank.render_add::<LEAD>(wide, l, r),
+        _ => bank.render_add::<ALL>(wide, l, r),
     }
 }
 

@@ -16,8 +16,12 @@ type Lanes = [f32; LANES];
 pub struct LaneParams {
     /// Phase increment per sample (frequency / sample rate).
     pub dt: Lanes,
+    /// 1 / `dt` (polyBLEP width), kept with `dt`.
+    pub inv_dt: Lanes,
     /// Phase increment of the second saw.
     pub dt2: Lanes,
+    /// 1 / `dt2`.
+    pub inv_dt2: Lanes,
     /// FM modulator frequency as a multiple of the carrier.
     pub mod_ratio: Lanes,
     /// FM index in cycles of phase deviation.
@@ -100,15 +104,6 @@ impl LaneState {
     }
 }
 
-/// Eight lanes: parameters and state.
-#[derive(Clone, Copy, Debug)]
-pub struct LaneBank {
-    /// Parameters.
-    pub params: LaneParams,
-    /// State.
-    pub state: LaneState,
-}
-
 /// TPT state-variable filter coefficients `[a1, a2, a3, k]` for a cutoff and resonance.
 /// Real-time safe.
 #[inline]
@@ -122,7 +117,7 @@ pub fn svf_coefficients(cutoff_hz: f32, q: f32, sample_rate: f32) -> [f32; 4] {
     [a1, a2, a3, k]
 }
 
-/// tan(x) for x in [0, 1.5], Padé [5/4] approximant (relative error < 1e-4 up to 1.4).
+/// tan(x) for x in [0, 1.5], Padé [5/4] approximant (relative error < 1e-3 up to 1.4).
 #[inline]
 pub fn fast_tan(x: f32) -> f32 {
     let x2 = x * x;
@@ -138,24 +133,63 @@ fn sin_unit(t: f32) -> f32 {
     -(0.225 * (y * y.abs() - y) + y)
 }
 
+/// PolyBLEP residual for a phase `t` in [0, 1) with increment `dt` (`inv_dt` = 1/dt),
+/// written branch-free so the lane loop vectorizes.
 #[inline(always)]
-fn poly_blep(t: f32, dt: f32) -> f32 {
-    let dt = dt.max(1e-6);
-    let a = t / dt;
-    let b = (t - 1.0) / dt;
-    if t < dt {
-        a + a - a * a - 1.0
-    } else if t > 1.0 - dt {
-        b * b + b + b + 1.0
+fn poly_blep(t: f32, dt: f32, inv_dt: f32) -> f32 {
+    let a = t * inv_dt;
+    let b = (t - 1.0) * inv_dt;
+    let start = if t < dt { a + a - a * a - 1.0 } else { 0.0 };
+    let end = if t > 1.0 - dt { b * b + b + b + 1.0 } else { 0.0 };
+    start + end
+}
+
+/// Wraps a phase in [0, 2) to [0, 1).
+#[inline(always)]
+fn wrap1(x: f32) -> f32 {
+    if x >= 1.0 {
+        x - 1.0
     } else {
-        0.0
+        x
     }
 }
 
+/// Fractional part of a phase (`floor` is one instruction in the AVX2 build).
 #[inline(always)]
 fn wrap(x: f32) -> f32 {
-    // x >= 0 here; truncation is floor.
-    x - (x as i32) as f32
+    x - x.floor()
+}
+
+/// Which parts of the lane a kernel computes; each timbre gets its own build with only
+/// what it uses (a skipped part has zero level, so the result is the same).
+pub mod features {
+    /// PolyBLEP saw.
+    pub const SAW: u32 = 1;
+    /// PolyBLEP pulse.
+    pub const PULSE: u32 = 2;
+    /// Second detuned saw.
+    pub const SAW2: u32 = 4;
+    /// Sine with FM modulator.
+    pub const FM: u32 = 8;
+    /// Noise.
+    pub const NOISE: u32 = 16;
+    /// Filter 1 (low-pass / band-pass).
+    pub const F1: u32 = 32;
+    /// Filter 2 (band-pass formant).
+    pub const F2: u32 = 64;
+    /// Vibrato LFO.
+    pub const VIB: u32 = 128;
+    /// Everything.
+    pub const ALL: u32 = 255;
+}
+
+/// Eight lanes: parameters and state.
+#[derive(Clone, Copy, Debug)]
+pub struct LaneBank {
+    /// Parameters.
+    pub params: LaneParams,
+    /// State.
+    pub state: LaneState,
 }
 
 impl LaneBank {
@@ -167,88 +201,242 @@ impl LaneBank {
         }
     }
 
-    /// True when every lane is silent and heading to silence.
-    pub fn is_silent(&self) -> bool {
-        self.state
-            .env
-            .iter()
-            .zip(self.params.env_target.iter())
-            .all(|(e, t)| *e < 1e-5 && *t <= 0.0)
+    /// Sets a lane's oscillator increments (and their reciprocals).
+    #[inline]
+    pub fn set_increments(&mut self, lane: usize, dt: f32, dt2: f32) {
+        let p = &mut self.params;
+        p.dt[lane] = dt.clamp(1e-7, 0.45);
+        p.inv_dt[lane] = 1.0 / p.dt[lane];
+        p.dt2[lane] = dt2.clamp(1e-7, 0.45);
+        p.inv_dt2[lane] = 1.0 / p.dt2[lane];
     }
 
-    /// Clears filter memories and envelopes (used when a silent bank goes to sleep, so no
-    /// denormal tail lingers). Real-time safe.
-    pub fn quiet(&mut self) {
-        self.state.f1_ic = [[0.0; LANES]; 2];
-        self.state.f2_ic = [[0.0; LANES]; 2];
-        self.state.env = [0.0; LANES];
+    /// Silences one lane at once (its slot is being freed). Real-time safe.
+    pub fn clear_lane(&mut self, lane: usize) {
+        let (p, s) = (&mut self.params, &mut self.state);
+        p.env_target[lane] = 0.0;
+        p.gain_l[lane] = 0.0;
+        p.gain_r[lane] = 0.0;
+        s.env[lane] = 0.0;
+        s.f1_ic[0][lane] = 0.0;
+        s.f1_ic[1][lane] = 0.0;
+        s.f2_ic[0][lane] = 0.0;
+        s.f2_ic[1][lane] = 0.0;
     }
 
-    /// Renders `out_l.len()` frames, adding into the outputs. Real-time safe.
-    #[inline(never)]
-    pub fn render_add(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
+    /// Renders `out_l.len()` frames with the kernel for feature set `F`, adding into the
+    /// outputs. `wide` allows the AVX2 build where the CPU has it. Real-time safe.
+    ///
+    /// Both builds compute the same operations in the same order (Rust never fuses or
+    /// reorders float arithmetic), so their output is bit-identical; AVX2 just does all
+    /// eight lanes in one instruction.
+    #[inline]
+    pub fn render_add<const F: u32>(&mut self, wide: bool, out_l: &mut [f32], out_r: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if wide && has_avx2() {
+            // SAFETY: the CPU reports AVX2.
+            unsafe { self.render_add_avx2::<F>(out_l, out_r) };
+            return;
+        }
+        let _ = wide;
+        self.render_add_body::<F>(out_l, out_r);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn render_add_avx2<const F: u32>(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
+        self.render_add_body::<F>(out_l, out_r);
+    }
+
+    #[inline(always)]
+    fn render_add_body<const F: u32>(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
+        use features::*;
         let p = &self.params;
-        let s = &mut self.state;
+        let mut st = self.state;
         for (ol, or) in out_l.iter_mut().zip(out_r.iter_mut()) {
             let mut yl = [0.0f32; LANES];
             let mut yr = [0.0f32; LANES];
             for i in 0..LANES {
-                // vibrato
-                let vp = wrap(s.vib_phase[i] + p.vib_dt[i]);
-                s.vib_phase[i] = vp;
-                let dt = p.dt[i] * (1.0 + p.vib_depth[i] * sin_unit(vp));
-                // main phase
-                let ph = wrap(s.phase[i] + dt);
-                s.phase[i] = ph;
-                let saw = 2.0 * ph - 1.0 - poly_blep(ph, dt);
-                let ph_w = wrap(ph + p.width[i]);
-                let saw_w = 2.0 * ph_w - 1.0 - poly_blep(ph_w, dt);
-                let pulse = saw - saw_w;
-                // second saw
-                let dt2 = p.dt2[i] * (1.0 + p.vib_depth[i] * sin_unit(vp));
-                let ph2 = wrap(s.phase2[i] + dt2);
-                s.phase2[i] = ph2;
-                let saw2 = 2.0 * ph2 - 1.0 - poly_blep(ph2, dt2);
-                // FM sine
-                let mp = wrap(s.mod_phase[i] + dt * p.mod_ratio[i]);
-                s.mod_phase[i] = mp;
-                let sine = sin_unit(wrap(ph + 8.0 + p.fm_index[i] * sin_unit(mp)));
-                // noise
-                let mut n = s.noise[i];
-                n ^= n << 13;
-                n ^= n >> 17;
-                n ^= n << 5;
-                s.noise[i] = n;
-                let noise = ((n >> 9) as i32) as f32 * (2.0 / 8_388_608.0) - 1.0;
-                let src = p.saw[i] * saw
-                    + p.pulse[i] * pulse
-                    + p.saw2[i] * saw2
-                    + p.sine[i] * sine
-                    + p.noise[i] * noise;
-                // filter 1: low-pass + band-pass
-                let [a1, a2, a3, k] = [p.f1[0][i], p.f1[1][i], p.f1[2][i], p.f1[3][i]];
-                let v3 = src - s.f1_ic[1][i];
-                let v1 = a1 * s.f1_ic[0][i] + a2 * v3;
-                let v2 = s.f1_ic[1][i] + a2 * s.f1_ic[0][i] + a3 * v3;
-                s.f1_ic[0][i] = 2.0 * v1 - s.f1_ic[0][i];
-                s.f1_ic[1][i] = 2.0 * v2 - s.f1_ic[1][i];
-                // filter 2: band-pass (formant)
-                let [b1, b2, b3, k2] = [p.f2[0][i], p.f2[1][i], p.f2[2][i], p.f2[3][i]];
-                let w3 = src - s.f2_ic[1][i];
-                let w1 = b1 * s.f2_ic[0][i] + b2 * w3;
-                let w2 = s.f2_ic[1][i] + b2 * s.f2_ic[0][i] + b3 * w3;
-                s.f2_ic[0][i] = 2.0 * w1 - s.f2_ic[0][i];
-                s.f2_ic[1][i] = 2.0 * w2 - s.f2_ic[1][i];
-                // envelope and output
-                let env = s.env[i] + (p.env_target[i] - s.env[i]) * p.env_coef[i];
-                s.env[i] = env;
-                let y = (p.lp[i] * v2 + p.bp[i] * k * v1 + p.bp2[i] * k2 * w1) * env;
+                let mut vib = 1.0;
+                if F & VIB != 0 {
+                    let vp = wrap1(st.vib_phase[i] + p.vib_dt[i]);
+                    st.vib_phase[i] = vp;
+                    vib = 1.0 + p.vib_depth[i] * sin_unit(vp);
+                }
+                let dt = p.dt[i] * vib;
+                let ph = wrap1(st.phase[i] + dt);
+                st.phase[i] = ph;
+                let mut src = 0.0;
+                if F & (SAW | PULSE) != 0 {
+                    let saw = 2.0 * ph - 1.0 - poly_blep(ph, p.dt[i], p.inv_dt[i]);
+                    if F & SAW != 0 {
+                        src += p.saw[i] * saw;
+                    }
+                    if F & PULSE != 0 {
+                        let ph_w = wrap1(ph + p.width[i]);
+                        let saw_w = 2.0 * ph_w - 1.0 - poly_blep(ph_w, p.dt[i], p.inv_dt[i]);
+                        src += p.pulse[i] * (saw - saw_w);
+                    }
+                }
+                if F & SAW2 != 0 {
+                    let ph2 = wrap1(st.phase2[i] + p.dt2[i] * vib);
+                    st.phase2[i] = ph2;
+                    src += p.saw2[i] * (2.0 * ph2 - 1.0 - poly_blep(ph2, p.dt2[i], p.inv_dt2[i]));
+                }
+                if F & FM != 0 {
+                    let mp = wrap(st.mod_phase[i] + dt * p.mod_ratio[i]);
+                    st.mod_phase[i] = mp;
+                    src += p.sine[i] * sin_unit(wrap(ph + 8.0 + p.fm_index[i] * sin_unit(mp)));
+                }
+                if F & NOISE != 0 {
+                    let mut n = st.noise[i];
+                    n ^= n << 13;
+                    n ^= n >> 17;
+                    n ^= n << 5;
+                    st.noise[i] = n;
+                    src += p.noise[i] * (((n >> 9) as i32) as f32 * (2.0 / 8_388_608.0) - 1.0);
+                }
+                let mut y = src;
+                if F & F1 != 0 {
+                    let [a1, a2, a3, k] = [p.f1[0][i], p.f1[1][i], p.f1[2][i], p.f1[3][i]];
+                    let v3 = src - st.f1_ic[1][i];
+                    let v1 = a1 * st.f1_ic[0][i] + a2 * v3;
+                    let v2 = st.f1_ic[1][i] + a2 * st.f1_ic[0][i] + a3 * v3;
+                    st.f1_ic[0][i] = 2.0 * v1 - st.f1_ic[0][i];
+                    st.f1_ic[1][i] = 2.0 * v2 - st.f1_ic[1][i];
+                    y = p.lp[i] * v2 + p.bp[i] * k * v1;
+                }
+                if F & F2 != 0 {
+                    let [b1, b2, b3, k2] = [p.f2[0][i], p.f2[1][i], p.f2[2][i], p.f2[3][i]];
+                    let w3 = src - st.f2_ic[1][i];
+                    let w1 = b1 * st.f2_ic[0][i] + b2 * w3;
+                    let w2 = st.f2_ic[1][i] + b2 * st.f2_ic[0][i] + b3 * w3;
+                    st.f2_ic[0][i] = 2.0 * w1 - st.f2_ic[0][i];
+                    st.f2_ic[1][i] = 2.0 * w2 - st.f2_ic[1][i];
+                    y += p.bp2[i] * k2 * w1;
+                }
+                let env = st.env[i] + (p.env_target[i] - st.env[i]) * p.env_coef[i];
+                st.env[i] = env;
+                let y = y * env;
                 yl[i] = y * p.gain_l[i];
                 yr[i] = y * p.gain_r[i];
             }
-            *ol += yl.iter().sum::<f32>();
-            *or += yr.iter().sum::<f32>();
+            *ol += ((yl[0] + yl[1]) + (yl[2] + yl[3])) + ((yl[4] + yl[5]) + (yl[6] + yl[7]));
+            *or += ((yr[0] + yr[1]) + (yr[2] + yr[3])) + ((yr[4] + yr[5]) + (yr[6] + yr[7]));
         }
+        self.state = st;
+    }
+}
+
+/// A lane in the pool: chunk index × 8 + lane.
+pub type LaneSlot = u16;
+
+/// Every lane of every voice, in 8-lane chunks; each chunk serves one timbre at a time, so
+/// only chunks with sounding lanes are computed, each with its timbre's kernel.
+pub struct VoicePool {
+    banks: Vec<LaneBank>,
+    kind: Vec<u8>,
+    used: Vec<u8>,
+    wide: bool,
+}
+
+/// Marks a chunk that serves no timbre.
+pub const NO_KIND: u8 = u8::MAX;
+
+impl VoicePool {
+    /// A pool of `chunks` × 8 lanes. Allocates; call off the audio thread.
+    pub fn new(chunks: usize, seed: u64) -> Self {
+        Self {
+            banks: (0..chunks).map(|c| LaneBank::new(crate::rng::Rng::derive(seed, c as u64).next_u64())).collect(),
+            kind: vec![NO_KIND; chunks],
+            used: vec![0; chunks],
+            wide: has_avx2(),
+        }
+    }
+
+    /// Takes a free lane for a timbre kind, packing lanes of one kind into as few chunks as
+    /// possible. `None` when the pool is exhausted. Real-time safe.
+    pub fn allocate(&mut self, kind: u8) -> Option<LaneSlot> {
+        let mut best: Option<usize> = None;
+        let mut empty: Option<usize> = None;
+        for c in 0..self.banks.len() {
+            if self.kind[c] == kind && self.used[c] != 0xFF {
+                if best.is_none_or(|b| self.used[c].count_ones() > self.used[b].count_ones()) {
+                    best = Some(c);
+                }
+            } else if self.kind[c] == NO_KIND && empty.is_none() {
+                empty = Some(c);
+            }
+        }
+        let c = best.or(empty)?;
+        self.kind[c] = kind;
+        let lane = (!self.used[c]).trailing_zeros() as usize;
+        self.used[c] |= 1 << lane;
+        self.banks[c].clear_lane(lane);
+        Some((c * LANES + lane) as LaneSlot)
+    }
+
+    /// Returns a lane to the pool, silencing it. Real-time safe.
+    pub fn free(&mut self, slot: LaneSlot) {
+        let (c, lane) = (slot as usize / LANES, slot as usize % LANES);
+        if c >= self.banks.len() {
+            return;
+        }
+        self.banks[c].clear_lane(lane);
+        self.used[c] &= !(1 << lane);
+        if self.used[c] == 0 {
+            self.kind[c] = NO_KIND;
+        }
+    }
+
+    /// The bank and lane index of a slot.
+    #[inline]
+    pub fn lane(&mut self, slot: LaneSlot) -> (&mut LaneBank, usize) {
+        (&mut self.banks[slot as usize / LANES], slot as usize % LANES)
+    }
+
+    /// Envelope level of a slot.
+    #[inline]
+    pub fn env(&self, slot: LaneSlot) -> f32 {
+        self.banks[slot as usize / LANES].state.env[slot as usize % LANES]
+    }
+
+    /// Lanes in use.
+    pub fn lanes_in_use(&self) -> usize {
+        self.used.iter().map(|u| u.count_ones() as usize).sum()
+    }
+
+    /// Silences every lane and frees every chunk. Real-time safe.
+    pub fn reset(&mut self) {
+        for c in 0..self.banks.len() {
+            for lane in 0..LANES {
+                self.banks[c].clear_lane(lane);
+            }
+            self.used[c] = 0;
+            self.kind[c] = NO_KIND;
+        }
+    }
+
+    /// Renders every chunk in use, adding into the outputs. `kernel` maps a chunk's kind to
+    /// the feature set its timbre needs. Real-time safe.
+    pub fn render_add(&mut self, out_l: &mut [f32], out_r: &mut [f32], render: impl Fn(u8, &mut LaneBank, bool, &mut [f32], &mut [f32])) {
+        for c in 0..self.banks.len() {
+            if self.used[c] != 0 {
+                render(self.kind[c], &mut self.banks[c], self.wide, out_l, out_r);
+            }
+        }
+    }
+}
+
+/// Whether this CPU runs the AVX2 build of the kernel.
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -278,7 +466,7 @@ mod tests {
     fn a_lowpassed_saw_lane_sounds_at_its_pitch() {
         let sr = 48_000.0;
         let mut bank = LaneBank::new(1);
-        bank.params.dt[0] = 220.0 / sr;
+        bank.set_increments(0, 220.0 / sr, 220.0 / sr);
         bank.params.saw[0] = 1.0;
         bank.params.f1 = svf_coefficients(2000.0, 0.7, sr).map(|c| [c; LANES]);
         bank.params.f2 = svf_coefficients(1000.0, 0.7, sr).map(|c| [c; LANES]);
@@ -290,7 +478,7 @@ mod tests {
         let mut l = vec![0.0; 4800];
         let mut r = vec![0.0; 4800];
         for (cl, cr) in l.chunks_mut(64).zip(r.chunks_mut(64)) {
-            bank.render_add(cl, cr);
+            bank.render_add::<{ features::ALL }>(has_avx2(), cl, cr);
         }
         // count rising zero crossings over the last 0.05 s: 220 Hz → 11
         let tail = &l[2400..];
@@ -298,5 +486,64 @@ mod tests {
         assert!((10..=12).contains(&crossings), "{crossings}");
         assert!(l.iter().all(|x| x.is_finite()));
         assert_eq!(l, r);
+    }
+
+    #[test]
+    fn wide_and_portable_builds_are_bit_identical() {
+        let sr = 48_000.0;
+        let mut bank = LaneBank::new(3);
+        for lane in 0..LANES {
+            let f = 110.0 * (1.0 + lane as f32 * 0.37);
+            bank.set_increments(lane, f / sr, f * 1.005 / sr);
+            bank.params.saw[lane] = 0.3;
+            bank.params.pulse[lane] = 0.3;
+            bank.params.width[lane] = 0.3;
+            bank.params.saw2[lane] = 0.2;
+            bank.params.sine[lane] = 0.4;
+            bank.params.mod_ratio[lane] = 3.5;
+            bank.params.fm_index[lane] = 1.2;
+            bank.params.noise[lane] = 0.1;
+            bank.params.vib_dt[lane] = 5.0 / sr;
+            bank.params.vib_depth[lane] = 0.01;
+            bank.params.lp[lane] = 1.0;
+            bank.params.bp[lane] = 0.5;
+            bank.params.bp2[lane] = 0.5;
+            bank.params.env_target[lane] = 1.0;
+            bank.params.env_coef[lane] = 0.01;
+            bank.params.gain_l[lane] = 0.2;
+            bank.params.gain_r[lane] = 0.1;
+        }
+        bank.params.f1 = svf_coefficients(1500.0, 2.0, sr).map(|c| [c; LANES]);
+        bank.params.f2 = svf_coefficients(700.0, 4.0, sr).map(|c| [c; LANES]);
+        let mut a = bank;
+        let mut b = bank;
+        let (mut al, mut ar) = (vec![0.0; 4096], vec![0.0; 4096]);
+        let (mut bl, mut br) = (vec![0.0; 4096], vec![0.0; 4096]);
+        for k in 0..64 {
+            let r = k * 64..(k + 1) * 64;
+            a.render_add::<{ features::ALL }>(has_avx2(), &mut al[r.clone()], &mut ar[r.clone()]);
+            b.render_add::<{ features::ALL }>(false, &mut bl[r.clone()], &mut br[r]);
+        }
+        assert_eq!(al, bl);
+        assert_eq!(ar, br);
+        assert!(al.iter().any(|x| x.abs() > 0.01));
+    }
+
+    #[test]
+    fn the_pool_packs_lanes_of_one_kind_and_frees_chunks() {
+        let mut pool = VoicePool::new(4, 1);
+        let a: Vec<_> = (0..10).map(|_| pool.allocate(0).unwrap()).collect();
+        assert_eq!(a[..8].iter().map(|s| s / 8).collect::<Vec<_>>(), vec![0; 8]);
+        assert_eq!(a[8] / 8, 1);
+        let b = pool.allocate(3).unwrap();
+        assert_eq!(b / 8, 2, "another kind gets its own chunk");
+        for s in &a[8..] {
+            pool.free(*s);
+        }
+        let c = pool.allocate(5).unwrap();
+        assert_eq!(c / 8, 1, "a chunk emptied of its kind serves another");
+        pool.allocate(6).unwrap();
+        assert!(pool.allocate(7).is_none(), "exhausted pool says so");
+        assert_eq!(pool.lanes_in_use(), 8 + 1 + 1 + 1);
     }
 }

@@ -12,7 +12,7 @@ use toml::Spanned;
 use crate::control::Names;
 use crate::diagnostic::{Diagnostics, Reporter};
 use crate::engine::config::*;
-use crate::engine::master::MasterSettings;
+use crate::engine::master::{MasterSettings, ReverbKind};
 use crate::score::{Chord, Key, Mode, MotifStyle};
 pub use schema::*;
 
@@ -180,6 +180,17 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         room_size: opt_in_range(r, &m.room_size, "master.room_size", 5.0, 100.0, 20.0),
         reverb_time_secs: opt_in_range(r, &m.reverb_time_secs, "master.reverb_time_secs", 0.1, 20.0, 3.0),
         reverb_damping: opt_in_range(r, &m.damping, "master.damping", 0.0, 1.0, 0.5),
+        reverb: match &m.reverb {
+            None => ReverbKind::Hall,
+            Some(v) => match v.get_ref().as_str() {
+                "hall" => ReverbKind::Hall,
+                "fundsp" => ReverbKind::Fundsp,
+                other => {
+                    r.error(v.span(), "master.reverb", format!("unknown reverb \"{other}\"; expected \"hall\" or \"fundsp\""));
+                    ReverbKind::Hall
+                }
+            },
+        },
     };
     let reverb_mix = opt_in_range(r, &m.reverb_mix, "master.reverb_mix", 0.0, 1.0, 0.25);
 

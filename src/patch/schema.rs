@@ -61,6 +61,8 @@ pub struct MasterFile {
     pub ceiling_dbfs: Option<Spanned<f64>>,
     /// Loudness leveler on or off (default on).
     pub leveler: Option<bool>,
+    /// "hall" (default, light) or "fundsp" (fundsp's 32-line FDN, denser and heavier).
+    pub reverb: Option<Spanned<String>>,
 }
 
 /// `[score]`
