@@ -334,6 +334,7 @@ pub type LaneSlot = u16;
 /// Every lane of every voice, in 8-lane chunks; each chunk serves one timbre at a time, so
 /// only chunks with sounding lanes are computed, each with its timbre's kernel.
 pub struct VoicePool {
+    seed: u64,
     banks: Vec<LaneBank>,
     kind: Vec<u8>,
     used: Vec<u8>,
@@ -347,11 +348,16 @@ impl VoicePool {
     /// A pool of `chunks` × 8 lanes. Allocates; call off the audio thread.
     pub fn new(chunks: usize, seed: u64) -> Self {
         Self {
-            banks: (0..chunks).map(|c| LaneBank::new(crate::rng::Rng::derive(seed, c as u64).next_u64())).collect(),
+            seed,
+            banks: (0..chunks).map(|c| LaneBank::new(Self::chunk_seed(seed, c))).collect(),
             kind: vec![NO_KIND; chunks],
             used: vec![0; chunks],
             wide: has_avx2(),
         }
+    }
+
+    fn chunk_seed(seed: u64, chunk: usize) -> u64 {
+        crate::rng::Rng::derive(seed, chunk as u64).next_u64()
     }
 
     /// Takes a free lane for a timbre kind, packing lanes of one kind into as few chunks as
@@ -406,12 +412,10 @@ impl VoicePool {
         self.used.iter().map(|u| u.count_ones() as usize).sum()
     }
 
-    /// Silences every lane and frees every chunk. Real-time safe.
+    /// Returns every lane to its initial state and frees every chunk. Real-time safe.
     pub fn reset(&mut self) {
         for c in 0..self.banks.len() {
-            for lane in 0..LANES {
-                self.banks[c].clear_lane(lane);
-            }
+            self.banks[c] = LaneBank::new(Self::chunk_seed(self.seed, c));
             self.used[c] = 0;
             self.kind[c] = NO_KIND;
         }

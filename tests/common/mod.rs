@@ -1,0 +1,100 @@
+//! Shared test support: rendering scripted performances and measuring real output.
+#![allow(dead_code)]
+
+pub mod measure;
+
+use std::path::Path;
+
+use tapestry::control::{Command, Message, MoodTarget, Timing};
+use tapestry::performance::TimedCommand;
+use tapestry::{Engine, Patch, Performance};
+
+pub const SR: u32 = 48_000;
+
+/// Loads a shipped patch.
+pub fn patch(name: &str) -> Patch {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("patches").join(name);
+    Patch::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Parses a patch from text.
+pub fn patch_text(text: &str) -> Patch {
+    Patch::parse(Path::new("test.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A tiny score builder for tests: commands at seconds.
+#[derive(Default, Clone)]
+pub struct Script {
+    pub commands: Vec<TimedCommand>,
+}
+
+impl Script {
+    pub fn at(mut self, secs: f64, command: Command) -> Self {
+        self.commands.push(TimedCommand {
+            sample: (secs * SR as f64).round() as u64,
+            command,
+        });
+        self
+    }
+    pub fn join(self, secs: f64, participant: u32, archetype: Option<u16>) -> Self {
+        self.at(secs, Command::Join { participant, archetype })
+    }
+    pub fn leave(self, secs: f64, participant: u32) -> Self {
+        self.at(secs, Command::Leave { participant })
+    }
+    pub fn communal(self, secs: f64, dim: u8, value: f32) -> Self {
+        self.at(
+            secs,
+            Command::Mood {
+                target: MoodTarget::Communal,
+                dim,
+                value,
+                ramp_secs: 0.0,
+            },
+        )
+    }
+    pub fn performance(mut self, secs: f64) -> Performance {
+        self.commands.sort_by_key(|c| c.sample);
+        Performance {
+            commands: self.commands,
+            duration_frames: (secs * SR as f64) as u64,
+            seed: None,
+            peak_participants: 0,
+        }
+    }
+}
+
+/// Renders through the engine with a given block size, feeding commands sample-stamped.
+pub fn render_blocks(patch: &Patch, perf: &Performance, block: usize, seed: Option<u64>) -> Vec<f32> {
+    let (mut engine, controller) = Engine::new(patch.config(SR, seed), patch.names());
+    let total = perf.duration_frames as usize;
+    let mut out = vec![0.0f32; total * 2];
+    let mut next = 0;
+    let mut done = 0u64;
+    for chunk in out.chunks_mut(block * 2) {
+        let end = done + (chunk.len() / 2) as u64;
+        while next < perf.commands.len() && perf.commands[next].sample < end {
+            let c = perf.commands[next];
+            controller
+                .send(Message {
+                    at: Timing::At(c.sample),
+                    command: c.command,
+                })
+                .expect("queue has room");
+            next += 1;
+        }
+        engine.process(chunk);
+        done = end;
+    }
+    out
+}
+
+/// Index of a mood dimension by name.
+pub fn dim(patch: &Patch, name: &str) -> u8 {
+    patch.dims.iter().position(|d| d == name).expect("dimension") as u8
+}
+
+/// Index of an archetype by id.
+pub fn archetype(patch: &Patch, id: &str) -> u16 {
+    patch.archetypes.iter().position(|a| a == id).expect("archetype") as u16
+}
