@@ -4,6 +4,9 @@
 //!
 //! Expected positions are computed from the case text (by finding the offending token),
 //! so the cases stay correct when the texts are edited.
+//!
+//! Tests named `known_bug_*` are written to the correct expectation for a library bug
+//! described above them; they fail until the library is fixed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -130,7 +133,10 @@ fn edit(base: &str, edits: &[(&str, &str)]) -> String {
     let mut text = base.to_string();
     for (from, to) in edits {
         let n = text.matches(from).count();
-        assert_eq!(n, 1, "edit anchor {from:?} occurs {n} times; expected exactly once");
+        assert_eq!(
+            n, 1,
+            "edit anchor {from:?} occurs {n} times; expected exactly once"
+        );
         text = text.replacen(from, to, 1);
     }
     text
@@ -175,7 +181,10 @@ impl At {
         match self {
             At::Token(t) => {
                 let n = text.matches(t).count();
-                assert_eq!(n, 1, "locator {t:?} occurs {n} times in the case text; expected exactly once");
+                assert_eq!(
+                    n, 1,
+                    "locator {t:?} occurs {n} times in the case text; expected exactly once"
+                );
                 line_col(text, text.find(t).unwrap())
             }
             At::Nth(t, i) => {
@@ -197,14 +206,20 @@ struct Case {
     /// Patch a performance is read against (`None`: [`MINIMAL`]).
     patch: Option<String>,
     at: At,
-    /// Fragment the diagnostic's key must contain; the first diagnostic whose key contains
-    /// it is the one checked.
+    /// Key fragment (whole path components, see [`key_contains`]); the first diagnostic
+    /// whose key contains it is the one checked.
     key: &'static str,
     /// Fragments the message must contain.
     message: &'static [&'static str],
 }
 
-fn case(name: &'static str, text: String, at: At, key: &'static str, message: &'static [&'static str]) -> Case {
+fn case(
+    name: &'static str,
+    text: String,
+    at: At,
+    key: &'static str,
+    message: &'static [&'static str],
+) -> Case {
     Case {
         name,
         text,
@@ -215,17 +230,33 @@ fn case(name: &'static str, text: String, at: At, key: &'static str, message: &'
     }
 }
 
+/// `key` contains `part` as whole path components: `events[2]` is in `events[2].pitch`,
+/// `piece.tempo` is not in `piece] # comment.tempo`.
+fn key_contains(key: &str, part: &str) -> bool {
+    key.match_indices(part).any(|(i, _)| {
+        let before = key[..i].chars().next_back();
+        let after = key[i + part.len()..].chars().next();
+        matches!(before, None | Some('.')) && matches!(after, None | Some('.') | Some('['))
+    })
+}
+
 fn render(diags: &[Diagnostic]) -> String {
     diags.iter().map(|d| format!("\n    {d}")).collect()
 }
 
 fn parse_patch(file: &str, text: &str) -> Result<Result<Patch, Diagnostics>, String> {
-    catch_unwind(AssertUnwindSafe(|| Patch::parse(Path::new(file), text))).map_err(|p| panic_message(&p))
+    catch_unwind(AssertUnwindSafe(|| Patch::parse(Path::new(file), text)))
+        .map_err(|p| panic_message(&p))
 }
 
-fn parse_performance(text: &str, patch: &Patch) -> Result<Result<Performance, Diagnostics>, String> {
-    catch_unwind(AssertUnwindSafe(|| Performance::parse(Path::new(PERFORMANCE_FILE), text, patch, SAMPLE_RATE)))
-        .map_err(|p| panic_message(&p))
+fn parse_performance(
+    text: &str,
+    patch: &Patch,
+) -> Result<Result<Performance, Diagnostics>, String> {
+    catch_unwind(AssertUnwindSafe(|| {
+        Performance::parse(Path::new(PERFORMANCE_FILE), text, patch, SAMPLE_RATE)
+    }))
+    .map_err(|p| panic_message(&p))
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -236,11 +267,16 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn minimal_patch() -> Patch {
-    Patch::parse(Path::new("minimal.toml"), MINIMAL).unwrap_or_else(|d| panic!("the base patch must be valid:\n{d}"))
+    Patch::parse(Path::new("minimal.toml"), MINIMAL)
+        .unwrap_or_else(|d| panic!("the base patch must be valid:\n{d}"))
 }
 
 /// Checks a case's outcome; `Err` describes every way it failed.
-fn check<T>(c: &Case, file: &str, outcome: Result<Result<T, Diagnostics>, String>) -> Result<(), String> {
+fn check<T>(
+    c: &Case,
+    file: &str,
+    outcome: Result<Result<T, Diagnostics>, String>,
+) -> Result<(), String> {
     let diags = match outcome {
         Err(panic) => return Err(format!("panicked: {panic}")),
         Ok(Ok(_)) => return Err("parsed without error".into()),
@@ -249,13 +285,21 @@ fn check<T>(c: &Case, file: &str, outcome: Result<Result<T, Diagnostics>, String
     if diags.is_empty() {
         return Err("Err with no diagnostics".into());
     }
-    let Some(d) = diags.iter().find(|d| d.key.contains(c.key)) else {
-        return Err(format!("no diagnostic with a key containing {:?}; got:{}", c.key, render(&diags)));
-    };
     let mut problems = Vec::new();
+    // The relevant diagnostic; without one, the first is checked for the rest.
+    let d = match diags.iter().find(|d| key_contains(&d.key, c.key)) {
+        Some(d) => d,
+        None => {
+            problems.push(format!("no diagnostic with a key containing {:?}", c.key));
+            &diags[0]
+        }
+    };
     let (line, column) = c.at.locate(&c.text);
     if (d.line, d.column) != (line, column) {
-        problems.push(format!("at {}:{}, expected {line}:{column}", d.line, d.column));
+        problems.push(format!(
+            "at {}:{}, expected {line}:{column}",
+            d.line, d.column
+        ));
     }
     if d.file != Path::new(file) {
         problems.push(format!("file {:?}, expected {file:?}", d.file));
@@ -268,21 +312,27 @@ fn check<T>(c: &Case, file: &str, outcome: Result<Result<T, Diagnostics>, String
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} (diagnostic: {d}; all:{})", problems.join("; "), render(&diags)))
+        Err(format!(
+            "{} (diagnostic: {d}; all:{})",
+            problems.join("; "),
+            render(&diags)
+        ))
     }
 }
 
-fn run_patch_cases(cases: &[Case]) {
+/// Every way the patch cases fail, one line (or block) per case.
+fn patch_failures(cases: &[Case]) -> Vec<String> {
     let mut failures = Vec::new();
     for c in cases {
         if let Err(e) = check(c, PATCH_FILE, parse_patch(PATCH_FILE, &c.text)) {
             failures.push(format!("{}: {e}", c.name));
         }
     }
-    assert!(failures.is_empty(), "{} of {} patch cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    failures
 }
 
-fn run_performance_cases(cases: &[Case]) {
+/// Every way the performance cases fail.
+fn performance_failures(cases: &[Case]) -> Vec<String> {
     let minimal = minimal_patch();
     let mut failures = Vec::new();
     for c in cases {
@@ -299,17 +349,21 @@ fn run_performance_cases(cases: &[Case]) {
             failures.push(format!("{}: {e}", c.name));
         }
     }
+    failures
+}
+
+fn assert_no_failures(what: &str, total: usize, failures: Vec<String>) {
     assert!(
         failures.is_empty(),
-        "{} of {} performance cases failed:\n{}",
+        "{} of {total} {what} failed:\n{}",
         failures.len(),
-        cases.len(),
         failures.join("\n")
     );
 }
 
 const TRANSITION: &str = "\n[[score.transitions]]\nto = \"main\"\nwhen = \"tension > 0.6\"\n";
-const MAPPING: &str = "\n[[mappings]]\nfrom = \"energy\"\nto = \"density\"\nrange = [0.2, 1.0]\ncurve = \"smooth\"\n";
+const MAPPING: &str =
+    "\n[[mappings]]\nfrom = \"energy\"\nto = \"density\"\nrange = [0.2, 1.0]\ncurve = \"smooth\"\n";
 
 /// [`MINIMAL`] plus a transition and a mapping, both valid.
 fn minimal_plus() -> String {
@@ -324,7 +378,8 @@ fn minimal_plus() -> String {
 fn base_texts_are_valid() {
     let patch = minimal_patch();
     Patch::parse(Path::new("plus.toml"), &minimal_plus()).unwrap_or_else(|d| panic!("{d}"));
-    let perf = Performance::parse(Path::new("perf.toml"), PERFORMANCE, &patch, SAMPLE_RATE).unwrap_or_else(|d| panic!("{d}"));
+    let perf = Performance::parse(Path::new("perf.toml"), PERFORMANCE, &patch, SAMPLE_RATE)
+        .unwrap_or_else(|d| panic!("{d}"));
     assert_eq!(perf.commands.len(), 6);
     let two = capacity_two_patch();
     Patch::parse(Path::new("two.toml"), &two).unwrap_or_else(|d| panic!("{d}"));
@@ -339,7 +394,7 @@ fn patch_cases() -> Vec<Case> {
         case(
             "wrong version",
             edit(MINIMAL, &[("version = 1", "version = 2")]),
-            At::Token("2\n"),
+            At::Token("2\n\n[piece]"),
             "version",
             &["expected version = 1", "found 2"],
         ),
@@ -383,7 +438,12 @@ fn patch_cases() -> Vec<Case> {
             edit(MINIMAL, &[("timbre = \"pad\"", "timbre = \"organ\"")]),
             At::Token("\"organ\""),
             "archetypes[0].timbre",
-            &["unknown timbre \"organ\"", "expected one of", "\"pad\"", "\"lead\""],
+            &[
+                "unknown timbre \"organ\"",
+                "expected one of",
+                "\"pad\"",
+                "\"lead\"",
+            ],
         ),
         case(
             "unknown role",
@@ -409,10 +469,20 @@ fn patch_cases() -> Vec<Case> {
         case(
             // "vi°" has a two-byte character: the column must count characters.
             "bad chord symbol after a non-ASCII one",
-            edit(MINIMAL, &[("[\"I\", \"vi\", \"IV\", \"V\"]", "[\"I\", \"vi°\", \"H7\", \"V\"]")]),
+            edit(
+                MINIMAL,
+                &[(
+                    "[\"I\", \"vi\", \"IV\", \"V\"]",
+                    "[\"I\", \"vi°\", \"H7\", \"V\"]",
+                )],
+            ),
             At::Token("\"H7\""),
             "score.sections[0].chords[2]",
-            &["unknown chord \"H7\"", "expected a roman numeral", "expected a chord symbol"],
+            &[
+                "unknown chord \"H7\"",
+                "expected a roman numeral",
+                "expected a chord symbol",
+            ],
         ),
         case(
             "unknown key name",
@@ -438,7 +508,10 @@ fn patch_cases() -> Vec<Case> {
         case(
             // Nothing to point at: the document start.
             "missing mood dimension",
-            edit(MINIMAL, &[("[mood.unity]\ndefault = 0.6\nsmoothing_secs = 0.5\n", "")]),
+            edit(
+                MINIMAL,
+                &[("[mood.unity]\ndefault = 0.6\nsmoothing_secs = 0.5\n", "")],
+            ),
             At::Start,
             "mood",
             &["expected a [mood.unity] table"],
@@ -455,14 +528,22 @@ fn patch_cases() -> Vec<Case> {
             edit(&plus, &[("from = \"energy\"", "from = \"warmth\"")]),
             At::Token("\"warmth\""),
             "mappings[0].from",
-            &["unknown mood dimension \"warmth\"", "expected one of", "\"unity\""],
+            &[
+                "unknown mood dimension \"warmth\"",
+                "expected one of",
+                "\"unity\"",
+            ],
         ),
         case(
             "mapping to an unknown parameter",
             edit(&plus, &[("to = \"density\"", "to = \"volume\"")]),
             At::Token("\"volume\""),
             "mappings[0].to",
-            &["unknown parameter \"volume\"", "expected one of", "\"stereo_width\""],
+            &[
+                "unknown parameter \"volume\"",
+                "expected one of",
+                "\"stereo_width\"",
+            ],
         ),
         case(
             "mapping with a bad curve",
@@ -487,17 +568,29 @@ fn patch_cases() -> Vec<Case> {
         ),
         case(
             "transition with a malformed when",
-            edit(&plus, &[("when = \"tension > 0.6\"", "when = \"tension is high\"")]),
+            edit(
+                &plus,
+                &[("when = \"tension > 0.6\"", "when = \"tension is high\"")],
+            ),
             At::Token("\"tension is high\""),
             "score.transitions[0].when",
             &["expected conditions like", "has no > or <"],
         ),
         case(
             "transition on an unknown dimension",
-            edit(&plus, &[("when = \"tension > 0.6\"", "when = \"energy > 0.5 and warmth < 0.3\"")]),
+            edit(
+                &plus,
+                &[(
+                    "when = \"tension > 0.6\"",
+                    "when = \"energy > 0.5 and warmth < 0.3\"",
+                )],
+            ),
             At::Token("\"energy > 0.5"),
             "score.transitions[0].when",
-            &["unknown mood dimension \"warmth\"", "expected conditions like"],
+            &[
+                "unknown mood dimension \"warmth\"",
+                "expected conditions like",
+            ],
         ),
         case(
             "start at an unknown section",
@@ -508,7 +601,11 @@ fn patch_cases() -> Vec<Case> {
         ),
         case(
             "duplicate section name",
-            insert_after(MINIMAL, "bars_per_chord = 1\n", "\n[[score.sections]]\nname = \"main\"\nchords = [\"ii\", \"V\"]\n"),
+            insert_after(
+                MINIMAL,
+                "bars_per_chord = 1\n",
+                "\n[[score.sections]]\nname = \"main\"\nchords = [\"ii\", \"V\"]\n",
+            ),
             At::Nth("\"main\"", 1),
             "score.sections[1].name",
             &["section \"main\" is defined twice", "expected unique names"],
@@ -542,9 +639,24 @@ fn patch_cases() -> Vec<Case> {
             &["expected 1 to 16 steps", "found 40"],
         ),
         case(
+            "unknown master reverb",
+            insert_after(
+                MINIMAL,
+                "loudness_target_lufs = -16.0\n",
+                "\n[master]\nreverb = \"plate\"\n",
+            ),
+            At::Token("\"plate\""),
+            "master.reverb",
+            &[
+                "unknown reverb \"plate\"",
+                "expected \"hall\" or \"fundsp\"",
+            ],
+        ),
+        case(
             "unclosed string",
             edit(MINIMAL, &[("name = \"Minimal\"", "name = \"Minimal")]),
-            At::Token("\"Minimal"),
+            // The toml parser points where the closing quote is missing: the line's end.
+            At::Token("\nseed = 1"),
             "piece.name",
             &["expected"],
         ),
@@ -555,7 +667,7 @@ fn patch_cases() -> Vec<Case> {
 fn malformed_patches_are_located() {
     let cases = patch_cases();
     assert!(cases.len() >= 12);
-    run_patch_cases(&cases);
+    assert_no_failures("patch cases", cases.len(), patch_failures(&cases));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -573,7 +685,11 @@ fn perf_cases() -> Vec<Case> {
             edit(base, &[("type = \"cue\"", "type = \"tempo\"")]),
             At::Token("\"tempo\""),
             "events[4].type",
-            &["unknown event type \"tempo\"", "expected one of", "\"note_on\""],
+            &[
+                "unknown event type \"tempo\"",
+                "expected one of",
+                "\"note_on\"",
+            ],
         ),
         case(
             // Reported at the event's `type`, the one field every event has.
@@ -593,7 +709,10 @@ fn perf_cases() -> Vec<Case> {
         case(
             // Reported at the event's `type`: the field is absent.
             "missing participant",
-            edit(base, &[("type = \"leave\"\nparticipant = 1\n", "type = \"leave\"\n")]),
+            edit(
+                base,
+                &[("type = \"leave\"\nparticipant = 1\n", "type = \"leave\"\n")],
+            ),
             At::Token("\"leave\""),
             "events[5].participant",
             &["a \"leave\" event needs `participant`"],
@@ -603,7 +722,10 @@ fn perf_cases() -> Vec<Case> {
             insert_after(base, "archetype = \"pad\"\n", "pitch = 64\n"),
             At::Token("64"),
             "events[0].pitch",
-            &["`pitch` does not belong to a \"join\" event", "it takes participant, archetype"],
+            &[
+                "`pitch` does not belong to a \"join\" event",
+                "it takes participant, archetype",
+            ],
         ),
         case(
             "unknown archetype",
@@ -614,10 +736,17 @@ fn perf_cases() -> Vec<Case> {
         ),
         case(
             "unknown dimension",
-            edit(base, &[("dimension = \"energy\"", "dimension = \"warmth\"")]),
+            edit(
+                base,
+                &[("dimension = \"energy\"", "dimension = \"warmth\"")],
+            ),
             At::Token("\"warmth\""),
             "events[1].dimension",
-            &["unknown mood dimension \"warmth\"", "expected one of", "tension"],
+            &[
+                "unknown mood dimension \"warmth\"",
+                "expected one of",
+                "tension",
+            ],
         ),
         case(
             "mood value out of range",
@@ -636,7 +765,7 @@ fn perf_cases() -> Vec<Case> {
         case(
             "velocity 200",
             edit(base, &[("velocity = 100", "velocity = 200")]),
-            At::Token("200"),
+            At::Token("200\n"),
             "events[2].velocity",
             &["expected 1 to 127", "found 200"],
         ),
@@ -650,14 +779,26 @@ fn perf_cases() -> Vec<Case> {
         case(
             // Reported at the event's `type`, keyed by the event.
             "leave for someone not present",
-            edit(base, &[("type = \"leave\"\nparticipant = 1", "type = \"leave\"\nparticipant = 2")]),
+            edit(
+                base,
+                &[(
+                    "type = \"leave\"\nparticipant = 1",
+                    "type = \"leave\"\nparticipant = 2",
+                )],
+            ),
             At::Token("\"leave\""),
             "events[5]",
             &["participant 2 leaves but is not present"],
         ),
         case(
             "note for someone not present",
-            edit(base, &[("type = \"note_on\"\nparticipant = 1", "type = \"note_on\"\nparticipant = 7")]),
+            edit(
+                base,
+                &[(
+                    "type = \"note_on\"\nparticipant = 1",
+                    "type = \"note_on\"\nparticipant = 7",
+                )],
+            ),
             At::Token("\"note_on\""),
             "events[2]",
             &["participant 7 is not present"],
@@ -714,7 +855,7 @@ fn perf_cases() -> Vec<Case> {
         case(
             "duration out of range",
             edit(base, &[("duration_secs = 20.0", "duration_secs = 0.0")]),
-            At::Token("0.0\n"),
+            At::Token("0.0\n\n[[events]]"),
             "duration_secs",
             &["expected 0.1 to 86400 seconds", "found 0"],
         ),
@@ -742,7 +883,11 @@ fn perf_cases() -> Vec<Case> {
 fn malformed_performances_are_located() {
     let cases = perf_cases();
     assert!(cases.len() >= 8);
-    run_performance_cases(&cases);
+    assert_no_failures(
+        "performance cases",
+        cases.len(),
+        performance_failures(&cases),
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -754,7 +899,10 @@ fn every_problem_in_a_patch_is_reported() {
         MINIMAL,
         &[
             ("tempo_bpm = 96", "tempo_bpm = 5"),
-            ("[\"I\", \"vi\", \"IV\", \"V\"]", "[\"I\", \"vi\", \"XIV\", \"V\"]"),
+            (
+                "[\"I\", \"vi\", \"IV\", \"V\"]",
+                "[\"I\", \"vi\", \"XIV\", \"V\"]",
+            ),
             ("timbre = \"bell\"", "timbre = \"gong\""),
         ],
     );
@@ -764,17 +912,35 @@ fn every_problem_in_a_patch_is_reported() {
         Ok(Err(Diagnostics(d))) => d,
     };
     let expected = [
-        ("score.tempo_bpm", At::Token("5\nmeter"), "expected a number from 20 to 300 BPM"),
-        ("score.sections[0].chords[2]", At::Token("\"XIV\""), "unknown numeral"),
-        ("archetypes[3].timbre", At::Token("\"gong\""), "unknown timbre \"gong\""),
+        (
+            "score.tempo_bpm",
+            At::Token("5\nmeter"),
+            "expected a number from 20 to 300 BPM",
+        ),
+        (
+            "score.sections[0].chords[2]",
+            At::Token("\"XIV\""),
+            "unknown chord \"XIV\"",
+        ),
+        (
+            "archetypes[3].timbre",
+            At::Token("\"gong\""),
+            "unknown timbre \"gong\"",
+        ),
     ];
-    assert_eq!(diags.len(), 3, "expected exactly three diagnostics, got:{}", render(&diags));
+    assert_eq!(
+        diags.len(),
+        3,
+        "expected exactly three diagnostics, got:{}",
+        render(&diags)
+    );
     for (key, at, message) in expected {
         let (line, column) = at.locate(&text);
         assert!(
-            diags
-                .iter()
-                .any(|d| d.key == key && d.line == line && d.column == column && d.message.contains(message)),
+            diags.iter().any(|d| d.key == key
+                && d.line == line
+                && d.column == column
+                && d.message.contains(message)),
             "no diagnostic {key} at {line}:{column} containing {message:?}; got:{}",
             render(&diags)
         );
@@ -804,7 +970,9 @@ fn every_problem_in_a_performance_is_reported() {
     ] {
         let (line, column) = at.locate(&text);
         assert!(
-            diags.iter().any(|d| d.key == key && (d.line, d.column) == (line, column)),
+            diags
+                .iter()
+                .any(|d| d.key == key && (d.line, d.column) == (line, column)),
             "no diagnostic {key} at {line}:{column}; got:{}",
             render(&diags)
         );
@@ -823,7 +991,10 @@ fn diagnostics_display_as_file_line_column_key_message() {
         d.to_string(),
         format!("patches/bad.toml:{line}:{column}: score.tempo_bpm: expected a number from 20 to 300 BPM, found 400")
     );
-    assert_eq!(d.to_string(), "patches/bad.toml:12:13: score.tempo_bpm: expected a number from 20 to 300 BPM, found 400");
+    assert_eq!(
+        d.to_string(),
+        "patches/bad.toml:12:13: score.tempo_bpm: expected a number from 20 to 300 BPM, found 400"
+    );
 
     let document = Diagnostic {
         file: "p.toml".into(),
@@ -877,21 +1048,31 @@ fn sweep(base: &str, parse: impl Fn(&str) -> Result<Result<(), Diagnostics>, Str
 
 #[test]
 fn mutilated_patches_never_panic() {
-    sweep(&minimal_plus(), |t| parse_patch(PATCH_FILE, t).map(|r| r.map(|_| ())));
+    sweep(&minimal_plus(), |t| {
+        parse_patch(PATCH_FILE, t).map(|r| r.map(|_| ()))
+    });
 }
 
 #[test]
 fn mutilated_performances_never_panic() {
     let patch = minimal_patch();
-    sweep(PERFORMANCE, |t| parse_performance(t, &patch).map(|r| r.map(|_| ())));
+    sweep(PERFORMANCE, |t| {
+        parse_performance(t, &patch).map(|r| r.map(|_| ()))
+    });
 }
 
 // ---------------------------------------------------------------------------------------
-// structural errors inside arrays of tables
+// KNOWN BUG (src/diagnostic.rs, `key_at`, used by `Reporter::toml_error`): the key of a
+// structural (serde/TOML) error is guessed from the source text, so inside an array of
+// tables it has no index (`archetypes.colour`, `events.channel`, not `archetypes[1].colour`,
+// `events[2].channel`), inside an inline table it names only the outer key
+// (`archetypes.motif`, not `archetypes[2].motif.steps`), a comment after a table header
+// becomes part of the key (`piece] # the piece.tempo`), and an element of a multi-line array
+// is keyed by the table alone. Positions are right; the keys are wrong or ambiguous.
+// These cases are written to the correct expectation and fail until `key_at` is fixed.
 
-#[test]
-fn structural_errors_in_arrays_of_tables_name_the_entry() {
-    run_patch_cases(&[
+fn structural_patch_cases() -> Vec<Case> {
+    vec![
         case(
             "unknown key in [[archetypes]]",
             insert_after(MINIMAL, "timbre = \"pluck\"\n", "colour = \"warm\"\n"),
@@ -901,27 +1082,60 @@ fn structural_errors_in_arrays_of_tables_name_the_entry() {
         ),
         case(
             "wrong type in [[score.sections]]",
-            edit(MINIMAL, &[("bars_per_chord = 1", "bars_per_chord = \"two\"")]),
+            edit(
+                MINIMAL,
+                &[("bars_per_chord = 1", "bars_per_chord = \"two\"")],
+            ),
             At::Token("\"two\""),
             "score.sections[0].bars_per_chord",
-            &["string", "expected"],
+            &["invalid type: string \"two\"", "expected i64"],
         ),
         case(
             "wrong type inside an inline table",
             edit(MINIMAL, &[("steps = 4", "steps = \"four\"")]),
             At::Token("\"four\""),
             "archetypes[2].motif.steps",
-            &["string", "expected"],
+            &["invalid type: string \"four\"", "expected i64"],
         ),
         case(
+            // Reported at the header of the entry that lacks the field.
             "missing field in [[archetypes]]",
             edit(MINIMAL, &[("register = [60, 84]\n", "")]),
             At::Token("[[archetypes]]\nid = \"pluck\""),
             "archetypes[1]",
             &["missing field `register`"],
         ),
-    ]);
-    run_performance_cases(&[
+        case(
+            "unknown key under a table header with a comment",
+            edit(
+                MINIMAL,
+                &[
+                    ("[piece]\n", "[piece] # the piece\n"),
+                    ("seed = 1\n", "seed = 1\ntempo = 90\n"),
+                ],
+            ),
+            At::Token("tempo ="),
+            "piece.tempo",
+            &["unknown field `tempo`"],
+        ),
+        case(
+            "wrong type in a multi-line array",
+            edit(
+                MINIMAL,
+                &[(
+                    "chords = [\"I\", \"vi\", \"IV\", \"V\"]",
+                    "chords = [\n    \"I\",\n    4,\n]",
+                )],
+            ),
+            At::Token("4,\n]"),
+            "score.sections[0].chords[1]",
+            &["invalid type: integer `4`", "expected a string"],
+        ),
+    ]
+}
+
+fn structural_performance_cases() -> Vec<Case> {
+    vec![
         case(
             "unknown key in [[events]]",
             insert_after(PERFORMANCE, "velocity = 100\n", "channel = 2\n"),
@@ -934,7 +1148,67 @@ fn structural_errors_in_arrays_of_tables_name_the_entry() {
             edit(PERFORMANCE, &[("velocity = 100", "velocity = \"loud\"")]),
             At::Token("\"loud\""),
             "events[2].velocity",
-            &["string", "expected"],
+            &["invalid type: string \"loud\"", "expected i64"],
         ),
-    ]);
+    ]
+}
+
+/// KNOWN BUG, see above: fails until `diagnostic::key_at` names the entry.
+#[test]
+fn known_bug_structural_errors_name_the_array_entry() {
+    let patches = structural_patch_cases();
+    let performances = structural_performance_cases();
+    let mut failures = patch_failures(&patches);
+    failures.extend(performance_failures(&performances));
+    assert_no_failures(
+        "structural cases",
+        patches.len() + performances.len(),
+        failures,
+    );
+}
+
+/// KNOWN BUG (src/patch/mod.rs, `resolve`, the `Key::parse(tonic, mode_name)` match): a bad
+/// tonic and a bad mode are two independent problems, but `Key::parse` stops at the tonic,
+/// so the bad mode is never reported. Fails until both are reported.
+#[test]
+fn known_bug_bad_key_and_bad_mode_are_both_reported() {
+    let text = edit(
+        MINIMAL,
+        &[
+            ("key = \"C\"", "key = \"H\""),
+            ("mode = \"major\"", "mode = \"blues\""),
+        ],
+    );
+    let diags = match parse_patch(PATCH_FILE, &text) {
+        Err(p) => panic!("panicked: {p}"),
+        Ok(Ok(_)) => panic!("parsed without error"),
+        Ok(Err(Diagnostics(d))) => d,
+    };
+    for (key, at, message) in [
+        ("score.key", At::Token("\"H\""), "expected a key like"),
+        ("score.mode", At::Token("\"blues\""), "expected a mode"),
+    ] {
+        let (line, column) = at.locate(&text);
+        assert!(
+            diags.iter().any(|d| d.key == key
+                && (d.line, d.column) == (line, column)
+                && d.message.contains(message)),
+            "no diagnostic {key} at {line}:{column} containing {message:?}; got:{}",
+            render(&diags)
+        );
+    }
+}
+
+#[test]
+fn crlf_line_endings_and_tabs_do_not_shift_positions() {
+    let text = edit(MINIMAL, &[("tempo_bpm = 96", "tempo_bpm =\t400")]).replace('\n', "\r\n");
+    let Err(Diagnostics(diags)) = Patch::parse(Path::new(PATCH_FILE), &text) else {
+        panic!("expected an error");
+    };
+    let (line, column) = At::Token("400").locate(&text);
+    assert_eq!((line, column), (12, 13));
+    assert_eq!(
+        (diags[0].key.as_str(), diags[0].line, diags[0].column),
+        ("score.tempo_bpm", line, column)
+    );
 }

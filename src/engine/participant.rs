@@ -151,8 +151,8 @@ fn design(timbre: Timbre) -> TimbreDesign {
         },
         Timbre::Bell => TimbreDesign {
             sine: 1.0,
-            mod_ratio: 3.5,
-            fm_index: 1.2,
+            mod_ratio: 3.0,
+            fm_index: 0.3,
             cutoff_hz: 9000.0,
             q: 0.6,
             fenv_oct: 0.0,
@@ -763,7 +763,7 @@ impl Participant {
         let bp = &mut bank.params;
         let bright = p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
         bp.vib_depth[l] = d.vib_depth * (1.0 + 6.0 * p[Param::Falter.index()]);
-        bp.fm_index[l] = d.fm_index * (0.4 + lane.fenv) * (1.0 + 0.25 * bright).max(0.2);
+        bp.fm_index[l] = d.fm_index * (0.35 + lane.fenv) * (0.7 * bright).exp2();
         let nyquist_safe = 0.45 * sr;
         let (f1, f2) = match self.cfg.timbre {
             Timbre::Choir => {
@@ -782,7 +782,7 @@ impl Participant {
                 )
             }
             _ => {
-                let cutoff = (d.cutoff_hz + hz * d.key_track) * (bright + d.fenv_oct * lane.fenv).exp2();
+                let cutoff = (d.cutoff_hz + hz * d.key_track) * (bright + d.fenv_oct * lane.fenv * (1.0 + 0.25 * bright).max(0.1)).exp2();
                 let c = svf_coefficients(cutoff.clamp(30.0, nyquist_safe), d.q, sr);
                 (c, c)
             }

@@ -534,7 +534,7 @@ fn add_default_mappings(mappings: &mut Vec<MappingConfig>, core: &CoreDims, reve
         m(core.energy, Param::Density, 0.2, 1.3, Curve::Linear),
         m(core.energy, Param::LoudnessDb, -10.0, 0.0, Curve::Linear),
         m(core.energy, Param::BrightnessOct, -0.6, 0.6, Curve::Linear),
-        m(core.brightness, Param::BrightnessOct, -1.6, 1.6, Curve::Linear),
+        m(core.brightness, Param::BrightnessOct, -2.0, 2.0, Curve::Linear),
         m(core.tension, Param::DetuneCents, 2.0, 30.0, Curve::Power(1.5)),
         m(core.tension, Param::NonChord, 0.02, 0.55, Curve::Linear),
         m(core.tension, Param::Darkness, 0.0, 1.0, Curve::Smooth),
