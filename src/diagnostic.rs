@@ -27,7 +27,11 @@ impl fmt::Display for Diagnostic {
             self.file.display(),
             self.line,
             self.column,
-            if self.key.is_empty() { "(document)" } else { &self.key },
+            if self.key.is_empty() {
+                "(document)"
+            } else {
+                &self.key
+            },
             self.message
         )
     }
@@ -77,7 +81,12 @@ impl<'a> Reporter<'a> {
     }
 
     /// Records a problem at a span.
-    pub fn error(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+    pub fn error(
+        &mut self,
+        span: Range<usize>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let (line, column) = Self::line_column(self.text, span.start);
         self.found.push(Diagnostic {
             file: self.file.to_path_buf(),
@@ -93,12 +102,39 @@ impl<'a> Reporter<'a> {
         self.text.get(span).unwrap_or("")
     }
 
-    /// Converts a TOML parse/deserialize error, naming the key from the source where it can.
+    /// Converts a TOML syntax error, naming the key from the source where it can.
     pub fn toml_error(&mut self, err: &toml::de::Error) {
         let span = err.span().unwrap_or(0..0);
         let message = err.message().trim().to_string();
         let key = key_at(self.text, span.start);
         self.error(span, key, message);
+    }
+
+    /// Parses `self.text` into `T`, reporting a syntax or schema error with the exact key
+    /// path (e.g. `archetypes[1].colour`).
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&mut self) -> Option<T> {
+        let de = match toml::Deserializer::parse(self.text) {
+            Ok(de) => de,
+            Err(e) => {
+                self.toml_error(&e);
+                return None;
+            }
+        };
+        match serde_path_to_error::deserialize(de) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let path = e.path().to_string();
+                let err = e.into_inner();
+                let span = err.span().unwrap_or(0..0);
+                let key = if path == "." || path.is_empty() {
+                    key_at(self.text, span.start)
+                } else {
+                    path
+                };
+                self.error(span, key, err.message().trim().to_string());
+                None
+            }
+        }
     }
 
     /// Finishes: `Ok` when nothing was found.
@@ -127,7 +163,8 @@ fn key_at(text: &str, offset: usize) -> String {
     let key = if line.starts_with('[') {
         None
     } else {
-        line.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_string())
+        line.split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_string())
     };
     match (table, key) {
         (Some(t), Some(k)) => format!("{t}.{k}"),

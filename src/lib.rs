@@ -59,7 +59,10 @@ pub mod render;
 pub mod rng;
 pub mod score;
 
-pub use control::{Command, ControlError, Controller, Message, MoodTarget, Notice, ParticipantId, Refusal, Status, Timing};
+pub use control::{
+    Command, ControlError, Controller, Message, MoodTarget, Notice, ParticipantId, Refusal, Status,
+    Timing,
+};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use engine::Engine;
 pub use patch::Patch;

@@ -12,7 +12,11 @@ use tapestry::render::{render, write_wav, RenderOptions, WavFormat};
 use tapestry::{Patch, Performance};
 
 #[derive(Parser)]
-#[command(name = "tapestry", version, about = "An audio-reactive, collective soundscape synthesizer")]
+#[command(
+    name = "tapestry",
+    version,
+    about = "An audio-reactive, collective soundscape synthesizer"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -76,7 +80,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Check { patch, performance } => {
-            let p = Patch::load(&patch).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            let p = Patch::load(&patch)
+                .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
             println!(
                 "{}: ok — \"{}\", {} sections, {} archetypes, {} mood dimensions",
                 patch.display(),
@@ -86,7 +91,8 @@ fn run(cli: Cli) -> Result<()> {
                 p.dims.len()
             );
             if let Some(perf) = performance {
-                let f = Performance::load(&perf, &p, 48_000).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", perf.display()))?;
+                let f = Performance::load(&perf, &p, 48_000)
+                    .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", perf.display()))?;
                 println!(
                     "{}: ok — {} events, {:.1} s, up to {} participants",
                     perf.display(),
@@ -111,11 +117,16 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
             }
             if block == 0 || block > tapestry::engine::MAX_BLOCK_FRAMES {
-                bail!("--block must be between 1 and {} frames", tapestry::engine::MAX_BLOCK_FRAMES);
+                bail!(
+                    "--block must be between 1 and {} frames",
+                    tapestry::engine::MAX_BLOCK_FRAMES
+                );
             }
-            let p = Patch::load(&patch).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            let p = Patch::load(&patch)
+                .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
             let perf = match &performance {
-                Some(path) => Performance::load(path, &p, sample_rate).map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
+                Some(path) => Performance::load(path, &p, sample_rate)
+                    .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
                 None => Performance {
                     commands: Vec::new(),
                     duration_frames: 60 * sample_rate as u64,
@@ -124,7 +135,9 @@ fn run(cli: Cli) -> Result<()> {
                 },
             };
             let duration_frames = match duration {
-                Some(d) if d > 0.0 && d <= 86_400.0 => Some((d * sample_rate as f64).round() as u64),
+                Some(d) if d > 0.0 && d <= 86_400.0 => {
+                    Some((d * sample_rate as f64).round() as u64)
+                }
                 Some(d) => bail!("--duration must be between 0 and 86400 seconds, got {d}"),
                 None => None,
             };
@@ -137,9 +150,11 @@ fn run(cli: Cli) -> Result<()> {
             let total = duration_frames.unwrap_or(perf.duration_frames);
             let bar = ProgressBar::new(total);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} rendering [{bar:40}] {percent:>3}% {msg} (eta {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{spinner} rendering [{bar:40}] {percent:>3}% {msg} (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             let started = Instant::now();
             let mut shown = false;
@@ -151,7 +166,11 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 if shown {
                     bar.set_position(done);
-                    bar.set_message(format!("{:.0}s/{:.0}s", done as f64 / sample_rate as f64, total as f64 / sample_rate as f64));
+                    bar.set_message(format!(
+                        "{:.0}s/{:.0}s",
+                        done as f64 / sample_rate as f64,
+                        total as f64 / sample_rate as f64
+                    ));
                 }
             });
             bar.finish_and_clear();
@@ -161,7 +180,8 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Float32 => WavFormat::Float32,
             };
             let dither_seed = options.seed.or(perf.seed).unwrap_or(p.seed());
-            write_wav(&output, &samples, sample_rate, fmt, dither_seed).with_context(|| format!("writing {}", output.display()))?;
+            write_wav(&output, &samples, sample_rate, fmt, dither_seed)
+                .with_context(|| format!("writing {}", output.display()))?;
             let secs = total as f64 / sample_rate as f64;
             let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
             eprintln!(

@@ -85,7 +85,9 @@ pub struct Performance {
     pub peak_participants: usize,
 }
 
-const KINDS: [&str; 7] = ["join", "leave", "mood", "release", "note_on", "note_off", "cue"];
+const KINDS: [&str; 7] = [
+    "join", "leave", "mood", "release", "note_on", "note_off", "cue",
+];
 
 impl Performance {
     /// Reads and resolves a performance file against a patch at a sample rate.
@@ -103,14 +105,15 @@ impl Performance {
     }
 
     /// Parses and resolves performance text.
-    pub fn parse(path: &Path, text: &str, patch: &Patch, sample_rate: u32) -> Result<Performance, Diagnostics> {
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        patch: &Patch,
+        sample_rate: u32,
+    ) -> Result<Performance, Diagnostics> {
         let mut r = Reporter::new(path, text);
-        let file: PerformanceFile = match toml::from_str(text) {
-            Ok(f) => f,
-            Err(e) => {
-                r.toml_error(&e);
-                return Err(Diagnostics(r.found));
-            }
+        let Some(file) = r.deserialize::<PerformanceFile>() else {
+            return Err(Diagnostics(r.found));
         };
         let perf = resolve(&file, patch, sample_rate, &mut r);
         r.finish()?;
@@ -120,7 +123,14 @@ impl Performance {
 
 fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporter) -> Performance {
     if *f.version.get_ref() != PERFORMANCE_VERSION {
-        r.error(f.version.span(), "version", format!("expected version = {PERFORMANCE_VERSION}, found {}", f.version.get_ref()));
+        r.error(
+            f.version.span(),
+            "version",
+            format!(
+                "expected version = {PERFORMANCE_VERSION}, found {}",
+                f.version.get_ref()
+            ),
+        );
     }
     let sr = sample_rate as f64;
     let secs_per_beat = 60.0 / patch.tempo_bpm() as f64;
@@ -130,23 +140,41 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         let key = format!("events[{i}]");
         let kind = e.kind.get_ref().as_str();
         if !KINDS.contains(&kind) {
-            r.error(e.kind.span(), format!("{key}.type"), format!("unknown event type \"{kind}\"; expected one of {}", KINDS.map(|k| format!("\"{k}\"")).join(", ")));
+            r.error(
+                e.kind.span(),
+                format!("{key}.type"),
+                format!(
+                    "unknown event type \"{kind}\"; expected one of {}",
+                    KINDS.map(|k| format!("\"{k}\"")).join(", ")
+                ),
+            );
             continue;
         }
         // time
-        let times = [e.time.is_some(), e.bar.is_some(), e.sample.is_some()].iter().filter(|x| **x).count();
+        let times = [e.time.is_some(), e.bar.is_some(), e.sample.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count();
         if times != 1 {
             r.error(e.kind.span(), format!("{key}"), "expected exactly one of `time` (seconds), `bar` (with optional `beat`) or `sample`");
             continue;
         }
         if e.beat.is_some() && e.bar.is_none() {
-            r.error(e.beat.as_ref().unwrap().span(), format!("{key}.beat"), "`beat` goes with `bar`");
+            r.error(
+                e.beat.as_ref().unwrap().span(),
+                format!("{key}.beat"),
+                "`beat` goes with `bar`",
+            );
             continue;
         }
         let sample = if let Some(t) = &e.time {
             let secs = *t.get_ref();
             if !(0.0..=86_400.0).contains(&secs) {
-                r.error(t.span(), format!("{key}.time"), format!("expected seconds from 0 to 86400, found {secs}"));
+                r.error(
+                    t.span(),
+                    format!("{key}.time"),
+                    format!("expected seconds from 0 to 86400, found {secs}"),
+                );
                 continue;
             }
             (secs * sr).round() as u64
@@ -154,12 +182,23 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             let bar = *b.get_ref();
             let beat = e.beat.as_ref().map_or(1.0, |x| *x.get_ref());
             if bar < 1 || bar > 100_000 {
-                r.error(b.span(), format!("{key}.bar"), format!("expected a bar number from 1, found {bar}"));
+                r.error(
+                    b.span(),
+                    format!("{key}.bar"),
+                    format!("expected a bar number from 1, found {bar}"),
+                );
                 continue;
             }
             if !(1.0..beats_per_bar + 1.0).contains(&beat) {
                 let span = e.beat.as_ref().map_or(b.span(), |x| x.span());
-                r.error(span, format!("{key}.beat"), format!("expected a beat from 1 to below {}, found {beat}", beats_per_bar + 1.0));
+                r.error(
+                    span,
+                    format!("{key}.beat"),
+                    format!(
+                        "expected a beat from 1 to below {}, found {beat}",
+                        beats_per_bar + 1.0
+                    ),
+                );
                 continue;
             }
             let beats = (bar - 1) as f64 * beats_per_bar + (beat - 1.0);
@@ -167,7 +206,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         } else {
             let s = e.sample.as_ref().unwrap();
             if *s.get_ref() < 0 {
-                r.error(s.span(), format!("{key}.sample"), "expected a sample index of 0 or more");
+                r.error(
+                    s.span(),
+                    format!("{key}.sample"),
+                    "expected a sample index of 0 or more",
+                );
                 continue;
             }
             *s.get_ref() as u64
@@ -196,7 +239,14 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         for (name, span) in &present {
             if let Some(span) = span {
                 if !allowed.contains(name) {
-                    r.error(span.clone(), format!("{key}.{name}"), format!("`{name}` does not belong to a \"{kind}\" event; it takes {}", allowed.join(", ")));
+                    r.error(
+                        span.clone(),
+                        format!("{key}.{name}"),
+                        format!(
+                            "`{name}` does not belong to a \"{kind}\" event; it takes {}",
+                            allowed.join(", ")
+                        ),
+                    );
                     ok = false;
                 }
             }
@@ -211,7 +261,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         };
         for name in required {
             if present.iter().any(|(n, s)| n == name && s.is_none()) {
-                r.error(e.kind.span(), format!("{key}.{name}"), format!("a \"{kind}\" event needs `{name}`"));
+                r.error(
+                    e.kind.span(),
+                    format!("{key}.{name}"),
+                    format!("a \"{kind}\" event needs `{name}`"),
+                );
                 ok = false;
             }
         }
@@ -222,7 +276,14 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             let p = e.participant.as_ref()?;
             let v = *p.get_ref();
             if v < min || v > u32::MAX as i64 {
-                r.error(p.span(), format!("{key}.participant"), format!("expected a participant id from {min} to {}, found {v}", u32::MAX));
+                r.error(
+                    p.span(),
+                    format!("{key}.participant"),
+                    format!(
+                        "expected a participant id from {min} to {}, found {v}",
+                        u32::MAX
+                    ),
+                );
                 return None;
             }
             Some(v as u32)
@@ -231,36 +292,64 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             let d = e.dimension.as_ref()?;
             let i = patch.dims.iter().position(|n| n == d.get_ref());
             if i.is_none() {
-                r.error(d.span(), format!("{key}.dimension"), format!("unknown mood dimension \"{}\"; expected one of {}", d.get_ref(), patch.dims.join(", ")));
+                r.error(
+                    d.span(),
+                    format!("{key}.dimension"),
+                    format!(
+                        "unknown mood dimension \"{}\"; expected one of {}",
+                        d.get_ref(),
+                        patch.dims.join(", ")
+                    ),
+                );
             }
             i.map(|i| i as u8)
         };
-        let midi = |r: &mut Reporter, v: &Option<Spanned<i64>>, name: &str, lo: i64| -> Option<u8> {
-            let v = v.as_ref()?;
-            let x = *v.get_ref();
-            if !(lo..=127).contains(&x) {
-                r.error(v.span(), format!("{key}.{name}"), format!("expected {lo} to 127, found {x}"));
-                return None;
-            }
-            Some(x as u8)
-        };
+        let midi =
+            |r: &mut Reporter, v: &Option<Spanned<i64>>, name: &str, lo: i64| -> Option<u8> {
+                let v = v.as_ref()?;
+                let x = *v.get_ref();
+                if !(lo..=127).contains(&x) {
+                    r.error(
+                        v.span(),
+                        format!("{key}.{name}"),
+                        format!("expected {lo} to 127, found {x}"),
+                    );
+                    return None;
+                }
+                Some(x as u8)
+            };
         let command = match kind {
             "join" => {
-                let Some(participant) = participant(r, 1) else { continue };
+                let Some(participant) = participant(r, 1) else {
+                    continue;
+                };
                 let archetype = match &e.archetype {
                     Some(a) => match patch.archetypes.iter().position(|n| n == a.get_ref()) {
                         Some(i) => Some(i as u16),
                         None => {
-                            r.error(a.span(), format!("{key}.archetype"), format!("unknown archetype \"{}\"; expected one of {}", a.get_ref(), patch.archetypes.join(", ")));
+                            r.error(
+                                a.span(),
+                                format!("{key}.archetype"),
+                                format!(
+                                    "unknown archetype \"{}\"; expected one of {}",
+                                    a.get_ref(),
+                                    patch.archetypes.join(", ")
+                                ),
+                            );
                             continue;
                         }
                     },
                     None => None,
                 };
-                Command::Join { participant, archetype }
+                Command::Join {
+                    participant,
+                    archetype,
+                }
             }
             "leave" => {
-                let Some(participant) = participant(r, 1) else { continue };
+                let Some(participant) = participant(r, 1) else {
+                    continue;
+                };
                 Command::Leave { participant }
             }
             "mood" => {
@@ -270,19 +359,34 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                 let value = *v.get_ref();
                 let d = &patch.config(sample_rate, None).dims[dim as usize];
                 if !(d.min as f64..=d.max as f64).contains(&value) {
-                    r.error(v.span(), format!("{key}.value"), format!("expected a value from {} to {}, found {value}", d.min, d.max));
+                    r.error(
+                        v.span(),
+                        format!("{key}.value"),
+                        format!(
+                            "expected a value from {} to {}, found {value}",
+                            d.min, d.max
+                        ),
+                    );
                     continue;
                 }
                 let ramp_secs = match &e.ramp_secs {
                     Some(rs) if !(0.0..=3600.0).contains(rs.get_ref()) => {
-                        r.error(rs.span(), format!("{key}.ramp_secs"), format!("expected 0 to 3600 seconds, found {}", rs.get_ref()));
+                        r.error(
+                            rs.span(),
+                            format!("{key}.ramp_secs"),
+                            format!("expected 0 to 3600 seconds, found {}", rs.get_ref()),
+                        );
                         continue;
                     }
                     Some(rs) => *rs.get_ref() as f32,
                     None => 0.0,
                 };
                 Command::Mood {
-                    target: if p == 0 { MoodTarget::Communal } else { MoodTarget::Participant(p) },
+                    target: if p == 0 {
+                        MoodTarget::Communal
+                    } else {
+                        MoodTarget::Participant(p)
+                    },
                     dim,
                     value: value as f32,
                     ramp_secs,
@@ -293,13 +397,28 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                 Command::ReleaseCommunal { dim }
             }
             "note_on" => {
-                let Some(participant) = participant(r, 1) else { continue };
-                let (Some(pitch), Some(velocity)) = (midi(r, &e.pitch, "pitch", 0), midi(r, &e.velocity, "velocity", 1)) else { continue };
-                Command::NoteOn { participant, pitch, velocity }
+                let Some(participant) = participant(r, 1) else {
+                    continue;
+                };
+                let (Some(pitch), Some(velocity)) = (
+                    midi(r, &e.pitch, "pitch", 0),
+                    midi(r, &e.velocity, "velocity", 1),
+                ) else {
+                    continue;
+                };
+                Command::NoteOn {
+                    participant,
+                    pitch,
+                    velocity,
+                }
             }
             "note_off" => {
-                let Some(participant) = participant(r, 1) else { continue };
-                let Some(pitch) = midi(r, &e.pitch, "pitch", 0) else { continue };
+                let Some(participant) = participant(r, 1) else {
+                    continue;
+                };
+                let Some(pitch) = midi(r, &e.pitch, "pitch", 0) else {
+                    continue;
+                };
                 Command::NoteOff { participant, pitch }
             }
             _ => {
@@ -307,7 +426,15 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                 match patch.sections.iter().position(|n| n == s.get_ref()) {
                     Some(i) => Command::Cue { section: i as u16 },
                     None => {
-                        r.error(s.span(), format!("{key}.section"), format!("unknown section \"{}\"; expected one of {}", s.get_ref(), patch.sections.join(", ")));
+                        r.error(
+                            s.span(),
+                            format!("{key}.section"),
+                            format!(
+                                "unknown section \"{}\"; expected one of {}",
+                                s.get_ref(),
+                                patch.sections.join(", ")
+                            ),
+                        );
                         continue;
                     }
                 }
@@ -323,7 +450,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         match c.command {
             Command::Join { participant, .. } => {
                 if present.contains(&participant) {
-                    r.error(span.clone(), key.clone(), format!("participant {participant} joins twice without leaving"));
+                    r.error(
+                        span.clone(),
+                        key.clone(),
+                        format!("participant {participant} joins twice without leaving"),
+                    );
                 } else if present.len() >= patch.capacity() {
                     r.error(span.clone(), key.clone(), format!("participant {participant} would exceed the patch's capacity of {} participants", patch.capacity()));
                 } else {
@@ -334,7 +465,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                 if let Some(i) = present.iter().position(|p| *p == participant) {
                     present.swap_remove(i);
                 } else {
-                    r.error(span.clone(), key.clone(), format!("participant {participant} leaves but is not present"));
+                    r.error(
+                        span.clone(),
+                        key.clone(),
+                        format!("participant {participant} leaves but is not present"),
+                    );
                 }
             }
             Command::NoteOn { participant, .. }
@@ -344,7 +479,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                 ..
             } => {
                 if !present.contains(&participant) {
-                    r.error(span.clone(), key.clone(), format!("participant {participant} is not present at this time"));
+                    r.error(
+                        span.clone(),
+                        key.clone(),
+                        format!("participant {participant} is not present at this time"),
+                    );
                 }
             }
             _ => {}
@@ -356,7 +495,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         Some(d) => {
             let secs = *d.get_ref();
             if !(0.1..=86_400.0).contains(&secs) {
-                r.error(d.span(), "duration_secs", format!("expected 0.1 to 86400 seconds, found {secs}"));
+                r.error(
+                    d.span(),
+                    "duration_secs",
+                    format!("expected 0.1 to 86400 seconds, found {secs}"),
+                );
             }
             (secs.clamp(0.1, 86_400.0) * sr).round() as u64
         }

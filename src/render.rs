@@ -43,11 +43,21 @@ impl Default for RenderOptions {
 
 /// Renders a performance into interleaved stereo samples; `progress` is called with
 /// (frames done, frames total) after every block.
-pub fn render(patch: &Patch, performance: &Performance, options: &RenderOptions, mut progress: impl FnMut(u64, u64)) -> Vec<f32> {
+pub fn render(
+    patch: &Patch,
+    performance: &Performance,
+    options: &RenderOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Vec<f32> {
     let seed = options.seed.or(performance.seed);
-    let (mut engine, controller) = Engine::new(patch.config(options.sample_rate, seed), patch.names());
-    let total = options.duration_frames.unwrap_or(performance.duration_frames);
-    let block = options.block_frames.clamp(1, crate::engine::MAX_BLOCK_FRAMES);
+    let (mut engine, controller) =
+        Engine::new(patch.config(options.sample_rate, seed), patch.names());
+    let total = options
+        .duration_frames
+        .unwrap_or(performance.duration_frames);
+    let block = options
+        .block_frames
+        .clamp(1, crate::engine::MAX_BLOCK_FRAMES);
     let mut out = vec![0.0f32; total as usize * 2];
     let mut next = 0;
     let mut done = 0u64;
@@ -75,7 +85,13 @@ pub fn render(patch: &Patch, performance: &Performance, options: &RenderOptions,
 }
 
 /// Writes interleaved stereo samples to a WAV file.
-pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, format: WavFormat, dither_seed: u64) -> Result<(), hound::Error> {
+pub fn write_wav(
+    path: &Path,
+    samples: &[f32],
+    sample_rate: u32,
+    format: WavFormat,
+    dither_seed: u64,
+) -> Result<(), hound::Error> {
     let spec = hound::WavSpec {
         channels: 2,
         sample_rate,
@@ -99,7 +115,9 @@ pub fn write_wav(path: &Path, samples: &[f32], sample_rate: u32, format: WavForm
             for &s in samples {
                 // TPDF dither of ±1 LSB
                 let d = rng.next_f32() as f64 - rng.next_f32() as f64;
-                let v = (s as f64 * scale + d).round().clamp(-8_388_608.0, 8_388_607.0) as i32;
+                let v = (s as f64 * scale + d)
+                    .round()
+                    .clamp(-8_388_608.0, 8_388_607.0) as i32;
                 w.write_sample(v)?;
             }
         }

@@ -4,9 +4,6 @@
 //!
 //! Expected positions are computed from the case text (by finding the offending token),
 //! so the cases stay correct when the texts are edited.
-//!
-//! Tests named `known_bug_*` are written to the correct expectation for a library bug
-//! described above them; they fail until the library is fixed.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -1062,14 +1059,10 @@ fn mutilated_performances_never_panic() {
 }
 
 // ---------------------------------------------------------------------------------------
-// KNOWN BUG (src/diagnostic.rs, `key_at`, used by `Reporter::toml_error`): the key of a
-// structural (serde/TOML) error is guessed from the source text, so inside an array of
-// tables it has no index (`archetypes.colour`, `events.channel`, not `archetypes[1].colour`,
-// `events[2].channel`), inside an inline table it names only the outer key
-// (`archetypes.motif`, not `archetypes[2].motif.steps`), a comment after a table header
-// becomes part of the key (`piece] # the piece.tempo`), and an element of a multi-line array
-// is keyed by the table alone. Positions are right; the keys are wrong or ambiguous.
-// These cases are written to the correct expectation and fail until `key_at` is fixed.
+// Structural (serde/TOML) errors name the exact key path: the entry of an array of tables
+// (`archetypes[1].colour`, `events[2].channel`), the field inside an inline table
+// (`archetypes[2].motif.steps`), never a table header's trailing comment, and the element
+// of a multi-line array.
 
 fn structural_patch_cases() -> Vec<Case> {
     vec![
@@ -1153,9 +1146,8 @@ fn structural_performance_cases() -> Vec<Case> {
     ]
 }
 
-/// KNOWN BUG, see above: fails until `diagnostic::key_at` names the entry.
 #[test]
-fn known_bug_structural_errors_name_the_array_entry() {
+fn structural_errors_name_the_array_entry() {
     let patches = structural_patch_cases();
     let performances = structural_performance_cases();
     let mut failures = patch_failures(&patches);
@@ -1167,11 +1159,9 @@ fn known_bug_structural_errors_name_the_array_entry() {
     );
 }
 
-/// KNOWN BUG (src/patch/mod.rs, `resolve`, the `Key::parse(tonic, mode_name)` match): a bad
-/// tonic and a bad mode are two independent problems, but `Key::parse` stops at the tonic,
-/// so the bad mode is never reported. Fails until both are reported.
+/// A bad tonic and a bad mode are two independent problems: both are reported.
 #[test]
-fn known_bug_bad_key_and_bad_mode_are_both_reported() {
+fn bad_key_and_bad_mode_are_both_reported() {
     let text = edit(
         MINIMAL,
         &[

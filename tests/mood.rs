@@ -72,10 +72,21 @@ const SETTLE: f32 = 6.0;
 /// Renders 10 participants with every core dimension at a base value except `dimension`.
 fn render_with(patch: &Patch, dimension: &str, value: f32) -> Vec<f32> {
     let mut s = Script::default();
-    for (d, base) in [("energy", 0.5), ("tension", 0.2), ("brightness", 0.5), ("unity", 0.5)] {
-        s = s.communal(0.0, dim(patch, d), if d == dimension { value } else { base });
+    for (d, base) in [
+        ("energy", 0.5),
+        ("tension", 0.2),
+        ("brightness", 0.5),
+        ("unity", 0.5),
+    ] {
+        s = s.communal(
+            0.0,
+            dim(patch, d),
+            if d == dimension { value } else { base },
+        );
     }
-    let arch = ["pad", "pluck", "bell", "bass", "lead", "pluck", "pad", "bell", "pluck", "lead"];
+    let arch = [
+        "pad", "pluck", "bell", "bass", "lead", "pluck", "pad", "bell", "pluck", "lead",
+    ];
     for (i, a) in arch.iter().enumerate() {
         s = s.join(0.05 * i as f64, i as u32 + 1, Some(archetype(patch, a)));
     }
@@ -85,23 +96,38 @@ fn render_with(patch: &Patch, dimension: &str, value: f32) -> Vec<f32> {
 
 fn low_high(dimension: &str) -> (Vec<f32>, Vec<f32>) {
     let patch = patch_text(PATCH);
-    (render_with(&patch, dimension, 0.05), render_with(&patch, dimension, 0.95))
+    (
+        render_with(&patch, dimension, 0.05),
+        render_with(&patch, dimension, 0.95),
+    )
 }
 
 #[test]
 fn higher_energy_is_louder_and_denser() {
     let (low, high) = low_high("energy");
     let (rms_low, rms_high) = (rms_db(&mono(&low)), rms_db(&mono(&high)));
-    let (on_low, on_high) = (onset_rate_per_sec(&mono(&low), SR as f32), onset_rate_per_sec(&mono(&high), SR as f32));
+    let (on_low, on_high) = (
+        onset_rate_per_sec(&mono(&low), SR as f32),
+        onset_rate_per_sec(&mono(&high), SR as f32),
+    );
     println!("energy: RMS {rms_low:.1} → {rms_high:.1} dB, onsets {on_low:.2} → {on_high:.2} /s");
-    assert!(rms_high > rms_low + 4.0, "RMS {rms_low:.1} → {rms_high:.1} dB");
-    assert!(on_high > on_low * 1.4 + 0.3, "onsets {on_low:.2} → {on_high:.2} /s");
+    assert!(
+        rms_high > rms_low + 4.0,
+        "RMS {rms_low:.1} → {rms_high:.1} dB"
+    );
+    assert!(
+        on_high > on_low * 1.4 + 0.3,
+        "onsets {on_low:.2} → {on_high:.2} /s"
+    );
 }
 
 #[test]
 fn higher_brightness_raises_the_spectral_centroid() {
     let (low, high) = low_high("brightness");
-    let (c_low, c_high) = (spectral_centroid_hz(&mono(&low), SR as f32), spectral_centroid_hz(&mono(&high), SR as f32));
+    let (c_low, c_high) = (
+        spectral_centroid_hz(&mono(&low), SR as f32),
+        spectral_centroid_hz(&mono(&high), SR as f32),
+    );
     println!("brightness: centroid {c_low:.0} → {c_high:.0} Hz");
     assert!(c_high > c_low * 1.5, "centroid {c_low:.0} → {c_high:.0} Hz");
 }
@@ -115,17 +141,29 @@ fn higher_tension_puts_more_energy_outside_the_chord() {
         1.0 - pitch_class_share(&chroma(&mono(&high), SR as f32), &c_major),
     );
     println!("tension: energy outside C-E-G {out_low:.3} → {out_high:.3}");
-    assert!(out_high > out_low + 0.1 && out_high > out_low * 1.5, "outside share {out_low:.3} → {out_high:.3}");
+    assert!(
+        out_high > out_low + 0.1 && out_high > out_low * 1.5,
+        "outside share {out_low:.3} → {out_high:.3}"
+    );
 }
 
 #[test]
 fn higher_unity_concentrates_pitch_and_narrows_the_stereo_image() {
     let (low, high) = low_high("unity");
-    let (k_low, k_high) = (chroma_concentration(&chroma(&mono(&low), SR as f32)), chroma_concentration(&chroma(&mono(&high), SR as f32)));
+    let (k_low, k_high) = (
+        chroma_concentration(&chroma(&mono(&low), SR as f32)),
+        chroma_concentration(&chroma(&mono(&high), SR as f32)),
+    );
     let (r_low, r_high) = (lr_correlation(&low), lr_correlation(&high));
     println!("unity: pitch-class concentration {k_low:.3} → {k_high:.3}, L/R correlation {r_low:.3} → {r_high:.3}");
-    assert!(k_high > k_low + 0.03, "concentration {k_low:.3} → {k_high:.3}");
-    assert!(r_high > r_low + 0.15, "correlation {r_low:.3} → {r_high:.3}");
+    assert!(
+        k_high > k_low + 0.03,
+        "concentration {k_low:.3} → {k_high:.3}"
+    );
+    assert!(
+        r_high > r_low + 0.15,
+        "correlation {r_low:.3} → {r_high:.3}"
+    );
 }
 
 #[test]
@@ -140,9 +178,13 @@ fn one_participant_cannot_drag_the_communal_mood() {
     let mut block = vec![0.0f32; 1024];
     engine.process(&mut block);
     for id in 1..=12 {
-        controller.set_mood(tapestry::MoodTarget::Participant(id), "energy", 0.3, 0.0).unwrap();
+        controller
+            .set_mood(tapestry::MoodTarget::Participant(id), "energy", 0.3, 0.0)
+            .unwrap();
     }
-    controller.set_mood(tapestry::MoodTarget::Participant(13), "energy", 1.0, 0.0).unwrap();
+    controller
+        .set_mood(tapestry::MoodTarget::Participant(13), "energy", 1.0, 0.0)
+        .unwrap();
     for _ in 0..(5 * SR as usize / 512) {
         engine.process(&mut block);
     }

@@ -28,18 +28,37 @@ fn process_never_allocates_while_64_participants_join_leave_sing_and_change_mood
             let mut sent = 0;
             for round in 0..6u32 {
                 for id in 1..=64u32 {
-                    let archetype = if id % 3 == 0 { None } else { Some((id as u16) % archetypes) };
+                    let archetype = if id % 3 == 0 {
+                        None
+                    } else {
+                        Some((id as u16) % archetypes)
+                    };
                     let commands = [
-                        Command::Join { participant: id, archetype },
+                        Command::Join {
+                            participant: id,
+                            archetype,
+                        },
                         Command::Mood {
                             target: MoodTarget::Participant(id),
                             dim: (id % dims as u32) as u8,
                             value: (id as f32 * 0.37 + round as f32 * 0.2) % 1.0,
                             ramp_secs: 0.5,
                         },
-                        Command::NoteOn { participant: id, pitch: 48 + (id % 24) as u8, velocity: 100 },
-                        Command::Mood { target: MoodTarget::Communal, dim: 0, value: (round % 2) as f32, ramp_secs: 1.0 },
-                        Command::NoteOff { participant: id, pitch: 48 + (id % 24) as u8 },
+                        Command::NoteOn {
+                            participant: id,
+                            pitch: 48 + (id % 24) as u8,
+                            velocity: 100,
+                        },
+                        Command::Mood {
+                            target: MoodTarget::Communal,
+                            dim: 0,
+                            value: (round % 2) as f32,
+                            ramp_secs: 1.0,
+                        },
+                        Command::NoteOff {
+                            participant: id,
+                            pitch: 48 + (id % 24) as u8,
+                        },
                         Command::Cue { section: 0 },
                     ];
                     for c in commands {
@@ -79,7 +98,10 @@ fn process_never_allocates_while_64_participants_join_leave_sing_and_change_mood
     let sent = sender.join().unwrap();
     assert_eq!(violation_count(), 0, "process allocated or freed memory");
     assert!(sent >= 64 * 7 * 6);
-    assert!(peak_present >= 48, "participants really were present together: {peak_present}");
+    assert!(
+        peak_present >= 48,
+        "participants really were present together: {peak_present}"
+    );
     assert!(block.iter().all(|x| x.is_finite()));
 }
 
@@ -99,12 +121,33 @@ fn busy_performance(patch: &tapestry::Patch) -> tapestry::Performance {
     let tension = dim(patch, "tension");
     let mut s = Script::default();
     for id in 1..=10u32 {
-        s = s.join(0.1 + id as f64 * 0.37, id, if id % 4 == 0 { None } else { Some((id % 4) as u16) });
+        s = s.join(
+            0.1 + id as f64 * 0.37,
+            id,
+            if id % 4 == 0 {
+                None
+            } else {
+                Some((id % 4) as u16)
+            },
+        );
     }
     s = s
         .communal(2.0, energy, 0.9)
-        .at(3.3, Command::NoteOn { participant: 2, pitch: 61, velocity: 90 })
-        .at(4.1, Command::NoteOff { participant: 2, pitch: 61 })
+        .at(
+            3.3,
+            Command::NoteOn {
+                participant: 2,
+                pitch: 61,
+                velocity: 90,
+            },
+        )
+        .at(
+            4.1,
+            Command::NoteOff {
+                participant: 2,
+                pitch: 61,
+            },
+        )
         .communal(5.0, tension, 0.95)
         .leave(6.5, 3)
         .leave(7.25, 7)
@@ -132,7 +175,10 @@ fn block_sizes_1_64_333_and_4096_give_identical_output() {
     let reference = render_blocks(&patch, &perf, 64, None);
     for block in [1usize, 333, 4096] {
         let other = render_blocks(&patch, &perf, block, None);
-        let first_difference = reference.iter().zip(&other).position(|(a, b)| a.to_bits() != b.to_bits());
+        let first_difference = reference
+            .iter()
+            .zip(&other)
+            .position(|(a, b)| a.to_bits() != b.to_bits());
         assert_eq!(first_difference, None, "block size {block} differs from 64");
     }
 }

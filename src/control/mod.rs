@@ -198,7 +198,10 @@ impl Status {
 
     /// Peak levels (left, right) of the last block, linear.
     pub fn peaks(&self) -> (f32, f32) {
-        (Self::load_f32(&self.peak_left), Self::load_f32(&self.peak_right))
+        (
+            Self::load_f32(&self.peak_left),
+            Self::load_f32(&self.peak_right),
+        )
     }
 
     /// Communal mood value of a dimension.
@@ -284,7 +287,11 @@ impl Controller {
     }
 
     /// A participant joins now; `archetype: None` lets the engine balance the ensemble.
-    pub fn join(&self, participant: ParticipantId, archetype: Option<u16>) -> Result<(), ControlError> {
+    pub fn join(
+        &self,
+        participant: ParticipantId,
+        archetype: Option<u16>,
+    ) -> Result<(), ControlError> {
         self.command(Command::Join {
             participant,
             archetype,
@@ -314,7 +321,12 @@ impl Controller {
     }
 
     /// Plays a note for a participant (velocity 0 = note off).
-    pub fn note(&self, participant: ParticipantId, pitch: u8, velocity: u8) -> Result<(), ControlError> {
+    pub fn note(
+        &self,
+        participant: ParticipantId,
+        pitch: u8,
+        velocity: u8,
+    ) -> Result<(), ControlError> {
         self.command(if velocity == 0 {
             Command::NoteOff { participant, pitch }
         } else {

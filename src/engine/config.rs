@@ -47,7 +47,10 @@ impl Timbre {
 
     /// The patch name of this timbre.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(t, _)| *t == self).map_or("?", |(_, n)| n)
+        Self::ALL
+            .iter()
+            .find(|(t, _)| *t == self)
+            .map_or("?", |(_, n)| n)
     }
 
     /// True for timbres that hold chords rather than play motif notes.
@@ -80,7 +83,10 @@ impl Role {
 
     /// The patch name of this role.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(r, _)| *r == self).map_or("?", |(_, n)| n)
+        Self::ALL
+            .iter()
+            .find(|(r, _)| *r == self)
+            .map_or("?", |(_, n)| n)
     }
 }
 

@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::control::{Command, Controller, Message, MoodTarget, Names, Notice, Refusal, Status, Timing};
+use crate::control::{
+    Command, Controller, Message, MoodTarget, Names, Notice, Refusal, Status, Timing,
+};
 use crate::rng::Rng;
 use crate::score::{darker, Chord, Scale};
 use config::{Comparison, EngineConfig, Param, Role, MAX_DIMS};
@@ -154,7 +156,12 @@ impl Engine {
         self.time = 0;
         self.conductor = conductor;
         self.communal = conductor.value;
-        evaluate_params(&self.communal, &self.cfg.dims, &self.cfg.mappings, &mut self.communal_params);
+        evaluate_params(
+            &self.communal,
+            &self.cfg.dims,
+            &self.cfg.mappings,
+            &mut self.communal_params,
+        );
         self.reverb_mix = self.communal_params[Param::ReverbMix.index()];
         self.section = self.cfg.start_section;
         self.section_start_bar = 0;
@@ -263,7 +270,9 @@ impl Engine {
     }
 
     fn find(&self, id: u32) -> Option<usize> {
-        self.participants.iter().position(|p| p.active && !p.leaving && p.id == id)
+        self.participants
+            .iter()
+            .position(|p| p.active && !p.leaving && p.id == id)
     }
 
     fn apply(&mut self, command: Command) {
@@ -292,7 +301,8 @@ impl Engine {
                     return self.refuse(command, Refusal::OutOfRange);
                 }
                 let value = value.clamp(d.min, d.max);
-                let ticks = (ramp_secs.clamp(0.0, 3600.0) * self.cfg.sample_rate / CONTROL_PERIOD as f32) as u32;
+                let ticks = (ramp_secs.clamp(0.0, 3600.0) * self.cfg.sample_rate
+                    / CONTROL_PERIOD as f32) as u32;
                 match target {
                     MoodTarget::Communal => self.conductor.set(dim as usize, value, ticks),
                     MoodTarget::Participant(id) => match self.find(id) {
@@ -383,8 +393,12 @@ impl Engine {
         let mut best_score = f32::INFINITY;
         let archetypes = &self.cfg.archetypes;
         for (a, arch) in archetypes.iter().enumerate() {
-            let share = ROLE_SHARE.iter().find(|(r, _)| *r == arch.role).map_or(0.25, |s| s.1);
-            let same_role_archetypes = archetypes.iter().filter(|x| x.role == arch.role).count() as f32;
+            let share = ROLE_SHARE
+                .iter()
+                .find(|(r, _)| *r == arch.role)
+                .map_or(0.25, |s| s.1);
+            let same_role_archetypes =
+                archetypes.iter().filter(|x| x.role == arch.role).count() as f32;
             let mut same = 0.0;
             let mut near_register = 0.0;
             let centre = (arch.register_low as f32 + arch.register_high as f32) * 0.5;
@@ -480,10 +494,9 @@ impl Engine {
     }
 
     fn normalized(&self, dim: usize, v: f32) -> f32 {
-        self.cfg
-            .dims
-            .get(dim)
-            .map_or(0.5, |d| ((v - d.min) / (d.max - d.min).max(1e-9)).clamp(0.0, 1.0))
+        self.cfg.dims.get(dim).map_or(0.5, |d| {
+            ((v - d.min) / (d.max - d.min).max(1e-9)).clamp(0.0, 1.0)
+        })
     }
 
     fn update_mood(&mut self) {
@@ -501,7 +514,12 @@ impl Engine {
             };
             self.communal[d] += (target - self.communal[d]) * one[d];
         }
-        evaluate_params(&self.communal, &self.cfg.dims, &self.cfg.mappings, &mut self.communal_params);
+        evaluate_params(
+            &self.communal,
+            &self.cfg.dims,
+            &self.cfg.mappings,
+            &mut self.communal_params,
+        );
     }
 
     fn bar_line(&mut self) {
@@ -517,7 +535,8 @@ impl Engine {
                         Comparison::Below => v < c.threshold,
                     }
                 });
-                (from_ok && t.to != self.section && bars_in >= t.min_bars as u64 && holds).then_some(t.to)
+                (from_ok && t.to != self.section && bars_in >= t.min_bars as u64 && holds)
+                    .then_some(t.to)
             })
         });
         if let Some(section) = next {
@@ -534,7 +553,8 @@ impl Engine {
     fn update_chord(&mut self) {
         let section = &self.cfg.sections[self.section as usize];
         let bars_in = self.bar.saturating_sub(self.section_start_bar);
-        let index = (bars_in / section.bars_per_chord.max(1) as u64) % section.chord_count.max(1) as u64;
+        let index =
+            (bars_in / section.bars_per_chord.max(1) as u64) % section.chord_count.max(1) as u64;
         let darkness = self.communal_params[Param::Darkness.index()];
         let chord = darker(&section.chords[index as usize], darkness);
         if chord != self.chord {
@@ -549,9 +569,12 @@ impl Engine {
         s.section.store(self.section as u32, Ordering::Relaxed);
         s.bar.store(self.bar, Ordering::Relaxed);
         s.participants.store(self.present as u32, Ordering::Relaxed);
-        s.peak_left.store(self.block_peak.0.to_bits(), Ordering::Relaxed);
-        s.peak_right.store(self.block_peak.1.to_bits(), Ordering::Relaxed);
-        s.momentary_lufs.store(self.master.momentary_lufs().to_bits(), Ordering::Relaxed);
+        s.peak_left
+            .store(self.block_peak.0.to_bits(), Ordering::Relaxed);
+        s.peak_right
+            .store(self.block_peak.1.to_bits(), Ordering::Relaxed);
+        s.momentary_lufs
+            .store(self.master.momentary_lufs().to_bits(), Ordering::Relaxed);
         for (cell, v) in s.mood.iter().zip(self.communal.iter()) {
             cell.store(v.to_bits(), Ordering::Relaxed);
         }
@@ -567,7 +590,6 @@ impl Engine {
         &self.status
     }
 }
-
 
 /// Sets flush-to-zero and denormals-are-zero for the duration of a block (x86-64), so
 /// decaying tails never fall into slow denormal arithmetic, and restores the caller's mode.

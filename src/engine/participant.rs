@@ -403,7 +403,11 @@ impl Participant {
                 self.release_lane(l, ctx.sample_rate, pool);
             }
         }
-        if !self.lanes.iter().any(|l| l.played >= 0 && l.stage != Stage::Release) {
+        if !self
+            .lanes
+            .iter()
+            .any(|l| l.played >= 0 && l.stage != Stage::Release)
+        {
             // the generated part resumes two bars after the last played note
             self.played_until_beat = ctx.beat + 8.0;
         }
@@ -447,7 +451,10 @@ impl Participant {
                     }
                 }
             }
-            if matches!(self.lanes[l].stage, Stage::Attack | Stage::Decay) && lane.played < 0 && ctx.beat >= lane.gate_off_beat {
+            if matches!(self.lanes[l].stage, Stage::Attack | Stage::Decay)
+                && lane.played < 0
+                && ctx.beat >= lane.gate_off_beat
+            {
                 self.release_lane(l, sr, pool);
             }
             if self.lanes[l].fenv > 1e-3 {
@@ -499,15 +506,18 @@ impl Participant {
         // timing: personal offset and swing (low unity), random waver (falter)
         let spread = p[Param::TimingSpread.index()];
         let falter = p[Param::Falter.index()];
-        let mut offset = spread * (0.22 * self.timing_offset + 0.18 * self.swing * (self.step % 2) as f32);
+        let mut offset =
+            spread * (0.22 * self.timing_offset + 0.18 * self.swing * (self.step % 2) as f32);
         offset += falter * 0.35 * self.rng.next_bipolar();
-        self.next_step_beat = ((self.step as f64 + offset as f64) * grid).max(ctx.beat + grid * 0.25);
+        self.next_step_beat =
+            ((self.step as f64 + offset as f64) * grid).max(ctx.beat + grid * 0.25);
         if self.chord_serial == u32::MAX {
             self.chord_serial = ctx.chord_serial;
         }
         let density = p[Param::Density.index()] * ctx.section.density;
         let s = step as usize;
-        let mut onset = self.motif.onset(s) && hash01(self.motif_seed, step % self.motif.len() as u64) < density;
+        let mut onset = self.motif.onset(s)
+            && hash01(self.motif_seed, step % self.motif.len() as u64) < density;
         if !onset && density > 1.0 {
             onset = hash01(self.motif_seed ^ 0xF111, step) < (density - 1.0) * 0.6;
         }
@@ -532,12 +542,21 @@ impl Participant {
         if timbre == Timbre::Bass {
             // a quiet octave below for weight, on a second lane
             let sub = self.free_lane(pool);
-            self.start_lane(sub, (note - 12).max(24) as f32, velocity * 0.5, gate, -1, ctx, pool);
+            self.start_lane(
+                sub,
+                (note - 12).max(24) as f32,
+                velocity * 0.5,
+                gate,
+                -1,
+                ctx,
+                pool,
+            );
         }
     }
 
     fn register(&self, ctx: &ScoreContext) -> (i32, i32) {
-        let shift = self.params[Param::RegisterShift.index()].round() as i32 + ctx.section.register_shift as i32;
+        let shift = self.params[Param::RegisterShift.index()].round() as i32
+            + ctx.section.register_shift as i32;
         let low = (self.cfg.register_low as i32 + shift).clamp(12, 115);
         let high = (self.cfg.register_high as i32 + shift).clamp(low + 5, 120);
         (low, high)
@@ -648,7 +667,12 @@ impl Participant {
         // the top voice of the chorale moves to the chord tone the motif names
         let (low, high) = self.register(ctx);
         let i0 = Self::center_index(&ctx.chord, low, high);
-        let target = Self::fold(ctx.chord.tone_midi(i0 + self.motif.contour(step) as i32 / 2, low), low, high);
+        let target = Self::fold(
+            ctx.chord
+                .tone_midi(i0 + self.motif.contour(step) as i32 / 2, low),
+            low,
+            high,
+        );
         let mut top: Option<usize> = None;
         for l in 0..LANES {
             let lane = self.lanes[l];
@@ -676,7 +700,12 @@ impl Participant {
         let mut best_key = f32::INFINITY;
         for l in 0..LANES {
             let env = pool.env(self.lanes[l].slot);
-            let key = env + if self.lanes[l].stage == Stage::Release { 0.0 } else { 10.0 };
+            let key = env
+                + if self.lanes[l].stage == Stage::Release {
+                    0.0
+                } else {
+                    10.0
+                };
             if key < best_key {
                 best_key = key;
                 best = l;
@@ -756,12 +785,15 @@ impl Participant {
         let lane = self.lanes[l];
         let p = &self.params;
         let sr = ctx.sample_rate;
-        let detune = p[Param::DetuneCents.index()] * lane.detune + self.cfg.detune_cents * lane.spread + lane.drift_cents;
+        let detune = p[Param::DetuneCents.index()] * lane.detune
+            + self.cfg.detune_cents * lane.spread
+            + lane.drift_cents;
         let hz = midi_to_hz(lane.note + detune * 0.01);
         let (bank, l) = pool.lane(lane.slot);
         bank.set_increments(l, hz / sr, hz * (1.0 + d.saw2_cents * 0.000_578) / sr);
         let bp = &mut bank.params;
-        let bright = p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
+        let bright =
+            p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
         bp.vib_depth[l] = d.vib_depth * (1.0 + 6.0 * p[Param::Falter.index()]);
         bp.fm_index[l] = d.fm_index * (0.35 + lane.fenv) * (0.7 * bright).exp2();
         let nyquist_safe = 0.45 * sr;
@@ -782,7 +814,8 @@ impl Participant {
                 )
             }
             _ => {
-                let cutoff = (d.cutoff_hz + hz * d.key_track) * (bright + d.fenv_oct * lane.fenv * (1.0 + 0.25 * bright).max(0.1)).exp2();
+                let cutoff = (d.cutoff_hz + hz * d.key_track)
+                    * (bright + d.fenv_oct * lane.fenv * (1.0 + 0.25 * bright).max(0.1)).exp2();
                 let c = svf_coefficients(cutoff.clamp(30.0, nyquist_safe), d.q, sr);
                 (c, c)
             }
@@ -792,7 +825,10 @@ impl Participant {
             bp.f2[k][l] = f2[k];
         }
         let level_db = self.cfg.level_db + p[Param::LoudnessDb.index()] + ctx.section.level_db;
-        let gain = d.gain * lane.velocity * (level_db * 0.05 * std::f32::consts::LN_10).exp() * self.gain_scale;
+        let gain = d.gain
+            * lane.velocity
+            * (level_db * 0.05 * std::f32::consts::LN_10).exp()
+            * self.gain_scale;
         let width = p[Param::StereoWidth.index()];
         let pan = (self.home_pan * width + lane.spread * 0.4 * width).clamp(-1.0, 1.0);
         let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;

@@ -140,7 +140,11 @@ fn poly_blep(t: f32, dt: f32, inv_dt: f32) -> f32 {
     let a = t * inv_dt;
     let b = (t - 1.0) * inv_dt;
     let start = if t < dt { a + a - a * a - 1.0 } else { 0.0 };
-    let end = if t > 1.0 - dt { b * b + b + b + 1.0 } else { 0.0 };
+    let end = if t > 1.0 - dt {
+        b * b + b + b + 1.0
+    } else {
+        0.0
+    };
     start + end
 }
 
@@ -349,7 +353,9 @@ impl VoicePool {
     pub fn new(chunks: usize, seed: u64) -> Self {
         Self {
             seed,
-            banks: (0..chunks).map(|c| LaneBank::new(Self::chunk_seed(seed, c))).collect(),
+            banks: (0..chunks)
+                .map(|c| LaneBank::new(Self::chunk_seed(seed, c)))
+                .collect(),
             kind: vec![NO_KIND; chunks],
             used: vec![0; chunks],
             wide: has_avx2(),
@@ -398,7 +404,10 @@ impl VoicePool {
     /// The bank and lane index of a slot.
     #[inline]
     pub fn lane(&mut self, slot: LaneSlot) -> (&mut LaneBank, usize) {
-        (&mut self.banks[slot as usize / LANES], slot as usize % LANES)
+        (
+            &mut self.banks[slot as usize / LANES],
+            slot as usize % LANES,
+        )
     }
 
     /// Envelope level of a slot.
@@ -423,7 +432,12 @@ impl VoicePool {
 
     /// Renders every chunk in use, adding into the outputs. `kernel` maps a chunk's kind to
     /// the feature set its timbre needs. Real-time safe.
-    pub fn render_add(&mut self, out_l: &mut [f32], out_r: &mut [f32], render: impl Fn(u8, &mut LaneBank, bool, &mut [f32], &mut [f32])) {
+    pub fn render_add(
+        &mut self,
+        out_l: &mut [f32],
+        out_r: &mut [f32],
+        render: impl Fn(u8, &mut LaneBank, bool, &mut [f32], &mut [f32]),
+    ) {
         for c in 0..self.banks.len() {
             if self.used[c] != 0 {
                 render(self.kind[c], &mut self.banks[c], self.wide, out_l, out_r);
@@ -486,7 +500,10 @@ mod tests {
         }
         // count rising zero crossings over the last 0.05 s: 220 Hz → 11
         let tail = &l[2400..];
-        let crossings = tail.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+        let crossings = tail
+            .windows(2)
+            .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+            .count();
         assert!((10..=12).contains(&crossings), "{crossings}");
         assert!(l.iter().all(|x| x.is_finite()));
         assert_eq!(l, r);

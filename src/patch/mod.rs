@@ -54,12 +54,8 @@ impl Patch {
     /// Parses and validates patch text; `path` names it in diagnostics.
     pub fn parse(path: &Path, text: &str) -> Result<Patch, Diagnostics> {
         let mut r = Reporter::new(path, text);
-        let file: PatchFile = match toml::from_str(text) {
-            Ok(f) => f,
-            Err(e) => {
-                r.toml_error(&e);
-                return Err(Diagnostics(r.found));
-            }
+        let Some(file) = r.deserialize::<PatchFile>() else {
+            return Err(Diagnostics(r.found));
         };
         let patch = resolve(&file, &mut r);
         r.finish()?;
@@ -111,17 +107,14 @@ impl Patch {
     }
 }
 
-fn in_range(
-    r: &mut Reporter,
-    v: &Spanned<f64>,
-    key: &str,
-    lo: f64,
-    hi: f64,
-    unit: &str,
-) -> f32 {
+fn in_range(r: &mut Reporter, v: &Spanned<f64>, key: &str, lo: f64, hi: f64, unit: &str) -> f32 {
     let x = *v.get_ref();
     if !(lo..=hi).contains(&x) {
-        r.error(v.span(), key, format!("expected a number from {lo} to {hi}{unit}, found {x}"));
+        r.error(
+            v.span(),
+            key,
+            format!("expected a number from {lo} to {hi}{unit}, found {x}"),
+        );
     }
     x as f32
 }
@@ -141,7 +134,11 @@ fn opt_in_range(
 }
 
 fn name_list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
@@ -149,7 +146,10 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         r.error(
             f.version.span(),
             "version",
-            format!("expected version = {PATCH_VERSION}, found {}", f.version.get_ref()),
+            format!(
+                "expected version = {PATCH_VERSION}, found {}",
+                f.version.get_ref()
+            ),
         );
     }
     // piece
@@ -161,15 +161,33 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         Some(c) => {
             let v = *c.get_ref();
             if !(1..=1024).contains(&v) {
-                r.error(c.span(), "piece.capacity", format!("expected 1 to 1024 participants, found {v}"));
+                r.error(
+                    c.span(),
+                    "piece.capacity",
+                    format!("expected 1 to 1024 participants, found {v}"),
+                );
             }
             v.clamp(1, 1024) as usize
         }
         None => 64,
     };
     let seed = piece.seed.as_ref().map_or(0, |s| *s.get_ref() as u64);
-    let target = opt_in_range(r, &piece.loudness_target_lufs, "piece.loudness_target_lufs", -40.0, -6.0, -16.0);
-    let individuality = opt_in_range(r, &piece.individuality, "piece.individuality", 0.0, 1.0, 0.7);
+    let target = opt_in_range(
+        r,
+        &piece.loudness_target_lufs,
+        "piece.loudness_target_lufs",
+        -40.0,
+        -6.0,
+        -16.0,
+    );
+    let individuality = opt_in_range(
+        r,
+        &piece.individuality,
+        "piece.individuality",
+        0.0,
+        1.0,
+        0.7,
+    );
 
     // master
     let m = f.master.clone().unwrap_or_default();
@@ -178,7 +196,14 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         ceiling_dbfs: opt_in_range(r, &m.ceiling_dbfs, "master.ceiling_dbfs", -20.0, 0.0, -1.0),
         leveler: m.leveler.unwrap_or(true),
         room_size: opt_in_range(r, &m.room_size, "master.room_size", 5.0, 100.0, 20.0),
-        reverb_time_secs: opt_in_range(r, &m.reverb_time_secs, "master.reverb_time_secs", 0.1, 20.0, 3.0),
+        reverb_time_secs: opt_in_range(
+            r,
+            &m.reverb_time_secs,
+            "master.reverb_time_secs",
+            0.1,
+            20.0,
+            3.0,
+        ),
         reverb_damping: opt_in_range(r, &m.damping, "master.damping", 0.0, 1.0, 0.5),
         reverb: match &m.reverb {
             None => ReverbKind::Hall,
@@ -186,7 +211,11 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
                 "hall" => ReverbKind::Hall,
                 "fundsp" => ReverbKind::Fundsp,
                 other => {
-                    r.error(v.span(), "master.reverb", format!("unknown reverb \"{other}\"; expected \"hall\" or \"fundsp\""));
+                    r.error(
+                        v.span(),
+                        "master.reverb",
+                        format!("unknown reverb \"{other}\"; expected \"hall\" or \"fundsp\""),
+                    );
                     ReverbKind::Hall
                 }
             },
@@ -203,7 +232,11 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             Some(rg) => {
                 let [a, b] = *rg.get_ref();
                 if !(a < b) || !a.is_finite() || !b.is_finite() {
-                    r.error(rg.span(), format!("{key}.range"), "expected [low, high] with low < high");
+                    r.error(
+                        rg.span(),
+                        format!("{key}.range"),
+                        "expected [low, high] with low < high",
+                    );
                 }
                 (a as f32, b as f32)
             }
@@ -213,13 +246,24 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             Some(v) => {
                 let x = *v.get_ref() as f32;
                 if !(min..=max).contains(&x) {
-                    r.error(v.span(), format!("{key}.default"), format!("expected a value inside the range {min} to {max}, found {x}"));
+                    r.error(
+                        v.span(),
+                        format!("{key}.default"),
+                        format!("expected a value inside the range {min} to {max}, found {x}"),
+                    );
                 }
                 x
             }
             None => min + 0.5 * (max - min),
         };
-        let smoothing_secs = opt_in_range(r, &d.smoothing_secs, &format!("{key}.smoothing_secs"), 0.0, 60.0, 1.0);
+        let smoothing_secs = opt_in_range(
+            r,
+            &d.smoothing_secs,
+            &format!("{key}.smoothing_secs"),
+            0.0,
+            60.0,
+            1.0,
+        );
         dims.push(MoodDimConfig {
             min,
             max,
@@ -229,13 +273,27 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         dim_names.push(name.to_string());
     }
     if dims.len() > MAX_DIMS {
-        r.error(0..0, "mood", format!("expected at most {MAX_DIMS} mood dimensions, found {}", dims.len()));
+        r.error(
+            0..0,
+            "mood",
+            format!(
+                "expected at most {MAX_DIMS} mood dimensions, found {}",
+                dims.len()
+            ),
+        );
         dims.truncate(MAX_DIMS);
         dim_names.truncate(MAX_DIMS);
     }
-    let dim_index: HashMap<&str, u8> = dim_names.iter().enumerate().map(|(i, n)| (n.as_str(), i as u8)).collect();
+    let dim_index: HashMap<&str, u8> = dim_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u8))
+        .collect();
     let mut core = [0u8; 4];
-    for (slot, name) in core.iter_mut().zip(["energy", "tension", "brightness", "unity"]) {
+    for (slot, name) in core
+        .iter_mut()
+        .zip(["energy", "tension", "brightness", "unity"])
+    {
         match dim_index.get(name) {
             Some(&i) => *slot = i,
             None => r.error(
@@ -250,24 +308,35 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     let s = &f.score;
     let tonic = s.key.get_ref();
     let mode_name = s.mode.as_ref().map_or("major", |m| m.get_ref().as_str());
-    let music_key = match Key::parse(tonic, mode_name) {
-        Ok(k) => k,
+    let tonic_pc = match crate::score::parse_pitch_class(tonic) {
+        Ok(pc) => pc,
         Err(e) => {
-            let span = match (crate::score::parse_pitch_class(tonic), &s.mode) {
-                (Ok(_), Some(m)) => m.span(),
-                _ => s.key.span(),
-            };
-            let k = if span == s.key.span() { "score.key" } else { "score.mode" };
-            r.error(span, k, e);
-            Key::new(0, Mode::Major)
+            r.error(s.key.span(), "score.key", e);
+            0
         }
     };
+    let mode = match Mode::parse(mode_name) {
+        Ok(m) => m,
+        Err(e) => {
+            let span = s.mode.as_ref().map_or(0..0, |m| m.span());
+            r.error(span, "score.mode", e);
+            Mode::Major
+        }
+    };
+    let music_key = Key::new(tonic_pc, mode);
     let tempo_bpm = in_range(r, &s.tempo_bpm, "score.tempo_bpm", 20.0, 300.0, " BPM");
     let beats_per_bar = match &s.meter {
         Some(m) => match parse_meter(m.get_ref()) {
             Some(b) => b,
             None => {
-                r.error(m.span(), "score.meter", format!("expected a meter like \"4/4\", \"3/4\" or \"7/8\", found \"{}\"", m.get_ref()));
+                r.error(
+                    m.span(),
+                    "score.meter",
+                    format!(
+                        "expected a meter like \"4/4\", \"3/4\" or \"7/8\", found \"{}\"",
+                        m.get_ref()
+                    ),
+                );
                 4
             }
         },
@@ -276,13 +345,21 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     let mut sections = Vec::new();
     let mut section_names: Vec<String> = Vec::new();
     if s.sections.is_empty() {
-        r.error(0..0, "score.sections", "expected at least one [[score.sections]]");
+        r.error(
+            0..0,
+            "score.sections",
+            "expected at least one [[score.sections]]",
+        );
     }
     for (i, sec) in s.sections.iter().enumerate() {
         let key = format!("score.sections[{i}]");
         let name = sec.name.get_ref();
         if section_names.contains(name) {
-            r.error(sec.name.span(), format!("{key}.name"), format!("section \"{name}\" is defined twice; expected unique names"));
+            r.error(
+                sec.name.span(),
+                format!("{key}.name"),
+                format!("section \"{name}\" is defined twice; expected unique names"),
+            );
         }
         section_names.push(name.clone());
         let mut chords = [Chord::from_intervals(0, &[0, 4, 7]); MAX_CHORDS];
@@ -290,7 +367,10 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             r.error(
                 sec.name.span(),
                 format!("{key}.chords"),
-                format!("expected 1 to {MAX_CHORDS} chords, found {}", sec.chords.len()),
+                format!(
+                    "expected 1 to {MAX_CHORDS} chords, found {}",
+                    sec.chords.len()
+                ),
             );
         }
         for (j, c) in sec.chords.iter().take(MAX_CHORDS).enumerate() {
@@ -303,7 +383,11 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             Some(b) => {
                 let v = *b.get_ref();
                 if !(1..=64).contains(&v) {
-                    r.error(b.span(), format!("{key}.bars_per_chord"), format!("expected 1 to 64 bars, found {v}"));
+                    r.error(
+                        b.span(),
+                        format!("{key}.bars_per_chord"),
+                        format!("expected 1 to 64 bars, found {v}"),
+                    );
                 }
                 v.clamp(1, 64) as u16
             }
@@ -314,10 +398,31 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             chord_count: sec.chords.len().clamp(1, MAX_CHORDS) as u8,
             bars_per_chord,
             density: opt_in_range(r, &sec.density, &format!("{key}.density"), 0.0, 2.0, 1.0),
-            brightness_oct: opt_in_range(r, &sec.brightness_oct, &format!("{key}.brightness_oct"), -4.0, 4.0, 0.0),
-            register_shift: opt_in_range(r, &sec.register_shift, &format!("{key}.register_shift"), -24.0, 24.0, 0.0) as i8,
+            brightness_oct: opt_in_range(
+                r,
+                &sec.brightness_oct,
+                &format!("{key}.brightness_oct"),
+                -4.0,
+                4.0,
+                0.0,
+            ),
+            register_shift: opt_in_range(
+                r,
+                &sec.register_shift,
+                &format!("{key}.register_shift"),
+                -24.0,
+                24.0,
+                0.0,
+            ) as i8,
             reverb: opt_in_range(r, &sec.reverb, &format!("{key}.reverb"), -1.0, 1.0, 0.0),
-            level_db: opt_in_range(r, &sec.level_db, &format!("{key}.level_db"), -40.0, 12.0, 0.0),
+            level_db: opt_in_range(
+                r,
+                &sec.level_db,
+                &format!("{key}.level_db"),
+                -40.0,
+                12.0,
+                0.0,
+            ),
         });
     }
     let find_section = |r: &mut Reporter, v: &Spanned<String>, key: &str| -> Option<u16> {
@@ -326,7 +431,11 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             r.error(
                 v.span(),
                 key,
-                format!("unknown section \"{}\"; expected one of {}", v.get_ref(), name_list(&section_names.iter().map(String::as_str).collect::<Vec<_>>())),
+                format!(
+                    "unknown section \"{}\"; expected one of {}",
+                    v.get_ref(),
+                    name_list(&section_names.iter().map(String::as_str).collect::<Vec<_>>())
+                ),
             );
         }
         pos.map(|p| p as u16)
@@ -356,7 +465,10 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
                 0
             }
         };
-        let min_bars = t.min_bars.as_ref().map_or(0, |b| (*b.get_ref()).clamp(0, 10_000) as u16);
+        let min_bars = t
+            .min_bars
+            .as_ref()
+            .map_or(0, |b| (*b.get_ref()).clamp(0, 10_000) as u16);
         transitions.push(TransitionConfig {
             from,
             to,
@@ -370,19 +482,38 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     let mut archetypes = Vec::new();
     let mut archetype_ids: Vec<String> = Vec::new();
     if f.archetypes.is_empty() {
-        r.error(0..0, "archetypes", "expected at least one [[archetypes]] entry");
+        r.error(
+            0..0,
+            "archetypes",
+            "expected at least one [[archetypes]] entry",
+        );
     }
     for (i, a) in f.archetypes.iter().enumerate() {
         let key = format!("archetypes[{i}]");
         if archetype_ids.contains(a.id.get_ref()) {
-            r.error(a.id.span(), format!("{key}.id"), format!("archetype \"{}\" is defined twice; expected unique ids", a.id.get_ref()));
+            r.error(
+                a.id.span(),
+                format!("{key}.id"),
+                format!(
+                    "archetype \"{}\" is defined twice; expected unique ids",
+                    a.id.get_ref()
+                ),
+            );
         }
         archetype_ids.push(a.id.get_ref().clone());
         let timbre = match Timbre::ALL.iter().find(|(_, n)| n == a.timbre.get_ref()) {
             Some((t, _)) => *t,
             None => {
                 let names: Vec<&str> = Timbre::ALL.iter().map(|(_, n)| *n).collect();
-                r.error(a.timbre.span(), format!("{key}.timbre"), format!("unknown timbre \"{}\"; expected one of {}", a.timbre.get_ref(), name_list(&names)));
+                r.error(
+                    a.timbre.span(),
+                    format!("{key}.timbre"),
+                    format!(
+                        "unknown timbre \"{}\"; expected one of {}",
+                        a.timbre.get_ref(),
+                        name_list(&names)
+                    ),
+                );
                 Timbre::Pad
             }
         };
@@ -391,7 +522,15 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
                 Some((x, _)) => *x,
                 None => {
                     let names: Vec<&str> = Role::ALL.iter().map(|(_, n)| *n).collect();
-                    r.error(rl.span(), format!("{key}.role"), format!("unknown role \"{}\"; expected one of {}", rl.get_ref(), name_list(&names)));
+                    r.error(
+                        rl.span(),
+                        format!("{key}.role"),
+                        format!(
+                            "unknown role \"{}\"; expected one of {}",
+                            rl.get_ref(),
+                            name_list(&names)
+                        ),
+                    );
                     Role::Harmony
                 }
             },
@@ -407,14 +546,40 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
                 steps: {
                     let v = mf.steps.as_ref().map_or(8, |s| *s.get_ref());
                     if !(1..=16).contains(&v) {
-                        r.error(mf.steps.as_ref().map_or(0..0, |s| s.span()), format!("{key}.motif.steps"), format!("expected 1 to 16 steps, found {v}"));
+                        r.error(
+                            mf.steps.as_ref().map_or(0..0, |s| s.span()),
+                            format!("{key}.motif.steps"),
+                            format!("expected 1 to 16 steps, found {v}"),
+                        );
                     }
                     v.clamp(1, 16) as u8
                 },
-                density: opt_in_range(r, &mf.density, &format!("{key}.motif.density"), 0.0, 1.0, 0.5),
-                range: opt_in_range(r, &mf.range, &format!("{key}.motif.range"), 1.0, 8.0, 3.0) as u8,
-                leap_chance: opt_in_range(r, &mf.leap_chance, &format!("{key}.motif.leap_chance"), 0.0, 1.0, 0.2),
-                repeat_chance: opt_in_range(r, &mf.repeat_chance, &format!("{key}.motif.repeat_chance"), 0.0, 1.0, 0.15),
+                density: opt_in_range(
+                    r,
+                    &mf.density,
+                    &format!("{key}.motif.density"),
+                    0.0,
+                    1.0,
+                    0.5,
+                ),
+                range: opt_in_range(r, &mf.range, &format!("{key}.motif.range"), 1.0, 8.0, 3.0)
+                    as u8,
+                leap_chance: opt_in_range(
+                    r,
+                    &mf.leap_chance,
+                    &format!("{key}.motif.leap_chance"),
+                    0.0,
+                    1.0,
+                    0.2,
+                ),
+                repeat_chance: opt_in_range(
+                    r,
+                    &mf.repeat_chance,
+                    &format!("{key}.motif.repeat_chance"),
+                    0.0,
+                    1.0,
+                    0.15,
+                ),
             },
             None => MotifStyle {
                 steps: 8,
@@ -430,15 +595,57 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             register_low: lo.clamp(12, 120) as u8,
             register_high: hi.clamp(12, 120) as u8,
             motif,
-            grid_beats: opt_in_range(r, &a.grid_beats, &format!("{key}.grid_beats"), 0.125, 16.0, default_grid(timbre)),
+            grid_beats: opt_in_range(
+                r,
+                &a.grid_beats,
+                &format!("{key}.grid_beats"),
+                0.125,
+                16.0,
+                default_grid(timbre),
+            ),
             level_db: opt_in_range(r, &a.level_db, &format!("{key}.level_db"), -40.0, 12.0, 0.0),
             free: a.free.unwrap_or(false),
-            attack_secs: opt_in_range(r, &a.attack_secs, &format!("{key}.attack_secs"), 0.001, 20.0, env[0]),
-            decay_secs: opt_in_range(r, &a.decay_secs, &format!("{key}.decay_secs"), 0.005, 20.0, env[1]),
+            attack_secs: opt_in_range(
+                r,
+                &a.attack_secs,
+                &format!("{key}.attack_secs"),
+                0.001,
+                20.0,
+                env[0],
+            ),
+            decay_secs: opt_in_range(
+                r,
+                &a.decay_secs,
+                &format!("{key}.decay_secs"),
+                0.005,
+                20.0,
+                env[1],
+            ),
             sustain: opt_in_range(r, &a.sustain, &format!("{key}.sustain"), 0.0, 1.0, env[2]),
-            release_secs: opt_in_range(r, &a.release_secs, &format!("{key}.release_secs"), 0.005, 20.0, env[3]),
-            brightness_oct: opt_in_range(r, &a.brightness_oct, &format!("{key}.brightness_oct"), -4.0, 4.0, 0.0),
-            detune_cents: opt_in_range(r, &a.detune_cents, &format!("{key}.detune_cents"), 0.0, 100.0, 8.0),
+            release_secs: opt_in_range(
+                r,
+                &a.release_secs,
+                &format!("{key}.release_secs"),
+                0.005,
+                20.0,
+                env[3],
+            ),
+            brightness_oct: opt_in_range(
+                r,
+                &a.brightness_oct,
+                &format!("{key}.brightness_oct"),
+                -4.0,
+                4.0,
+                0.0,
+            ),
+            detune_cents: opt_in_range(
+                r,
+                &a.detune_cents,
+                &format!("{key}.detune_cents"),
+                0.0,
+                100.0,
+                8.0,
+            ),
         });
     }
 
@@ -449,7 +656,15 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         let dim = match dim_index.get(mp.from.get_ref().as_str()) {
             Some(&d) => d,
             None => {
-                r.error(mp.from.span(), format!("{key}.from"), format!("unknown mood dimension \"{}\"; expected one of {}", mp.from.get_ref(), name_list(&dim_names.iter().map(String::as_str).collect::<Vec<_>>())));
+                r.error(
+                    mp.from.span(),
+                    format!("{key}.from"),
+                    format!(
+                        "unknown mood dimension \"{}\"; expected one of {}",
+                        mp.from.get_ref(),
+                        name_list(&dim_names.iter().map(String::as_str).collect::<Vec<_>>())
+                    ),
+                );
                 0
             }
         };
@@ -457,14 +672,29 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             Some(p) => p.0,
             None => {
                 let names: Vec<&str> = Param::ALL.iter().map(|p| p.1).collect();
-                r.error(mp.to.span(), format!("{key}.to"), format!("unknown parameter \"{}\"; expected one of {}", mp.to.get_ref(), name_list(&names)));
+                r.error(
+                    mp.to.span(),
+                    format!("{key}.to"),
+                    format!(
+                        "unknown parameter \"{}\"; expected one of {}",
+                        mp.to.get_ref(),
+                        name_list(&names)
+                    ),
+                );
                 Param::Density
             }
         };
         let (plo, phi) = param.range();
         let [a, b] = *mp.range.get_ref();
         if !(plo as f64..=phi as f64).contains(&a) || !(plo as f64..=phi as f64).contains(&b) {
-            r.error(mp.range.span(), format!("{key}.range"), format!("expected [from, to] within {plo} to {phi} for {}, found [{a}, {b}]", param.name()));
+            r.error(
+                mp.range.span(),
+                format!("{key}.range"),
+                format!(
+                    "expected [from, to] within {plo} to {phi} for {}, found [{a}, {b}]",
+                    param.name()
+                ),
+            );
         }
         let curve = match &mp.curve {
             Some(c) => match parse_curve(c.get_ref()) {
@@ -520,7 +750,6 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     })
 }
 
-
 /// The mappings every patch gets for parameters it does not map itself.
 fn add_default_mappings(mappings: &mut Vec<MappingConfig>, core: &CoreDims, reverb_mix: f32) {
     let m = |dim: u8, param: Param, lo: f32, hi: f32, curve: Curve| MappingConfig {
@@ -534,15 +763,39 @@ fn add_default_mappings(mappings: &mut Vec<MappingConfig>, core: &CoreDims, reve
         m(core.energy, Param::Density, 0.2, 1.3, Curve::Linear),
         m(core.energy, Param::LoudnessDb, -10.0, 0.0, Curve::Linear),
         m(core.energy, Param::BrightnessOct, -0.6, 0.6, Curve::Linear),
-        m(core.brightness, Param::BrightnessOct, -2.0, 2.0, Curve::Linear),
-        m(core.tension, Param::DetuneCents, 2.0, 30.0, Curve::Power(1.5)),
+        m(
+            core.brightness,
+            Param::BrightnessOct,
+            -2.0,
+            2.0,
+            Curve::Linear,
+        ),
+        m(
+            core.tension,
+            Param::DetuneCents,
+            2.0,
+            30.0,
+            Curve::Power(1.5),
+        ),
         m(core.tension, Param::NonChord, 0.02, 0.55, Curve::Linear),
         m(core.tension, Param::Darkness, 0.0, 1.0, Curve::Smooth),
-        m(core.tension, Param::Falter, 0.0, 1.0, Curve::Threshold(0.75)),
+        m(
+            core.tension,
+            Param::Falter,
+            0.0,
+            1.0,
+            Curve::Threshold(0.75),
+        ),
         m(core.unity, Param::ChordLock, 0.2, 1.0, Curve::Linear),
         m(core.unity, Param::TimingSpread, 1.0, 0.0, Curve::Linear),
         m(core.unity, Param::StereoWidth, 1.0, 0.1, Curve::Linear),
-        m(core.unity, Param::ReverbMix, reverb_mix, reverb_mix, Curve::Linear),
+        m(
+            core.unity,
+            Param::ReverbMix,
+            reverb_mix,
+            reverb_mix,
+            Curve::Linear,
+        ),
     ];
     let mapped: Vec<Param> = mappings.iter().map(|m| m.param).collect();
     mappings.extend(defaults.into_iter().filter(|d| !mapped.contains(&d.param)));
@@ -614,8 +867,13 @@ fn parse_conditions(
     out: &mut [Condition; MAX_CONDITIONS],
 ) -> Result<usize, String> {
     let expected = "expected conditions like \"tension > 0.6\" or \"energy > 0.5 and unity < 0.3\"";
-    let clauses: Vec<&str> = s.split("&&").flat_map(|c| c.split(" and ")).map(str::trim).collect();
-    if clauses.is_empty() || clauses.len() > MAX_CONDITIONS || clauses.iter().any(|c| c.is_empty()) {
+    let clauses: Vec<&str> = s
+        .split("&&")
+        .flat_map(|c| c.split(" and "))
+        .map(str::trim)
+        .collect();
+    if clauses.is_empty() || clauses.len() > MAX_CONDITIONS || clauses.iter().any(|c| c.is_empty())
+    {
         return Err(format!("{expected} (at most {MAX_CONDITIONS} clauses)"));
     }
     for (slot, clause) in out.iter_mut().zip(&clauses) {
@@ -627,11 +885,15 @@ fn parse_conditions(
             return Err(format!("{expected}; \"{clause}\" has no > or <"));
         };
         let name = name.trim();
-        let dim = *dims.get(name).ok_or_else(|| format!("unknown mood dimension \"{name}\" in \"{clause}\"; {expected}"))?;
-        let threshold: f32 = value
-            .trim()
-            .parse()
-            .map_err(|_| format!("\"{}\" is not a number in \"{clause}\"; {expected}", value.trim()))?;
+        let dim = *dims.get(name).ok_or_else(|| {
+            format!("unknown mood dimension \"{name}\" in \"{clause}\"; {expected}")
+        })?;
+        let threshold: f32 = value.trim().parse().map_err(|_| {
+            format!(
+                "\"{}\" is not a number in \"{clause}\"; {expected}",
+                value.trim()
+            )
+        })?;
         *slot = Condition {
             dim,
             comparison,

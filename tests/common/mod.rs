@@ -13,7 +13,9 @@ pub const SR: u32 = 48_000;
 
 /// Loads a shipped patch.
 pub fn patch(name: &str) -> Patch {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("patches").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("patches")
+        .join(name);
     Patch::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -37,7 +39,13 @@ impl Script {
         self
     }
     pub fn join(self, secs: f64, participant: u32, archetype: Option<u16>) -> Self {
-        self.at(secs, Command::Join { participant, archetype })
+        self.at(
+            secs,
+            Command::Join {
+                participant,
+                archetype,
+            },
+        )
     }
     pub fn leave(self, secs: f64, participant: u32) -> Self {
         self.at(secs, Command::Leave { participant })
@@ -65,7 +73,12 @@ impl Script {
 }
 
 /// Renders through the engine with a given block size, feeding commands sample-stamped.
-pub fn render_blocks(patch: &Patch, perf: &Performance, block: usize, seed: Option<u64>) -> Vec<f32> {
+pub fn render_blocks(
+    patch: &Patch,
+    perf: &Performance,
+    block: usize,
+    seed: Option<u64>,
+) -> Vec<f32> {
     let (mut engine, controller) = Engine::new(patch.config(SR, seed), patch.names());
     let total = perf.duration_frames as usize;
     let mut out = vec![0.0f32; total * 2];
@@ -91,10 +104,18 @@ pub fn render_blocks(patch: &Patch, perf: &Performance, block: usize, seed: Opti
 
 /// Index of a mood dimension by name.
 pub fn dim(patch: &Patch, name: &str) -> u8 {
-    patch.dims.iter().position(|d| d == name).expect("dimension") as u8
+    patch
+        .dims
+        .iter()
+        .position(|d| d == name)
+        .expect("dimension") as u8
 }
 
 /// Index of an archetype by id.
 pub fn archetype(patch: &Patch, id: &str) -> u16 {
-    patch.archetypes.iter().position(|a| a == id).expect("archetype") as u16
+    patch
+        .archetypes
+        .iter()
+        .position(|a| a == id)
+        .expect("archetype") as u16
 }
