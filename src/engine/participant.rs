@@ -343,9 +343,10 @@ impl Participant {
             fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
             rng,
         };
+        // a newcomer is heard from the next beat on, then follows its own grid
         let grid = self.cfg.grid_beats.max(1e-3) as f64;
-        self.step = (beat / grid).floor().max(0.0) as u64 + 1;
-        self.next_step_beat = self.step as f64 * grid;
+        self.step = (beat / grid).ceil().max(0.0) as u64;
+        self.next_step_beat = (self.step as f64 * grid).min(beat.ceil());
     }
 
     /// Starts the fade-out of a leaving participant. Real-time safe.
@@ -355,9 +356,16 @@ impl Participant {
             if self.lanes[l].stage == Stage::Idle {
                 continue;
             }
+            // fade no faster than the leave fade, and no slower than a release already under way
+            let releasing = self.lanes[l].stage == Stage::Release;
             let (bank, i) = pool.lane(self.lanes[l].slot);
             bank.params.env_target[i] = 0.0;
-            bank.params.env_coef[i] = bank.params.env_coef[i].min(self.fade_coef);
+            let current = bank.params.env_coef[i];
+            bank.params.env_coef[i] = if releasing {
+                current.max(self.fade_coef)
+            } else {
+                self.fade_coef
+            };
             self.lanes[l].stage = Stage::Release;
         }
     }
