@@ -156,15 +156,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             .filter(|x| **x)
             .count();
         if times != 1 {
-            r.error(e.kind.span(), format!("{key}"), "expected exactly one of `time` (seconds), `bar` (with optional `beat`) or `sample`");
+            r.error(e.kind.span(), key.to_string(), "expected exactly one of `time` (seconds), `bar` (with optional `beat`) or `sample`");
             continue;
         }
-        if e.beat.is_some() && e.bar.is_none() {
-            r.error(
-                e.beat.as_ref().unwrap().span(),
-                format!("{key}.beat"),
-                "`beat` goes with `bar`",
-            );
+        if let (Some(beat), None) = (&e.beat, &e.bar) {
+            r.error(beat.span(), format!("{key}.beat"), "`beat` goes with `bar`");
             continue;
         }
         let sample = if let Some(t) = &e.time {
@@ -181,7 +177,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         } else if let Some(b) = &e.bar {
             let bar = *b.get_ref();
             let beat = e.beat.as_ref().map_or(1.0, |x| *x.get_ref());
-            if bar < 1 || bar > 100_000 {
+            if !(1..=100_000).contains(&bar) {
                 r.error(
                     b.span(),
                     format!("{key}.bar"),
@@ -477,14 +473,12 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             | Command::Mood {
                 target: MoodTarget::Participant(participant),
                 ..
-            } => {
-                if !present.contains(&participant) {
-                    r.error(
-                        span.clone(),
-                        key.clone(),
-                        format!("participant {participant} is not present at this time"),
-                    );
-                }
+            } if !present.contains(&participant) => {
+                r.error(
+                    span.clone(),
+                    key.clone(),
+                    format!("participant {participant} is not present at this time"),
+                );
             }
             _ => {}
         }

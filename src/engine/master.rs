@@ -127,7 +127,7 @@ pub enum ReverbKind {
 }
 
 enum Reverb {
-    Hall(Hall),
+    Hall(Box<Hall>),
     Fundsp(Box<dyn AudioUnit>),
 }
 
@@ -858,7 +858,7 @@ impl MasterBus {
         let time = pick(settings.reverb_time_secs, defaults.reverb_time_secs).clamp(0.1, 30.0);
         let damping = pick(settings.reverb_damping, defaults.reverb_damping).clamp(0.0, 1.0);
         let reverb = match settings.reverb {
-            ReverbKind::Hall => Reverb::Hall(Hall::new(sample_rate, room, time, damping)),
+            ReverbKind::Hall => Reverb::Hall(Box::new(Hall::new(sample_rate, room, time, damping))),
             ReverbKind::Fundsp => {
                 let mut unit: Box<dyn AudioUnit> = Box::new(reverb_stereo(
                     f64::from(room),

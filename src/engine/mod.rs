@@ -187,7 +187,7 @@ impl Engine {
         let mut pos = 0;
         while pos < frames {
             self.apply_due_messages();
-            if self.time % CONTROL_PERIOD == 0 {
+            if self.time.is_multiple_of(CONTROL_PERIOD) {
                 self.control_tick();
             }
             let to_tick = CONTROL_PERIOD - self.time % CONTROL_PERIOD;
@@ -463,13 +463,15 @@ impl Engine {
             if !p.active {
                 continue;
             }
-            let full = (tick + i as u64) % VOICE_UPDATE_TICKS == 0;
+            let full = (tick + i as u64).is_multiple_of(VOICE_UPDATE_TICKS);
             if full && !p.leaving {
                 p.mood.advance(&voice_smoothing, VOICE_UPDATE_TICKS as u32);
                 let weight = individuality * (1.0 - unity_norm);
                 let mut voice_mood = self.communal;
-                for d in 0..self.cfg.dims.len() {
-                    voice_mood[d] += weight * (p.mood.value[d] - self.communal[d]);
+                for ((v, own), communal) in
+                    voice_mood.iter_mut().zip(&p.mood.value).zip(&self.communal)
+                {
+                    *v += weight * (own - communal);
                 }
                 let mut params = [0.0; Param::COUNT];
                 evaluate_params(&voice_mood, &self.cfg.dims, &self.cfg.mappings, &mut params);
@@ -499,6 +501,7 @@ impl Engine {
         })
     }
 
+    #[allow(clippy::needless_range_loop)] // parallel per-dimension arrays
     fn update_mood(&mut self) {
         let one = self.smoothing;
         self.conductor.advance(&one, 1);

@@ -61,6 +61,7 @@ impl MoodState {
     }
 
     /// Advances ramps by `ticks` updates and smooths with per-dimension coefficients.
+    #[allow(clippy::needless_range_loop)] // parallel per-dimension arrays
     pub fn advance(&mut self, coef: &[f32; MAX_DIMS], ticks: u32) {
         for d in 0..MAX_DIMS {
             if self.ramp_ticks[d] > 0 {

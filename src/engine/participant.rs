@@ -684,10 +684,11 @@ impl Participant {
         let mut top: Option<usize> = None;
         for l in 0..LANES {
             let lane = self.lanes[l];
-            if lane.played < 0 && matches!(lane.stage, Stage::Attack | Stage::Decay) {
-                if top.is_none_or(|t| self.lanes[t].note < lane.note) {
-                    top = Some(l);
-                }
+            if lane.played < 0
+                && matches!(lane.stage, Stage::Attack | Stage::Decay)
+                && top.is_none_or(|t| self.lanes[t].note < lane.note)
+            {
+                top = Some(l);
             }
         }
         if let Some(t) = top {

@@ -231,7 +231,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         let (min, max) = match &d.range {
             Some(rg) => {
                 let [a, b] = *rg.get_ref();
-                if !(a < b) || !a.is_finite() || !b.is_finite() {
+                if !a.is_finite() || !b.is_finite() || a >= b {
                     r.error(
                         rg.span(),
                         format!("{key}.range"),

@@ -1,0 +1,157 @@
+//! The command line as a user runs it: `check` reports problems with positions and a
+//! non-zero exit; `render` writes the WAV format asked for, identical on every run.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tapestry() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tapestry"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapestry-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+#[test]
+fn check_accepts_the_shipped_files() {
+    let out = tapestry()
+        .args([
+            "check",
+            "patches/minimal.toml",
+            "patches/minimal.performance.toml",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok"), "{stdout}");
+}
+
+#[test]
+fn check_reports_every_problem_with_file_line_column_and_key() {
+    let bad = temp("bad.toml");
+    let text = std::fs::read_to_string("patches/minimal.toml")
+        .unwrap()
+        .replace("tempo_bpm = 96", "tempo_bpm = 900")
+        .replace("timbre = \"bell\"", "timbre = \"gong\"");
+    std::fs::write(&bad, &text).unwrap();
+    let out = tapestry().arg("check").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line_of = |needle: &str| text[..text.find(needle).unwrap()].matches('\n').count() + 1;
+    assert!(
+        stderr.contains(&format!(
+            "bad.toml:{}:13: score.tempo_bpm: expected a number from 20 to 300",
+            line_of("tempo_bpm = 900")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "bad.toml:{}:10: archetypes[3].timbre: unknown timbre \"gong\"",
+            line_of("timbre = \"gong\"")
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_names_a_missing_file() {
+    let out = tapestry()
+        .args(["check", "patches/no-such-piece.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the file"));
+}
+
+fn render(args: &[&str], output: &Path) -> std::process::Output {
+    tapestry()
+        .args([
+            "render",
+            "patches/minimal.toml",
+            "--performance",
+            "patches/minimal.performance.toml",
+            "-o",
+        ])
+        .arg(output)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn render_writes_24_bit_pcm_or_32_bit_float_at_the_asked_rate_and_length() {
+    let pcm = temp("pcm.wav");
+    let out = render(&["--duration", "3", "--sample-rate", "44100"], &pcm);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = hound::WavReader::open(&pcm).unwrap();
+    let spec = r.spec();
+    assert_eq!(
+        (
+            spec.channels,
+            spec.sample_rate,
+            spec.bits_per_sample,
+            spec.sample_format
+        ),
+        (2, 44_100, 24, hound::SampleFormat::Int)
+    );
+    assert_eq!(r.duration(), 3 * 44_100);
+    let peak = r
+        .into_samples::<i32>()
+        .map(|s| s.unwrap().unsigned_abs())
+        .max()
+        .unwrap();
+    assert!(
+        peak > 1000 && (peak as f64) < 8_388_607.0 * 0.8913,
+        "peak {peak}"
+    );
+
+    let float = temp("float.wav");
+    let out = render(&["--duration", "2", "--format", "float32"], &float);
+    assert!(out.status.success());
+    let r = hound::WavReader::open(&float).unwrap();
+    assert_eq!(
+        (r.spec().bits_per_sample, r.spec().sample_format),
+        (32, hound::SampleFormat::Float)
+    );
+    assert_eq!(r.duration(), 2 * 48_000);
+}
+
+#[test]
+fn render_is_bit_identical_run_to_run_and_seed_dependent() {
+    let (a, b, c) = (temp("a.wav"), temp("b.wav"), temp("c.wav"));
+    for (path, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
+        let out = render(&["--duration", "4", "--seed", seed, "--block", "97"], path);
+        assert!(out.status.success());
+    }
+    let (a, b, c) = (
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        std::fs::read(&c).unwrap(),
+    );
+    assert!(a == b, "same seed, different files");
+    assert!(a != c, "another seed, same file");
+}
+
+#[test]
+fn render_refuses_bad_options_plainly() {
+    let out = render(&["--sample-rate", "10"], &temp("x.wav"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sample-rate must be between"));
+    let out = render(&["--block", "0"], &temp("x.wav"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--block must be between"));
+}
