@@ -1,0 +1,173 @@
+//! `cargo bench`: the cost of voices and of whole pieces, as ns per voice-sample and
+//! real-time factor (one core). Prints a Markdown table (the README quotes it).
+//!
+//! (a) the reference voice — sawtooth → resonant 2-pole low-pass → equal-power pan, summed
+//!     to stereo — in Tapestry's 8-lane kernel, and, for contrast, as one typed fundsp graph
+//!     per voice; (b) the real participant voices through `Engine::process`; (c) each shipped
+//!     performance rendered offline.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fundsp::prelude::{lowpass_hz, pan, saw_hz, Frame};
+use tapestry::engine::voice::{features, has_avx2, svf_coefficients, LaneBank, LANES};
+use tapestry::render::{render, RenderOptions};
+use tapestry::{Engine, MoodTarget, Patch, Performance};
+
+const SR: f32 = 48_000.0;
+const BLOCK: usize = 64;
+
+/// Runs `f` (which processes `frames` frames) until `min` has passed; best of 3 rounds, in
+/// seconds per call.
+fn time_it(min: Duration, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut calls = 0u64;
+        while start.elapsed() < min {
+            f();
+            calls += 1;
+        }
+        best = best.min(start.elapsed().as_secs_f64() / calls as f64);
+    }
+    best
+}
+
+fn reference_lanes(voices: usize) -> Vec<LaneBank> {
+    let mut banks = Vec::new();
+    for c in 0..voices.div_ceil(LANES) {
+        let mut b = LaneBank::new(c as u64);
+        for l in 0..LANES {
+            let v = (c * LANES + l) as f32;
+            let hz = 55.0 * (1.0 + (v * 0.618).fract() * 7.0);
+            b.set_increments(l, hz / SR, hz / SR);
+            b.params.saw[l] = 1.0;
+            b.params.lp[l] = 1.0;
+            for (k, coef) in svf_coefficients(hz * 4.0, 2.0, SR).into_iter().enumerate() {
+                b.params.f1[k][l] = coef;
+            }
+            b.params.env_target[l] = 1.0;
+            b.params.env_coef[l] = 1.0;
+            let angle = (v * 0.37).fract() * std::f32::consts::FRAC_PI_2;
+            b.params.gain_l[l] = angle.cos() * 0.01;
+            b.params.gain_r[l] = angle.sin() * 0.01;
+        }
+        banks.push(b);
+    }
+    banks
+}
+
+fn reference_kernel(voices: usize) -> f64 {
+    let mut banks = reference_lanes(voices);
+    let (mut l, mut r) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+    let wide = has_avx2();
+    let secs = time_it(Duration::from_millis(300), || {
+        l.fill(0.0);
+        r.fill(0.0);
+        for b in banks.iter_mut() {
+            b.render_add::<{ features::SAW | features::F1 }>(wide, &mut l, &mut r);
+        }
+        black_box((&l, &r));
+    });
+    secs / (voices * BLOCK) as f64 * 1e9
+}
+
+fn fundsp_graph_per_voice(voices: usize) -> f64 {
+    let mut graphs: Vec<_> = (0..voices)
+        .map(|v| {
+            let hz = 55.0 * (1.0 + (v as f32 * 0.618).fract() * 7.0);
+            let mut g = saw_hz(hz) >> lowpass_hz(hz * 4.0, 2.0) >> pan((v as f32 * 0.37).fract() * 2.0 - 1.0);
+            g.set_sample_rate(SR as f64);
+            g
+        })
+        .collect();
+    let none = Frame::default();
+    let secs = time_it(Duration::from_millis(300), || {
+        let (mut sl, mut sr) = (0.0f32, 0.0f32);
+        for _ in 0..BLOCK {
+            for g in graphs.iter_mut() {
+                let out = g.tick(&none);
+                sl += out[0];
+                sr += out[1];
+            }
+        }
+        black_box((sl, sr));
+    });
+    secs / (voices * BLOCK) as f64 * 1e9
+}
+
+fn participants(patch: &Patch, count: u32) -> (f64, f64, usize) {
+    let mut config = patch.config(SR as u32, None);
+    config.capacity = config.capacity.max(count as usize);
+    let (mut engine, controller) = Engine::new(config, patch.names());
+    for id in 1..=count {
+        controller.join(id, None).unwrap();
+    }
+    controller.set_mood(MoodTarget::Communal, "energy", 0.8, 0.0).unwrap();
+    // let every voice get going
+    let mut block = vec![0.0f32; 2 * 256];
+    for _ in 0..(4 * SR as usize / 256) {
+        engine.process(&mut block);
+    }
+    let present = controller.status().participants.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let secs = time_it(Duration::from_millis(600), || {
+        for _ in 0..16 {
+            engine.process(&mut block);
+        }
+    });
+    let frames = 16.0 * 256.0;
+    let per_frame = secs / frames;
+    (per_frame / count as f64 * 1e9, 1.0 / (per_frame * SR as f64), present)
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_default();
+    println!("Tapestry benchmarks — {cpu}, AVX2 kernel: {}\n", has_avx2());
+    println!("(a) reference voice: saw → resonant 2-pole low-pass → equal-power pan, summed to stereo\n");
+    println!("| voices | Tapestry 8-lane kernel ns/voice-sample | real-time factor | fundsp graph per voice ns/voice-sample |");
+    println!("|---:|---:|---:|---:|");
+    for voices in [16usize, 256, 1024] {
+        let ns = reference_kernel(voices);
+        let fundsp = fundsp_graph_per_voice(voices);
+        println!("| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} |", 1e9 / (ns * voices as f64 * SR as f64));
+    }
+
+    let patch = Patch::load(&root.join("patches/sleep-gathering.toml")).expect("flagship patch");
+    println!("\n(b) participant voices (sleep-gathering archetypes, energy 0.8), whole engine incl. master bus\n");
+    println!("| participants | ns per participant-sample | real-time factor |");
+    println!("|---:|---:|---:|");
+    for count in [16u32, 64, 256] {
+        let (ns, rtf, present) = participants(&patch, count);
+        assert_eq!(present, count as usize);
+        println!("| {count} | {ns:.1} | {rtf:.1}x |");
+    }
+
+    println!("\n(c) shipped performances rendered offline (`tapestry render`, 512-frame blocks)\n");
+    println!("| performance | length | render time | real-time factor |");
+    println!("|---|---:|---:|---:|");
+    let mut entries: Vec<_> = std::fs::read_dir(root.join("patches")).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".toml") || name.ends_with(".performance.toml") {
+            continue;
+        }
+        let patch = Patch::load(&path).unwrap();
+        let perf_path = root.join("patches").join(name.replace(".toml", ".performance.toml"));
+        let perf = Performance::load(&perf_path, &patch, SR as u32).unwrap();
+        let secs = perf.duration_frames as f64 / SR as f64;
+        let mut best = f64::INFINITY;
+        for _ in 0..2 {
+            let start = Instant::now();
+            black_box(render(&patch, &perf, &RenderOptions::default(), |_, _| {}));
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+        println!("| {} | {secs:.0} s | {best:.2} s | {:.0}x |", name.trim_end_matches(".toml"), secs / best);
+    }
+}
