@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fundsp::prelude::{lowpass_hz, pan, saw_hz, Frame};
-use tapestry::engine::voice::{features, has_avx2, svf_coefficients, LaneBank, LANES};
+use tapestry::engine::voice::{features, fold_lanes, has_avx2, svf_coefficients, LaneBank, LANES};
 use tapestry::render::{render, RenderOptions};
 use tapestry::{Engine, MoodTarget, Patch, Performance};
 
@@ -61,14 +61,17 @@ fn reference_lanes(voices: usize) -> Vec<LaneBank> {
 
 fn reference_kernel(voices: usize) -> f64 {
     let mut banks = reference_lanes(voices);
+    let (mut wl, mut wr) = ([[0.0f32; LANES]; BLOCK], [[0.0f32; LANES]; BLOCK]);
     let (mut l, mut r) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     let wide = has_avx2();
     let secs = time_it(Duration::from_millis(300), || {
-        l.fill(0.0);
-        r.fill(0.0);
+        wl.fill([0.0; LANES]);
+        wr.fill([0.0; LANES]);
         for b in banks.iter_mut() {
-            b.render_add::<{ features::SAW | features::F1 }>(wide, &mut l, &mut r);
+            b.render_add::<{ features::SAW | features::F1 }>(wide, &mut wl, &mut wr);
         }
+        fold_lanes(&wl, &mut l);
+        fold_lanes(&wr, &mut r);
         black_box((&l, &r));
     });
     secs / (voices * BLOCK) as f64 * 1e9
@@ -78,7 +81,9 @@ fn fundsp_graph_per_voice(voices: usize) -> f64 {
     let mut graphs: Vec<_> = (0..voices)
         .map(|v| {
             let hz = 55.0 * (1.0 + (v as f32 * 0.618).fract() * 7.0);
-            let mut g = saw_hz(hz) >> lowpass_hz(hz * 4.0, 2.0) >> pan((v as f32 * 0.37).fract() * 2.0 - 1.0);
+            let mut g = saw_hz(hz)
+                >> lowpass_hz(hz * 4.0, 2.0)
+                >> pan((v as f32 * 0.37).fract() * 2.0 - 1.0);
             g.set_sample_rate(SR as f64);
             g
         })
@@ -105,13 +110,18 @@ fn participants(patch: &Patch, count: u32) -> (f64, f64, usize) {
     for id in 1..=count {
         controller.join(id, None).unwrap();
     }
-    controller.set_mood(MoodTarget::Communal, "energy", 0.8, 0.0).unwrap();
+    controller
+        .set_mood(MoodTarget::Communal, "energy", 0.8, 0.0)
+        .unwrap();
     // let every voice get going
     let mut block = vec![0.0f32; 2 * 256];
     for _ in 0..(4 * SR as usize / 256) {
         engine.process(&mut block);
     }
-    let present = controller.status().participants.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let present = controller
+        .status()
+        .participants
+        .load(std::sync::atomic::Ordering::Relaxed) as usize;
     let secs = time_it(Duration::from_millis(600), || {
         for _ in 0..16 {
             engine.process(&mut block);
@@ -119,23 +129,36 @@ fn participants(patch: &Patch, count: u32) -> (f64, f64, usize) {
     });
     let frames = 16.0 * 256.0;
     let per_frame = secs / frames;
-    (per_frame / count as f64 * 1e9, 1.0 / (per_frame * SR as f64), present)
+    (
+        per_frame / count as f64 * 1e9,
+        1.0 / (per_frame * SR as f64),
+        present,
+    )
 }
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     println!("Tapestry benchmarks — {cpu}, AVX2 kernel: {}\n", has_avx2());
-    println!("(a) reference voice: saw → resonant 2-pole low-pass → equal-power pan, summed to stereo\n");
+    println!(
+        "(a) reference voice: saw → resonant 2-pole low-pass → equal-power pan, summed to stereo\n"
+    );
     println!("| voices | Tapestry 8-lane kernel ns/voice-sample | real-time factor | fundsp graph per voice ns/voice-sample |");
     println!("|---:|---:|---:|---:|");
     for voices in [16usize, 256, 1024] {
         let ns = reference_kernel(voices);
         let fundsp = fundsp_graph_per_voice(voices);
-        println!("| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} |", 1e9 / (ns * voices as f64 * SR as f64));
+        println!(
+            "| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} |",
+            1e9 / (ns * voices as f64 * SR as f64)
+        );
     }
 
     let patch = Patch::load(&root.join("patches/sleep-gathering.toml")).expect("flagship patch");
@@ -151,7 +174,10 @@ fn main() {
     println!("\n(c) shipped performances rendered offline (`tapestry render`, 512-frame blocks)\n");
     println!("| performance | length | render time | real-time factor |");
     println!("|---|---:|---:|---:|");
-    let mut entries: Vec<_> = std::fs::read_dir(root.join("patches")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(root.join("patches"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
@@ -159,7 +185,9 @@ fn main() {
             continue;
         }
         let patch = Patch::load(&path).unwrap();
-        let perf_path = root.join("patches").join(name.replace(".toml", ".performance.toml"));
+        let perf_path = root
+            .join("patches")
+            .join(name.replace(".toml", ".performance.toml"));
         let perf = Performance::load(&perf_path, &patch, SR as u32).unwrap();
         let secs = perf.duration_frames as f64 / SR as f64;
         let mut best = f64::INFINITY;
@@ -168,6 +196,10 @@ fn main() {
             black_box(render(&patch, &perf, &RenderOptions::default(), |_, _| {}));
             best = best.min(start.elapsed().as_secs_f64());
         }
-        println!("| {} | {secs:.0} s | {best:.2} s | {:.0}x |", name.trim_end_matches(".toml"), secs / best);
+        println!(
+            "| {} | {secs:.0} s | {best:.2} s | {:.0}x |",
+            name.trim_end_matches(".toml"),
+            secs / best
+        );
     }
 }

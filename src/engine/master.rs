@@ -579,6 +579,11 @@ impl Leveler {
         gain_to_db(self.gain as f32)
     }
 
+    /// Momentary loudness of the leveled output, in LUFS.
+    pub fn output_momentary_lufs(&self) -> f32 {
+        self.out_meter.momentary_lufs()
+    }
+
     /// Integrated loudness of the input measured so far, in LUFS.
     pub fn input_integrated_lufs(&self) -> f32 {
         self.meter.integrated_lufs()
@@ -839,6 +844,7 @@ pub struct MasterBus {
     leveler: Leveler,
     leveler_enabled: bool,
     limiter: Limiter,
+    /// Meters the output when the leveler (which meters its own output) is off.
     out_meter: KWeightedMeter,
     peak_l: f32,
     peak_r: f32,
@@ -892,12 +898,10 @@ impl MasterBus {
     /// ±1e6 (+120 dBFS). The output is delayed by [`MasterBus::latency_frames`] frames and
     /// never exceeds the ceiling.
     ///
-    /// Sets the CPU's flush-to-zero/denormals-are-zero flags for the calling
-    /// thread (as fundsp's feedback nodes do on every tick), so results do
-    /// not depend on whether the reverb has already run on this thread.
+    /// The caller sets flush-to-zero once per block (`Engine::process` does), rather than
+    /// paying for a floating-point mode switch on every frame.
     #[inline]
     pub fn process_frame(&mut self, l: f32, r: f32, reverb_mix: f32) -> (f32, f32) {
-        fundsp::denormal::prevent_denormals();
         let l = finite_or_zero(l).clamp(-MAX_BUS_INPUT, MAX_BUS_INPUT);
         let r = finite_or_zero(r).clamp(-MAX_BUS_INPUT, MAX_BUS_INPUT);
         let l = self.dc.tick(0, l);
@@ -930,7 +934,9 @@ impl MasterBus {
         };
         let (l, r) = self.limiter.process_frame(l, r);
 
-        self.out_meter.push_frame(l, r);
+        if !self.leveler_enabled {
+            self.out_meter.push_frame(l, r);
+        }
         self.peak_l = self.peak_l.max(l.abs());
         self.peak_r = self.peak_r.max(r.abs());
         (l, r)
@@ -979,7 +985,11 @@ impl MasterBus {
 
     /// Momentary loudness of the bus output (400 ms window), in LUFS.
     pub fn momentary_lufs(&self) -> f32 {
-        self.out_meter.momentary_lufs()
+        if self.leveler_enabled {
+            self.leveler.output_momentary_lufs()
+        } else {
+            self.out_meter.momentary_lufs()
+        }
     }
 
     /// Gain the leveler currently applies, in dB (0 when disabled).

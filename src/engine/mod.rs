@@ -31,7 +31,7 @@ use config::{Comparison, EngineConfig, Param, Role, MAX_DIMS};
 use master::MasterBus;
 use mood::{evaluate_params, robust_center, MoodState};
 use participant::{coef, render_chunk, Participant, ScoreContext};
-use voice::VoicePool;
+use voice::{fold_lanes, LaneFrame, VoicePool, LANES};
 
 /// Samples between control ticks (score, envelopes, mood).
 pub const CONTROL_PERIOD: u64 = 32;
@@ -77,6 +77,8 @@ pub struct Engine {
     reverb_mix: f32,
     reverb_coef: f32,
     master: MasterBus,
+    lanes_l: [LaneFrame; MAX_SPAN],
+    lanes_r: [LaneFrame; MAX_SPAN],
     buf_l: [f32; MAX_SPAN],
     buf_r: [f32; MAX_SPAN],
     block_peak: (f32, f32),
@@ -124,6 +126,8 @@ impl Engine {
             reverb_mix: 0.0,
             reverb_coef: coef(0.5 / tick_secs, 1.0),
             master,
+            lanes_l: [[0.0; LANES]; MAX_SPAN],
+            lanes_r: [[0.0; LANES]; MAX_SPAN],
             buf_l: [0.0; MAX_SPAN],
             buf_r: [0.0; MAX_SPAN],
             block_peak: (0.0, 0.0),
@@ -206,10 +210,13 @@ impl Engine {
 
     fn render_span(&mut self, out: &mut [f32]) {
         let n = out.len() / 2;
+        let (wl, wr) = (&mut self.lanes_l[..n], &mut self.lanes_r[..n]);
+        wl.fill([0.0; LANES]);
+        wr.fill([0.0; LANES]);
+        self.pool.render_add(wl, wr, render_chunk);
         let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
-        l.fill(0.0);
-        r.fill(0.0);
-        self.pool.render_add(l, r, render_chunk);
+        fold_lanes(wl, l);
+        fold_lanes(wr, r);
         let (mut pl, mut pr) = self.block_peak;
         for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
             let (yl, yr) = self.master.process_frame(xl, xr, self.reverb_mix);
@@ -581,6 +588,11 @@ impl Engine {
         for (cell, v) in s.mood.iter().zip(self.communal.iter()) {
             cell.store(v.to_bits(), Ordering::Relaxed);
         }
+    }
+
+    /// Voice lanes sounding and 8-lane chunks being computed.
+    pub fn voice_load(&self) -> (usize, usize) {
+        (self.pool.lanes_in_use(), self.pool.chunks_in_use())
     }
 
     /// Latency of the master bus in frames (the limiter's look-ahead).

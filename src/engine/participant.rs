@@ -3,7 +3,7 @@
 
 use super::config::{ArchetypeConfig, Param, SectionConfig, Timbre};
 use super::mood::MoodState;
-use super::voice::{svf_coefficients, LaneBank, LaneSlot, VoicePool, LANES};
+use super::voice::{svf_coefficients, LaneBank, LaneFrame, LaneSlot, VoicePool, LANES};
 use crate::control::ParticipantId;
 use crate::rng::Rng;
 use crate::score::{midi_to_hz, tension_tone, Chord, Motif, Scale};
@@ -52,10 +52,20 @@ struct Lane {
     drift_cents: f32,
     spread: f32,
     slot: LaneSlot,
+    /// Vibrato LFO phase (cycles) and its advance per control tick.
+    vib_phase: f32,
+    vib_step: f32,
+    /// Oscillator increments before vibrato.
+    dt: f32,
+    dt2: f32,
 }
 
 const IDLE_LANE: Lane = Lane {
     slot: 0,
+    vib_phase: 0.0,
+    vib_step: 0.0,
+    dt: 0.0,
+    dt2: 0.0,
     stage: Stage::Idle,
     note: 60.0,
     velocity: 0.0,
@@ -66,6 +76,10 @@ const IDLE_LANE: Lane = Lane {
     drift_cents: 0.0,
     spread: 0.0,
 };
+
+/// Releases and decays aim this far below zero, so a lane reaches silence in finite time
+/// (about 1.4 × its release time) and is freed at the zero crossing, inaudibly.
+const ENV_FLOOR: f32 = 0.004;
 
 /// Fade time of a participant who leaves.
 pub const LEAVE_FADE_SECS: f32 = 1.5;
@@ -359,7 +373,7 @@ impl Participant {
             // fade no faster than the leave fade, and no slower than a release already under way
             let releasing = self.lanes[l].stage == Stage::Release;
             let (bank, i) = pool.lane(self.lanes[l].slot);
-            bank.params.env_target[i] = 0.0;
+            bank.params.env_target[i] = -ENV_FLOOR;
             let current = bank.params.env_coef[i];
             bank.params.env_coef[i] = if releasing {
                 current.max(self.fade_coef)
@@ -440,19 +454,23 @@ impl Participant {
                     if env >= 1.0 {
                         self.lanes[l].stage = Stage::Decay;
                         let (bank, i) = pool.lane(lane.slot);
-                        bank.params.env_target[i] = self.cfg.sustain;
+                        bank.params.env_target[i] = if self.cfg.sustain > 0.0 {
+                            self.cfg.sustain
+                        } else {
+                            -ENV_FLOOR
+                        };
                         bank.params.env_coef[i] = coef(self.cfg.decay_secs / 3.0, sr);
                     }
                 }
                 Stage::Decay => {
-                    if self.cfg.sustain <= 0.0 && env < 1e-4 {
+                    if self.cfg.sustain <= 0.0 && env <= 0.0 {
                         self.lanes[l].stage = Stage::Idle;
                         pool.free(lane.slot);
                         continue;
                     }
                 }
                 Stage::Release => {
-                    if env < 1e-5 {
+                    if env <= 0.0 {
                         self.lanes[l].stage = Stage::Idle;
                         pool.free(lane.slot);
                         continue;
@@ -469,6 +487,12 @@ impl Participant {
                 self.lanes[l].fenv *= (-ctx.tick_secs / self.design.fenv_secs).exp();
                 if !full {
                     self.update_lane(l, ctx, pool);
+                }
+            } else if self.design.vib_depth > 0.0 && self.lanes[l].stage != Stage::Idle {
+                let lane = &mut self.lanes[l];
+                lane.vib_phase = (lane.vib_phase + lane.vib_step).fract();
+                if !full {
+                    self.apply_vibrato(l, self.params[Param::Falter.index()], pool);
                 }
             }
         }
@@ -747,6 +771,7 @@ impl Participant {
             Timbre::Pad | Timbre::Choir => [-0.5, 0.5][l % 2],
             _ => 0.0,
         };
+        let vib_step = self.design.vib_hz * (1.0 + 0.1 * self.rng.next_bipolar()) * ctx.tick_secs;
         self.lanes[l] = Lane {
             stage: Stage::Attack,
             note,
@@ -758,9 +783,12 @@ impl Participant {
             drift_cents: self.lanes[l].drift_cents,
             spread,
             slot,
+            vib_phase: self.lanes[l].vib_phase,
+            vib_step,
+            dt: 0.0,
+            dt2: 0.0,
         };
         let d = self.design;
-        let vib_dt = d.vib_hz * (1.0 + 0.1 * self.rng.next_bipolar()) / ctx.sample_rate;
         let (bank, i) = pool.lane(slot);
         let bp = &mut bank.params;
         let l_outer = l;
@@ -775,7 +803,6 @@ impl Participant {
         bp.lp[l] = d.lp;
         bp.bp[l] = d.bp;
         bp.bp2[l] = d.bp2;
-        bp.vib_dt[l] = vib_dt;
         bp.env_target[l] = 1.3;
         bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
         self.update_lane(l_outer, ctx, pool);
@@ -784,7 +811,7 @@ impl Participant {
     fn release_lane(&mut self, l: usize, sample_rate: f32, pool: &mut VoicePool) {
         self.lanes[l].stage = Stage::Release;
         let (bank, i) = pool.lane(self.lanes[l].slot);
-        bank.params.env_target[i] = 0.0;
+        bank.params.env_target[i] = -ENV_FLOOR;
         bank.params.env_coef[i] = coef(self.cfg.release_secs.max(0.005) / 4.0, sample_rate);
     }
 
@@ -792,18 +819,19 @@ impl Participant {
     fn update_lane(&mut self, l: usize, ctx: &ScoreContext, pool: &mut VoicePool) {
         let d = self.design;
         let lane = self.lanes[l];
-        let p = &self.params;
+        let p = self.params;
         let sr = ctx.sample_rate;
         let detune = p[Param::DetuneCents.index()] * lane.detune
             + self.cfg.detune_cents * lane.spread
             + lane.drift_cents;
         let hz = midi_to_hz(lane.note + detune * 0.01);
+        self.lanes[l].dt = hz / sr;
+        self.lanes[l].dt2 = hz * (1.0 + d.saw2_cents * 0.000_578) / sr;
+        self.apply_vibrato(l, p[Param::Falter.index()], pool);
         let (bank, l) = pool.lane(lane.slot);
-        bank.set_increments(l, hz / sr, hz * (1.0 + d.saw2_cents * 0.000_578) / sr);
         let bp = &mut bank.params;
         let bright =
             p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
-        bp.vib_depth[l] = d.vib_depth * (1.0 + 6.0 * p[Param::Falter.index()]);
         bp.fm_index[l] = d.fm_index * (0.35 + lane.fenv) * (0.7 * bright).exp2();
         let nyquist_safe = 0.45 * sr;
         let (f1, f2) = match self.cfg.timbre {
@@ -845,6 +873,16 @@ impl Participant {
         bp.gain_r[l] = gain * angle.sin();
     }
 
+    /// Sets a lane's oscillator increments from its pitch and the vibrato LFO (run at
+    /// control rate: a 1.5 kHz update of a few-hertz wobble is smooth).
+    fn apply_vibrato(&mut self, l: usize, falter: f32, pool: &mut VoicePool) {
+        let lane = self.lanes[l];
+        let depth = self.design.vib_depth * (1.0 + 6.0 * falter);
+        let wobble = 1.0 + depth * (std::f32::consts::TAU * lane.vib_phase).sin();
+        let (bank, i) = pool.lane(lane.slot);
+        bank.set_increments(i, lane.dt * wobble, lane.dt2 * wobble);
+    }
+
     /// Whether any lane sounds.
     pub fn is_sounding(&self) -> bool {
         self.lanes.iter().any(|l| l.stage != Stage::Idle)
@@ -857,16 +895,22 @@ impl Participant {
 }
 
 /// Renders one pool chunk with the kernel its timbre needs. Real-time safe.
-pub fn render_chunk(kind: u8, bank: &mut LaneBank, wide: bool, l: &mut [f32], r: &mut [f32]) {
+pub fn render_chunk(
+    kind: u8,
+    bank: &mut LaneBank,
+    wide: bool,
+    l: &mut [LaneFrame],
+    r: &mut [LaneFrame],
+) {
     use super::voice::features::*;
-    const PAD: u32 = SAW | SAW2 | F1 | VIB;
+    const PAD: u32 = SAW | SAW2 | F1;
     const PLUCK: u32 = SAW | PULSE | F1;
     const BELL: u32 = FM;
-    const DRONE: u32 = PULSE | SAW2 | F1 | VIB;
-    const CHOIR: u32 = SAW | SAW2 | F1 | F2 | VIB;
+    const DRONE: u32 = PULSE | SAW2 | F1;
+    const CHOIR: u32 = SAW | SAW2 | F1 | F2;
     const BASS: u32 = PULSE | FM | F1;
     const WIND: u32 = NOISE | F1 | F2;
-    const LEAD: u32 = SAW | FM | F1 | VIB;
+    const LEAD: u32 = SAW | FM | F1;
     match kind {
         k if k == Timbre::Pad as u8 => bank.render_add::<PAD>(wide, l, r),
         k if k == Timbre::Pluck as u8 => bank.render_add::<PLUCK>(wide, l, r),

@@ -11,6 +11,18 @@ pub const LANES: usize = 8;
 
 type Lanes = [f32; LANES];
 
+/// One frame of per-lane output: chunks add into these with vertical SIMD adds, and the
+/// lanes are summed to one sample only once per frame, after every chunk ([`fold_lanes`]).
+pub type LaneFrame = [f32; LANES];
+
+/// Sums each frame's lanes into `out` (overwriting it). Real-time safe.
+#[inline]
+pub fn fold_lanes(lanes: &[LaneFrame], out: &mut [f32]) {
+    for (o, y) in out.iter_mut().zip(lanes) {
+        *o = ((y[0] + y[1]) + (y[2] + y[3])) + ((y[4] + y[5]) + (y[6] + y[7]));
+    }
+}
+
 /// Per-lane parameters, written at control rate by the score logic.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LaneParams {
@@ -26,10 +38,6 @@ pub struct LaneParams {
     pub mod_ratio: Lanes,
     /// FM index in cycles of phase deviation.
     pub fm_index: Lanes,
-    /// Vibrato LFO phase increment per sample.
-    pub vib_dt: Lanes,
-    /// Vibrato depth as a fraction of frequency.
-    pub vib_depth: Lanes,
     /// Saw level.
     pub saw: Lanes,
     /// Pulse level.
@@ -71,8 +79,6 @@ pub struct LaneState {
     pub phase2: Lanes,
     /// FM modulator phase.
     pub mod_phase: Lanes,
-    /// Vibrato LFO phase.
-    pub vib_phase: Lanes,
     /// Filter 1 integrator states.
     pub f1_ic: [Lanes; 2],
     /// Filter 2 integrator states.
@@ -95,7 +101,6 @@ impl LaneState {
             phase: [0.0; LANES],
             phase2: [0.0; LANES],
             mod_phase: [0.0; LANES],
-            vib_phase: [0.0; LANES],
             f1_ic: [[0.0; LANES]; 2],
             f2_ic: [[0.0; LANES]; 2],
             env: [0.0; LANES],
@@ -181,10 +186,8 @@ pub mod features {
     pub const F1: u32 = 32;
     /// Filter 2 (band-pass formant).
     pub const F2: u32 = 64;
-    /// Vibrato LFO.
-    pub const VIB: u32 = 128;
     /// Everything.
-    pub const ALL: u32 = 255;
+    pub const ALL: u32 = 127;
 }
 
 /// Eight lanes: parameters and state.
@@ -235,7 +238,12 @@ impl LaneBank {
     /// reorders float arithmetic), so their output is bit-identical; AVX2 just does all
     /// eight lanes in one instruction.
     #[inline]
-    pub fn render_add<const F: u32>(&mut self, wide: bool, out_l: &mut [f32], out_r: &mut [f32]) {
+    pub fn render_add<const F: u32>(
+        &mut self,
+        wide: bool,
+        out_l: &mut [LaneFrame],
+        out_r: &mut [LaneFrame],
+    ) {
         #[cfg(target_arch = "x86_64")]
         if wide && has_avx2() {
             // SAFETY: the CPU reports AVX2.
@@ -248,26 +256,22 @@ impl LaneBank {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn render_add_avx2<const F: u32>(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
+    unsafe fn render_add_avx2<const F: u32>(
+        &mut self,
+        out_l: &mut [LaneFrame],
+        out_r: &mut [LaneFrame],
+    ) {
         self.render_add_body::<F>(out_l, out_r);
     }
 
     #[inline(always)]
-    fn render_add_body<const F: u32>(&mut self, out_l: &mut [f32], out_r: &mut [f32]) {
+    fn render_add_body<const F: u32>(&mut self, out_l: &mut [LaneFrame], out_r: &mut [LaneFrame]) {
         use features::*;
         let p = &self.params;
         let mut st = self.state;
         for (ol, or) in out_l.iter_mut().zip(out_r.iter_mut()) {
-            let mut yl = [0.0f32; LANES];
-            let mut yr = [0.0f32; LANES];
             for i in 0..LANES {
-                let mut vib = 1.0;
-                if F & VIB != 0 {
-                    let vp = wrap1(st.vib_phase[i] + p.vib_dt[i]);
-                    st.vib_phase[i] = vp;
-                    vib = 1.0 + p.vib_depth[i] * sin_unit(vp);
-                }
-                let dt = p.dt[i] * vib;
+                let dt = p.dt[i];
                 let ph = wrap1(st.phase[i] + dt);
                 st.phase[i] = ph;
                 let mut src = 0.0;
@@ -283,7 +287,7 @@ impl LaneBank {
                     }
                 }
                 if F & SAW2 != 0 {
-                    let ph2 = wrap1(st.phase2[i] + p.dt2[i] * vib);
+                    let ph2 = wrap1(st.phase2[i] + p.dt2[i]);
                     st.phase2[i] = ph2;
                     src += p.saw2[i] * (2.0 * ph2 - 1.0 - poly_blep(ph2, p.dt2[i], p.inv_dt2[i]));
                 }
@@ -322,11 +326,9 @@ impl LaneBank {
                 let env = st.env[i] + (p.env_target[i] - st.env[i]) * p.env_coef[i];
                 st.env[i] = env;
                 let y = y * env;
-                yl[i] = y * p.gain_l[i];
-                yr[i] = y * p.gain_r[i];
+                ol[i] += y * p.gain_l[i];
+                or[i] += y * p.gain_r[i];
             }
-            *ol += ((yl[0] + yl[1]) + (yl[2] + yl[3])) + ((yl[4] + yl[5]) + (yl[6] + yl[7]));
-            *or += ((yr[0] + yr[1]) + (yr[2] + yr[3])) + ((yr[4] + yr[5]) + (yr[6] + yr[7]));
         }
         self.state = st;
     }
@@ -416,6 +418,11 @@ impl VoicePool {
         self.banks[slot as usize / LANES].state.env[slot as usize % LANES]
     }
 
+    /// Chunks being computed.
+    pub fn chunks_in_use(&self) -> usize {
+        self.used.iter().filter(|u| **u != 0).count()
+    }
+
     /// Lanes in use.
     pub fn lanes_in_use(&self) -> usize {
         self.used.iter().map(|u| u.count_ones() as usize).sum()
@@ -434,9 +441,9 @@ impl VoicePool {
     /// the feature set its timbre needs. Real-time safe.
     pub fn render_add(
         &mut self,
-        out_l: &mut [f32],
-        out_r: &mut [f32],
-        render: impl Fn(u8, &mut LaneBank, bool, &mut [f32], &mut [f32]),
+        out_l: &mut [LaneFrame],
+        out_r: &mut [LaneFrame],
+        render: impl Fn(u8, &mut LaneBank, bool, &mut [LaneFrame], &mut [LaneFrame]),
     ) {
         for c in 0..self.banks.len() {
             if self.used[c] != 0 {
@@ -493,11 +500,14 @@ mod tests {
         bank.params.env_coef[0] = 1.0;
         bank.params.gain_l[0] = 1.0;
         bank.params.gain_r[0] = 1.0;
-        let mut l = vec![0.0; 4800];
-        let mut r = vec![0.0; 4800];
-        for (cl, cr) in l.chunks_mut(64).zip(r.chunks_mut(64)) {
+        let mut wl = vec![[0.0; LANES]; 4800];
+        let mut wr = vec![[0.0; LANES]; 4800];
+        for (cl, cr) in wl.chunks_mut(64).zip(wr.chunks_mut(64)) {
             bank.render_add::<{ features::ALL }>(has_avx2(), cl, cr);
         }
+        let (mut l, mut r) = (vec![0.0; 4800], vec![0.0; 4800]);
+        fold_lanes(&wl, &mut l);
+        fold_lanes(&wr, &mut r);
         // count rising zero crossings over the last 0.05 s: 220 Hz → 11
         let tail = &l[2400..];
         let crossings = tail
@@ -524,8 +534,6 @@ mod tests {
             bank.params.mod_ratio[lane] = 3.5;
             bank.params.fm_index[lane] = 1.2;
             bank.params.noise[lane] = 0.1;
-            bank.params.vib_dt[lane] = 5.0 / sr;
-            bank.params.vib_depth[lane] = 0.01;
             bank.params.lp[lane] = 1.0;
             bank.params.bp[lane] = 0.5;
             bank.params.bp2[lane] = 0.5;
@@ -538,8 +546,8 @@ mod tests {
         bank.params.f2 = svf_coefficients(700.0, 4.0, sr).map(|c| [c; LANES]);
         let mut a = bank;
         let mut b = bank;
-        let (mut al, mut ar) = (vec![0.0; 4096], vec![0.0; 4096]);
-        let (mut bl, mut br) = (vec![0.0; 4096], vec![0.0; 4096]);
+        let (mut al, mut ar) = (vec![[0.0; LANES]; 4096], vec![[0.0; LANES]; 4096]);
+        let (mut bl, mut br) = (vec![[0.0; LANES]; 4096], vec![[0.0; LANES]; 4096]);
         for k in 0..64 {
             let r = k * 64..(k + 1) * 64;
             a.render_add::<{ features::ALL }>(has_avx2(), &mut al[r.clone()], &mut ar[r.clone()]);
@@ -547,7 +555,7 @@ mod tests {
         }
         assert_eq!(al, bl);
         assert_eq!(ar, br);
-        assert!(al.iter().any(|x| x.abs() > 0.01));
+        assert!(al.iter().flatten().any(|x| x.abs() > 0.01));
     }
 
     #[test]
