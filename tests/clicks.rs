@@ -158,3 +158,38 @@ fn every_timbre_joins_and_leaves_without_a_click() {
         );
     }
 }
+
+#[test]
+fn sudden_mood_jumps_are_smoothed_without_zipper_noise() {
+    // the conductor slams every dimension from low to high at once: loudness, filters and
+    // stereo width follow smoothly, with no sample-to-sample jump above the music's own
+    let patch = patch_text(PATCH);
+    let mut s = Script::default();
+    for (i, id) in ["pad", "drone", "choir", "wind"].iter().enumerate() {
+        s = s.join(0.0, i as u32 + 1, Some(archetype(&patch, id)));
+    }
+    for d in ["energy", "brightness", "tension", "unity"] {
+        s = s
+            .communal(0.0, dim(&patch, d), 0.0)
+            .communal(4.0, dim(&patch, d), 1.0);
+    }
+    let out = render_blocks(&patch, &s.performance(7.0), 256, None);
+    let x = mono(&out);
+    let steady = max_jump_ratio(
+        &x[(2.0 * SR as f64) as usize..(3.9 * SR as f64) as usize],
+        256,
+    );
+    let change = max_jump_ratio(
+        &x[(3.95 * SR as f64) as usize..(5.0 * SR as f64) as usize],
+        256,
+    );
+    let after = max_jump_ratio(
+        &x[(5.5 * SR as f64) as usize..(6.9 * SR as f64) as usize],
+        256,
+    );
+    println!("mood jump: steady {steady:.3}, during {change:.3}, after {after:.3}");
+    assert!(
+        change <= steady.max(after) * 1.5,
+        "jump ratio {change:.3} while the mood moved"
+    );
+}
