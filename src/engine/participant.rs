@@ -84,7 +84,8 @@ const ENV_FLOOR: f32 = 0.004;
 /// Fade time of a participant who leaves.
 pub const LEAVE_FADE_SECS: f32 = 1.5;
 
-/// Static sound design of each timbre: oscillator mix, filter, modulation and level.
+/// Static sound design of each timbre: oscillator mix, filter, modulation and level. Gains
+/// are set so one voice of each timbre at `level_db = 0` has about the same loudness.
 #[derive(Clone, Copy, Debug)]
 struct TimbreDesign {
     saw: f32,
@@ -159,7 +160,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 1.4,
             fenv_oct: 4.5,
             fenv_secs: 0.12,
-            gain: 0.32,
+            gain: 0.452,
             gate_steps: 1.0,
             ..base
         },
@@ -171,7 +172,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 0.6,
             fenv_oct: 0.0,
             fenv_secs: 0.8,
-            gain: 0.30,
+            gain: 0.3,
             gate_steps: 2.0,
             ..base
         },
@@ -185,7 +186,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 1.8,
             vib_hz: 0.07,
             vib_depth: 0.001,
-            gain: 0.30,
+            gain: 0.169,
             gate_steps: 1e9,
             ..base
         },
@@ -200,7 +201,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 4.0,
             vib_hz: 5.2,
             vib_depth: 0.005,
-            gain: 0.55,
+            gain: 0.328,
             gate_steps: 1e9,
             ..base
         },
@@ -213,7 +214,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 1.1,
             fenv_oct: 2.0,
             fenv_secs: 0.15,
-            gain: 0.42,
+            gain: 1.184,
             gate_steps: 0.9,
             ..base
         },
@@ -226,7 +227,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 14.0,
             vib_hz: 0.3,
             vib_depth: 0.003,
-            gain: 0.9,
+            gain: 2.395,
             gate_steps: 6.0,
             ..base
         },
@@ -240,7 +241,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 0.9,
             vib_hz: 5.0,
             vib_depth: 0.004,
-            gain: 0.30,
+            gain: 0.672,
             gate_steps: 1.8,
             ..base
         },
