@@ -849,6 +849,8 @@ pub struct MasterBus {
     peak_l: f32,
     peak_r: f32,
     mix: f32,
+    /// Side gain of the reverb return (1 = full width).
+    wet_side: f32,
     dry_gain: f32,
     wet_gain: f32,
 }
@@ -887,6 +889,7 @@ impl MasterBus {
             peak_l: 0.0,
             peak_r: 0.0,
             mix: 0.0,
+            wet_side: 1.0,
             dry_gain: 1.0,
             wet_gain: 0.0,
         }
@@ -924,8 +927,10 @@ impl MasterBus {
             Reverb::Hall(h) => (wet[0], wet[1]) = h.tick(input[0], input[1]),
             Reverb::Fundsp(u) => u.tick(&input, &mut wet),
         }
-        let l = self.dry_gain * l + self.wet_gain * finite_or_zero(wet[0]);
-        let r = self.dry_gain * r + self.wet_gain * finite_or_zero(wet[1]);
+        let (wl, wr) = (finite_or_zero(wet[0]), finite_or_zero(wet[1]));
+        let (mid, side) = (0.5 * (wl + wr), 0.5 * (wl - wr) * self.wet_side);
+        let l = self.dry_gain * l + self.wet_gain * (mid + side);
+        let r = self.dry_gain * r + self.wet_gain * (mid - side);
 
         let (l, r) = if self.leveler_enabled {
             self.leveler.process_frame(l, r)
@@ -942,6 +947,12 @@ impl MasterBus {
         (l, r)
     }
 
+    /// Sets the stereo width of the reverb return, 0..1 (a narrow ensemble gets a narrower
+    /// room; some width always remains). Real-time safe.
+    pub fn set_reverb_width(&mut self, width: f32) {
+        self.wet_side = 0.35 + 0.65 * width.clamp(0.0, 1.0);
+    }
+
     /// Clears all state (reverb tail, leveler, limiter, meters, peaks).
     /// Never allocates.
     pub fn reset(&mut self) {
@@ -956,6 +967,7 @@ impl MasterBus {
         self.peak_l = 0.0;
         self.peak_r = 0.0;
         self.mix = 0.0;
+        self.wet_side = 1.0;
         self.dry_gain = 1.0;
         self.wet_gain = 0.0;
     }

@@ -451,6 +451,8 @@ impl Engine {
             + self.cfg.sections[self.section as usize].reverb)
             .clamp(0.0, 1.0);
         self.reverb_mix += (reverb_target - self.reverb_mix) * self.reverb_coef;
+        self.master
+            .set_reverb_width(self.communal_params[Param::StereoWidth.index()]);
         // bar lines: cues and mood-driven transitions
         let beats_per_bar = self.cfg.beats_per_bar.max(1) as f64;
         let bar = (self.beat() / beats_per_bar).floor() as u64;
