@@ -191,3 +191,92 @@ fn one_participant_cannot_drag_the_communal_mood() {
     let communal = controller.status().mood(energy as usize);
     assert!((communal - 0.3).abs() < 0.05, "communal energy {communal}");
 }
+
+#[test]
+fn at_the_height_of_tension_the_music_falters_in_timing_and_tuning() {
+    // one voice on a one-beat grid, full unity: at moderate tension its notes sit on the
+    // grid; at the height of tension they waver off it
+    let patch = patch_text(PATCH);
+    let step_secs = 60.0 / 100.0;
+    let render = |tension: f32| {
+        let mut s = Script::default();
+        for (d, v) in [
+            ("energy", 0.9),
+            ("tension", tension),
+            ("brightness", 0.6),
+            ("unity", 1.0),
+        ] {
+            s = s.communal(0.0, dim(&patch, d), v);
+        }
+        s = s.join(0.0, 1, Some(archetype(&patch, "bell")));
+        let out = render_blocks(&patch, &s.performance(40.0), 512, None);
+        let x = mono(&out);
+        let onsets: Vec<f32> = onsets(&x, SR as f32)
+            .into_iter()
+            .filter(|t| *t > 2.0)
+            .collect();
+        // distance of each onset from the beat grid, in seconds
+        let offsets: Vec<f32> = onsets
+            .iter()
+            .map(|t| {
+                let phase = t / step_secs;
+                (phase - phase.round()).abs() * step_secs
+            })
+            .collect();
+        assert!(
+            offsets.len() > 10,
+            "the voice played ({} onsets)",
+            offsets.len()
+        );
+        offsets.iter().sum::<f32>() / offsets.len() as f32
+    };
+    let (steady, falter) = (render(0.5), render(1.0));
+    println!("falter: mean distance of onsets from the beat grid {steady:.4} → {falter:.4} s");
+    assert!(
+        steady < 0.02,
+        "at moderate tension notes sit on the grid ({steady:.4} s)"
+    );
+    assert!(
+        falter > steady + 0.03,
+        "timing wavers at the height of tension ({steady:.4} → {falter:.4} s)"
+    );
+
+    // tuning: a held note wanders in pitch at the height of tension
+    let pitch_spread_cents = |tension: f32| {
+        let mut s = Script::default();
+        for (d, v) in [
+            ("energy", 0.9),
+            ("tension", tension),
+            ("brightness", 0.5),
+            ("unity", 1.0),
+        ] {
+            s = s.communal(0.0, dim(&patch, d), v);
+        }
+        s = s.join(0.0, 1, Some(archetype(&patch, "lead"))).at(
+            0.5,
+            tapestry::Command::NoteOn {
+                participant: 1,
+                pitch: 72,
+                velocity: 110,
+            },
+        );
+        let out = render_blocks(&patch, &s.performance(12.0), 512, None);
+        let x = mono(&out);
+        let cents: Vec<f32> = x[(2 * SR) as usize..]
+            .chunks_exact(9600)
+            .map(|w| 1200.0 * (dominant_pitch_hz(w, SR as f32) / 523.25).log2())
+            .collect();
+        let mean = cents.iter().sum::<f32>() / cents.len() as f32;
+        (cents.iter().map(|c| (c - mean).powi(2)).sum::<f32>() / cents.len() as f32).sqrt()
+    };
+    let (steady_cents, falter_cents) = (pitch_spread_cents(0.5), pitch_spread_cents(1.0));
+    println!("falter: held-note pitch spread {steady_cents:.1} → {falter_cents:.1} cents");
+    assert!(
+        steady_cents < 5.0,
+        "a steady note holds its pitch ({steady_cents:.1} cents)"
+    );
+    assert!(
+        falter_cents > steady_cents + 8.0,
+        "tuning wavers ({steady_cents:.1} → {falter_cents:.1} cents)"
+    );
+}
