@@ -153,6 +153,17 @@ fn poly_blep(t: f32, dt: f32, inv_dt: f32) -> f32 {
     start + end
 }
 
+/// One sample of lane `i`'s TPT state-variable filter: (band-pass, low-pass).
+#[inline(always)]
+fn svf_tick(x: f32, c: &[Lanes; 4], ic: &mut [Lanes; 2], i: usize) -> (f32, f32) {
+    let v3 = x - ic[1][i];
+    let v1 = c[0][i] * ic[0][i] + c[1][i] * v3;
+    let v2 = ic[1][i] + c[1][i] * ic[0][i] + c[2][i] * v3;
+    ic[0][i] = 2.0 * v1 - ic[0][i];
+    ic[1][i] = 2.0 * v2 - ic[1][i];
+    (v1, v2)
+}
+
 /// Wraps a phase in [0, 2) to [0, 1).
 #[inline(always)]
 fn wrap1(x: f32) -> f32 {
@@ -306,22 +317,12 @@ impl LaneBank {
                 }
                 let mut y = src;
                 if F & F1 != 0 {
-                    let [a1, a2, a3, k] = [p.f1[0][i], p.f1[1][i], p.f1[2][i], p.f1[3][i]];
-                    let v3 = src - st.f1_ic[1][i];
-                    let v1 = a1 * st.f1_ic[0][i] + a2 * v3;
-                    let v2 = st.f1_ic[1][i] + a2 * st.f1_ic[0][i] + a3 * v3;
-                    st.f1_ic[0][i] = 2.0 * v1 - st.f1_ic[0][i];
-                    st.f1_ic[1][i] = 2.0 * v2 - st.f1_ic[1][i];
-                    y = p.lp[i] * v2 + p.bp[i] * k * v1;
+                    let (band, low) = svf_tick(src, &p.f1, &mut st.f1_ic, i);
+                    y = p.lp[i] * low + p.bp[i] * p.f1[3][i] * band;
                 }
                 if F & F2 != 0 {
-                    let [b1, b2, b3, k2] = [p.f2[0][i], p.f2[1][i], p.f2[2][i], p.f2[3][i]];
-                    let w3 = src - st.f2_ic[1][i];
-                    let w1 = b1 * st.f2_ic[0][i] + b2 * w3;
-                    let w2 = st.f2_ic[1][i] + b2 * st.f2_ic[0][i] + b3 * w3;
-                    st.f2_ic[0][i] = 2.0 * w1 - st.f2_ic[0][i];
-                    st.f2_ic[1][i] = 2.0 * w2 - st.f2_ic[1][i];
-                    y += p.bp2[i] * k2 * w1;
+                    let (band, _) = svf_tick(src, &p.f2, &mut st.f2_ic, i);
+                    y += p.bp2[i] * p.f2[3][i] * band;
                 }
                 let env = st.env[i] + (p.env_target[i] - st.env[i]) * p.env_coef[i];
                 st.env[i] = env;

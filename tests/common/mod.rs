@@ -5,9 +5,10 @@ pub mod measure;
 
 use std::path::Path;
 
-use tapestry::control::{Command, Message, MoodTarget, Timing};
+use tapestry::control::{Command, MoodTarget};
 use tapestry::performance::TimedCommand;
-use tapestry::{Engine, Patch, Performance};
+use tapestry::render::{render, RenderOptions};
+use tapestry::{Patch, Performance};
 
 pub const SR: u32 = 48_000;
 
@@ -72,34 +73,20 @@ impl Script {
     }
 }
 
-/// Renders through the engine with a given block size, feeding commands sample-stamped.
+/// Renders through the engine with a given block size (the library's offline renderer).
 pub fn render_blocks(
     patch: &Patch,
     perf: &Performance,
     block: usize,
     seed: Option<u64>,
 ) -> Vec<f32> {
-    let (mut engine, controller) = Engine::new(patch.config(SR, seed), patch.names());
-    let total = perf.duration_frames as usize;
-    let mut out = vec![0.0f32; total * 2];
-    let mut next = 0;
-    let mut done = 0u64;
-    for chunk in out.chunks_mut(block * 2) {
-        let end = done + (chunk.len() / 2) as u64;
-        while next < perf.commands.len() && perf.commands[next].sample < end {
-            let c = perf.commands[next];
-            controller
-                .send(Message {
-                    at: Timing::At(c.sample),
-                    command: c.command,
-                })
-                .expect("queue has room");
-            next += 1;
-        }
-        engine.process(chunk);
-        done = end;
-    }
-    out
+    let options = RenderOptions {
+        sample_rate: SR,
+        seed,
+        duration_frames: None,
+        block_frames: block,
+    };
+    render(patch, perf, &options, |_, _| {})
 }
 
 /// Index of a mood dimension by name.
