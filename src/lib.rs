@@ -55,6 +55,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod patch;
 pub mod performance;
+pub mod record;
 pub mod render;
 pub mod rng;
 pub mod score;

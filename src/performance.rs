@@ -28,6 +28,16 @@ pub struct PerformanceFile {
     /// Events.
     #[serde(default)]
     pub events: Vec<EventFile>,
+    /// Written at the end of a recorded session.
+    pub session: Option<SessionFile>,
+}
+
+/// `[session]`: what a recording notes when it ends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    /// Sample at which the session stopped; the render lasts exactly as long.
+    pub end_sample: Spanned<i64>,
 }
 
 /// One `[[events]]` entry: one time field, a `type` and that type's fields.
@@ -485,19 +495,32 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         peak = peak.max(present.len());
     }
     let last = commands.last().map_or(0, |c| c.0);
-    let duration_frames = match &f.duration_secs {
-        Some(d) => {
-            let secs = *d.get_ref();
-            if !(0.1..=86_400.0).contains(&secs) {
+    let duration_frames = match (&f.duration_secs, &f.session) {
+        (None, Some(session)) => {
+            let end = *session.end_sample.get_ref();
+            if end < 0 {
                 r.error(
-                    d.span(),
-                    "duration_secs",
-                    format!("expected 0.1 to 86400 seconds, found {secs}"),
+                    session.end_sample.span(),
+                    "session.end_sample",
+                    "expected a sample index of 0 or more",
                 );
             }
-            (secs.clamp(0.1, 86_400.0) * sr).round() as u64
+            end.max(0) as u64
         }
-        None => last + 8 * sample_rate as u64,
+        _ => match &f.duration_secs {
+            Some(d) => {
+                let secs = *d.get_ref();
+                if !(0.1..=86_400.0).contains(&secs) {
+                    r.error(
+                        d.span(),
+                        "duration_secs",
+                        format!("expected 0.1 to 86400 seconds, found {secs}"),
+                    );
+                }
+                (secs.clamp(0.1, 86_400.0) * sr).round() as u64
+            }
+            None => last + 8 * sample_rate as u64,
+        },
     };
     let seed = f.seed.as_ref().map(|s| *s.get_ref() as u64);
     Performance {

@@ -180,6 +180,8 @@ pub struct Status {
     pub refused_messages: AtomicU64,
     /// Notices lost because the notice queue was full.
     pub dropped_notices: AtomicU64,
+    /// Journal entries lost because the recorder did not keep up.
+    pub dropped_journal: AtomicU64,
     /// Peak level of the last block, left, as f32 bits.
     pub peak_left: AtomicU32,
     /// Peak level of the last block, right, as f32 bits.

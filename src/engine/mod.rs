@@ -82,6 +82,19 @@ pub struct Engine {
     buf_l: [f32; MAX_SPAN],
     buf_r: [f32; MAX_SPAN],
     block_peak: (f32, f32),
+    journal_tx: Option<Sender<Applied>>,
+    /// The command being applied, as it will be journaled (None once refused).
+    journal_entry: Option<Command>,
+}
+
+/// A command as the engine applied it, with the sample it took effect at: what a session
+/// recording writes, so an offline render can reproduce the session sample for sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Applied {
+    /// Absolute sample at which the command took effect.
+    pub sample: u64,
+    /// The command; a join names the archetype the engine chose.
+    pub command: Command,
 }
 
 impl Engine {
@@ -131,10 +144,21 @@ impl Engine {
             buf_l: [0.0; MAX_SPAN],
             buf_r: [0.0; MAX_SPAN],
             block_peak: (0.0, 0.0),
+            journal_tx: None,
+            journal_entry: None,
             cfg,
         };
         engine.reset();
         (engine, controller)
+    }
+
+    /// Starts a journal of every applied command (for session recording) and returns its
+    /// receiving end; `capacity` bounds what may wait undrained (a full journal counts
+    /// `Status::dropped_journal`). Allocates: call before moving the engine to the audio thread.
+    pub fn enable_journal(&mut self, capacity: usize) -> Receiver<Applied> {
+        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+        self.journal_tx = Some(tx);
+        rx
     }
 
     /// The resolved configuration.
@@ -250,7 +274,17 @@ impl Engine {
         let due = self.schedule.partition_point(|&(t, _, _)| t <= self.time);
         for i in 0..due {
             let command = self.schedule[i].2;
+            self.journal_entry = Some(command);
             self.apply(command);
+            if let (Some(tx), Some(entry)) = (&self.journal_tx, self.journal_entry) {
+                let applied = Applied {
+                    sample: self.time,
+                    command: entry,
+                };
+                if tx.try_send(applied).is_err() {
+                    self.status.dropped_journal.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         if due > 0 {
             self.schedule.drain(..due);
@@ -379,6 +413,10 @@ impl Engine {
         let params = self.communal_params;
         self.participants[slot].start(id, archetype, cfg, seed, mood, params, beat, sr);
         self.present += 1;
+        self.journal_entry = Some(Command::Join {
+            participant: id,
+            archetype: Some(archetype),
+        });
         let notice = Notice::Joined {
             participant: id,
             archetype,
@@ -430,6 +468,7 @@ impl Engine {
     }
 
     fn refuse(&mut self, command: Command, reason: Refusal) {
+        self.journal_entry = None;
         self.status.refused_messages.fetch_add(1, Ordering::Relaxed);
         self.notify(Notice::Refused {
             command,
