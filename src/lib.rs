@@ -53,6 +53,8 @@
 pub mod control;
 pub mod diagnostic;
 pub mod engine;
+#[cfg(feature = "live")]
+pub mod io;
 pub mod patch;
 pub mod performance;
 pub mod record;

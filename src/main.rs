@@ -11,6 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tapestry::render::{render, write_wav, RenderOptions, WavFormat};
 use tapestry::{Patch, Performance};
 
+#[cfg(feature = "live")]
+mod live;
+
 #[derive(Parser)]
 #[command(
     name = "tapestry",
@@ -58,6 +61,39 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         block: usize,
     },
+    /// List audio hosts and output devices.
+    #[cfg(feature = "live")]
+    Devices,
+    /// Play a patch live on an audio device; participants and mood arrive from the inputs.
+    #[cfg(feature = "live")]
+    Play {
+        /// Patch file.
+        patch: PathBuf,
+        /// Audio host (e.g. ALSA, JACK); default: the system's.
+        #[arg(long)]
+        host: Option<String>,
+        /// Output device (id or part of its name); default: the host's default.
+        #[arg(long)]
+        device: Option<String>,
+        /// Buffer size in frames.
+        #[arg(long)]
+        buffer: Option<u32>,
+        /// Sample rate in Hz; default: the device's.
+        #[arg(long)]
+        sample_rate: Option<u32>,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Also play this performance file (its events at their times).
+        #[arg(long, short = 'p')]
+        performance: Option<PathBuf>,
+        /// Record every applied event to this performance file, to re-render the show offline.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Seed (default: the patch's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
         /// Patch file.
@@ -79,6 +115,35 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        #[cfg(feature = "live")]
+        Cmd::Devices => {
+            print!("{}", tapestry::io::list_devices());
+            Ok(())
+        }
+        #[cfg(feature = "live")]
+        Cmd::Play {
+            patch,
+            host,
+            device,
+            buffer,
+            sample_rate,
+            duration,
+            performance,
+            record,
+            seed,
+        } => live::play(live::PlayArgs {
+            patch,
+            options: tapestry::io::OutputOptions {
+                host,
+                device,
+                buffer_frames: buffer,
+                sample_rate,
+            },
+            duration,
+            performance,
+            record,
+            seed,
+        }),
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;

@@ -1,0 +1,278 @@
+//! Audio devices (cpal): listing hosts and devices, and playing an engine live. The only
+//! module that touches cpal, whose API churns between versions.
+//!
+//! The output callback is the audio thread: it calls `Engine::process` on a buffer allocated
+//! before the stream starts, converts to the device's sample format, and records its own
+//! load in atomics. It never allocates, locks, blocks, logs or panics.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{
+    BufferSize, Device, FromSample, HostId, OutputCallbackInfo, SampleFormat, SizedSample, Stream,
+    StreamConfig,
+};
+
+use crate::engine::Engine;
+
+/// Errors opening or running a live stream.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// No such host on this machine/build.
+    #[error("audio host \"{0}\" is not available here; available: {1}")]
+    NoHost(String, String),
+    /// No output device.
+    #[error("no audio output device found{0}; list them with `tapestry devices`, pick one with --host/--device")]
+    NoDevice(String),
+    /// cpal refused.
+    #[error("audio device error: {0}")]
+    Device(String),
+    /// The device only takes a sample format Tapestry does not convert to.
+    #[error("the device wants sample format {0}, which Tapestry does not support")]
+    Format(String),
+}
+
+/// What to open.
+#[derive(Clone, Debug, Default)]
+pub struct OutputOptions {
+    /// Host name (e.g. "ALSA", "JACK"); default host when `None`.
+    pub host: Option<String>,
+    /// Device id or a substring of its name; default device when `None`.
+    pub device: Option<String>,
+    /// Buffer size in frames; the device's default when `None`.
+    pub buffer_frames: Option<u32>,
+    /// Sample rate; the device's default when `None`.
+    pub sample_rate: Option<u32>,
+}
+
+/// Live figures of the audio callback, written by it with relaxed atomics.
+#[derive(Debug, Default)]
+pub struct CallbackStats {
+    /// Callbacks run.
+    pub callbacks: AtomicU64,
+    /// Load of the last callback, % of its deadline, as f32 bits.
+    pub load_percent: AtomicU32,
+    /// Highest load seen, % of the deadline, as f32 bits.
+    pub peak_load_percent: AtomicU32,
+    /// Stream errors reported by the device (xruns, disconnects).
+    pub stream_errors: AtomicU64,
+    /// Frames of the last callback.
+    pub last_frames: AtomicU32,
+}
+
+impl CallbackStats {
+    fn load(cell: &AtomicU32) -> f32 {
+        f32::from_bits(cell.load(Ordering::Relaxed))
+    }
+    /// Load of the last callback in % of its deadline.
+    pub fn load_percent(&self) -> f32 {
+        Self::load(&self.load_percent)
+    }
+    /// Peak load in % of the deadline.
+    pub fn peak_load_percent(&self) -> f32 {
+        Self::load(&self.peak_load_percent)
+    }
+}
+
+fn host_by_name(name: Option<&str>) -> Result<cpal::Host, LiveError> {
+    let Some(name) = name else {
+        return Ok(cpal::default_host());
+    };
+    let available = cpal::available_hosts();
+    let list = available
+        .iter()
+        .map(|h| h.name())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let id: Option<HostId> = available
+        .iter()
+        .copied()
+        .find(|h| h.name().eq_ignore_ascii_case(name));
+    let id = id.ok_or_else(|| LiveError::NoHost(name.to_string(), list))?;
+    cpal::host_from_id(id).map_err(|e| LiveError::Device(e.to_string()))
+}
+
+fn device_label(device: &Device) -> String {
+    let id = device
+        .id()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|_| "?".into());
+    match device.description() {
+        Ok(d) => format!("{id} ({d})"),
+        Err(_) => id,
+    }
+}
+
+/// A human-readable list of audio hosts and their output devices.
+pub fn list_devices() -> String {
+    let mut out = String::new();
+    for id in cpal::available_hosts() {
+        out += &format!("host {}\n", id.name());
+        let Ok(host) = cpal::host_from_id(id) else {
+            out += "  (not running)\n";
+            continue;
+        };
+        let default = host.default_output_device().map(|d| device_label(&d));
+        match host.output_devices() {
+            Ok(devices) => {
+                let mut any = false;
+                for d in devices {
+                    any = true;
+                    let label = device_label(&d);
+                    let mark = if default.as_deref() == Some(label.as_str()) {
+                        " (default)"
+                    } else {
+                        ""
+                    };
+                    let config = d
+                        .default_output_config()
+                        .map(|c| {
+                            format!(
+                                "{} ch, {} Hz, {:?}",
+                                c.channels(),
+                                c.sample_rate(),
+                                c.sample_format()
+                            )
+                        })
+                        .unwrap_or_else(|e| format!("no default config: {e}"));
+                    out += &format!("  output {label}{mark}: {config}\n");
+                }
+                if !any {
+                    out += "  no output devices\n";
+                }
+            }
+            Err(e) => out += &format!("  cannot list devices: {e}\n"),
+        }
+    }
+    out
+}
+
+fn pick_device(host: &cpal::Host, wanted: Option<&str>) -> Result<Device, LiveError> {
+    match wanted {
+        None => host
+            .default_output_device()
+            .ok_or_else(|| LiveError::NoDevice(format!(" on host {}", host.id().name()))),
+        Some(w) => {
+            let devices = host
+                .output_devices()
+                .map_err(|e| LiveError::Device(e.to_string()))?;
+            devices
+                .into_iter()
+                .find(|d| device_label(d).contains(w))
+                .ok_or_else(|| {
+                    LiveError::NoDevice(format!(" matching \"{w}\" on host {}", host.id().name()))
+                })
+        }
+    }
+}
+
+/// A running output stream. Dropping it stops the sound.
+pub struct LiveOutput {
+    _stream: Stream,
+    /// The callback's figures.
+    pub stats: Arc<CallbackStats>,
+    /// Sample rate of the stream.
+    pub sample_rate: u32,
+    /// Device description.
+    pub device: String,
+}
+
+/// The sample rate the device will run at for these options (to build the engine for it).
+pub fn output_sample_rate(options: &OutputOptions) -> Result<u32, LiveError> {
+    let host = host_by_name(options.host.as_deref())?;
+    let device = pick_device(&host, options.device.as_deref())?;
+    let config = device
+        .default_output_config()
+        .map_err(|e| LiveError::Device(e.to_string()))?;
+    Ok(options.sample_rate.unwrap_or(config.sample_rate()))
+}
+
+/// Opens the output and starts playing `engine` on it.
+pub fn play(engine: Engine, options: &OutputOptions) -> Result<LiveOutput, LiveError> {
+    let host = host_by_name(options.host.as_deref())?;
+    let device = pick_device(&host, options.device.as_deref())?;
+    let default = device
+        .default_output_config()
+        .map_err(|e| LiveError::Device(e.to_string()))?;
+    let config = StreamConfig {
+        channels: default.channels().max(1),
+        sample_rate: options.sample_rate.unwrap_or(default.sample_rate()),
+        buffer_size: options
+            .buffer_frames
+            .map_or(BufferSize::Default, BufferSize::Fixed),
+    };
+    let stats = Arc::new(CallbackStats::default());
+    let stream = match default.sample_format() {
+        SampleFormat::F32 => build::<f32>(&device, config, engine, stats.clone()),
+        SampleFormat::I16 => build::<i16>(&device, config, engine, stats.clone()),
+        SampleFormat::I32 => build::<i32>(&device, config, engine, stats.clone()),
+        SampleFormat::U16 => build::<u16>(&device, config, engine, stats.clone()),
+        other => return Err(LiveError::Format(format!("{other:?}"))),
+    }?;
+    stream
+        .play()
+        .map_err(|e| LiveError::Device(e.to_string()))?;
+    Ok(LiveOutput {
+        _stream: stream,
+        stats,
+        sample_rate: config.sample_rate,
+        device: device_label(&device),
+    })
+}
+
+/// Largest block handed to the engine at once; longer callbacks are processed in pieces.
+const CHUNK_FRAMES: usize = 1024;
+
+fn build<T>(
+    device: &Device,
+    config: StreamConfig,
+    mut engine: Engine,
+    stats: Arc<CallbackStats>,
+) -> Result<Stream, LiveError>
+where
+    T: SizedSample + FromSample<f32>,
+{
+    let channels = config.channels as usize;
+    let sample_rate = config.sample_rate as f64;
+    let mut stereo = vec![0.0f32; 2 * CHUNK_FRAMES];
+    let callback_stats = stats.clone();
+    let data = move |out: &mut [T], _: &OutputCallbackInfo| {
+        let started = Instant::now();
+        let frames = out.len() / channels;
+        let mut done = 0;
+        while done < frames {
+            let n = (frames - done).min(CHUNK_FRAMES);
+            let block = &mut stereo[..2 * n];
+            engine.process(block);
+            let dest = &mut out[done * channels..(done + n) * channels];
+            for (frame, lr) in dest.chunks_exact_mut(channels).zip(block.chunks_exact(2)) {
+                if channels == 1 {
+                    frame[0] = T::from_sample(0.5 * (lr[0] + lr[1]));
+                    continue;
+                }
+                for (c, sample) in frame.iter_mut().enumerate() {
+                    *sample = T::from_sample(if c < 2 { lr[c] } else { 0.0 });
+                }
+            }
+            done += n;
+        }
+        let s = &callback_stats;
+        let deadline = frames as f64 / sample_rate;
+        let load = (started.elapsed().as_secs_f64() / deadline.max(1e-9) * 100.0) as f32;
+        s.callbacks.fetch_add(1, Ordering::Relaxed);
+        s.last_frames.store(frames as u32, Ordering::Relaxed);
+        s.load_percent.store(load.to_bits(), Ordering::Relaxed);
+        if load > CallbackStats::load(&s.peak_load_percent) {
+            s.peak_load_percent.store(load.to_bits(), Ordering::Relaxed);
+        }
+    };
+    let error_stats = stats;
+    let error = move |_e: cpal::Error| {
+        error_stats.stream_errors.fetch_add(1, Ordering::Relaxed);
+    };
+    device
+        .build_output_stream(config, data, error, None)
+        .map_err(|e| LiveError::Device(e.to_string()))
+}

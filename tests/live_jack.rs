@@ -1,0 +1,185 @@
+//! Live on a real audio server: `tapestry play` on a private JACK server (dummy backend, real
+//! time), captured by `jack_rec` — a client nobody here wrote — while the session is recorded.
+//! The offline render of the recording must equal the captured audio sample for sample, up
+//! to a constant latency offset found by alignment. Needs `--features jack` and jackd2.
+#![cfg(feature = "jack")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tapestry::render::{render, RenderOptions};
+use tapestry::{Patch, Performance};
+
+struct JackServer {
+    name: String,
+    child: Child,
+}
+
+impl JackServer {
+    fn start() -> JackServer {
+        let name = format!("tapestry-test-{}", std::process::id());
+        let child = Command::new("jackd")
+            .args([
+                "-n", &name, "-R", "-P", "70", "-d", "dummy", "-r", "48000", "-p", "256",
+            ])
+            .env("JACK_NO_AUDIO_RESERVATION", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd (Debian package jackd2) must be installed for the live tests");
+        let server = JackServer { name, child };
+        let ok = server
+            .command("jack_wait")
+            .args(["-w", "-t", "10"])
+            .status()
+            .expect("jack_wait");
+        assert!(ok.success(), "the JACK server did not start");
+        server
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("JACK_DEFAULT_SERVER", &self.name)
+            .env("JACK_NO_START_SERVER", "1")
+            .env("JACK_NO_AUDIO_RESERVATION", "1");
+        c
+    }
+
+    fn ports(&self) -> Vec<String> {
+        let out = self.command("jack_lsp").output().expect("jack_lsp");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for JackServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapestry-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn read_wav(path: &Path) -> (Vec<f32>, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).expect("capture file");
+    let spec = r.spec();
+    assert_eq!(spec.channels, 2);
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            r.samples::<i32>()
+                .map(|s| s.unwrap() as f32 * scale)
+                .collect()
+        }
+    };
+    common::measure::deinterleave(&samples)
+}
+
+#[test]
+fn a_live_show_on_jack_re_renders_offline_sample_for_sample() {
+    let server = JackServer::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let recording = temp("show.performance.toml");
+    let capture = temp("capture.wav");
+    let play = server
+        .command(env!("CARGO_BIN_EXE_tapestry"))
+        .current_dir(root)
+        .args([
+            "play",
+            "patches/minimal.toml",
+            "--host",
+            "JACK",
+            "--duration",
+            "9",
+            "-p",
+            "patches/minimal.performance.toml",
+            "--record",
+        ])
+        .arg(&recording)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // wait for the engine's ports, then capture what really leaves it
+    let started = Instant::now();
+    let ports = loop {
+        let ports: Vec<String> = server
+            .ports()
+            .into_iter()
+            .filter(|p| p.starts_with("cpal_client") && p.contains(":out_"))
+            .collect();
+        if ports.len() >= 2 {
+            break ports;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tapestry's JACK ports never appeared"
+        );
+        sleep(Duration::from_millis(50));
+    };
+    let rec = server
+        .command("jack_rec")
+        .arg("-f")
+        .arg(&capture)
+        .args(["-d", "5", "-b", "32"])
+        .args(&ports[..2])
+        .status()
+        .unwrap();
+    assert!(rec.success(), "jack_rec failed");
+    let out = play.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tapestry play failed: {log}");
+    assert!(
+        log.contains("stream errors 0"),
+        "the stream reported errors: {log}"
+    );
+
+    let patch = Patch::load(&root.join("patches/minimal.toml")).unwrap();
+    let perf = Performance::load(&recording, &patch, 48_000).unwrap_or_else(|e| panic!("{e}"));
+    let offline = render(&patch, &perf, &RenderOptions::default(), |_, _| {});
+    let (ol, or) = common::measure::deinterleave(&offline);
+    let (cl, cr) = read_wav(&capture);
+    assert!(cl.len() > 4 * 48_000, "captured {} frames", cl.len());
+
+    // align: the capture started somewhere inside the show; find where, exactly
+    let probe_at = cl
+        .iter()
+        .position(|x| x.abs() > 1e-3)
+        .expect("the capture has sound")
+        + 4800;
+    let probe = &cl[probe_at..probe_at + 512];
+    let tolerance = 1e-6; // jack_rec's 32-bit integer quantization
+    let offset = (0..ol.len() - 512)
+        .find(|&k| {
+            ol[k..k + 512]
+                .iter()
+                .zip(probe)
+                .all(|(a, b)| (a - b).abs() <= tolerance)
+        })
+        .expect("the captured audio appears in the offline render") as i64
+        - probe_at as i64;
+    let compared = cl.len().min((ol.len() as i64 - offset) as usize) - 256;
+    let mut worst = 0.0f32;
+    for n in 0..compared {
+        let k = (n as i64 + offset) as usize;
+        worst = worst.max((cl[n] - ol[k]).abs()).max((cr[n] - or[k]).abs());
+    }
+    println!("capture starts at offline sample {offset}; {compared} frames compared, largest difference {worst:e}");
+    assert!(
+        worst <= tolerance,
+        "live capture and offline render differ by {worst}"
+    );
+    assert!(common::measure::rms(&cl) > 1e-3);
+}
