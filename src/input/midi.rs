@@ -29,6 +29,10 @@
 //! );
 //! ```
 
+mod map;
 mod parser;
 
+pub use map::{
+    ControlRoute, ControlTarget, CueRoute, CueTrigger, MidiMap, ModWheel, ParticipantRoute,
+};
 pub use parser::{parse_message, MidiError, MidiEvent, MidiParser, MidiStats};
