@@ -29,10 +29,14 @@
 //! );
 //! ```
 
+mod learn;
 mod map;
 mod parser;
+mod router;
 
+pub use learn::MidiLearn;
 pub use map::{
     ControlRoute, ControlTarget, CueRoute, CueTrigger, MidiMap, ModWheel, ParticipantRoute,
 };
 pub use parser::{parse_message, MidiError, MidiEvent, MidiParser, MidiStats};
+pub use router::{MidiRouter, RouterStats};
