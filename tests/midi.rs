@@ -168,6 +168,27 @@ fn a_full_midi_section_parses() {
     );
 }
 
+/// The `[midi]` example in docs/formats.md is a valid section.
+#[test]
+fn the_documented_example_parses() {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/formats.md"))
+            .unwrap();
+    let start = docs
+        .find("```toml\n[midi]\n")
+        .expect("a [midi] example in docs/formats.md");
+    let block = &docs[start + "```toml\n".len()..];
+    let block = &block[..block.find("```").unwrap()];
+    let text = format!("{BASE}\n{}", block.replace("\"dreamer-pad\"", "\"pad\""));
+    let patch = parse(&text).unwrap_or_else(|d| panic!("{d}"));
+    let m = patch.midi();
+    assert_eq!(
+        (m.participants.len(), m.controls.len(), m.cues.len()),
+        (1, 1, 1)
+    );
+    assert_eq!(m.participants[0].port.as_deref(), Some("Launchkey"));
+}
+
 #[test]
 fn patches_without_midi_get_the_defaults() {
     let patch = parse(BASE).unwrap();
