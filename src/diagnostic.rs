@@ -123,7 +123,8 @@ impl<'a> Reporter<'a> {
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Some(v),
             Err(e) => {
-                let path = e.path().to_string();
+                // a value read through `toml::Spanned` has a private inner field in its path
+                let path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
                 let err = e.into_inner();
                 let span = err.span().unwrap_or(0..0);
                 let key = if path == "." || path.is_empty() {

@@ -53,6 +53,7 @@
 pub mod control;
 pub mod diagnostic;
 pub mod engine;
+pub mod input;
 #[cfg(feature = "live")]
 pub mod io;
 pub mod patch;

@@ -2,6 +2,7 @@
 //! problem located by file, line, column and key, then resolved into an [`EngineConfig`].
 //! Runs on the control thread only.
 
+mod midi;
 mod schema;
 
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ use crate::control::Names;
 use crate::diagnostic::{Diagnostics, Reporter};
 use crate::engine::config::*;
 use crate::engine::master::{MasterSettings, ReverbKind};
+use crate::input::midi::MidiMap;
 use crate::score::{Chord, Key, Mode, MotifStyle};
 pub use schema::*;
 
@@ -34,6 +36,8 @@ pub struct Patch {
     pub archetypes: Vec<String>,
     /// Section names.
     pub sections: Vec<String>,
+    /// MIDI routes from `[midi]`.
+    midi: MidiMap,
 }
 
 impl Patch {
@@ -104,6 +108,12 @@ impl Patch {
     /// Master seed.
     pub fn seed(&self) -> u64 {
         self.config.seed
+    }
+
+    /// MIDI routes from the `[midi]` section (defaults without one: every port, a virtual
+    /// port "tapestry", no mappings).
+    pub fn midi(&self) -> &MidiMap {
+        &self.midi
     }
 }
 
@@ -722,6 +732,17 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     };
     add_default_mappings(&mut mappings, &core, reverb_mix);
 
+    let midi_map = midi::resolve(
+        f.midi.as_ref(),
+        &midi::Defined {
+            dims: &dims,
+            dim_names: &dim_names,
+            sections: &section_names,
+            archetypes: &archetype_ids,
+        },
+        r,
+    );
+
     if !r.found.is_empty() {
         return None;
     }
@@ -747,6 +768,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         dims: dim_names,
         archetypes: archetype_ids,
         sections: section_names,
+        midi: midi_map,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct PatchFile {
     /// Mood → parameter mappings.
     #[serde(default)]
     pub mappings: Vec<MappingFile>,
+    /// MIDI input.
+    pub midi: Option<MidiFile>,
 }
 
 /// `[piece]`
@@ -197,4 +199,73 @@ pub struct MappingFile {
     pub range: Spanned<[f64; 2]>,
     /// "linear", "smooth", "pow:<p>", "threshold:<t>".
     pub curve: Option<Spanned<String>>,
+}
+
+/// `[midi]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MidiFile {
+    /// Port name substrings to listen on, "*" = all (default ["*"]).
+    pub ports: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Name of the virtual input port (default "tapestry").
+    pub virtual_port: Option<Spanned<String>>,
+    /// The conductor's channel, 1..16.
+    pub conductor_channel: Option<Spanned<i64>>,
+    /// Channel → participant.
+    #[serde(default)]
+    pub participants: Vec<MidiParticipantFile>,
+    /// Control change → mood.
+    #[serde(default)]
+    pub controls: Vec<MidiControlFile>,
+    /// Conductor note or program change → section cue.
+    #[serde(default)]
+    pub cues: Vec<MidiCueFile>,
+    /// Pitch-bend range in cents (default 200).
+    pub pitch_bend_cents: Option<Spanned<f64>>,
+    /// What the mod wheel drives when no control maps CC 1: "vibrato" or "brightness".
+    pub mod_wheel: Option<Spanned<String>>,
+}
+
+/// `[[midi.participants]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MidiParticipantFile {
+    /// Port name substring (absent: any port).
+    pub port: Option<Spanned<String>>,
+    /// Channel, 1..16 (absent: any channel of the port).
+    pub channel: Option<Spanned<i64>>,
+    /// Participant id, from 1.
+    pub participant: Spanned<i64>,
+    /// Archetype to join with on the first note.
+    pub archetype: Option<Spanned<String>>,
+}
+
+/// `[[midi.controls]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MidiControlFile {
+    /// Port name substring (absent: any port).
+    pub port: Option<Spanned<String>>,
+    /// Channel, 1..16 (absent: any channel).
+    pub channel: Option<Spanned<i64>>,
+    /// Controller number, 0..119.
+    pub cc: Spanned<i64>,
+    /// Mood dimension.
+    pub dimension: Spanned<String>,
+    /// Values at controller 0 and 127 (default the dimension's range).
+    pub range: Option<Spanned<[f64; 2]>>,
+    /// "conductor" (communal mood) or "participant" (the channel's participant).
+    pub target: Spanned<String>,
+}
+
+/// `[[midi.cues]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MidiCueFile {
+    /// Note on the conductor channel, 0..127.
+    pub note: Option<Spanned<i64>>,
+    /// Program change on the conductor channel, 0..127.
+    pub program: Option<Spanned<i64>>,
+    /// Section cued.
+    pub section: Spanned<String>,
 }

@@ -1,0 +1,432 @@
+//! The `[midi]` section: validated with every problem located, resolved into a [`MidiMap`].
+
+use toml::Spanned;
+
+use super::name_list;
+use super::schema::{MidiControlFile, MidiCueFile, MidiFile, MidiParticipantFile};
+use crate::diagnostic::Reporter;
+use crate::engine::config::MoodDimConfig;
+use crate::input::midi::{
+    ControlRoute, ControlTarget, CueRoute, CueTrigger, MidiMap, ModWheel, ParticipantRoute,
+};
+
+/// What the rest of the patch defines, for the names `[midi]` refers to.
+pub(super) struct Defined<'a> {
+    /// Mood dimensions, by index.
+    pub dims: &'a [MoodDimConfig],
+    /// Their names.
+    pub dim_names: &'a [String],
+    /// Section names.
+    pub sections: &'a [String],
+    /// Archetype ids.
+    pub archetypes: &'a [String],
+}
+
+fn names(list: &[String]) -> String {
+    name_list(&list.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+fn lookup(
+    r: &mut Reporter,
+    v: &Spanned<String>,
+    key: &str,
+    what: &str,
+    list: &[String],
+) -> Option<usize> {
+    let pos = list.iter().position(|n| n == v.get_ref());
+    if pos.is_none() {
+        r.error(
+            v.span(),
+            key,
+            format!(
+                "unknown {what} \"{}\"; expected one of {}",
+                v.get_ref(),
+                names(list)
+            ),
+        );
+    }
+    pos
+}
+
+/// A channel 1..16 as its wire value 0..15.
+fn channel(r: &mut Reporter, v: &Spanned<i64>, key: &str) -> u8 {
+    let c = *v.get_ref();
+    if !(1..=16).contains(&c) {
+        r.error(
+            v.span(),
+            key,
+            format!("expected a MIDI channel from 1 to 16, found {c}"),
+        );
+    }
+    (c.clamp(1, 16) - 1) as u8
+}
+
+fn int_in(r: &mut Reporter, v: &Spanned<i64>, key: &str, lo: i64, hi: i64, what: &str) -> i64 {
+    let x = *v.get_ref();
+    if !(lo..=hi).contains(&x) {
+        r.error(
+            v.span(),
+            key,
+            format!("expected {what} from {lo} to {hi}, found {x}"),
+        );
+    }
+    x.clamp(lo, hi)
+}
+
+fn port(r: &mut Reporter, v: &Option<Spanned<String>>, key: &str) -> Option<String> {
+    let v = v.as_ref()?;
+    if v.get_ref().trim().is_empty() {
+        r.error(
+            v.span(),
+            key,
+            "expected part of a port name, found an empty string",
+        );
+    }
+    Some(v.get_ref().clone())
+}
+
+/// Channel as written in messages: 1..16.
+fn shown(channel: Option<u8>) -> String {
+    channel.map_or("any channel".into(), |c| format!("channel {}", c + 1))
+}
+
+/// Resolves `[midi]`; a patch without one gets [`MidiMap::default`].
+pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter) -> MidiMap {
+    let mut map = MidiMap::default();
+    let Some(f) = f else {
+        return map;
+    };
+    if let Some(ports) = &f.ports {
+        if ports.get_ref().is_empty() {
+            r.error(
+                ports.span(),
+                "midi.ports",
+                "expected at least one port name substring, or \"*\" for every port",
+            );
+        }
+        map.ports.clear();
+        for (i, p) in ports.get_ref().iter().enumerate() {
+            if let Some(p) = port(r, &Some(p.clone()), &format!("midi.ports[{i}]")) {
+                map.ports.push(p);
+            }
+        }
+    }
+    if let Some(v) = &f.virtual_port {
+        if v.get_ref().trim().is_empty() {
+            r.error(
+                v.span(),
+                "midi.virtual_port",
+                "expected a port name, found an empty string",
+            );
+        }
+        map.virtual_port = v.get_ref().clone();
+    }
+    map.conductor_channel = f
+        .conductor_channel
+        .as_ref()
+        .map(|c| channel(r, c, "midi.conductor_channel"));
+    for (i, p) in f.participants.iter().enumerate() {
+        let route = participant(p, &format!("midi.participants[{i}]"), &map, defined, r);
+        map.participants.push(route);
+    }
+    for (i, c) in f.controls.iter().enumerate() {
+        if let Some(route) = control(c, &format!("midi.controls[{i}]"), &map, defined, r) {
+            map.controls.push(route);
+        }
+    }
+    for (i, c) in f.cues.iter().enumerate() {
+        if let Some(route) = cue(c, &format!("midi.cues[{i}]"), &map, f, defined, r) {
+            map.cues.push(route);
+        }
+    }
+    if let Some(v) = &f.pitch_bend_cents {
+        map.pitch_bend_cents =
+            super::in_range(r, v, "midi.pitch_bend_cents", 0.0, 2400.0, " cents");
+    }
+    if let Some(v) = &f.mod_wheel {
+        map.mod_wheel = match ModWheel::ALL.iter().find(|(_, n)| n == v.get_ref()) {
+            Some((m, _)) => Some(*m),
+            None => {
+                let all: Vec<&str> = ModWheel::ALL.iter().map(|(_, n)| *n).collect();
+                r.error(
+                    v.span(),
+                    "midi.mod_wheel",
+                    format!(
+                        "unknown mod wheel use \"{}\"; expected one of {}",
+                        v.get_ref(),
+                        name_list(&all)
+                    ),
+                );
+                None
+            }
+        };
+    }
+    map
+}
+
+fn participant(
+    p: &MidiParticipantFile,
+    key: &str,
+    map: &MidiMap,
+    defined: &Defined,
+    r: &mut Reporter,
+) -> ParticipantRoute {
+    let port_filter = port(r, &p.port, &format!("{key}.port"));
+    let ch = p
+        .channel
+        .as_ref()
+        .map(|c| channel(r, c, &format!("{key}.channel")));
+    // where a problem with the entry as a whole is shown
+    let (at, at_key) = match (&p.channel, &p.port) {
+        (Some(c), _) => (c.span(), format!("{key}.channel")),
+        (None, Some(pt)) => (pt.span(), format!("{key}.port")),
+        (None, None) => (p.participant.span(), key.to_string()),
+    };
+    if p.channel.is_none() && p.port.is_none() {
+        r.error(
+            at.clone(),
+            at_key.clone(),
+            "expected a channel, a port or both to take the participant's notes from",
+        );
+    }
+    if let (Some(c), Some(cond)) = (ch, map.conductor_channel) {
+        if c == cond {
+            r.error(
+                at.clone(),
+                at_key.clone(),
+                format!(
+                    "channel {} is the conductor channel; expected another channel for a participant",
+                    c + 1
+                ),
+            );
+        }
+    }
+    let same_port = |other: &Option<String>| {
+        other.as_deref().map(str::to_ascii_lowercase)
+            == port_filter.as_deref().map(str::to_ascii_lowercase)
+    };
+    if let Some((j, other)) = map
+        .participants
+        .iter()
+        .enumerate()
+        .find(|(_, o)| o.channel == ch && same_port(&o.port))
+    {
+        r.error(
+            at,
+            at_key,
+            format!(
+                "{}{} is already mapped to participant {} by midi.participants[{j}]; expected each channel (and port) once",
+                shown(ch),
+                port_filter
+                    .as_ref()
+                    .map_or(String::new(), |p| format!(" of port \"{p}\"")),
+                other.participant
+            ),
+        );
+    }
+    let id = int_in(
+        r,
+        &p.participant,
+        &format!("{key}.participant"),
+        1,
+        u32::MAX as i64,
+        "a participant id (0 is the conductor)",
+    );
+    let archetype = p.archetype.as_ref().and_then(|a| {
+        lookup(
+            r,
+            a,
+            &format!("{key}.archetype"),
+            "archetype",
+            defined.archetypes,
+        )
+        .map(|i| i as u16)
+    });
+    ParticipantRoute {
+        port: port_filter,
+        channel: ch,
+        participant: id as u32,
+        archetype,
+    }
+}
+
+fn control(
+    c: &MidiControlFile,
+    key: &str,
+    map: &MidiMap,
+    defined: &Defined,
+    r: &mut Reporter,
+) -> Option<ControlRoute> {
+    let port_filter = port(r, &c.port, &format!("{key}.port"));
+    let ch = c
+        .channel
+        .as_ref()
+        .map(|v| channel(r, v, &format!("{key}.channel")));
+    let cc = *c.cc.get_ref();
+    if !(0..=119).contains(&cc) {
+        r.error(
+            c.cc.span(),
+            format!("{key}.cc"),
+            format!(
+                "expected a controller number from 0 to 119 (120..127 are channel-mode messages), found {cc}"
+            ),
+        );
+    }
+    let cc = cc.clamp(0, 119) as u8;
+    let dim = lookup(
+        r,
+        &c.dimension,
+        &format!("{key}.dimension"),
+        "mood dimension",
+        defined.dim_names,
+    );
+    let target = match c.target.get_ref().as_str() {
+        "conductor" => Some(ControlTarget::Conductor),
+        "participant" => Some(ControlTarget::Participant),
+        other => {
+            r.error(
+                c.target.span(),
+                format!("{key}.target"),
+                format!(
+                    "unknown target \"{other}\"; expected \"conductor\" (communal mood) or \"participant\" (the channel's participant)"
+                ),
+            );
+            None
+        }
+    };
+    if target == Some(ControlTarget::Participant) {
+        let served = map
+            .participants
+            .iter()
+            .any(|p| ch.is_none() || p.channel.is_none() || p.channel == ch);
+        if !served {
+            let (at, at_key) = match &c.channel {
+                Some(v) => (v.span(), format!("{key}.channel")),
+                None => (c.target.span(), format!("{key}.target")),
+            };
+            r.error(
+                at,
+                at_key,
+                format!(
+                    "{} has no [[midi.participants]] entry; a \"participant\" control needs one (or target = \"conductor\")",
+                    shown(ch)
+                ),
+            );
+        }
+    }
+    let dim = dim?;
+    let d = defined.dims.get(dim)?;
+    let range = match &c.range {
+        Some(v) => {
+            let [a, b] = *v.get_ref();
+            let inside = |x: f64| x.is_finite() && (d.min as f64..=d.max as f64).contains(&x);
+            if !inside(a) || !inside(b) || a == b {
+                r.error(
+                    v.span(),
+                    format!("{key}.range"),
+                    format!(
+                        "expected [value at 0, value at 127], two different values within {} to {} for \"{}\", found [{a}, {b}]",
+                        d.min,
+                        d.max,
+                        c.dimension.get_ref()
+                    ),
+                );
+            }
+            [a as f32, b as f32]
+        }
+        None => [d.min, d.max],
+    };
+    let route = ControlRoute {
+        port: port_filter,
+        channel: ch,
+        cc,
+        dim: dim as u8,
+        range,
+        target: target?,
+    };
+    if let Some(j) = map.controls.iter().position(|o| {
+        (o.port.as_deref(), o.channel, o.cc, o.dim, o.target)
+            == (
+                route.port.as_deref(),
+                route.channel,
+                route.cc,
+                route.dim,
+                route.target,
+            )
+    }) {
+        r.error(
+            c.cc.span(),
+            format!("{key}.cc"),
+            format!(
+                "controller {cc} on {} already drives \"{}\" by midi.controls[{j}]; expected each mapping once",
+                shown(ch),
+                c.dimension.get_ref()
+            ),
+        );
+    }
+    Some(route)
+}
+
+fn cue(
+    c: &MidiCueFile,
+    key: &str,
+    map: &MidiMap,
+    f: &MidiFile,
+    defined: &Defined,
+    r: &mut Reporter,
+) -> Option<CueRoute> {
+    let trigger = match (&c.note, &c.program) {
+        (Some(n), None) => Some((
+            n,
+            CueTrigger::Note(int_in(r, n, &format!("{key}.note"), 0, 127, "a note") as u8),
+            format!("{key}.note"),
+        )),
+        (None, Some(p)) => Some((
+            p,
+            CueTrigger::Program(int_in(r, p, &format!("{key}.program"), 0, 127, "a program") as u8),
+            format!("{key}.program"),
+        )),
+        (Some(_), Some(p)) => {
+            r.error(
+                p.span(),
+                format!("{key}.program"),
+                "expected either note or program, not both",
+            );
+            None
+        }
+        (None, None) => {
+            r.error(
+                c.section.span(),
+                key,
+                "expected note = <0..127> or program = <0..127> on the conductor channel",
+            );
+            None
+        }
+    };
+    let section = lookup(
+        r,
+        &c.section,
+        &format!("{key}.section"),
+        "section",
+        defined.sections,
+    );
+    let (at, trigger, at_key) = trigger?;
+    if f.conductor_channel.is_none() {
+        r.error(
+            at.span(),
+            at_key.clone(),
+            "cues are played on the conductor channel; expected midi.conductor_channel = <1..16>",
+        );
+    }
+    if let Some(j) = map.cues.iter().position(|o| o.trigger == trigger) {
+        r.error(
+            at.span(),
+            at_key,
+            format!("this trigger already cues a section by midi.cues[{j}]; expected each once"),
+        );
+    }
+    Some(CueRoute {
+        trigger,
+        section: section? as u16,
+    })
+}
