@@ -53,6 +53,7 @@
 pub mod control;
 pub mod diagnostic;
 pub mod engine;
+pub mod input;
 pub mod patch;
 pub mod performance;
 pub mod render;
