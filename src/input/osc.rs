@@ -612,8 +612,14 @@ impl DropLog {
     }
 
     fn flush_if_due(&mut self, now: Instant) {
+        if self.last_line.is_none_or(|t| now - t >= LOG_INTERVAL) {
+            self.flush(now);
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
         let total: u64 = self.pending.iter().sum();
-        if total == 0 || self.last_line.is_some_and(|t| now - t < LOG_INTERVAL) {
+        if total == 0 {
             return;
         }
         let kinds: Vec<String> = DropKind::ALL
@@ -775,6 +781,7 @@ fn serve(
         }
         log.flush_if_due(Instant::now());
     }
+    log.flush(Instant::now()); // what is still pending when the server stops
 }
 
 #[cfg(test)]
