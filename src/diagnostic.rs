@@ -124,7 +124,10 @@ impl<'a> Reporter<'a> {
             Ok(v) => Some(v),
             Err(e) => {
                 // a value read through `toml::Spanned` has a private inner field in its path
-                let path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
+                let path = e
+                    .path()
+                    .to_string()
+                    .replace(".$__serde_spanned_private_value", "");
                 let err = e.into_inner();
                 let span = err.span().unwrap_or(0..0);
                 let key = if path == "." || path.is_empty() {

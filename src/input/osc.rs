@@ -1,0 +1,1203 @@
+//! OSC over UDP: a documented address space (docs/formats.md, "OSC address space") decoded
+//! into engine [`Message`]s, each stamped with the sample at which it applies.
+//!
+//! - [`OscDecoder`] is pure (no sockets): bytes and the instant they arrived in, messages and
+//!   counters out. Names (archetypes, dimensions, sections) are resolved here with the
+//!   patch's [`Names`], so the audio thread only sees indices.
+//! - [`OscServer`] owns a thread with a UDP socket: it decodes every datagram, posts the
+//!   messages through a [`Controller`] (never blocking), acknowledges every packet to its
+//!   sender and answers status queries.
+//!
+//! Timing: a message outside a bundle applies at the sample its packet arrived at
+//! ([`SampleClock::sample_at`], which includes one block of safety offset); a bundle applies
+//! its contents at its time tag (1 = immediately, past tags = now); a nested bundle never
+//! applies before the bundle that contains it.
+//!
+//! What is dropped, and counted in [`OscStats`] by kind: packets that do not decode
+//! (`malformed`, the whole packet), messages to an address outside the address space
+//! (`unknown_address`), with the wrong number or types of arguments or values out of range
+//! (`bad_arguments`), naming an archetype, dimension or section the patch does not have
+//! (`unknown_name`), and messages the engine's queue had no room for (`undelivered`). A
+//! message for a participant who is not present cannot be known here: the engine refuses it
+//! with a [`Notice::Refused`](crate::Notice::Refused) (reason `UnknownParticipant`) and
+//! counts it in [`Status::refused_messages`].
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rosc::{OscMessage, OscPacket, OscType};
+
+use super::SampleClock;
+use crate::control::{
+    Command, ControlError, Controller, Message, MoodTarget, Names, ParticipantId, Status, Timing,
+};
+
+/// Where the server listens unless the performer asks otherwise: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
+/// Largest datagram read (larger ones are truncated by the socket and fail to decode).
+pub const MAX_PACKET_BYTES: usize = 65_536;
+/// Deepest nesting of bundles accepted; deeper packets are malformed.
+pub const MAX_BUNDLE_DEPTH: usize = 8;
+/// How long the server's socket waits for a datagram before checking whether to stop.
+pub const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// At most one log line about dropped input per this interval.
+pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Address of the join message: `i:participant [s:archetype]`.
+pub const JOIN: &str = "/tapestry/join";
+/// Address of the leave message: `i:participant`.
+pub const LEAVE: &str = "/tapestry/leave";
+/// Address of the mood message: `i:participant s:dimension f:value [f:ramp_secs]`.
+pub const MOOD: &str = "/tapestry/mood";
+/// Address that hands a dimension back from the conductor to the crowd: `s:dimension`.
+pub const RELEASE: &str = "/tapestry/release";
+/// Address of the note message: `i:participant i:pitch i:velocity` (velocity 0 = off).
+pub const NOTE: &str = "/tapestry/note";
+/// Address of the cue message: `s:section`.
+pub const CUE: &str = "/tapestry/cue";
+/// Address of the status query (no arguments) and of its reply.
+pub const STATUS: &str = "/tapestry/status";
+/// Address of the acknowledgement sent after every packet: `i:accepted i:dropped`.
+pub const ACK: &str = "/tapestry/ack";
+
+/// Counters of the OSC input, by what happened; read from any thread.
+#[derive(Debug, Default)]
+pub struct OscStats {
+    /// Datagrams received.
+    pub packets: AtomicU64,
+    /// Messages decoded into a command (or a status query).
+    pub accepted: AtomicU64,
+    /// Packets that did not decode as OSC (dropped whole).
+    pub malformed: AtomicU64,
+    /// Messages to an address outside the address space.
+    pub unknown_address: AtomicU64,
+    /// Messages with the wrong number or types of arguments, or values out of range.
+    pub bad_arguments: AtomicU64,
+    /// Messages naming an archetype, dimension or section the patch does not have.
+    pub unknown_name: AtomicU64,
+    /// Accepted messages the engine's queue had no room for (or the engine was gone).
+    pub undelivered: AtomicU64,
+    /// Replies (acks, status) that could not be sent.
+    pub reply_errors: AtomicU64,
+}
+
+/// A plain copy of [`OscStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OscCounts {
+    /// See [`OscStats::packets`].
+    pub packets: u64,
+    /// See [`OscStats::accepted`].
+    pub accepted: u64,
+    /// See [`OscStats::malformed`].
+    pub malformed: u64,
+    /// See [`OscStats::unknown_address`].
+    pub unknown_address: u64,
+    /// See [`OscStats::bad_arguments`].
+    pub bad_arguments: u64,
+    /// See [`OscStats::unknown_name`].
+    pub unknown_name: u64,
+    /// See [`OscStats::undelivered`].
+    pub undelivered: u64,
+    /// See [`OscStats::reply_errors`].
+    pub reply_errors: u64,
+}
+
+impl OscStats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> OscCounts {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OscCounts {
+            packets: r(&self.packets),
+            accepted: r(&self.accepted),
+            malformed: r(&self.malformed),
+            unknown_address: r(&self.unknown_address),
+            bad_arguments: r(&self.bad_arguments),
+            unknown_name: r(&self.unknown_name),
+            undelivered: r(&self.undelivered),
+            reply_errors: r(&self.reply_errors),
+        }
+    }
+
+    fn counter(&self, kind: DropKind) -> &AtomicU64 {
+        match kind {
+            DropKind::Malformed => &self.malformed,
+            DropKind::UnknownAddress => &self.unknown_address,
+            DropKind::BadArguments => &self.bad_arguments,
+            DropKind::UnknownName => &self.unknown_name,
+            DropKind::Undelivered => &self.undelivered,
+        }
+    }
+}
+
+impl OscCounts {
+    /// Everything dropped, of every kind.
+    pub fn dropped(&self) -> u64 {
+        self.malformed
+            + self.unknown_address
+            + self.bad_arguments
+            + self.unknown_name
+            + self.undelivered
+    }
+}
+
+/// Why input was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropKind {
+    /// The packet did not decode as OSC.
+    Malformed,
+    /// The address is not in the address space.
+    UnknownAddress,
+    /// Wrong number or types of arguments, or a value out of range.
+    BadArguments,
+    /// An archetype, dimension or section the patch does not have.
+    UnknownName,
+    /// The engine's queue was full (or the engine was gone).
+    Undelivered,
+}
+
+impl DropKind {
+    const ALL: [DropKind; 5] = [
+        DropKind::Malformed,
+        DropKind::UnknownAddress,
+        DropKind::BadArguments,
+        DropKind::UnknownName,
+        DropKind::Undelivered,
+    ];
+}
+
+impl fmt::Display for DropKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DropKind::Malformed => "malformed",
+            DropKind::UnknownAddress => "unknown address",
+            DropKind::BadArguments => "bad arguments",
+            DropKind::UnknownName => "unknown name",
+            DropKind::Undelivered => "undelivered",
+        })
+    }
+}
+
+/// One dropped packet or message, with a short description for the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// What kind of problem.
+    pub kind: DropKind,
+    /// What exactly (address and expectation, or the decoder's error), at most ~100 chars.
+    pub detail: String,
+}
+
+impl Problem {
+    fn new(kind: DropKind, detail: impl Into<String>) -> Problem {
+        let mut detail = detail.into();
+        if detail.len() > 100 {
+            let mut cut = 100;
+            while !detail.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            detail.truncate(cut);
+            detail.push('…');
+        }
+        Problem { kind, detail }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+/// What one packet decoded to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DecodeOutcome {
+    /// Messages for the engine, in packet order, each with `Timing::At(sample)`.
+    pub messages: Vec<Message>,
+    /// How many `/tapestry/status` queries the packet held.
+    pub status_queries: u32,
+    /// Everything dropped from the packet (a malformed packet is one problem).
+    pub problems: Vec<Problem>,
+}
+
+impl DecodeOutcome {
+    /// Messages accepted: commands plus status queries.
+    pub fn accepted(&self) -> usize {
+        self.messages.len() + self.status_queries as usize
+    }
+}
+
+/// A decoded message: a command for the engine or a status query for the server.
+enum Parsed {
+    Command(Command),
+    StatusQuery,
+}
+
+/// Decodes OSC packets into engine messages. Pure: no sockets, no clock reads of its own
+/// (the arrival instant is given), so it can be tested exactly.
+pub struct OscDecoder {
+    names: Names,
+    clock: Arc<SampleClock>,
+    stats: Arc<OscStats>,
+}
+
+impl OscDecoder {
+    /// A decoder resolving names with `names` (from [`Controller::names`]), stamping times
+    /// with `clock` and counting into `stats`.
+    pub fn new(names: Names, clock: Arc<SampleClock>, stats: Arc<OscStats>) -> OscDecoder {
+        OscDecoder {
+            names,
+            clock,
+            stats,
+        }
+    }
+
+    /// The counters this decoder adds to.
+    pub fn stats(&self) -> &Arc<OscStats> {
+        &self.stats
+    }
+
+    /// Decodes one datagram received at `received`. Never panics; every problem is counted
+    /// in [`OscStats`] and listed in the outcome.
+    pub fn decode(&mut self, packet: &[u8], received: Instant) -> DecodeOutcome {
+        self.stats.packets.fetch_add(1, Ordering::Relaxed);
+        let mut outcome = DecodeOutcome::default();
+        let decoded = if bundles_deeper_than(packet, MAX_BUNDLE_DEPTH) {
+            Err(format!("bundles nested deeper than {MAX_BUNDLE_DEPTH}"))
+        } else {
+            match rosc::decoder::decode_udp(packet) {
+                Ok(([], decoded)) => Ok(decoded),
+                Ok((rest, _)) => Err(format!("{} bytes after the packet", rest.len())),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match decoded {
+            Ok(decoded) => {
+                let now = self.clock.sample_at(received);
+                self.walk(&decoded, now, received, &mut outcome);
+            }
+            Err(detail) => self.reject(&mut outcome, Problem::new(DropKind::Malformed, detail)),
+        }
+        outcome
+    }
+
+    fn reject(&self, outcome: &mut DecodeOutcome, problem: Problem) {
+        self.stats
+            .counter(problem.kind)
+            .fetch_add(1, Ordering::Relaxed);
+        outcome.problems.push(problem);
+    }
+
+    fn walk(&self, packet: &OscPacket, at: u64, received: Instant, outcome: &mut DecodeOutcome) {
+        match packet {
+            OscPacket::Message(message) => match self.parse(message) {
+                Ok(Parsed::Command(command)) => {
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    outcome.messages.push(Message {
+                        at: Timing::At(at),
+                        command,
+                    });
+                }
+                Ok(Parsed::StatusQuery) => {
+                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    outcome.status_queries += 1;
+                }
+                Err(problem) => self.reject(outcome, problem),
+            },
+            OscPacket::Bundle(bundle) => {
+                let tag = bundle.timetag;
+                let own = self
+                    .clock
+                    .sample_at_time_tag(tag.seconds, tag.fractional, received);
+                // a contained bundle never applies before the one containing it
+                let at = own.max(at);
+                for inner in &bundle.content {
+                    self.walk(inner, at, received, outcome);
+                }
+            }
+        }
+    }
+
+    fn parse(&self, message: &OscMessage) -> Result<Parsed, Problem> {
+        let args = message.args.as_slice();
+        let addr = message.addr.as_str();
+        let bad = |expected: &str| {
+            Problem::new(
+                DropKind::BadArguments,
+                format!("{addr} {}: expected {expected}", type_tags(args)),
+            )
+        };
+        let unknown = |what: &str, name: &str| {
+            Problem::new(
+                DropKind::UnknownName,
+                format!("{addr}: unknown {what} {name:?}"),
+            )
+        };
+        let command = match addr {
+            JOIN => {
+                const EXPECTED: &str = "i:participant [s:archetype]";
+                let (participant, archetype) = match args {
+                    [p] => (player(p), None),
+                    [p, a] => (player(p), Some(text(a).ok_or_else(|| bad(EXPECTED))?)),
+                    _ => return Err(bad(EXPECTED)),
+                };
+                let participant = participant.ok_or_else(|| bad(EXPECTED))?;
+                let archetype = match archetype {
+                    Some(name) => Some(
+                        self.names
+                            .archetype(name)
+                            .ok_or_else(|| unknown("archetype", name))?,
+                    ),
+                    None => None,
+                };
+                Command::Join {
+                    participant,
+                    archetype,
+                }
+            }
+            LEAVE => match args {
+                [p] => Command::Leave {
+                    participant: player(p).ok_or_else(|| bad("i:participant"))?,
+                },
+                _ => return Err(bad("i:participant")),
+            },
+            MOOD => {
+                const EXPECTED: &str = "i:participant s:dimension f:value [f:ramp_secs]";
+                let (p, d, v, r) = match args {
+                    [p, d, v] => (p, d, v, None),
+                    [p, d, v, r] => (p, d, v, Some(r)),
+                    _ => return Err(bad(EXPECTED)),
+                };
+                let target = match integer(p) {
+                    Some(0) => MoodTarget::Communal,
+                    Some(id) => {
+                        MoodTarget::Participant(id_in_range(id).ok_or_else(|| bad(EXPECTED))?)
+                    }
+                    None => return Err(bad(EXPECTED)),
+                };
+                let name = text(d).ok_or_else(|| bad(EXPECTED))?;
+                let value = number(v).ok_or_else(|| bad(EXPECTED))?;
+                let ramp_secs = match r {
+                    Some(r) => number(r)
+                        .filter(|r| *r >= 0.0)
+                        .ok_or_else(|| bad(EXPECTED))?,
+                    None => 0.0,
+                };
+                let dim = self
+                    .names
+                    .dim(name)
+                    .ok_or_else(|| unknown("dimension", name))?;
+                Command::Mood {
+                    target,
+                    dim,
+                    value,
+                    ramp_secs,
+                }
+            }
+            RELEASE => match args {
+                [d] => {
+                    let name = text(d).ok_or_else(|| bad("s:dimension"))?;
+                    let dim = self
+                        .names
+                        .dim(name)
+                        .ok_or_else(|| unknown("dimension", name))?;
+                    Command::ReleaseCommunal { dim }
+                }
+                _ => return Err(bad("s:dimension")),
+            },
+            NOTE => {
+                const EXPECTED: &str = "i:participant i:pitch(0..127) i:velocity(0..127)";
+                let [p, n, v] = args else {
+                    return Err(bad(EXPECTED));
+                };
+                let participant = player(p).ok_or_else(|| bad(EXPECTED))?;
+                let midi = |a: &OscType| {
+                    integer(a)
+                        .filter(|x| (0..=127).contains(x))
+                        .map(|x| x as u8)
+                };
+                let pitch = midi(n).ok_or_else(|| bad(EXPECTED))?;
+                let velocity = midi(v).ok_or_else(|| bad(EXPECTED))?;
+                if velocity == 0 {
+                    Command::NoteOff { participant, pitch }
+                } else {
+                    Command::NoteOn {
+                        participant,
+                        pitch,
+                        velocity,
+                    }
+                }
+            }
+            CUE => match args {
+                [s] => {
+                    let name = text(s).ok_or_else(|| bad("s:section"))?;
+                    let section = self
+                        .names
+                        .section(name)
+                        .ok_or_else(|| unknown("section", name))?;
+                    Command::Cue { section }
+                }
+                _ => return Err(bad("s:section")),
+            },
+            STATUS => {
+                return if args.is_empty() {
+                    Ok(Parsed::StatusQuery)
+                } else {
+                    Err(bad("no arguments"))
+                }
+            }
+            _ => return Err(Problem::new(DropKind::UnknownAddress, format!("{addr:?}"))),
+        };
+        Ok(Parsed::Command(command))
+    }
+}
+
+/// An integer argument: `i`, `h`, or `f`/`d` holding a whole number.
+fn integer(arg: &OscType) -> Option<i64> {
+    let whole =
+        |v: f64| (v.is_finite() && v.fract() == 0.0 && v.abs() < 9.0e15).then_some(v as i64);
+    match *arg {
+        OscType::Int(v) => Some(v as i64),
+        OscType::Long(v) => Some(v),
+        OscType::Float(v) => whole(v as f64),
+        OscType::Double(v) => whole(v),
+        _ => None,
+    }
+}
+
+/// A number argument: `f`, `d`, `i` or `h`, finite.
+fn number(arg: &OscType) -> Option<f32> {
+    let v = match *arg {
+        OscType::Int(v) => v as f32,
+        OscType::Long(v) => v as f32,
+        OscType::Float(v) => v,
+        OscType::Double(v) => v as f32,
+        _ => return None,
+    };
+    v.is_finite().then_some(v)
+}
+
+fn text(arg: &OscType) -> Option<&str> {
+    match arg {
+        OscType::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn id_in_range(id: i64) -> Option<ParticipantId> {
+    ParticipantId::try_from(id).ok().filter(|&id| id > 0)
+}
+
+/// A participant with a voice: ids from 1 (0 is the conductor, who only sets moods).
+fn player(arg: &OscType) -> Option<ParticipantId> {
+    integer(arg).and_then(id_in_range)
+}
+
+/// The argument types as an OSC type tag string, for log lines.
+fn type_tags(args: &[OscType]) -> String {
+    let mut tags = String::from(",");
+    for a in args.iter().take(16) {
+        tags.push(match a {
+            OscType::Int(_) => 'i',
+            OscType::Float(_) => 'f',
+            OscType::String(_) => 's',
+            OscType::Blob(_) => 'b',
+            OscType::Time(_) => 't',
+            OscType::Long(_) => 'h',
+            OscType::Double(_) => 'd',
+            OscType::Char(_) => 'c',
+            OscType::Color(_) => 'r',
+            OscType::Midi(_) => 'm',
+            OscType::Bool(true) => 'T',
+            OscType::Bool(false) => 'F',
+            OscType::Array(_) => '[',
+            OscType::Nil => 'N',
+            OscType::Inf => 'I',
+        });
+    }
+    tags
+}
+
+/// Whether `packet` holds bundles nested more than `limit` deep. Checked before decoding so
+/// the recursive decoder never meets a packet that could exhaust the thread's stack (a 64 KiB
+/// datagram can nest about 3000 bundles, which overflows a 2 MiB stack in rosc 0.11). The
+/// walk follows rosc's framing exactly, including its padding to 4-byte boundaries of the
+/// whole datagram after the `#bundle` tag, so it sees the same nesting rosc would.
+fn bundles_deeper_than(packet: &[u8], limit: usize) -> bool {
+    fn nested(packet: &[u8], start: usize, end: usize, limit: usize) -> bool {
+        const TAG: &[u8] = b"#bundle\0";
+        if !packet[start..end].starts_with(TAG) {
+            return false;
+        }
+        if limit == 0 {
+            return true;
+        }
+        let after_tag = start + TAG.len();
+        let mut pos = after_tag + (4 - after_tag % 4) % 4 + 8; // padding, time tag
+        while pos.saturating_add(4) <= end {
+            let size = u32::from_be_bytes([
+                packet[pos],
+                packet[pos + 1],
+                packet[pos + 2],
+                packet[pos + 3],
+            ]) as usize;
+            let element = pos + 4;
+            let element_end = element.saturating_add(size).min(end);
+            if nested(packet, element, element_end, limit - 1) {
+                return true;
+            }
+            pos = element_end;
+        }
+        false
+    }
+    nested(packet, 0, packet.len(), limit)
+}
+
+/// The acknowledgement sent after every packet.
+pub fn ack_message(accepted: u32, dropped: u32) -> OscMessage {
+    OscMessage {
+        addr: ACK.to_string(),
+        args: vec![
+            OscType::Int(accepted.min(i32::MAX as u32) as i32),
+            OscType::Int(dropped.min(i32::MAX as u32) as i32),
+        ],
+    }
+}
+
+/// The reply to `/tapestry/status`: `i:participants i:section i:bar`, then for every mood
+/// dimension of the patch, in its order, `s:name f:communal_value`.
+pub fn status_message(status: &Status, names: &Names) -> OscMessage {
+    let int = |v: u64| OscType::Int(v.min(i32::MAX as u64) as i32);
+    let mut args = vec![
+        int(status.participants.load(Ordering::Relaxed) as u64),
+        int(status.section.load(Ordering::Relaxed) as u64),
+        int(status.bar.load(Ordering::Relaxed)),
+    ];
+    for (i, name) in names.dims.iter().enumerate() {
+        args.push(OscType::String(name.clone()));
+        args.push(OscType::Float(status.mood(i)));
+    }
+    OscMessage {
+        addr: STATUS.to_string(),
+        args,
+    }
+}
+
+/// Dropped input, logged to stderr at most once per [`LOG_INTERVAL`] with a count.
+struct DropLog {
+    last_line: Option<Instant>,
+    pending: [u64; DropKind::ALL.len()],
+    last: Option<(SocketAddr, Problem)>,
+}
+
+impl DropLog {
+    fn new() -> DropLog {
+        DropLog {
+            last_line: None,
+            pending: [0; DropKind::ALL.len()],
+            last: None,
+        }
+    }
+
+    fn add(&mut self, from: SocketAddr, problem: &Problem) {
+        let i = DropKind::ALL
+            .iter()
+            .position(|k| *k == problem.kind)
+            .unwrap_or(0);
+        self.pending[i] += 1;
+        self.last = Some((from, problem.clone()));
+    }
+
+    fn flush_if_due(&mut self, now: Instant) {
+        if self.last_line.is_none_or(|t| now - t >= LOG_INTERVAL) {
+            self.flush(now);
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        let total: u64 = self.pending.iter().sum();
+        if total == 0 {
+            return;
+        }
+        let kinds: Vec<String> = DropKind::ALL
+            .iter()
+            .zip(&self.pending)
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let last = self
+            .last
+            .as_ref()
+            .map(|(from, p)| format!("; last from {from}: {p}"))
+            .unwrap_or_default();
+        eprintln!(
+            "tapestry: OSC input dropped {total} ({}){last}",
+            kinds.join(", ")
+        );
+        self.pending = [0; DropKind::ALL.len()];
+        self.last_line = Some(now);
+    }
+}
+
+/// An OSC server on its own thread: receives datagrams, posts their messages to the engine,
+/// acknowledges every packet and answers status queries. Stops when [`stop`](Self::stop)ped
+/// or dropped.
+pub struct OscServer {
+    local_addr: SocketAddr,
+    stats: Arc<OscStats>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OscServer {
+    /// Binds a UDP socket to `addr` (port 0 picks a free port) and starts serving. Messages
+    /// are stamped with `clock` and posted through `controller`.
+    pub fn spawn(
+        addr: SocketAddr,
+        controller: Controller,
+        clock: Arc<SampleClock>,
+    ) -> io::Result<OscServer> {
+        let socket = UdpSocket::bind(addr)?;
+        socket.set_read_timeout(Some(READ_TIMEOUT))?;
+        socket.set_write_timeout(Some(Duration::from_millis(20)))?;
+        let local_addr = socket.local_addr()?;
+        let stats = Arc::new(OscStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let names = clone_names(controller.names());
+        let decoder = OscDecoder::new(names, clock, stats.clone());
+        let thread = {
+            let (stats, stop) = (stats.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("tapestry-osc".into())
+                .spawn(move || serve(socket, decoder, controller, stats, stop))?
+        };
+        Ok(OscServer {
+            local_addr,
+            stats,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Arc<OscStats> {
+        &self.stats
+    }
+
+    /// Stops the thread (within [`READ_TIMEOUT`]) and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for OscServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn clone_names(names: &Names) -> Names {
+    Names {
+        dims: names.dims.clone(),
+        archetypes: names.archetypes.clone(),
+        sections: names.sections.clone(),
+    }
+}
+
+fn serve(
+    socket: UdpSocket,
+    mut decoder: OscDecoder,
+    controller: Controller,
+    stats: Arc<OscStats>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; MAX_PACKET_BYTES];
+    let mut log = DropLog::new();
+    let names = clone_names(controller.names());
+    let reply = |message: OscMessage, to: SocketAddr| {
+        let sent = rosc::encoder::encode(&OscPacket::Message(message))
+            .ok()
+            .and_then(|bytes| socket.send_to(&bytes, to).ok());
+        if sent.is_none() {
+            stats.reply_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        // timeouts let the loop see `stop`; other errors (an ICMP "port unreachable" from an
+        // earlier reply, on some systems) concern one datagram, not the socket
+        let (len, from) = match socket.recv_from(&mut buf) {
+            Ok(datagram) => datagram,
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    std::thread::sleep(Duration::from_millis(1)); // never spin on an error
+                }
+                log.flush_if_due(Instant::now());
+                continue;
+            }
+        };
+        let received = Instant::now();
+        let mut outcome = decoder.decode(&buf[..len], received);
+        let mut accepted = outcome.status_queries;
+        for message in &outcome.messages {
+            match controller.send(*message) {
+                Ok(()) => accepted += 1,
+                Err(e) => {
+                    let detail = match e {
+                        ControlError::QueueFull => "the engine's queue is full",
+                        ControlError::Disconnected => "the engine is gone",
+                    };
+                    stats.undelivered.fetch_add(1, Ordering::Relaxed);
+                    outcome
+                        .problems
+                        .push(Problem::new(DropKind::Undelivered, detail));
+                }
+            }
+        }
+        reply(ack_message(accepted, outcome.problems.len() as u32), from);
+        if outcome.status_queries > 0 {
+            // once per packet, however many queries it holds
+            reply(status_message(controller.status(), &names), from);
+        }
+        for problem in &outcome.problems {
+            log.add(from, problem);
+        }
+        log.flush_if_due(Instant::now());
+    }
+    log.flush(Instant::now()); // what is still pending when the server stops
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rosc::{OscBundle, OscTime};
+    use std::time::SystemTime;
+
+    const SR: u32 = 48_000;
+
+    fn names() -> Names {
+        Names {
+            dims: vec!["energy".into(), "tension".into(), "brightness".into()],
+            archetypes: vec!["pad".into(), "pluck".into()],
+            sections: vec!["calm".into(), "storm".into()],
+        }
+    }
+
+    struct Fixture {
+        decoder: OscDecoder,
+        clock: Arc<SampleClock>,
+        t0: Instant,
+        sys0: SystemTime,
+    }
+
+    fn fixture() -> Fixture {
+        let t0 = Instant::now();
+        let sys0 = SystemTime::now();
+        let clock = Arc::new(SampleClock::with_epoch(SR, 256, t0, sys0));
+        clock.publish(0, t0);
+        let decoder = OscDecoder::new(names(), clock.clone(), Arc::new(OscStats::default()));
+        Fixture {
+            decoder,
+            clock,
+            t0,
+            sys0,
+        }
+    }
+
+    fn msg(addr: &str, args: Vec<OscType>) -> OscPacket {
+        OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args,
+        })
+    }
+
+    fn bytes(packet: &OscPacket) -> Vec<u8> {
+        rosc::encoder::encode(packet).unwrap()
+    }
+
+    fn s(v: &str) -> OscType {
+        OscType::String(v.into())
+    }
+
+    fn decode_one(f: &mut Fixture, packet: OscPacket) -> DecodeOutcome {
+        f.decoder.decode(&bytes(&packet), f.t0)
+    }
+
+    fn command_of(f: &mut Fixture, packet: OscPacket) -> Command {
+        let out = decode_one(f, packet);
+        assert!(out.problems.is_empty(), "{:?}", out.problems);
+        assert_eq!(out.messages.len(), 1);
+        assert_eq!(out.messages[0].at, Timing::At(256), "stamped at now");
+        out.messages[0].command
+    }
+
+    #[test]
+    fn every_address_decodes_into_its_command_with_names_resolved() {
+        let mut f = fixture();
+        use OscType::{Double, Float, Int, Long};
+        let cases = [
+            (
+                msg(JOIN, vec![Int(3)]),
+                Command::Join {
+                    participant: 3,
+                    archetype: None,
+                },
+            ),
+            (
+                msg(JOIN, vec![Float(4.0), s("pluck")]),
+                Command::Join {
+                    participant: 4,
+                    archetype: Some(1),
+                },
+            ),
+            (msg(LEAVE, vec![Long(3)]), Command::Leave { participant: 3 }),
+            (
+                msg(MOOD, vec![Int(0), s("tension"), Float(0.7)]),
+                Command::Mood {
+                    target: MoodTarget::Communal,
+                    dim: 1,
+                    value: 0.7,
+                    ramp_secs: 0.0,
+                },
+            ),
+            (
+                msg(MOOD, vec![Int(5), s("brightness"), Int(1), Double(2.5)]),
+                Command::Mood {
+                    target: MoodTarget::Participant(5),
+                    dim: 2,
+                    value: 1.0,
+                    ramp_secs: 2.5,
+                },
+            ),
+            (
+                msg(RELEASE, vec![s("energy")]),
+                Command::ReleaseCommunal { dim: 0 },
+            ),
+            (
+                msg(NOTE, vec![Int(2), Int(60), Int(100)]),
+                Command::NoteOn {
+                    participant: 2,
+                    pitch: 60,
+                    velocity: 100,
+                },
+            ),
+            (
+                msg(NOTE, vec![Int(2), Float(60.0), Int(0)]),
+                Command::NoteOff {
+                    participant: 2,
+                    pitch: 60,
+                },
+            ),
+            (msg(CUE, vec![s("storm")]), Command::Cue { section: 1 }),
+        ];
+        let n = cases.len() as u64;
+        for (packet, expected) in cases {
+            assert_eq!(command_of(&mut f, packet.clone()), expected, "{packet:?}");
+        }
+        let out = decode_one(&mut f, msg(STATUS, vec![]));
+        assert_eq!((out.status_queries, out.messages.len()), (1, 0));
+        let counts = f.decoder.stats().snapshot();
+        assert_eq!(counts.packets, n + 1);
+        assert_eq!(counts.accepted, n + 1);
+        assert_eq!(counts.dropped(), 0);
+    }
+
+    #[test]
+    fn wrong_arguments_unknown_names_and_addresses_are_counted_by_kind() {
+        let mut f = fixture();
+        use OscType::{Bool, Float, Int, Nil};
+        let bad_arguments = [
+            msg(JOIN, vec![]),
+            msg(JOIN, vec![Int(0)]),         // the conductor has no voice
+            msg(JOIN, vec![Int(-1)]),        // negative id
+            msg(JOIN, vec![Float(1.5)]),     // not a whole number
+            msg(JOIN, vec![s("1")]),         // a string for a number
+            msg(JOIN, vec![Int(1), Int(2)]), // archetype by index is not in the space
+            msg(LEAVE, vec![Int(1), Int(2)]),
+            msg(MOOD, vec![Int(1), s("energy")]),
+            msg(MOOD, vec![Int(1), Int(0), Float(0.5)]),
+            msg(MOOD, vec![Int(1), s("energy"), Float(f32::NAN)]),
+            msg(MOOD, vec![Int(1), s("energy"), Float(0.5), Float(-1.0)]),
+            msg(MOOD, vec![OscType::Long(1 << 40), s("energy"), Float(0.5)]),
+            msg(NOTE, vec![Int(1), Int(128), Int(1)]),
+            msg(NOTE, vec![Int(1), Int(60), Int(-1)]),
+            msg(NOTE, vec![Int(1), Int(60)]),
+            msg(NOTE, vec![Int(1), Bool(true), Int(1)]),
+            msg(CUE, vec![Nil]),
+            msg(STATUS, vec![Int(1)]),
+            msg(RELEASE, vec![]),
+        ];
+        let unknown_names = [
+            msg(JOIN, vec![Int(1), s("gong")]),
+            msg(MOOD, vec![Int(0), s("joy"), Float(0.5)]),
+            msg(CUE, vec![s("finale")]),
+            msg(RELEASE, vec![s("joy")]),
+        ];
+        let unknown_addresses = [
+            msg("/tapestry/jion", vec![Int(1)]),
+            msg("/tapestry", vec![]),
+            msg("/other/join", vec![Int(1)]),
+            msg("/tapestry/join/", vec![Int(1)]),
+        ];
+        for p in bad_arguments.iter() {
+            let out = decode_one(&mut f, p.clone());
+            assert!(out.messages.is_empty(), "{p:?}");
+            assert_eq!(out.problems.len(), 1);
+            assert_eq!(out.problems[0].kind, DropKind::BadArguments, "{p:?}");
+        }
+        for p in unknown_names.iter() {
+            let out = decode_one(&mut f, p.clone());
+            assert_eq!(out.problems[0].kind, DropKind::UnknownName, "{p:?}");
+        }
+        for p in unknown_addresses.iter() {
+            let out = decode_one(&mut f, p.clone());
+            assert_eq!(out.problems[0].kind, DropKind::UnknownAddress, "{p:?}");
+        }
+        let c = f.decoder.stats().snapshot();
+        assert_eq!(c.bad_arguments, bad_arguments.len() as u64);
+        assert_eq!(c.unknown_name, unknown_names.len() as u64);
+        assert_eq!(c.unknown_address, unknown_addresses.len() as u64);
+        assert_eq!((c.malformed, c.accepted), (0, 0));
+    }
+
+    fn bundle(tag: (u32, u32), content: Vec<OscPacket>) -> OscPacket {
+        OscPacket::Bundle(OscBundle {
+            timetag: OscTime::from(tag),
+            content,
+        })
+    }
+
+    fn tag_at(f: &Fixture, secs: f64) -> (u32, u32) {
+        crate::input::system_time_to_time_tag(f.sys0 + Duration::from_secs_f64(secs))
+    }
+
+    #[test]
+    fn bundles_apply_at_their_time_tags_and_nested_ones_never_earlier_than_their_parent() {
+        let mut f = fixture();
+        let join = |id| msg(JOIN, vec![OscType::Int(id)]);
+        let packet = bundle(
+            tag_at(&f, 0.5),
+            vec![
+                join(1),
+                bundle(tag_at(&f, 1.0), vec![join(2)]),
+                bundle((0, 1), vec![join(3)]), // "immediately": the parent's time
+                bundle(tag_at(&f, 0.1), vec![join(4)]), // before the parent: the parent's
+                bundle(
+                    tag_at(&f, 2.0),
+                    vec![bundle(tag_at(&f, 1.5), vec![join(5)])],
+                ),
+            ],
+        );
+        let out = decode_one(&mut f, packet);
+        assert!(out.problems.is_empty());
+        let at: Vec<u64> = out
+            .messages
+            .iter()
+            .map(|m| match m.at {
+                Timing::At(t) => t,
+                Timing::Immediate => panic!("not stamped"),
+            })
+            .collect();
+        let expected = [0.5, 1.0, 0.5, 0.5, 2.0].map(|s: f64| (s * SR as f64) as u64 + 256);
+        for (got, want) in at.iter().zip(expected) {
+            assert!(got.abs_diff(want) <= 2, "{at:?} vs {expected:?}");
+        }
+        // immediately, and a tag in the past, are now (the arrival's sample)
+        let later = f.t0 + Duration::from_secs(3);
+        for tag in [(0, 1), tag_at(&f, 1.0)] {
+            let out = f.decoder.decode(&bytes(&bundle(tag, vec![join(9)])), later);
+            assert_eq!(out.messages[0].at, Timing::At(f.clock.sample_at(later)));
+        }
+    }
+
+    #[test]
+    fn one_bad_message_in_a_bundle_does_not_drop_the_others() {
+        let mut f = fixture();
+        let packet = bundle(
+            (0, 1),
+            vec![
+                msg(JOIN, vec![OscType::Int(1)]),
+                msg("/nope", vec![]),
+                msg(CUE, vec![s("calm")]),
+            ],
+        );
+        let out = decode_one(&mut f, packet);
+        assert_eq!(out.messages.len(), 2);
+        assert_eq!(out.problems.len(), 1);
+        assert_eq!(out.accepted(), 2);
+    }
+
+    #[test]
+    fn deeply_nested_bundles_are_malformed_not_a_stack_overflow() {
+        let mut f = fixture();
+        // a 64 KiB datagram of nested bundles, built by hand (the encoder recurses too)
+        let inner = bytes(&msg(JOIN, vec![OscType::Int(1)]));
+        let mut packet = inner;
+        while packet.len() + 20 < MAX_PACKET_BYTES {
+            let mut b = b"#bundle\0".to_vec();
+            b.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+            b.extend_from_slice(&(packet.len() as u32).to_be_bytes());
+            b.extend_from_slice(&packet);
+            packet = b;
+        }
+        let out = f.decoder.decode(&packet, f.t0);
+        assert_eq!(out.problems[0].kind, DropKind::Malformed);
+        // the deepest accepted nesting still decodes
+        let mut p = msg(JOIN, vec![OscType::Int(1)]);
+        for _ in 0..MAX_BUNDLE_DEPTH {
+            p = bundle((0, 1), vec![p]);
+        }
+        assert_eq!(decode_one(&mut f, p.clone()).messages.len(), 1);
+        let too_deep = bundle((0, 1), vec![p]);
+        assert_eq!(
+            decode_one(&mut f, too_deep).problems[0].kind,
+            DropKind::Malformed
+        );
+    }
+
+    /// A tiny xorshift generator for reproducible garbage.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn garbage_truncations_and_bit_flips_never_panic_and_are_all_counted() {
+        let mut f = fixture();
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let valid = [
+            bytes(&msg(
+                MOOD,
+                vec![OscType::Int(0), s("energy"), OscType::Float(0.5)],
+            )),
+            bytes(&msg(
+                NOTE,
+                vec![OscType::Int(1), OscType::Int(60), OscType::Int(90)],
+            )),
+            bytes(&bundle(
+                tag_at(&f, 0.2),
+                vec![
+                    msg(JOIN, vec![OscType::Int(1), s("pad")]),
+                    bundle((0, 1), vec![msg(CUE, vec![s("storm")])]),
+                ],
+            )),
+        ];
+        let mut packets = 0u64;
+        let mut problems = 0u64;
+        let mut accepted = 0u64;
+        let mut check = |f: &mut Fixture, data: &[u8]| {
+            let out = f.decoder.decode(data, f.t0);
+            packets += 1;
+            problems += out.problems.len() as u64;
+            accepted += out.accepted() as u64;
+        };
+        for _ in 0..4_000 {
+            // random bytes, sometimes starting like OSC
+            let len = rng.below(200);
+            let mut data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let prefix: &[u8] = match rng.below(3) {
+                0 => b"/tapestry/mood\0\0,",
+                1 => b"#bundle\0",
+                _ => b"",
+            };
+            data.splice(0..0, prefix.iter().copied());
+            check(&mut f, &data);
+        }
+        for v in &valid {
+            // every truncation
+            for cut in 0..v.len() {
+                check(&mut f, &v[..cut]);
+            }
+            // random bit flips and byte overwrites
+            for _ in 0..2_000 {
+                let mut data = v.clone();
+                for _ in 0..1 + rng.below(4) {
+                    let i = rng.below(data.len());
+                    if rng.below(2) == 0 {
+                        data[i] ^= 1 << rng.below(8);
+                    } else {
+                        data[i] = rng.next() as u8;
+                    }
+                }
+                check(&mut f, &data);
+            }
+        }
+        let c = f.decoder.stats().snapshot();
+        assert_eq!(c.packets, packets);
+        assert_eq!(c.accepted, accepted);
+        assert_eq!(
+            c.malformed + c.unknown_address + c.bad_arguments + c.unknown_name,
+            problems
+        );
+        assert!(c.malformed > 4_000, "{c:?}");
+        assert!(c.unknown_address > 0 && c.bad_arguments > 0, "{c:?}");
+    }
+
+    #[test]
+    fn status_and_ack_replies_have_the_documented_shape() {
+        let status = Status::default();
+        status.participants.store(3, Ordering::Relaxed);
+        status.section.store(1, Ordering::Relaxed);
+        status.bar.store(17, Ordering::Relaxed);
+        status.mood[0].store(0.75f32.to_bits(), Ordering::Relaxed);
+        let m = status_message(&status, &names());
+        assert_eq!(m.addr, STATUS);
+        assert_eq!(
+            m.args[..5],
+            [
+                OscType::Int(3),
+                OscType::Int(1),
+                OscType::Int(17),
+                s("energy"),
+                OscType::Float(0.75)
+            ]
+        );
+        assert_eq!(m.args.len(), 3 + 2 * 3);
+        assert_eq!(
+            ack_message(2, 1).args,
+            vec![OscType::Int(2), OscType::Int(1)]
+        );
+    }
+
+    #[test]
+    fn the_drop_log_writes_at_most_once_per_interval() {
+        let mut log = DropLog::new();
+        let t = Instant::now();
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let p = Problem::new(DropKind::Malformed, "x".repeat(500));
+        assert!(p.detail.chars().count() <= 101);
+        log.add(from, &p);
+        log.flush_if_due(t);
+        assert_eq!(log.last_line, Some(t));
+        log.add(from, &p);
+        log.flush_if_due(t + Duration::from_millis(500));
+        assert_eq!(log.pending[0], 1, "held back within the interval");
+        log.flush_if_due(t + Duration::from_millis(1000));
+        assert_eq!(log.pending[0], 0);
+    }
+}
