@@ -4,7 +4,9 @@
 //! (a) the reference voice — sawtooth → resonant 2-pole low-pass → equal-power pan, summed
 //!     to stereo — in Tapestry's 8-lane kernel, and, for contrast, as one typed fundsp graph
 //!     per voice; (b) the real participant voices through `Engine::process`; (c) each shipped
-//!     performance rendered offline.
+//!     performance rendered offline; (d) the audio callback's cost per 256-frame block
+//!     (median and 99.9th percentile of the deadline); (e) messages per second the control
+//!     pipeline carries into a real-time-paced engine.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -136,6 +138,90 @@ fn participants(patch: &Patch, count: u32) -> (f64, f64, usize) {
     )
 }
 
+/// Audio-callback cost per 256-frame block with `count` participants: (median, 99.9th
+/// percentile) in % of the block's deadline.
+fn callback_load(patch: &Patch, count: u32) -> (f64, f64) {
+    let mut config = patch.config(SR as u32, None);
+    config.capacity = config.capacity.max(count as usize);
+    let (mut engine, controller) = Engine::new(config, patch.names());
+    for id in 1..=count {
+        while controller.join(id, None).is_err() {
+            let mut b = [0.0f32; 2];
+            engine.process(&mut b);
+        }
+    }
+    controller
+        .set_mood(MoodTarget::Communal, "energy", 0.8, 0.0)
+        .unwrap();
+    let mut block = vec![0.0f32; 2 * 256];
+    for _ in 0..(3 * SR as usize / 256) {
+        engine.process(&mut block);
+    }
+    let mut times: Vec<f64> = (0..3000)
+        .map(|_| {
+            let start = Instant::now();
+            engine.process(&mut block);
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let deadline = 256.0 / SR as f64;
+    let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize] / deadline * 100.0;
+    (pct(0.5), pct(0.999))
+}
+
+/// Messages per second a sender thread gets through the controller into an engine that
+/// runs at real-time pace (256-frame blocks), and how many it had refused.
+fn message_throughput(patch: &Patch) -> (f64, u64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (mut engine, controller) = Engine::new(patch.config(SR as u32, None), patch.names());
+    let running = Arc::new(AtomicBool::new(true));
+    let sender = {
+        let controller = controller.clone();
+        let running = running.clone();
+        std::thread::spawn(move || {
+            let mut accepted = 0u64;
+            let mut i = 0u32;
+            while running.load(Ordering::Relaxed) {
+                let command = tapestry::Command::Mood {
+                    target: MoodTarget::Communal,
+                    dim: (i % 4) as u8,
+                    value: (i % 100) as f32 / 100.0,
+                    ramp_secs: 0.0,
+                };
+                if controller.command(command).is_ok() {
+                    accepted += 1;
+                } else {
+                    std::thread::yield_now();
+                }
+                i = i.wrapping_add(1);
+            }
+            accepted
+        })
+    };
+    let mut block = vec![0.0f32; 2 * 256];
+    let period = Duration::from_secs_f64(256.0 / SR as f64);
+    let start = Instant::now();
+    let mut next = start;
+    let secs = 2.0;
+    while start.elapsed().as_secs_f64() < secs {
+        engine.process(&mut block);
+        next += period;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let accepted = sender.join().unwrap();
+    engine.process(&mut block);
+    let refused = controller
+        .status()
+        .refused_messages
+        .load(std::sync::atomic::Ordering::Relaxed);
+    (accepted as f64 / secs, refused)
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -202,4 +288,20 @@ fn main() {
             secs / best
         );
     }
+
+    println!("\n(d) audio callback, 256-frame blocks (deadline 5.33 ms), whole engine\n");
+    println!("| participants | median % of deadline | 99.9th percentile % of deadline |");
+    println!("|---:|---:|---:|");
+    for count in [64u32, 256, 1024] {
+        let (median, p999) = callback_load(&patch, count);
+        println!("| {count} | {median:.1}% | {p999:.1}% |");
+    }
+    let (per_sec, refused) = message_throughput(&patch);
+    println!(
+        "\n(e) control pipeline: a sender thread into a real-time-paced engine (256-frame blocks):"
+    );
+    println!(
+        "{per_sec:.0} messages/s carried (queue of {} per block; {refused} refused by the engine)",
+        tapestry::engine::QUEUE_CAPACITY
+    );
 }

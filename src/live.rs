@@ -111,7 +111,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 .map(|(i, n)| format!("{n} {:.2}", status.mood(i)))
                 .collect();
             let line = format!(
-                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  stream errors {}  dropped {}  refused {}  {}",
+                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}  {}",
                 started.elapsed().as_secs_f64(),
                 status.participants.load(Ordering::Relaxed),
                 status.bar.load(Ordering::Relaxed) + 1,
@@ -119,6 +119,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 20.0 * r.max(1e-9).log10(),
                 output.stats.load_percent(),
                 output.stats.peak_load_percent(),
+                output.stats.xruns.load(Ordering::Relaxed),
                 output.stats.stream_errors.load(Ordering::Relaxed),
                 status.dropped_messages.load(Ordering::Relaxed),
                 status.refused_messages.load(Ordering::Relaxed),

@@ -17,10 +17,15 @@ use tapestry::{Patch, Performance};
 struct JackServer {
     name: String,
     child: Child,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One live test at a time: two real-time servers on a 2-core machine would starve each other.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl JackServer {
     fn start() -> JackServer {
+        let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let name = format!("tapestry-test-{}", std::process::id());
         let child = Command::new("jackd")
             .args([
@@ -31,7 +36,11 @@ impl JackServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("jackd (Debian package jackd2) must be installed for the live tests");
-        let server = JackServer { name, child };
+        let server = JackServer {
+            name,
+            child,
+            _one_at_a_time: guard,
+        };
         let ok = server
             .command("jack_wait")
             .args(["-w", "-t", "10"])
@@ -60,6 +69,18 @@ impl JackServer {
 
 impl Drop for JackServer {
     fn drop(&mut self) {
+        // SIGTERM lets jackd unregister itself; a killed server leaves its entry in the shared
+        // registry, and JACK refuses new servers once a handful have piled up
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -182,4 +203,66 @@ fn a_live_show_on_jack_re_renders_offline_sample_for_sample() {
         "live capture and offline render differ by {worst}"
     );
     assert!(common::measure::rms(&cl) > 1e-3);
+}
+
+#[test]
+fn sixty_four_participants_play_on_jack_at_256_frames_within_the_deadline() {
+    let server = JackServer::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // 64 participants arrive within two seconds, then the room heats up
+    let mut perf = String::from("version = 1\n");
+    for id in 1..=64 {
+        perf += &format!(
+            "[[events]]\ntime = {:.3}\ntype = \"join\"\nparticipant = {id}\n",
+            id as f64 * 0.03
+        );
+    }
+    perf += "[[events]]\ntime = 3.0\ntype = \"mood\"\nparticipant = 0\ndimension = \"energy\"\nvalue = 1.0\nramp_secs = 2.0\n";
+    let perf_path = temp("crowd.performance.toml");
+    std::fs::write(&perf_path, perf).unwrap();
+    let out = server
+        .command(env!("CARGO_BIN_EXE_tapestry"))
+        .current_dir(root)
+        .args([
+            "play",
+            "patches/minimal.toml",
+            "--host",
+            "JACK",
+            "--buffer",
+            "256",
+            "--duration",
+            "8",
+            "-p",
+        ])
+        .arg(&perf_path)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let last = log
+        .lines()
+        .filter(|l| l.contains("participants"))
+        .last()
+        .expect("status lines");
+    println!("{last}");
+    assert!(last.contains(" 64 participants"), "{last}");
+    assert!(last.contains("stream errors 0"), "stream errors: {last}");
+    let number_after = |key: &str| -> f64 {
+        let rest = &last[last.find(key).unwrap_or_else(|| panic!("{key} in {last}")) + key.len()..];
+        rest.trim_start()
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (xruns, peak_load) = (number_after("xruns"), number_after("(peak"));
+    // the callback itself stays far inside its deadline; on this VM the JACK dummy server
+    // still reports an isolated late cycle now and then even at a few % load, so a handful
+    // of xruns is tolerated here (and reported) until that is run down
+    assert!(
+        peak_load < 50.0,
+        "callback peak load {peak_load}% of the deadline"
+    );
+    assert!(xruns <= 3.0, "{xruns} xruns in 8 s: {last}");
 }

@@ -56,7 +56,9 @@ pub struct CallbackStats {
     pub load_percent: AtomicU32,
     /// Highest load seen, % of the deadline, as f32 bits.
     pub peak_load_percent: AtomicU32,
-    /// Stream errors reported by the device (xruns, disconnects).
+    /// Buffer under- or overruns the audio server reported.
+    pub xruns: AtomicU64,
+    /// Other stream errors reported by the device (disconnects, …).
     pub stream_errors: AtomicU64,
     /// Frames of the last callback.
     pub last_frames: AtomicU32,
@@ -269,8 +271,12 @@ where
         }
     };
     let error_stats = stats;
-    let error = move |_e: cpal::Error| {
-        error_stats.stream_errors.fetch_add(1, Ordering::Relaxed);
+    let error = move |e: cpal::Error| {
+        let counter = match e.kind() {
+            cpal::ErrorKind::Xrun => &error_stats.xruns,
+            _ => &error_stats.stream_errors,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     };
     device
         .build_output_stream(config, data, error, None)
