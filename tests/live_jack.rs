@@ -242,7 +242,7 @@ fn sixty_four_participants_play_on_jack_at_256_frames_within_the_deadline() {
     let last = log
         .lines()
         .filter(|l| l.contains("participants"))
-        .last()
+        .next_back()
         .expect("status lines");
     println!("{last}");
     assert!(last.contains(" 64 participants"), "{last}");
