@@ -252,8 +252,13 @@ impl Engine {
         self.block_peak = (pl, pr);
     }
 
+    /// Takes at most one queue's worth of messages per block, so a flooding sender cannot
+    /// make the audio thread's work unbounded; the rest wait for the next block.
     fn drain_messages(&mut self) {
-        while let Ok(message) = self.rx.try_recv() {
+        for _ in 0..QUEUE_CAPACITY {
+            let Ok(message) = self.rx.try_recv() else {
+                break;
+            };
             let at = match message.at {
                 Timing::Immediate => self.time,
                 Timing::At(t) => t,
