@@ -3,7 +3,8 @@
 //! port the patch's `[midi] ports` select (connected by tapestry's watcher after it appears)
 //! and through tapestry's virtual port (connected with `jack_connect`); a controller on the
 //! conductor channel comes from a midir output port. The session recording must hold the
-//! join, the notes and the mood change, and the audio captured by `jack_rec` must have sound.
+//! join, the notes and the mood change, the audio captured by `jack_rec` must have sound, and
+//! MIDI learn must print lines for the channel played and the controller moved.
 //! Needs `--features jack` and jackd2.
 #![cfg(feature = "jack")]
 
@@ -161,9 +162,17 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
         .current_dir(root)
         .arg("play")
         .arg(&patch_path)
-        .args(["--host", "JACK", "--duration", "8", "--no-osc", "--record"])
+        .args([
+            "--host",
+            "JACK",
+            "--duration",
+            "8",
+            "--no-osc",
+            "--midi-learn",
+        ])
+        .arg("--record")
         .arg(&recording)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -235,19 +244,34 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
 
     let mut play = play;
     let status = play.0.wait().unwrap();
-    let mut log = String::new();
+    let (mut log, mut learned) = (String::new(), String::new());
     use std::io::Read;
+    play.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut learned)
+        .unwrap();
     play.0
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut log)
         .unwrap();
-    println!("{log}");
+    println!("{log}\n{learned}");
     assert!(status.success(), "tapestry play failed: {log}");
     assert!(
         log.contains("listening to MIDI port \"Seq:"),
         "the watcher did not pick up the sequencer: {log}"
+    );
+    // MIDI learn saw the notes on channel 1 and the controller on channel 16
+    assert!(
+        learned.contains("[[midi.participants]]\nchannel = 1\n"),
+        "learn lines: {learned}"
+    );
+    assert!(
+        learned.contains("channel = 16\ncc = 7\n"),
+        "learn lines: {learned}"
     );
 
     let patch = Patch::load(&patch_path).unwrap();
