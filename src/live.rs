@@ -64,8 +64,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
     // one block of safety offset; the callback sets it to its real length once running
     let latency = args.options.buffer_frames.unwrap_or(512) as u64;
     let clock = Arc::new(SampleClock::new(sample_rate, latency));
-    let output = open_output(engine, &args.options, Some(clock.clone()))?;
-    // inputs fail softly: the show goes on without them
+    // inputs fail softly: the show goes on without them. They start before the stream so
+    // that their JACK clients join the graph before the audio runs.
     let osc =
         args.osc.and_then(
             |addr| match OscServer::spawn(addr, controller.clone(), clock.clone()) {
@@ -100,6 +100,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
     } else {
         None
     };
+    let output = open_output(engine, &args.options, Some(clock.clone()))?;
     eprintln!(
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
         patch.name, output.device, output.sample_rate
@@ -141,6 +142,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
                     break;
                 }
                 next_event += 1;
+            }
+        }
+        while let Some(notice) = controller.try_notice() {
+            if let Some(midi) = &midi {
+                midi.notice(&notice);
             }
         }
         if last_status.elapsed() >= Duration::from_secs(1) {

@@ -59,7 +59,19 @@ impl JackServer {
 }
 
 impl Drop for JackServer {
+    /// SIGTERM first: a killed jackd leaves its entry in JACK's shared-memory registry, which
+    /// holds 8 servers, and once it is full no server starts on the machine.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

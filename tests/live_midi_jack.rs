@@ -26,13 +26,14 @@ struct JackServer {
 impl JackServer {
     fn start() -> JackServer {
         let name = format!("tapestry-midi-test-{}", std::process::id());
+        let log = temp("jackd.log");
         let child = Command::new("jackd")
             .args([
                 "-n", &name, "-R", "-P", "70", "-d", "dummy", "-r", "48000", "-p", "256",
             ])
             .env("JACK_NO_AUDIO_RESERVATION", "1")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("jackd (Debian package jackd2) must be installed for the live tests");
         let server = JackServer { name, child };
@@ -41,7 +42,11 @@ impl JackServer {
             .args(["-w", "-t", "10"])
             .status()
             .expect("jack_wait");
-        assert!(ok.success(), "the JACK server did not start");
+        assert!(
+            ok.success(),
+            "the JACK server did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         server
     }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use midir::{Ignore, MidiInput, MidiInputConnection};
 
-use crate::control::{Controller, Message, Timing};
+use crate::control::{Command, Controller, Message, Notice, Refusal, Timing};
 use crate::input::midi::{parse_message, MidiLearn, MidiMap, MidiRouter};
 use crate::input::SampleClock;
 
@@ -37,11 +37,18 @@ const SCAN_CLIENT: &str = "tapestry-scan";
 /// Client name of each connection to a hardware or software port.
 const INPUT_CLIENT: &str = "tapestry-in";
 
+/// The MIDI system midir was built for, with a hint for when it cannot be opened.
+const BACKEND: &str = if cfg!(feature = "jack") {
+    "JACK; is a JACK server running?"
+} else {
+    "the platform's MIDI system; on Linux, the ALSA sequencer"
+};
+
 /// Errors starting MIDI input.
 #[derive(Debug, thiserror::Error)]
 pub enum MidiDeviceError {
     /// midir could not open the MIDI system (no ALSA sequencer, no JACK server, …).
-    #[error("cannot open the MIDI system: {0}")]
+    #[error("cannot open the MIDI system ({BACKEND}): {0}")]
     Init(String),
     /// The watcher thread could not be started.
     #[error("cannot start the MIDI watcher thread: {0}")]
@@ -345,6 +352,27 @@ impl MidiInputs {
     /// The virtual port's name, if one was opened.
     pub fn virtual_port(&self) -> Option<&str> {
         self.virtual_port.as_deref()
+    }
+
+    /// Takes note of an engine notice (from [`Controller::try_notice`]): a join refused for
+    /// any reason but "already present", or a note refused because its participant is
+    /// unknown (it left, say), makes the router join that participant again on its next note.
+    pub fn notice(&self, notice: &Notice) {
+        let participant = match *notice {
+            Notice::Refused {
+                command: Command::Join { participant, .. },
+                reason,
+                ..
+            } if reason != Refusal::AlreadyPresent => participant,
+            Notice::Refused {
+                command: Command::NoteOn { participant, .. },
+                reason: Refusal::UnknownParticipant,
+                ..
+            } => participant,
+            _ => return,
+        };
+        let mut routing = self.routing.lock().unwrap_or_else(|p| p.into_inner());
+        routing.router.forget(participant);
     }
 
     /// In learn mode, the `[midi]` lines for what was played so far.
