@@ -1,7 +1,8 @@
-//! `tapestry play`: the engine on a live audio device, with a status line, optional
-//! performance playback and session recording.
+//! `tapestry play`: the engine on a live audio device, with a status line, MIDI and OSC
+//! input, optional performance playback and session recording.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use tapestry::control::{Message, Timing};
+use tapestry::input::osc::OscServer;
+use tapestry::input::SampleClock;
+use tapestry::io::midi::MidiInputs;
 use tapestry::io::{output_sample_rate, play as open_output, OutputOptions};
 use tapestry::record::{Recorder, RecorderThread};
 use tapestry::{Engine, Patch, Performance};
@@ -22,6 +26,12 @@ pub struct PlayArgs {
     pub performance: Option<PathBuf>,
     pub record: Option<PathBuf>,
     pub seed: Option<u64>,
+    /// Listen to MIDI ports (the patch's `[midi]` section, or every port).
+    pub midi: bool,
+    /// MIDI learn: print `[midi]` mapping lines for what was played, at the end.
+    pub midi_learn: bool,
+    /// Serve OSC on this address.
+    pub osc: Option<SocketAddr>,
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
@@ -51,7 +61,46 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         None => None,
     };
-    let output = open_output(engine, &args.options)?;
+    // one block of safety offset; the callback sets it to its real length once running
+    let latency = args.options.buffer_frames.unwrap_or(512) as u64;
+    let clock = Arc::new(SampleClock::new(sample_rate, latency));
+    // inputs fail softly: the show goes on without them. They start before the stream so
+    // that their JACK clients join the graph before the audio runs.
+    let osc =
+        args.osc.and_then(
+            |addr| match OscServer::spawn(addr, controller.clone(), clock.clone()) {
+                Ok(server) => {
+                    eprintln!("OSC on {}", server.local_addr());
+                    Some(server)
+                }
+                Err(e) => {
+                    eprintln!("tapestry: no OSC input: cannot bind {addr}: {e}");
+                    None
+                }
+            },
+        );
+    let midi = if args.midi || args.midi_learn {
+        match MidiInputs::start(
+            patch.midi().clone(),
+            controller.clone(),
+            clock.clone(),
+            args.midi_learn,
+        ) {
+            Ok(inputs) => {
+                if let Some(port) = inputs.virtual_port() {
+                    eprintln!("MIDI virtual port \"{port}\"");
+                }
+                Some(inputs)
+            }
+            Err(e) => {
+                eprintln!("tapestry: no MIDI input: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let output = open_output(engine, &args.options, Some(clock.clone()))?;
     eprintln!(
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
         patch.name, output.device, output.sample_rate
@@ -95,6 +144,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 next_event += 1;
             }
         }
+        while let Some(notice) = controller.try_notice() {
+            if let Some(midi) = &midi {
+                midi.notice(&notice);
+            }
+        }
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
             let names = controller.names();
@@ -110,8 +164,28 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 .enumerate()
                 .map(|(i, n)| format!("{n} {:.2}", status.mood(i)))
                 .collect();
+            let inputs = {
+                let mut s = String::new();
+                if let Some(midi) = &midi {
+                    let m = midi.stats().snapshot();
+                    s += &format!(
+                        "  midi ports {} msgs {} routed {} dropped {} malformed {}",
+                        m.ports, m.messages, m.routed, m.dropped, m.malformed
+                    );
+                }
+                if let Some(osc) = &osc {
+                    let o = osc.stats().snapshot();
+                    s += &format!(
+                        "  osc packets {} accepted {} dropped {}",
+                        o.packets,
+                        o.accepted,
+                        o.dropped()
+                    );
+                }
+                s
+            };
             let line = format!(
-                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}  {}",
+                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{inputs}  {}",
                 started.elapsed().as_secs_f64(),
                 status.participants.load(Ordering::Relaxed),
                 status.bar.load(Ordering::Relaxed) + 1,
@@ -133,7 +207,12 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    // stop the stream first: the last block the engine made is then the last one recorded
+    // inputs first, then the stream: the last block the engine made is then the last one
+    // recorded
+    let learned = midi.and_then(MidiInputs::stop);
+    if let Some(osc) = osc {
+        osc.stop();
+    }
     drop(output);
     let end = status.sample_position.load(Ordering::Relaxed);
     if terminal {
@@ -147,5 +226,9 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("recorded {events} events to {}", path.display());
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(lines) = learned {
+        eprintln!("MIDI learn: paste these lines into the patch, after its [midi] table:");
+        print!("{lines}");
+    }
     Ok(())
 }

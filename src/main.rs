@@ -1,5 +1,7 @@
 //! The `tapestry` command line.
 
+#[cfg(feature = "live")]
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -61,7 +63,7 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         block: usize,
     },
-    /// List audio hosts and output devices.
+    /// List audio hosts and output devices, and MIDI input ports.
     #[cfg(feature = "live")]
     Devices,
     /// Play a patch live on an audio device; participants and mood arrive from the inputs.
@@ -93,6 +95,20 @@ enum Cmd {
         /// Seed (default: the patch's).
         #[arg(long)]
         seed: Option<u64>,
+        /// Do not listen to MIDI ports (by default: the ports the patch's [midi] section
+        /// selects, every port without one, and a virtual port).
+        #[arg(long)]
+        no_midi: bool,
+        /// MIDI learn: at the end, print [midi] mapping lines for the channels played and
+        /// the controllers moved.
+        #[arg(long, conflicts_with = "no_midi")]
+        midi_learn: bool,
+        /// Serve OSC on this address.
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        osc: SocketAddr,
+        /// Do not serve OSC.
+        #[arg(long)]
+        no_osc: bool,
     },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
@@ -118,6 +134,7 @@ fn run(cli: Cli) -> Result<()> {
         #[cfg(feature = "live")]
         Cmd::Devices => {
             print!("{}", tapestry::io::list_devices());
+            print!("{}", tapestry::io::midi::list_midi_inputs());
             Ok(())
         }
         #[cfg(feature = "live")]
@@ -131,6 +148,10 @@ fn run(cli: Cli) -> Result<()> {
             performance,
             record,
             seed,
+            no_midi,
+            midi_learn,
+            osc,
+            no_osc,
         } => live::play(live::PlayArgs {
             patch,
             options: tapestry::io::OutputOptions {
@@ -143,6 +164,9 @@ fn run(cli: Cli) -> Result<()> {
             performance,
             record,
             seed,
+            midi: !no_midi,
+            midi_learn,
+            osc: (!no_osc).then_some(osc),
         }),
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)

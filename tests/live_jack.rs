@@ -128,6 +128,8 @@ fn live_show() -> String {
         .current_dir(root)
         .args([
             "play",
+            "--no-midi",
+            "--no-osc",
             "patches/minimal.toml",
             "--host",
             "JACK",
@@ -249,6 +251,8 @@ fn sixty_four_participants_play_on_jack_at_256_frames_within_the_deadline() {
         .current_dir(root)
         .args([
             "play",
+            "--no-midi",
+            "--no-osc",
             "patches/minimal.toml",
             "--host",
             "JACK",

@@ -1,9 +1,14 @@
 //! Audio devices (cpal): listing hosts and devices, and playing an engine live. The only
-//! module that touches cpal, whose API churns between versions.
+//! module that touches cpal, whose API churns between versions. MIDI devices (midir) are in
+//! [`midi`].
 //!
-//! The output callback is the audio thread: it calls `Engine::process` on a buffer allocated
-//! before the stream starts, converts to the device's sample format, and records its own
-//! load in atomics. It never allocates, locks, blocks, logs or panics.
+//! The output callback is the audio thread: it publishes the block's start on the
+//! [`SampleClock`] (so input threads can stamp events with the sample they apply at), calls
+//! `Engine::process` on a buffer allocated before the stream starts, converts to the device's
+//! sample format, and records its own load in atomics. It never allocates, locks, blocks,
+//! logs or panics.
+
+pub mod midi;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,6 +21,7 @@ use cpal::{
 };
 
 use crate::engine::Engine;
+use crate::input::SampleClock;
 
 /// Errors opening or running a live stream.
 #[derive(Debug, thiserror::Error)]
@@ -191,8 +197,14 @@ pub fn output_sample_rate(options: &OutputOptions) -> Result<u32, LiveError> {
     Ok(options.sample_rate.unwrap_or(config.sample_rate()))
 }
 
-/// Opens the output and starts playing `engine` on it.
-pub fn play(engine: Engine, options: &OutputOptions) -> Result<LiveOutput, LiveError> {
+/// Opens the output and starts playing `engine` on it. With a `clock`, every callback
+/// publishes the engine's sample position and the callback's start on it before processing,
+/// and sets its safety offset to the callback's length.
+pub fn play(
+    engine: Engine,
+    options: &OutputOptions,
+    clock: Option<Arc<SampleClock>>,
+) -> Result<LiveOutput, LiveError> {
     let host = host_by_name(options.host.as_deref())?;
     let device = pick_device(&host, options.device.as_deref())?;
     let default = device
@@ -206,11 +218,12 @@ pub fn play(engine: Engine, options: &OutputOptions) -> Result<LiveOutput, LiveE
             .map_or(BufferSize::Default, BufferSize::Fixed),
     };
     let stats = Arc::new(CallbackStats::default());
+    let s = stats.clone();
     let stream = match default.sample_format() {
-        SampleFormat::F32 => build::<f32>(&device, config, engine, stats.clone()),
-        SampleFormat::I16 => build::<i16>(&device, config, engine, stats.clone()),
-        SampleFormat::I32 => build::<i32>(&device, config, engine, stats.clone()),
-        SampleFormat::U16 => build::<u16>(&device, config, engine, stats.clone()),
+        SampleFormat::F32 => build::<f32>(&device, config, engine, s, clock),
+        SampleFormat::I16 => build::<i16>(&device, config, engine, s, clock),
+        SampleFormat::I32 => build::<i32>(&device, config, engine, s, clock),
+        SampleFormat::U16 => build::<u16>(&device, config, engine, s, clock),
         other => return Err(LiveError::Format(format!("{other:?}"))),
     }?;
     stream
@@ -232,6 +245,7 @@ fn build<T>(
     config: StreamConfig,
     mut engine: Engine,
     stats: Arc<CallbackStats>,
+    clock: Option<Arc<SampleClock>>,
 ) -> Result<Stream, LiveError>
 where
     T: SizedSample + FromSample<f32>,
@@ -243,6 +257,12 @@ where
     let data = move |out: &mut [T], _: &OutputCallbackInfo| {
         let started = Instant::now();
         let frames = out.len() / channels;
+        if let Some(clock) = &clock {
+            clock.publish(engine.sample_position(), started);
+            if clock.latency_frames() != frames as u64 {
+                clock.set_latency_frames(frames as u64);
+            }
+        }
         let mut done = 0;
         while done < frames {
             let n = (frames - done).min(CHUNK_FRAMES);

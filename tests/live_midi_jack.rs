@@ -1,0 +1,340 @@
+//! Live MIDI on a real audio server: `tapestry play` on a private JACK server (dummy backend,
+//! real time) driven by `jack_midiseq` — a MIDI client nobody here wrote — both through a
+//! port the patch's `[midi] ports` select (connected by tapestry's watcher after it appears)
+//! and through tapestry's virtual port (connected with `jack_connect`); a controller on the
+//! conductor channel comes from a midir output port. The session recording must hold the
+//! join, the notes and the mood change, the audio captured by `jack_rec` must have sound, and
+//! MIDI learn must print lines for the channel played and the controller moved.
+//! Needs `--features jack` and jackd2.
+#![cfg(feature = "jack")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tapestry::control::{Command as EngineCommand, MoodTarget};
+use tapestry::{Patch, Performance};
+
+struct JackServer {
+    name: String,
+    child: Child,
+}
+
+impl JackServer {
+    fn start() -> JackServer {
+        common::clear_stale_jack_registry();
+        let name = format!("tapestry-midi-test-{}", std::process::id());
+        let log = temp("jackd.log");
+        let child = Command::new("jackd")
+            .args([
+                "-n", &name, "-R", "-P", "70", "-d", "dummy", "-r", "48000", "-p", "256",
+            ])
+            .env("JACK_NO_AUDIO_RESERVATION", "1")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("jackd (Debian package jackd2) must be installed for the live tests");
+        let server = JackServer { name, child };
+        let ok = server
+            .command("jack_wait")
+            .args(["-w", "-t", "10"])
+            .status()
+            .expect("jack_wait");
+        assert!(
+            ok.success(),
+            "the JACK server did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        server
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        c.env("JACK_DEFAULT_SERVER", &self.name)
+            .env("JACK_NO_START_SERVER", "1")
+            .env("JACK_NO_AUDIO_RESERVATION", "1");
+        c
+    }
+
+    fn ports(&self) -> Vec<String> {
+        let out = self.command("jack_lsp").output().expect("jack_lsp");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits up to 10 s for ports matching `want`, returns them.
+    fn wait_ports(&self, what: &str, want: impl Fn(&str) -> bool) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let ports: Vec<String> = self.ports().into_iter().filter(|p| want(p)).collect();
+            if !ports.is_empty() {
+                return ports;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{what} never appeared; ports: {:?}",
+                self.ports()
+            );
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn connect(&self, from: &str, to: &str) {
+        let ok = self
+            .command("jack_connect")
+            .args([from, to])
+            .status()
+            .expect("jack_connect");
+        assert!(ok.success(), "jack_connect {from} {to} failed");
+    }
+}
+
+impl Drop for JackServer {
+    /// SIGTERM first: a killed jackd leaves its entry in JACK's shared-memory registry, which
+    /// holds 8 servers, and once it is full no server starts on the machine.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Kills a helper process when the test ends, however it ends.
+struct Helper(Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapestry-live-midi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const MIDI_SECTION: &str = r#"
+[[archetypes]]
+id = "keys"
+timbre = "pad"
+register = [48, 84]
+free = false
+
+[midi]
+ports = ["Seq"]
+virtual_port = "tapestry"
+conductor_channel = 16
+
+[[midi.participants]]
+channel = 1
+participant = 1
+archetype = "keys"
+
+[[midi.controls]]
+channel = 16
+cc = 7
+dimension = "energy"
+target = "conductor"
+"#;
+
+#[test]
+fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
+    let server = JackServer::start();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let minimal = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+    let patch_path = temp("midi.toml");
+    std::fs::write(&patch_path, format!("{minimal}\n{MIDI_SECTION}")).unwrap();
+    let recording = temp("midi-show.performance.toml");
+    let capture = temp("midi-capture.wav");
+
+    let play = server
+        .command(env!("CARGO_BIN_EXE_tapestry"))
+        .current_dir(root)
+        .arg("play")
+        .arg(&patch_path)
+        .args([
+            "--host",
+            "JACK",
+            "--duration",
+            "8",
+            "--no-osc",
+            "--midi-learn",
+        ])
+        .arg("--record")
+        .arg(&recording)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let play = Helper(play);
+    let virtual_port = server
+        .wait_ports("tapestry's virtual MIDI port", |p| {
+            p.contains("tapestry") && !p.starts_with("cpal")
+        })
+        .remove(0);
+    let audio = server.wait_ports("tapestry's audio ports", |p| {
+        p.starts_with("cpal_client") && p.contains(":out_")
+    });
+    assert!(audio.len() >= 2, "audio ports: {audio:?}");
+
+    // a sequencer the patch's `ports = ["Seq"]` selects: the watcher must find and connect it
+    let _seq = Helper(
+        server
+            .command("jack_midiseq")
+            .args(["Seq", "24000", "0", "60", "8000", "12000", "64", "8000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jack_midiseq (jackd2)"),
+    );
+    // a second one, not selected, connected by hand to the virtual port
+    let _virt = Helper(
+        server
+            .command("jack_midiseq")
+            .args(["Virt", "24000", "6000", "67", "6000"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jack_midiseq (jackd2)"),
+    );
+    let virt_out = server
+        .wait_ports("the second sequencer's port", |p| p.starts_with("Virt:"))
+        .remove(0);
+    server.connect(&virt_out, &virtual_port);
+
+    // a controller on the conductor channel, from a midir output port of our own
+    let cc_sender = {
+        use midir::os::unix::VirtualOutput;
+        // SAFETY of set_var: this test binary has a single test; nothing else reads the
+        // environment concurrently
+        std::env::set_var("JACK_DEFAULT_SERVER", &server.name);
+        std::env::set_var("JACK_NO_START_SERVER", "1");
+        let out = midir::MidiOutput::new("cc-sender").expect("a midir JACK client");
+        out.create_virtual("cc").expect("a virtual output port")
+    };
+    let cc_port = server
+        .wait_ports("the controller's port", |p| p.contains("cc-sender"))
+        .remove(0);
+    server.connect(&cc_port, &virtual_port);
+    let mut cc_sender = cc_sender;
+    sleep(Duration::from_millis(300));
+    cc_sender.send(&[0xBF, 7, 127]).unwrap(); // channel 16, CC 7, full
+    sleep(Duration::from_millis(300));
+    cc_sender.close();
+
+    let rec = server
+        .command("jack_rec")
+        .arg("-f")
+        .arg(&capture)
+        .args(["-d", "4", "-b", "32"])
+        .args(&audio[..2])
+        .status()
+        .unwrap();
+    assert!(rec.success(), "jack_rec failed");
+
+    let mut play = play;
+    let status = play.0.wait().unwrap();
+    let (mut log, mut learned) = (String::new(), String::new());
+    use std::io::Read;
+    play.0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut learned)
+        .unwrap();
+    play.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    println!("{log}\n{learned}");
+    assert!(status.success(), "tapestry play failed: {log}");
+    assert!(
+        log.contains("listening to MIDI port \"Seq:"),
+        "the watcher did not pick up the sequencer: {log}"
+    );
+    // MIDI learn saw the notes on channel 1 and the controller on channel 16
+    assert!(
+        learned.contains("[[midi.participants]]\nchannel = 1\n"),
+        "learn lines: {learned}"
+    );
+    assert!(
+        learned.contains("channel = 16\ncc = 7\n"),
+        "learn lines: {learned}"
+    );
+
+    let patch = Patch::load(&patch_path).unwrap();
+    let perf = Performance::load(&recording, &patch, 48_000).unwrap_or_else(|e| panic!("{e}"));
+    let energy = patch
+        .names()
+        .dims
+        .iter()
+        .position(|d| d == "energy")
+        .unwrap() as u8;
+    let keys = patch.names().archetypes.iter().position(|a| a == "keys");
+    let commands: Vec<EngineCommand> = perf.commands.iter().map(|c| c.command).collect();
+    let joins: Vec<_> = commands
+        .iter()
+        .filter(|c| matches!(c, EngineCommand::Join { participant: 1, .. }))
+        .collect();
+    assert_eq!(joins.len(), 1, "one join of participant 1: {commands:?}");
+    if let EngineCommand::Join { archetype, .. } = joins[0] {
+        assert_eq!(archetype.map(|a| a as usize), keys, "joined as \"keys\"");
+    }
+    let pitches: Vec<u8> = commands
+        .iter()
+        .filter_map(|c| match c {
+            EngineCommand::NoteOn {
+                participant: 1,
+                pitch,
+                ..
+            } => Some(*pitch),
+            _ => None,
+        })
+        .collect();
+    println!("participant 1 played {pitches:?}");
+    assert!(
+        pitches.contains(&60),
+        "notes from the watched port: {pitches:?}"
+    );
+    assert!(
+        pitches.contains(&67),
+        "notes from the virtual port: {pitches:?}"
+    );
+    assert!(
+        commands.iter().any(|c| matches!(c,
+            EngineCommand::Mood { target: MoodTarget::Communal, dim, value, .. }
+                if *dim == energy && (*value - 1.0).abs() < 1e-6)),
+        "the conductor's controller set energy to 1: {commands:?}"
+    );
+
+    let mut r = hound::WavReader::open(&capture).expect("capture file");
+    let bits = r.spec().bits_per_sample;
+    let scale = 1.0 / (1u64 << (bits - 1)) as f32;
+    let samples: Vec<f32> = r
+        .samples::<i32>()
+        .map(|s| s.unwrap() as f32 * scale)
+        .collect();
+    let (l, _) = common::measure::deinterleave(&samples);
+    assert!(l.len() > 3 * 48_000, "captured {} frames", l.len());
+    let rms = common::measure::rms(&l);
+    println!("captured rms {rms}");
+    assert!(rms > 1e-3, "the capture is silent (rms {rms})");
+}
