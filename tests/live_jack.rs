@@ -6,88 +6,15 @@
 
 mod common;
 
+use common::jack::JackServer;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use tapestry::render::{render, RenderOptions};
 use tapestry::{Patch, Performance};
-
-struct JackServer {
-    name: String,
-    child: Child,
-    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
-}
-
-/// One live test at a time: two real-time servers on a 2-core machine would starve each other.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-impl JackServer {
-    fn start() -> JackServer {
-        common::clear_stale_jack_registry();
-        let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let name = format!("tapestry-test-{}", std::process::id());
-        let child = Command::new("jackd")
-            .args([
-                "-n", &name, "-R", "-P", "70", "-d", "dummy", "-r", "48000", "-p", "256",
-            ])
-            .env("JACK_NO_AUDIO_RESERVATION", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("jackd (Debian package jackd2) must be installed for the live tests");
-        let server = JackServer {
-            name,
-            child,
-            _one_at_a_time: guard,
-        };
-        let ok = server
-            .command("jack_wait")
-            .args(["-w", "-t", "10"])
-            .status()
-            .expect("jack_wait");
-        assert!(ok.success(), "the JACK server did not start");
-        server
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("JACK_DEFAULT_SERVER", &self.name)
-            .env("JACK_NO_START_SERVER", "1")
-            .env("JACK_NO_AUDIO_RESERVATION", "1");
-        c
-    }
-
-    fn ports(&self) -> Vec<String> {
-        let out = self.command("jack_lsp").output().expect("jack_lsp");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for JackServer {
-    /// SIGTERM first: a killed jackd leaves its entry in JACK's shared-memory registry, which
-    /// holds 8 servers, and once it is full no server starts on the machine.
-    fn drop(&mut self) {
-        // SIGTERM lets jackd unregister itself; a killed server leaves its entry in the shared
-        // registry, and JACK refuses new servers once a handful have piled up
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tapestry-live-{}", std::process::id()));
@@ -119,7 +46,7 @@ fn a_live_show_on_jack_re_renders_offline_sample_for_sample() {
 
 /// Plays, captures and compares; returns what it measured.
 fn live_show() -> String {
-    let server = JackServer::start();
+    let server = JackServer::start("tapestry-test");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let recording = temp("show.performance.toml");
     let capture = temp("capture.wav");
@@ -233,7 +160,7 @@ fn live_show() -> String {
 
 #[test]
 fn sixty_four_participants_play_on_jack_at_256_frames_within_the_deadline() {
-    let server = JackServer::start();
+    let server = JackServer::start("tapestry-test");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // 64 participants arrive within two seconds, then the room heats up
     let mut perf = String::from("version = 1\n");

@@ -10,108 +10,15 @@
 
 mod common;
 
+use common::jack::JackServer;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tapestry::control::{Command as EngineCommand, MoodTarget};
 use tapestry::{Patch, Performance};
-
-struct JackServer {
-    name: String,
-    child: Child,
-}
-
-impl JackServer {
-    fn start() -> JackServer {
-        common::clear_stale_jack_registry();
-        let name = format!("tapestry-midi-test-{}", std::process::id());
-        let log = temp("jackd.log");
-        let child = Command::new("jackd")
-            .args([
-                "-n", &name, "-R", "-P", "70", "-d", "dummy", "-r", "48000", "-p", "256",
-            ])
-            .env("JACK_NO_AUDIO_RESERVATION", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("jackd (Debian package jackd2) must be installed for the live tests");
-        let server = JackServer { name, child };
-        let ok = server
-            .command("jack_wait")
-            .args(["-w", "-t", "10"])
-            .status()
-            .expect("jack_wait");
-        assert!(
-            ok.success(),
-            "the JACK server did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        server
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
-        c.env("JACK_DEFAULT_SERVER", &self.name)
-            .env("JACK_NO_START_SERVER", "1")
-            .env("JACK_NO_AUDIO_RESERVATION", "1");
-        c
-    }
-
-    fn ports(&self) -> Vec<String> {
-        let out = self.command("jack_lsp").output().expect("jack_lsp");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Waits up to 10 s for ports matching `want`, returns them.
-    fn wait_ports(&self, what: &str, want: impl Fn(&str) -> bool) -> Vec<String> {
-        let started = Instant::now();
-        loop {
-            let ports: Vec<String> = self.ports().into_iter().filter(|p| want(p)).collect();
-            if !ports.is_empty() {
-                return ports;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "{what} never appeared; ports: {:?}",
-                self.ports()
-            );
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn connect(&self, from: &str, to: &str) {
-        let ok = self
-            .command("jack_connect")
-            .args([from, to])
-            .status()
-            .expect("jack_connect");
-        assert!(ok.success(), "jack_connect {from} {to} failed");
-    }
-}
-
-impl Drop for JackServer {
-    /// SIGTERM first: a killed jackd leaves its entry in JACK's shared-memory registry, which
-    /// holds 8 servers, and once it is full no server starts on the machine.
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Kills a helper process when the test ends, however it ends.
 struct Helper(Child);
@@ -155,7 +62,7 @@ target = "conductor"
 
 #[test]
 fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
-    let server = JackServer::start();
+    let server = JackServer::start("tapestry-midi-test");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let minimal = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
     let patch_path = temp("midi.toml");
@@ -223,7 +130,7 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
         use midir::os::unix::VirtualOutput;
         // SAFETY of set_var: this test binary has a single test; nothing else reads the
         // environment concurrently
-        std::env::set_var("JACK_DEFAULT_SERVER", &server.name);
+        std::env::set_var("JACK_DEFAULT_SERVER", server.name());
         std::env::set_var("JACK_NO_START_SERVER", "1");
         let out = midir::MidiOutput::new("cc-sender").expect("a midir JACK client");
         out.create_virtual("cc").expect("a virtual output port")

@@ -1,6 +1,7 @@
 //! Shared test support: rendering scripted performances and measuring real output.
 #![allow(dead_code)]
 
+pub mod jack;
 pub mod measure;
 
 use std::path::Path;
@@ -105,25 +106,4 @@ pub fn archetype(patch: &Patch, id: &str) -> u16 {
         .iter()
         .position(|a| a == id)
         .expect("archetype") as u16
-}
-
-/// Removes JACK's shared-memory files when no JACK server runs on this machine: servers that
-/// died without unregistering leave entries behind, and JACK refuses new servers once a
-/// handful have piled up. With no `jackd` process alive, every such file is stale.
-pub fn clear_stale_jack_registry() {
-    let running = std::process::Command::new("pgrep")
-        .args(["-x", "jackd"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(true);
-    if running {
-        return;
-    }
-    if let Ok(entries) = std::fs::read_dir("/dev/shm") {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with("jack") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
 }
