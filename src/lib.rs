@@ -50,6 +50,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod control;
 pub mod diagnostic;
 pub mod engine;
@@ -61,6 +62,7 @@ pub mod performance;
 pub mod record;
 pub mod render;
 pub mod rng;
+pub mod room;
 pub mod score;
 
 pub use control::{

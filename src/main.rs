@@ -62,6 +62,10 @@ enum Cmd {
         /// Frames per processing block (the output is identical for any value).
         #[arg(long, default_value_t = 512)]
         block: usize,
+        /// A recording of the room (WAV): its analysis steers the mood as the patch's
+        /// [analysis] section says, as a live input would.
+        #[arg(long)]
+        input: Option<PathBuf>,
     },
     /// List audio hosts and output devices, and MIDI input ports.
     #[cfg(feature = "live")]
@@ -201,6 +205,7 @@ fn run(cli: Cli) -> Result<()> {
             sample_rate,
             format,
             block,
+            input,
         } => {
             if !(8_000..=384_000).contains(&sample_rate) {
                 bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
@@ -213,16 +218,28 @@ fn run(cli: Cli) -> Result<()> {
             }
             let p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
-            let perf = match &performance {
+            let room = match &input {
+                Some(path) => Some(
+                    tapestry::analysis::read_wav(path, Some(sample_rate))
+                        .with_context(|| format!("reading the room input {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let mut perf = match &performance {
                 Some(path) => Performance::load(path, &p, sample_rate)
                     .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
                 None => Performance {
                     commands: Vec::new(),
-                    duration_frames: 60 * sample_rate as u64,
+                    duration_frames: room.as_ref().map_or(60 * sample_rate as u64, |(s, c)| {
+                        (s.len() / (*c).max(1) as usize) as u64
+                    }),
                     seed: None,
                     peak_participants: 0,
                 },
             };
+            if let Some((samples, channels)) = &room {
+                tapestry::room::add_room_input(&mut perf, &p, samples, *channels, sample_rate);
+            }
             let duration_frames = match duration {
                 Some(d) if d > 0.0 && d <= 86_400.0 => {
                     Some((d * sample_rate as f64).round() as u64)

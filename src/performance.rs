@@ -8,6 +8,8 @@ use toml::Spanned;
 
 use crate::control::{Command, MoodTarget};
 use crate::diagnostic::{Diagnostic, Diagnostics, Reporter};
+use crate::engine::config::Param;
+use crate::engine::{MAX_TEMPO_BPM, MIN_TEMPO_BPM};
 use crate::patch::Patch;
 
 /// Current performance format version.
@@ -52,7 +54,8 @@ pub struct EventFile {
     pub beat: Option<Spanned<f64>>,
     /// Exact sample index (what live recordings write).
     pub sample: Option<Spanned<i64>>,
-    /// "join", "leave", "mood", "release", "note_on", "note_off" or "cue".
+    /// "join", "leave", "mood", "release", "note_on", "note_off", "cue", "room", "room_param"
+    /// or "tempo".
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// Participant id (0 = the conductor, for moods).
@@ -71,6 +74,10 @@ pub struct EventFile {
     pub velocity: Option<Spanned<i64>>,
     /// Section name for a cue.
     pub section: Option<Spanned<String>>,
+    /// Sound parameter name for a "room_param" event.
+    pub param: Option<Spanned<String>>,
+    /// Tempo for a "tempo" event.
+    pub bpm: Option<Spanned<f64>>,
 }
 
 /// A command at a sample.
@@ -95,8 +102,17 @@ pub struct Performance {
     pub peak_participants: usize,
 }
 
-const KINDS: [&str; 7] = [
-    "join", "leave", "mood", "release", "note_on", "note_off", "cue",
+const KINDS: [&str; 10] = [
+    "join",
+    "leave",
+    "mood",
+    "release",
+    "note_on",
+    "note_off",
+    "cue",
+    "room",
+    "room_param",
+    "tempo",
 ];
 
 impl Performance {
@@ -229,9 +245,12 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "release" => &["dimension"],
             "note_on" => &["participant", "pitch", "velocity"],
             "note_off" => &["participant", "pitch"],
+            "room" => &["dimension", "value", "ramp_secs"],
+            "room_param" => &["param", "value"],
+            "tempo" => &["bpm"],
             _ => &["section"],
         };
-        let present: [(&str, Option<std::ops::Range<usize>>); 8] = [
+        let present: [(&str, Option<std::ops::Range<usize>>); 10] = [
             ("participant", e.participant.as_ref().map(|x| x.span())),
             ("archetype", e.archetype.as_ref().map(|x| x.span())),
             ("dimension", e.dimension.as_ref().map(|x| x.span())),
@@ -240,6 +259,8 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             ("pitch", e.pitch.as_ref().map(|x| x.span())),
             ("velocity", e.velocity.as_ref().map(|x| x.span())),
             ("section", e.section.as_ref().map(|x| x.span())),
+            ("param", e.param.as_ref().map(|x| x.span())),
+            ("bpm", e.bpm.as_ref().map(|x| x.span())),
         ];
         let mut ok = true;
         for (name, span) in &present {
@@ -263,6 +284,9 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "release" => &["dimension"],
             "note_on" => &["participant", "pitch", "velocity"],
             "note_off" => &["participant", "pitch"],
+            "room" => &["dimension", "value"],
+            "room_param" => &["param", "value"],
+            "tempo" => &["bpm"],
             _ => &["section"],
         };
         for name in required {
@@ -361,31 +385,11 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "mood" => {
                 let Some(p) = participant(r, 0) else { continue };
                 let Some(dim) = dimension(r) else { continue };
-                let v = e.value.as_ref().unwrap();
-                let value = *v.get_ref();
-                let d = &patch.config(sample_rate, None).dims[dim as usize];
-                if !(d.min as f64..=d.max as f64).contains(&value) {
-                    r.error(
-                        v.span(),
-                        format!("{key}.value"),
-                        format!(
-                            "expected a value from {} to {}, found {value}",
-                            d.min, d.max
-                        ),
-                    );
+                let Some(value) = mood_value(r, &key, e, patch, sample_rate, dim) else {
                     continue;
-                }
-                let ramp_secs = match &e.ramp_secs {
-                    Some(rs) if !(0.0..=3600.0).contains(rs.get_ref()) => {
-                        r.error(
-                            rs.span(),
-                            format!("{key}.ramp_secs"),
-                            format!("expected 0 to 3600 seconds, found {}", rs.get_ref()),
-                        );
-                        continue;
-                    }
-                    Some(rs) => *rs.get_ref() as f32,
-                    None => 0.0,
+                };
+                let Some(ramp_secs) = ramp(r, &key, e) else {
+                    continue;
                 };
                 Command::Mood {
                     target: if p == 0 {
@@ -394,7 +398,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                         MoodTarget::Participant(p)
                     },
                     dim,
-                    value: value as f32,
+                    value,
                     ramp_secs,
                 }
             }
@@ -426,6 +430,71 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                     continue;
                 };
                 Command::NoteOff { participant, pitch }
+            }
+            "room" => {
+                let Some(dim) = dimension(r) else { continue };
+                let Some(value) = mood_value(r, &key, e, patch, sample_rate, dim) else {
+                    continue;
+                };
+                let Some(ramp_secs) = ramp(r, &key, e) else {
+                    continue;
+                };
+                Command::Mood {
+                    target: MoodTarget::Room,
+                    dim,
+                    value,
+                    ramp_secs,
+                }
+            }
+            "room_param" => {
+                let p = e.param.as_ref().unwrap();
+                let Some(&(param, name, low, high, _)) =
+                    Param::ALL.iter().find(|x| x.1 == p.get_ref())
+                else {
+                    r.error(
+                        p.span(),
+                        format!("{key}.param"),
+                        format!(
+                            "unknown parameter \"{}\"; expected one of {}",
+                            p.get_ref(),
+                            Param::ALL.map(|x| x.1).join(", ")
+                        ),
+                    );
+                    continue;
+                };
+                let v = e.value.as_ref().unwrap();
+                let span = (high - low) as f64;
+                if !(-span..=span).contains(v.get_ref()) {
+                    r.error(
+                        v.span(),
+                        format!("{key}.value"),
+                        format!(
+                            "expected an offset on {name} from {} to {span}, found {}",
+                            -span,
+                            v.get_ref()
+                        ),
+                    );
+                    continue;
+                }
+                Command::RoomParam {
+                    param: param.index() as u8,
+                    value: *v.get_ref() as f32,
+                }
+            }
+            "tempo" => {
+                let b = e.bpm.as_ref().unwrap();
+                let (lo, hi) = (MIN_TEMPO_BPM as f64, MAX_TEMPO_BPM as f64);
+                if !(lo..=hi).contains(b.get_ref()) {
+                    r.error(
+                        b.span(),
+                        format!("{key}.bpm"),
+                        format!("expected {lo} to {hi} BPM, found {}", b.get_ref()),
+                    );
+                    continue;
+                }
+                Command::Tempo {
+                    bpm: *b.get_ref() as f32,
+                }
             }
             _ => {
                 let s = e.section.as_ref().unwrap();
@@ -528,5 +597,47 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         duration_frames,
         seed,
         peak_participants: peak,
+    }
+}
+
+/// A mood event's value, checked against its dimension's range.
+fn mood_value(
+    r: &mut Reporter,
+    key: &str,
+    e: &EventFile,
+    patch: &Patch,
+    sample_rate: u32,
+    dim: u8,
+) -> Option<f32> {
+    let v = e.value.as_ref()?;
+    let value = *v.get_ref();
+    let d = &patch.config(sample_rate, None).dims[dim as usize];
+    if !(d.min as f64..=d.max as f64).contains(&value) {
+        r.error(
+            v.span(),
+            format!("{key}.value"),
+            format!(
+                "expected a value from {} to {}, found {value}",
+                d.min, d.max
+            ),
+        );
+        return None;
+    }
+    Some(value as f32)
+}
+
+/// A mood event's ramp time (default 0).
+fn ramp(r: &mut Reporter, key: &str, e: &EventFile) -> Option<f32> {
+    match &e.ramp_secs {
+        Some(rs) if !(0.0..=3600.0).contains(rs.get_ref()) => {
+            r.error(
+                rs.span(),
+                format!("{key}.ramp_secs"),
+                format!("expected 0 to 3600 seconds, found {}", rs.get_ref()),
+            );
+            None
+        }
+        Some(rs) => Some(*rs.get_ref() as f32),
+        None => Some(0.0),
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use crate::control::{Command, MoodTarget, Names};
+use crate::engine::config::Param;
 use crate::engine::Applied;
 
 /// How often the recording reaches the disk at the latest.
@@ -59,10 +60,17 @@ impl Recorder {
                 }
             }
             Command::Leave { participant } => writeln!(o, "type = \"leave\"\nparticipant = {participant}")?,
+            Command::Mood { target: MoodTarget::Room, dim, value, ramp_secs } => writeln!(
+                o,
+                "type = \"room\"\ndimension = {}\nvalue = {:?}\nramp_secs = {:?}",
+                name(&n.dims, dim as usize),
+                f64::from(value),
+                f64::from(ramp_secs)
+            )?,
             Command::Mood { target, dim, value, ramp_secs } => {
                 let participant = match target {
-                    MoodTarget::Communal => 0,
                     MoodTarget::Participant(p) => p,
+                    _ => 0,
                 };
                 // f64 of the f32 prints exactly, so the value reads back bit for bit
                 writeln!(
@@ -79,6 +87,13 @@ impl Recorder {
             }
             Command::NoteOff { participant, pitch } => writeln!(o, "type = \"note_off\"\nparticipant = {participant}\npitch = {pitch}")?,
             Command::Cue { section } => writeln!(o, "type = \"cue\"\nsection = {}", name(&n.sections, section as usize))?,
+            Command::RoomParam { param, value } => writeln!(
+                o,
+                "type = \"room_param\"\nparam = {}\nvalue = {:?}",
+                toml_string(Param::ALL.get(param as usize).map_or("?", |p| p.1)),
+                f64::from(value)
+            )?,
+            Command::Tempo { bpm } => writeln!(o, "type = \"tempo\"\nbpm = {:?}", f64::from(bpm))?,
         }
         self.events += 1;
         if self.last_flush.elapsed() >= FLUSH_INTERVAL {

@@ -28,6 +28,9 @@ pub enum MoodTarget {
     Participant(ParticipantId),
     /// The conductor: overrides the crowd's aggregate for that dimension.
     Communal,
+    /// The room's own sound, as the audio analysis hears it: blended into the crowd's
+    /// aggregate with the patch's `[analysis] weight`.
+    Room,
 }
 
 /// One instruction for the engine. Small and `Copy`: no strings, no heap.
@@ -81,6 +84,18 @@ pub enum Command {
     Cue {
         /// Section index.
         section: u16,
+    },
+    /// The room's offset on a sound parameter (added to what mood gives every voice).
+    RoomParam {
+        /// Parameter index (`Param::index`).
+        param: u8,
+        /// Offset in the parameter's units.
+        value: f32,
+    },
+    /// Change the score's tempo from this sample on (the beat stays continuous).
+    Tempo {
+        /// Beats per minute, 20..400.
+        bpm: f32,
     },
 }
 

@@ -352,4 +352,6 @@ pub struct EngineConfig {
     pub master: MasterSettings,
     /// Weight of a participant's personal mood in its own voice at zero unity, 0..1.
     pub individuality: f32,
+    /// Share of the room's mood (audio analysis) in the communal mood, 0..1.
+    pub room_weight: f32,
 }

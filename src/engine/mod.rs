@@ -47,6 +47,10 @@ pub const QUEUE_CAPACITY: usize = 4096;
 pub const SCHEDULE_CAPACITY: usize = 8192;
 /// Capacity of the notice queue back to controllers.
 pub const NOTICE_CAPACITY: usize = 1024;
+/// Slowest tempo a `Command::Tempo` may set.
+pub const MIN_TEMPO_BPM: f32 = 20.0;
+/// Fastest tempo a `Command::Tempo` may set.
+pub const MAX_TEMPO_BPM: f32 = 400.0;
 /// Shortest smoothing of any mood dimension, against zipper noise.
 pub const MIN_SMOOTHING_SECS: f32 = 0.02;
 
@@ -63,6 +67,11 @@ pub struct Engine {
     present: usize,
     time: u64,
     conductor: MoodState,
+    room: MoodState,
+    room_params: [f32; Param::COUNT],
+    tempo_bpm: f64,
+    tempo_base_beat: f64,
+    tempo_base_time: u64,
     communal: [f32; MAX_DIMS],
     communal_params: [f32; Param::COUNT],
     smoothing: [f32; MAX_DIMS],
@@ -127,6 +136,11 @@ impl Engine {
             present: 0,
             time: 0,
             conductor,
+            room: conductor,
+            room_params: [0.0; Param::COUNT],
+            tempo_bpm: cfg.tempo_bpm as f64,
+            tempo_base_beat: 0.0,
+            tempo_base_time: 0,
             communal: conductor.value,
             communal_params: [0.0; Param::COUNT],
             smoothing,
@@ -183,6 +197,11 @@ impl Engine {
         self.present = 0;
         self.time = 0;
         self.conductor = conductor;
+        self.room = conductor;
+        self.room_params = [0.0; Param::COUNT];
+        self.tempo_bpm = self.cfg.tempo_bpm as f64;
+        self.tempo_base_beat = 0.0;
+        self.tempo_base_time = 0;
         self.communal = conductor.value;
         evaluate_params(
             &self.communal,
@@ -307,12 +326,18 @@ impl Engine {
             section: self.cfg.sections[self.section as usize],
             sample_rate: sr,
             tick_secs: CONTROL_PERIOD as f32 / sr,
-            beat_secs: 60.0 / self.cfg.tempo_bpm,
+            beat_secs: (60.0 / self.tempo_bpm) as f32,
         }
     }
 
     fn beat(&self) -> f64 {
-        self.time as f64 * self.cfg.tempo_bpm as f64 / (60.0 * self.cfg.sample_rate as f64)
+        let elapsed = (self.time - self.tempo_base_time) as f64;
+        self.tempo_base_beat + elapsed * self.tempo_bpm / (60.0 * self.cfg.sample_rate as f64)
+    }
+
+    /// The score's current tempo in BPM.
+    pub fn tempo_bpm(&self) -> f64 {
+        self.tempo_bpm
     }
 
     fn find(&self, id: u32) -> Option<usize> {
@@ -351,6 +376,7 @@ impl Engine {
                     / CONTROL_PERIOD as f32) as u32;
                 match target {
                     MoodTarget::Communal => self.conductor.set(dim as usize, value, ticks),
+                    MoodTarget::Room => self.room.set(dim as usize, value, ticks),
                     MoodTarget::Participant(id) => match self.find(id) {
                         Some(i) => self.participants[i].mood.set(dim as usize, value, ticks),
                         None => self.refuse(command, Refusal::UnknownParticipant),
@@ -387,6 +413,21 @@ impl Engine {
                 } else {
                     self.refuse(command, Refusal::OutOfRange);
                 }
+            }
+            Command::RoomParam { param, value } => match Param::ALL.get(param as usize) {
+                Some(&(_, _, low, high, _)) if value.is_finite() => {
+                    let span = high - low;
+                    self.room_params[param as usize] = value.clamp(-span, span);
+                }
+                _ => self.refuse(command, Refusal::OutOfRange),
+            },
+            Command::Tempo { bpm } => {
+                if !(MIN_TEMPO_BPM..=MAX_TEMPO_BPM).contains(&bpm) {
+                    return self.refuse(command, Refusal::OutOfRange);
+                }
+                self.tempo_base_beat = self.beat();
+                self.tempo_base_time = self.time;
+                self.tempo_bpm = bpm as f64;
             }
         }
     }
@@ -528,6 +569,7 @@ impl Engine {
                 }
                 let mut params = [0.0; Param::COUNT];
                 evaluate_params(&voice_mood, &self.cfg.dims, &self.cfg.mappings, &mut params);
+                add_offsets(&mut params, &self.room_params);
                 // ensemble-wide parameters stay communal
                 params[Param::StereoWidth.index()] = communal_params[Param::StereoWidth.index()];
                 params[Param::ReverbMix.index()] = communal_params[Param::ReverbMix.index()];
@@ -558,6 +600,8 @@ impl Engine {
     fn update_mood(&mut self) {
         let one = self.smoothing;
         self.conductor.advance(&one, 1);
+        self.room.advance(&one, 1);
+        let room_weight = self.cfg.room_weight;
         for d in 0..self.cfg.dims.len() {
             let target = if self.conductor.set[d] {
                 self.conductor.ramp_value(d)
@@ -566,7 +610,12 @@ impl Engine {
                 for p in self.participants.iter().filter(|p| p.active && !p.leaving) {
                     self.scratch.push(p.mood.value[d]);
                 }
-                robust_center(&mut self.scratch).unwrap_or(self.cfg.dims[d].default)
+                let crowd = robust_center(&mut self.scratch).unwrap_or(self.cfg.dims[d].default);
+                if self.room.set[d] {
+                    crowd + room_weight * (self.room.value[d] - crowd)
+                } else {
+                    crowd
+                }
             };
             self.communal[d] += (target - self.communal[d]) * one[d];
         }
@@ -576,6 +625,7 @@ impl Engine {
             &self.cfg.mappings,
             &mut self.communal_params,
         );
+        add_offsets(&mut self.communal_params, &self.room_params);
     }
 
     fn bar_line(&mut self) {
@@ -684,5 +734,12 @@ impl Drop for DenormalGuard {
         unsafe {
             std::arch::x86_64::_mm_setcsr(self.saved)
         }
+    }
+}
+
+/// Adds the room's parameter offsets and keeps every parameter in its legal range.
+fn add_offsets(params: &mut [f32; Param::COUNT], offsets: &[f32; Param::COUNT]) {
+    for ((p, o), spec) in params.iter_mut().zip(offsets).zip(Param::ALL.iter()) {
+        *p = (*p + o).clamp(spec.2, spec.3);
     }
 }

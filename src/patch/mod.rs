@@ -2,6 +2,7 @@
 //! problem located by file, line, column and key, then resolved into an [`EngineConfig`].
 //! Runs on the control thread only.
 
+mod analysis;
 mod midi;
 mod schema;
 
@@ -15,6 +16,7 @@ use crate::diagnostic::{Diagnostics, Reporter};
 use crate::engine::config::*;
 use crate::engine::master::{MasterSettings, ReverbKind};
 use crate::input::midi::MidiMap;
+use crate::room::RoomMap;
 use crate::score::{Chord, Key, Mode, MotifStyle};
 pub use schema::*;
 
@@ -38,6 +40,8 @@ pub struct Patch {
     pub sections: Vec<String>,
     /// MIDI routes from `[midi]`.
     midi: MidiMap,
+    /// The room's analysis mappings from `[analysis]`.
+    room: RoomMap,
 }
 
 impl Patch {
@@ -114,6 +118,17 @@ impl Patch {
     /// port "tapestry", no mappings).
     pub fn midi(&self) -> &MidiMap {
         &self.midi
+    }
+
+    /// How the room's audio drives the piece, from the `[analysis]` section (defaults
+    /// without one: see `docs/formats.md`).
+    pub fn room(&self) -> &RoomMap {
+        &self.room
+    }
+
+    /// Default value of every mood dimension, in patch order.
+    pub fn dim_defaults(&self) -> Vec<f32> {
+        self.config.dims.iter().map(|d| d.default).collect()
     }
 }
 
@@ -743,6 +758,17 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         r,
     );
 
+    let room = analysis::resolve(
+        f.analysis.as_ref(),
+        &analysis::Defined {
+            dims: &dims,
+            dim_names: &dim_names,
+            core: &core,
+            tempo_bpm,
+        },
+        r,
+    );
+
     if !r.found.is_empty() {
         return None;
     }
@@ -764,11 +790,13 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             archetypes,
             master,
             individuality,
+            room_weight: room.weight,
         },
         dims: dim_names,
         archetypes: archetype_ids,
         sections: section_names,
         midi: midi_map,
+        room,
     })
 }
 

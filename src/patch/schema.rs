@@ -29,6 +29,8 @@ pub struct PatchFile {
     pub mappings: Vec<MappingFile>,
     /// MIDI input.
     pub midi: Option<MidiFile>,
+    /// The room's audio analysis and what it drives.
+    pub analysis: Option<AnalysisFile>,
 }
 
 /// `[piece]`
@@ -268,4 +270,58 @@ pub struct MidiCueFile {
     pub program: Option<Spanned<i64>>,
     /// Section cued.
     pub section: Spanned<String>,
+}
+
+/// `[analysis]`: the room's audio as one more voice in the communal mood.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisFile {
+    /// Share of the room in the communal mood, 0..1 (default 0.5).
+    pub weight: Option<Spanned<f64>>,
+    /// Momentary loudness below which the room counts as silent (default -60 LUFS).
+    pub gate_lufs: Option<Spanned<f64>>,
+    /// Feature mappings; when given they replace the defaults.
+    #[serde(default)]
+    pub mappings: Vec<AnalysisMappingFile>,
+    /// Follow the room's pulse with the score's tempo.
+    pub tempo: Option<TempoFollowFile>,
+}
+
+/// `[[analysis.mappings]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisMappingFile {
+    /// Feature name.
+    pub feature: Spanned<String>,
+    /// Mood dimension it drives (or `param`).
+    pub mood: Option<Spanned<String>>,
+    /// Sound parameter it offsets (or `mood`).
+    pub param: Option<Spanned<String>>,
+    /// Feature values `[low, high]` mapped onto the target's `range`.
+    pub feature_range: Spanned<Vec<f64>>,
+    /// Target values at the feature range's ends (mood: default the dimension's min and max;
+    /// param: required, an offset in the parameter's units).
+    pub range: Option<Spanned<Vec<f64>>>,
+    /// Curve name as in `[[mappings]]`.
+    pub curve: Option<Spanned<String>>,
+    /// Compare on a log scale (default: on for Hz and BPM features).
+    pub log: Option<bool>,
+    /// Smoothing time constant in seconds (default 1).
+    pub smoothing_secs: Option<Spanned<f64>>,
+    /// Share among mappings to the same target (default 1).
+    pub weight: Option<Spanned<f64>>,
+}
+
+/// `[analysis.tempo]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TempoFollowFile {
+    /// Slowest tempo to follow to (default 0.75 x the score's tempo).
+    pub min_bpm: Option<Spanned<f64>>,
+    /// Fastest tempo to follow to (default 1.33 x the score's tempo).
+    pub max_bpm: Option<Spanned<f64>>,
+    /// Pulse steadiness the room needs first, 0..1 (default 0.5).
+    pub min_steadiness: Option<Spanned<f64>>,
+    /// Glide time constant in seconds (default 4).
+    pub smoothing_secs: Option<Spanned<f64>>,
 }
