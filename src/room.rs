@@ -170,7 +170,7 @@ impl RoomMapper {
 
     /// Takes one frame; every [`UPDATE_SECS`] emits the targets that moved.
     pub fn frame(&mut self, f: &FeatureFrame, mut emit: impl FnMut(Command)) {
-        let silent = !(f.momentary_lufs >= self.map.gate_lufs);
+        let silent = f.momentary_lufs.is_nan() || f.momentary_lufs < self.map.gate_lufs;
         for (i, m) in self.map.mappings.iter().enumerate() {
             let v = f.get(m.feature);
             let goal = if (silent && m.gated()) || !v.is_finite() {
@@ -240,7 +240,7 @@ impl RoomMapper {
 /// Brings a tempo into `min..=max` by octaves (a clap at 150 BPM pulls a 60–120 score to 75);
 /// None if no octave of it fits.
 pub fn fold_tempo(bpm: f32, min: f32, max: f32) -> Option<f32> {
-    if !(bpm > 0.0) || min <= 0.0 || max < min {
+    if bpm.is_nan() || bpm <= 0.0 || min <= 0.0 || max < min {
         return None;
     }
     let mut b = bpm;
