@@ -13,6 +13,7 @@ use anyhow::{anyhow, Context, Result};
 use tapestry::control::{Message, Timing};
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
+use tapestry::io::input::{open_room_input, InputOptions, RoomInput};
 use tapestry::io::midi::MidiInputs;
 use tapestry::io::{output_sample_rate, play as open_output, OutputOptions};
 use tapestry::record::{Recorder, RecorderThread};
@@ -32,6 +33,8 @@ pub struct PlayArgs {
     pub midi_learn: bool,
     /// Serve OSC on this address.
     pub osc: Option<SocketAddr>,
+    /// Listen to the room on this input (device or JACK ports).
+    pub input: Option<InputOptions>,
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
@@ -105,6 +108,19 @@ pub fn play(args: PlayArgs) -> Result<()> {
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
         patch.name, output.device, output.sample_rate
     );
+    // the room is asked for explicitly, so failing to open it stops the show
+    let room: Option<RoomInput> = match &args.input {
+        Some(options) => {
+            let room = open_room_input(options, &patch, controller.clone())
+                .context("opening the room input (--input)")?;
+            eprintln!(
+                "listening to the room on {} ({} ch, {} Hz)",
+                room.device, room.channels, room.sample_rate
+            );
+            Some(room)
+        }
+        None => None,
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -182,6 +198,12 @@ pub fn play(args: PlayArgs) -> Result<()> {
                         o.dropped()
                     );
                 }
+                if let Some(room) = &room {
+                    s += "  room";
+                    for (feature, value) in room.status.features() {
+                        s += &format!(" {} {value:.1}", feature.name());
+                    }
+                }
                 s
             };
             let line = format!(
@@ -209,6 +231,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
     }
     // inputs first, then the stream: the last block the engine made is then the last one
     // recorded
+    drop(room);
     let learned = midi.and_then(MidiInputs::stop);
     if let Some(osc) = osc {
         osc.stop();

@@ -113,6 +113,14 @@ enum Cmd {
         /// Do not serve OSC.
         #[arg(long)]
         no_osc: bool,
+        /// Listen to the room: an input device (id or part of its name, on --host), "default",
+        /// or on JACK the source ports to connect (`client:port`, comma-separated). Its
+        /// analysis steers the mood as the patch's [analysis] section says.
+        #[arg(long)]
+        input: Option<String>,
+        /// Buffer size of the room input in frames.
+        #[arg(long, requires = "input")]
+        input_buffer: Option<u32>,
     },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
@@ -156,8 +164,15 @@ fn run(cli: Cli) -> Result<()> {
             midi_learn,
             osc,
             no_osc,
+            input,
+            input_buffer,
         } => live::play(live::PlayArgs {
             patch,
+            input: input.map(|d| tapestry::io::input::InputOptions {
+                host: host.clone(),
+                device: (d != "default").then_some(d),
+                buffer_frames: input_buffer,
+            }),
             options: tapestry::io::OutputOptions {
                 host,
                 device,

@@ -8,6 +8,7 @@
 //! sample format, and records its own load in atomics. It never allocates, locks, blocks,
 //! logs or panics.
 
+pub mod input;
 pub mod midi;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
