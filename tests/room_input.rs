@@ -1,0 +1,192 @@
+//! The room steers the music offline: the same performance rendered with a quiet room
+//! recording and with a loud, clap-dense one (both made by sox, at 44.1 kHz so the input is
+//! resampled) comes out measurably louder and denser with the loud room; a NaN-filled or
+//! clipped room never produces NaN; and a render with `--input` is deterministic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::measure::*;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapestry-room-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn sox(args: &[&str]) {
+    let status = Command::new("sox").args(args).status();
+    match status {
+        Ok(s) => assert!(s.success(), "sox {args:?} failed"),
+        Err(e) => panic!("sox (Debian package sox) is needed for this test: {e}"),
+    }
+}
+
+/// A quiet room: faint pink noise.
+fn quiet_room() -> PathBuf {
+    let path = temp("quiet.wav");
+    sox(&[
+        "-n",
+        "-r",
+        "44100",
+        path.to_str().unwrap(),
+        "synth",
+        "24",
+        "pinknoise",
+        "gain",
+        "-50",
+    ]);
+    path
+}
+
+/// A lively room: loud noise-burst claps, 6 per second, over a murmur.
+fn loud_room() -> PathBuf {
+    let clap = temp("clap.wav");
+    let claps = temp("claps.wav");
+    let murmur = temp("murmur.wav");
+    let path = temp("loud.wav");
+    let p = |x: &PathBuf| x.to_str().unwrap().to_string();
+    sox(&[
+        "-n",
+        "-r",
+        "44100",
+        &p(&clap),
+        "synth",
+        "0.02",
+        "whitenoise",
+        "fade",
+        "q",
+        "0.001",
+        "0.02",
+        "0.018",
+        "gain",
+        "-4",
+    ]);
+    sox(&[
+        &p(&clap),
+        &p(&claps),
+        "pad",
+        "0",
+        "0.14666",
+        "repeat",
+        "143",
+    ]);
+    sox(&[
+        "-n",
+        "-r",
+        "44100",
+        &p(&murmur),
+        "synth",
+        "24",
+        "brownnoise",
+        "gain",
+        "-28",
+    ]);
+    sox(&["-m", &p(&claps), &p(&murmur), &p(&path), "trim", "0", "24"]);
+    path
+}
+
+fn patch_without_leveler() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+    let path = temp("minimal-raw.toml");
+    std::fs::write(&path, format!("{text}\n[master]\nleveler = false\n")).unwrap();
+    path
+}
+
+fn render(patch: &Path, input: &Path, out: &str, block: &str) -> Vec<f32> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = temp(out);
+    let status = Command::new(env!("CARGO_BIN_EXE_tapestry"))
+        .arg("render")
+        .arg(patch)
+        .arg("-p")
+        .arg(root.join("patches/minimal.performance.toml"))
+        .arg("--input")
+        .arg(input)
+        .args([
+            "--duration",
+            "24",
+            "--format",
+            "float32",
+            "--block",
+            block,
+            "-o",
+        ])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "render failed: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let mut r = hound::WavReader::open(&output).unwrap();
+    r.samples::<f32>().map(|s| s.unwrap()).collect()
+}
+
+#[test]
+fn a_loud_clapping_room_makes_the_music_louder_and_denser() {
+    let patch = patch_without_leveler();
+    let quiet = render(&patch, &quiet_room(), "quiet-out.wav", "512");
+    let loud = render(&patch, &loud_room(), "loud-out.wav", "512");
+    // after the room has had time to move the mood
+    let from = 2 * 48_000 * 8;
+    let (q, l) = (mono(&quiet[from..]), mono(&loud[from..]));
+    let (q_db, l_db) = (rms_db(&q), rms_db(&l));
+    let (q_on, l_on) = (
+        onset_rate_per_sec(&q, 48_000.0),
+        onset_rate_per_sec(&l, 48_000.0),
+    );
+    println!(
+        "quiet room: {q_db:.1} dB, {q_on:.2} onsets/s; loud room: {l_db:.1} dB, {l_on:.2} onsets/s"
+    );
+    assert!(
+        l_db > q_db + 3.0,
+        "louder music with a loud room: {l_db} vs {q_db}"
+    );
+    assert!(
+        l_on > q_on * 1.2,
+        "denser music with a clapping room: {l_on} vs {q_on}"
+    );
+    assert!(all_finite(&loud) && all_finite(&quiet));
+    // deterministic whatever the block size
+    assert_eq!(loud, render(&patch, &loud_room(), "loud-out-2.wav", "333"));
+}
+
+#[test]
+fn a_broken_room_signal_never_breaks_the_music() {
+    let patch = patch_without_leveler();
+    // clipped, DC-offset and NaN-filled rooms, written as float WAVs
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let cases: [(&str, fn(usize) -> f32); 3] = [
+        ("clipped", |i| if (i / 100) % 2 == 0 { 1.0 } else { -1.0 }),
+        ("dc", |_| 0.7),
+        ("nan", |i| {
+            if (i / 4800) % 2 == 0 {
+                f32::NAN
+            } else {
+                f32::INFINITY
+            }
+        }),
+    ];
+    for (name, f) in cases {
+        let path = temp(&format!("{name}.wav"));
+        let mut w = hound::WavWriter::create(&path, spec).unwrap();
+        for i in 0..48_000 * 24 {
+            w.write_sample(f(i)).unwrap();
+        }
+        w.finalize().unwrap();
+        let out = render(&patch, &path, &format!("{name}-out.wav"), "512");
+        assert!(all_finite(&out), "{name}: non-finite output");
+        let tail = mono(&out[2 * 48_000 * 16..]);
+        assert!(rms_db(&tail) > -60.0, "{name}: the music went silent");
+    }
+}

@@ -1,0 +1,229 @@
+//! The room live on JACK: `sndfile-jackplay` (Debian's sndfile-tools, a client nobody here
+//! wrote) plays a recording of a room into Tapestry's input port, named with `--input`, while
+//! the session is recorded. The room's mood the engine applied live must follow what the
+//! offline analysis of the same file says, within tolerance. Needs `--features jack`.
+#![cfg(feature = "jack")]
+
+mod common;
+
+use common::jack::JackServer;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tapestry::control::{Command as EngineCommand, MoodTarget};
+use tapestry::{Patch, Performance};
+
+const SR: u32 = 48_000;
+/// Grid on which the two mood curves are compared.
+const STEP: u64 = SR as u64 / 50;
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapestry-room-jack-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn sox(args: &[&str]) {
+    let ok = Command::new("sox")
+        .args(args)
+        .status()
+        .expect("sox (Debian package sox) is needed");
+    assert!(ok.success(), "sox {args:?}");
+}
+
+/// 2 s of silence (time to connect), 3 s of a hushed room, 6 s of loud claps, 3 s of hush.
+fn room_file() -> PathBuf {
+    let p = |name: &str| temp(name).to_str().unwrap().to_string();
+    sox(&[
+        "-n",
+        "-r",
+        "48000",
+        "-c",
+        "1",
+        &p("lead.wav"),
+        "trim",
+        "0",
+        "2",
+    ]);
+    sox(&[
+        "-n",
+        "-r",
+        "48000",
+        "-c",
+        "1",
+        &p("hush.wav"),
+        "synth",
+        "3",
+        "pinknoise",
+        "gain",
+        "-48",
+    ]);
+    sox(&[
+        "-n",
+        "-r",
+        "48000",
+        "-c",
+        "1",
+        &p("clap.wav"),
+        "synth",
+        "0.02",
+        "whitenoise",
+        "fade",
+        "q",
+        "0.001",
+        "0.02",
+        "0.018",
+        "gain",
+        "-3",
+    ]);
+    sox(&[
+        &p("clap.wav"),
+        &p("claps.wav"),
+        "pad",
+        "0",
+        "0.105",
+        "repeat",
+        "47",
+    ]);
+    sox(&[
+        &p("lead.wav"),
+        &p("hush.wav"),
+        &p("claps.wav"),
+        &p("hush.wav"),
+        &p("room.wav"),
+    ]);
+    temp("room.wav")
+}
+
+/// The room's energy as a step function on the comparison grid, from (sample, value) pairs.
+fn curve(points: &[(u64, f32)], start: f32, len: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    let mut i = 0;
+    let mut v = start;
+    for k in 0..len as u64 {
+        while i < points.len() && points[i].0 <= k * STEP {
+            v = points[i].1;
+            i += 1;
+        }
+        out.push(v);
+    }
+    out
+}
+
+fn room_energy(
+    commands: impl Iterator<Item = (u64, EngineCommand)>,
+    energy: u8,
+) -> Vec<(u64, f32)> {
+    commands
+        .filter_map(|(sample, c)| match c {
+            EngineCommand::Mood {
+                target: MoodTarget::Room,
+                dim,
+                value,
+                ..
+            } if dim == energy => Some((sample, value)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says() {
+    let server = JackServer::start("tapestry-room");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = room_file();
+    let recording = temp("room.performance.toml");
+    // the player starts first (its 2 s lead-in is silent), so its port exists for --input
+    let mut player = server
+        .command("sndfile-jackplay")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sndfile-jackplay (Debian package sndfile-tools) is needed");
+    let started = Instant::now();
+    let source = loop {
+        if let Some(p) = server
+            .ports()
+            .into_iter()
+            .find(|p| p.starts_with("jackplay"))
+        {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no jackplay port"
+        );
+        sleep(Duration::from_millis(10));
+    };
+    let play = server
+        .command(env!("CARGO_BIN_EXE_tapestry"))
+        .current_dir(root)
+        .args(["play", "--no-midi", "--no-osc", "patches/minimal.toml"])
+        .args(["--host", "JACK", "--duration", "16", "--input", &source])
+        .arg("--record")
+        .arg(&recording)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = play.wait_with_output().unwrap();
+    let _ = player.kill();
+    let _ = player.wait();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "tapestry play failed: {log}");
+    assert!(log.contains("listening to the room on JACK"), "{log}");
+
+    let patch = Patch::load(&root.join("patches/minimal.toml")).unwrap();
+    let energy = patch.dims.iter().position(|d| d == "energy").unwrap() as u8;
+    let perf = Performance::load(&recording, &patch, SR).unwrap_or_else(|e| panic!("{e}"));
+    let live = room_energy(perf.commands.iter().map(|c| (c.sample, c.command)), energy);
+    let (samples, channels) = tapestry::analysis::read_wav(&file, Some(SR)).unwrap();
+    let offline = tapestry::room::room_commands(
+        patch.room(),
+        &patch.dim_defaults(),
+        patch.tempo_bpm(),
+        &samples,
+        channels,
+        SR,
+    );
+    let offline = room_energy(offline.iter().map(|c| (c.sample, c.command)), energy);
+    assert!(!live.is_empty(), "the live room sent nothing: {log}");
+    let default = patch.dim_defaults()[energy as usize];
+    let len = samples.len() / channels as usize / STEP as usize;
+    let reference = curve(&offline, default, len);
+    let (lo, hi) = reference
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    assert!(
+        hi - lo > 0.3,
+        "the file must move the room's energy: {lo}..{hi}"
+    );
+    // the engine started while the player was in its silent lead-in: the live curve runs
+    // ahead of the file by that much. Align, then compare
+    let live_curve = curve(&live, default, len);
+    let (shift, error) = (0..150)
+        .map(|s| {
+            let n = len - s;
+            let e = reference[s..]
+                .iter()
+                .zip(&live_curve[..n])
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f32>()
+                / n as f32;
+            (s, e)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    println!(
+        "live room energy follows the offline analysis: mean error {error:.3} (range {lo:.2}..{hi:.2}) at an offset of {:.0} ms",
+        shift as f64 * STEP as f64 * 1000.0 / SR as f64
+    );
+    assert!(
+        error < 0.05,
+        "live and offline room moods differ by {error}"
+    );
+}
