@@ -105,45 +105,7 @@ fn room_parameter_offsets_are_audible() {
 #[test]
 fn tempo_changes_move_the_pulse_and_keep_the_beat_continuous() {
     // one pluck on an eighth-note grid with every step played: its onsets are the pulse
-    let p = patch_text(
-        r#"
-version = 1
-[piece]
-name = "pulse"
-seed = 3
-[master]
-leveler = false
-reverb_mix = 0.0
-[score]
-key = "C"
-tempo_bpm = 100
-[[score.sections]]
-name = "a"
-chords = ["I"]
-[mood.energy]
-default = 0.5
-[mood.tension]
-default = 0.0
-[mood.brightness]
-default = 0.5
-[mood.unity]
-default = 1.0
-[[archetypes]]
-id = "pluck"
-timbre = "pluck"
-register = [60, 72]
-grid_beats = 1.0
-motif = { steps = 4, density = 1.0, range = 2 }
-[[mappings]]
-from = "energy"
-to = "density"
-range = [1.0, 1.0]
-[[mappings]]
-from = "unity"
-to = "timing_spread"
-range = [0.0, 0.0]
-"#,
-    );
+    let p = patch_text(PULSE_PATCH);
     let script = Script::default()
         .join(0.0, 1, Some(0))
         .at(8.0, Command::Tempo { bpm: 150.0 });

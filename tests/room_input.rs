@@ -190,3 +190,53 @@ fn a_broken_room_signal_never_breaks_the_music() {
         assert!(rms_db(&tail) > -60.0, "{name}: the music went silent");
     }
 }
+
+#[test]
+fn the_score_follows_a_steady_clap_within_the_patch_limits() {
+    // claps at 120 BPM for 30 s; the score is written at 100 BPM and may follow from 80 to 140
+    let clap = temp("tempo-clap.wav");
+    let claps = temp("tempo-claps.wav");
+    let p = |x: &PathBuf| x.to_str().unwrap().to_string();
+    sox(&[
+        "-n",
+        "-r",
+        "44100",
+        &p(&clap),
+        "synth",
+        "0.02",
+        "whitenoise",
+        "fade",
+        "q",
+        "0.001",
+        "0.02",
+        "0.018",
+        "gain",
+        "-6",
+    ]);
+    sox(&[&p(&clap), &p(&claps), "pad", "0", "0.48", "repeat", "59"]);
+    let patch = common::patch_text(&format!(
+        "{}\n[analysis.tempo]\nmin_bpm = 80\nmax_bpm = 140\nsmoothing_secs = 2\n",
+        common::PULSE_PATCH
+    ));
+    let (samples, channels) = tapestry::analysis::read_wav(&claps, Some(48_000)).unwrap();
+    let script = common::Script::default().join(0.0, 1, Some(0));
+    let mut with_room = script.clone().performance(30.0);
+    tapestry::room::add_room_input(&mut with_room, &patch, &samples, channels, 48_000);
+    let tempi: Vec<f32> = with_room
+        .commands
+        .iter()
+        .filter_map(|c| match c.command {
+            tapestry::Command::Tempo { bpm } => Some(bpm),
+            _ => None,
+        })
+        .collect();
+    let last = *tempi.last().expect("the room's pulse must set the tempo");
+    assert!(
+        (last - 120.0).abs() <= 2.0,
+        "the score's tempo ends at {last} BPM"
+    );
+    let followed = common::render_blocks(&patch, &with_room, 512, None);
+    let rate = onset_rate_per_sec(&mono(&followed[2 * 48_000 * 20..]), 48_000.0);
+    println!("score tempo ends at {last:.1} BPM; pulse {rate:.2}/s (120 BPM = 2.00/s)");
+    assert!((rate - 2.0).abs() < 0.25, "{rate}");
+}

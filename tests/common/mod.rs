@@ -107,3 +107,43 @@ pub fn archetype(patch: &Patch, id: &str) -> u16 {
         .position(|a| a == id)
         .expect("archetype") as u16
 }
+
+/// One pluck on a one-beat grid playing every step, with no timing spread: its onsets are
+/// the score's pulse.
+pub const PULSE_PATCH: &str = r#"
+version = 1
+[piece]
+name = "pulse"
+seed = 3
+[master]
+leveler = false
+reverb_mix = 0.0
+[score]
+key = "C"
+tempo_bpm = 100
+[[score.sections]]
+name = "a"
+chords = ["I"]
+[mood.energy]
+default = 0.5
+[mood.tension]
+default = 0.0
+[mood.brightness]
+default = 0.5
+[mood.unity]
+default = 1.0
+[[archetypes]]
+id = "pluck"
+timbre = "pluck"
+register = [60, 72]
+grid_beats = 1.0
+motif = { steps = 4, density = 1.0, range = 2 }
+[[mappings]]
+from = "energy"
+to = "density"
+range = [1.0, 1.0]
+[[mappings]]
+from = "unity"
+to = "timing_spread"
+range = [0.0, 0.0]
+"#;
