@@ -64,8 +64,8 @@ pub mod rng;
 pub mod score;
 
 pub use control::{
-    Command, ControlError, Controller, Message, MoodTarget, Notice, ParticipantId, Refusal, Status,
-    Timing,
+    Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,
+    Refusal, Status, Timing,
 };
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use engine::Engine;

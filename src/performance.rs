@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::control::{Command, MoodTarget};
+use crate::control::{Command, Expression, MoodTarget};
 use crate::diagnostic::{Diagnostic, Diagnostics, Reporter};
 use crate::patch::Patch;
 
@@ -52,7 +52,8 @@ pub struct EventFile {
     pub beat: Option<Spanned<f64>>,
     /// Exact sample index (what live recordings write).
     pub sample: Option<Spanned<i64>>,
-    /// "join", "leave", "mood", "release", "note_on", "note_off" or "cue".
+    /// "join", "leave", "mood", "release", "note_on", "note_off", "cue", or an expressive
+    /// control: "bend", "vibrato", "brightness".
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// Participant id (0 = the conductor, for moods).
@@ -61,7 +62,7 @@ pub struct EventFile {
     pub archetype: Option<Spanned<String>>,
     /// Mood dimension.
     pub dimension: Option<Spanned<String>>,
-    /// Mood value.
+    /// Mood value, or an expressive control's value.
     pub value: Option<Spanned<f64>>,
     /// Mood ramp time.
     pub ramp_secs: Option<Spanned<f64>>,
@@ -95,8 +96,17 @@ pub struct Performance {
     pub peak_participants: usize,
 }
 
-const KINDS: [&str; 7] = [
-    "join", "leave", "mood", "release", "note_on", "note_off", "cue",
+const KINDS: [&str; 10] = [
+    "join",
+    "leave",
+    "mood",
+    "release",
+    "note_on",
+    "note_off",
+    "cue",
+    "bend",
+    "vibrato",
+    "brightness",
 ];
 
 impl Performance {
@@ -229,6 +239,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "release" => &["dimension"],
             "note_on" => &["participant", "pitch", "velocity"],
             "note_off" => &["participant", "pitch"],
+            "bend" | "vibrato" | "brightness" => &["participant", "value"],
             _ => &["section"],
         };
         let present: [(&str, Option<std::ops::Range<usize>>); 8] = [
@@ -263,6 +274,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "release" => &["dimension"],
             "note_on" => &["participant", "pitch", "velocity"],
             "note_off" => &["participant", "pitch"],
+            "bend" | "vibrato" | "brightness" => &["participant", "value"],
             _ => &["section"],
         };
         for name in required {
@@ -427,6 +439,34 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                 };
                 Command::NoteOff { participant, pitch }
             }
+            "bend" | "vibrato" | "brightness" => {
+                let (Some(participant), Some(kind)) =
+                    (participant(r, 1), Expression::from_name(kind))
+                else {
+                    continue;
+                };
+                let (lo, hi) = kind.range();
+                let v = e.value.as_ref().unwrap();
+                let value = *v.get_ref();
+                if !(lo as f64..=hi as f64).contains(&value) {
+                    let unit = if kind == Expression::PitchBend {
+                        " semitones"
+                    } else {
+                        ""
+                    };
+                    r.error(
+                        v.span(),
+                        format!("{key}.value"),
+                        format!("expected a value from {lo} to {hi}{unit}, found {value}"),
+                    );
+                    continue;
+                }
+                Command::Expression {
+                    participant,
+                    kind,
+                    value: value as f32,
+                }
+            }
             _ => {
                 let s = e.section.as_ref().unwrap();
                 match patch.sections.iter().position(|n| n == s.get_ref()) {
@@ -480,6 +520,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             }
             Command::NoteOn { participant, .. }
             | Command::NoteOff { participant, .. }
+            | Command::Expression { participant, .. }
             | Command::Mood {
                 target: MoodTarget::Participant(participant),
                 ..
