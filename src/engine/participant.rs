@@ -268,7 +268,7 @@ pub const BRIGHTNESS_EXPRESSION_OCT: f32 = 1.5;
 /// Smoothing time constant of pitch bend (fast enough to follow a wheel, no steps).
 pub const BEND_SMOOTHING_SECS: f32 = 0.008;
 /// Smoothing time constant of vibrato depth and brightness.
-pub const DEPTH_SMOOTHING_SECS: f32 = 0.03;
+pub const DEPTH_SMOOTHING_SECS: f32 = 0.05;
 
 /// A participant's expressive controls: targets set by commands, values smoothed one-pole
 /// per control tick (0.67 ms at 48 kHz), snapping onto the target once within a hair of it.
