@@ -761,6 +761,27 @@ fn pitch_bend_and_mod_wheel_move_the_channels_participant() {
         (s.pitch_bends, s.mod_wheel, s.ignored, s.routed),
         (4, 5, 1, 9)
     );
+    // "reset all controllers" puts the wheels back to rest
+    routed(&mut router, PORT, bend(0, 1000));
+    assert_eq!(
+        routed(&mut router, PORT, cc(0, 121, 0)),
+        [
+            expr(Expression::PitchBend, 0.0),
+            expr(Expression::Vibrato, 0.0)
+        ]
+    );
+    assert!(routed(&mut router, PORT, cc(0, 121, 0)).is_empty());
+
+    // a control mapping CC 1 on every channel takes the wheel, and its fine part, for mood
+    let text = edit(&full(), "channel = 16\ncc = 1\n", "cc = 1\n");
+    let mut router = MidiRouter::new(parse(&text).unwrap().midi().clone());
+    routed(&mut router, PORT, note_on(0, 60, 100));
+    assert!(matches!(
+        routed(&mut router, PORT, cc(0, 1, 64))[..],
+        [Command::Mood { .. }]
+    ));
+    assert!(routed(&mut router, PORT, cc(0, 33, 64)).is_empty());
+    assert_eq!(router.stats().mod_wheel, 0);
 
     // mod_wheel = "brightness", "off" and unset (vibrato); a wider bend range
     let variants = [

@@ -10,6 +10,8 @@ use crate::control::{Command, Expression, MoodTarget, ParticipantId};
 const MOD_WHEEL: u8 = 1;
 /// The mod wheel's fine part (LSB).
 const MOD_WHEEL_LSB: u8 = 33;
+/// "Reset all controllers": the wheels go back to rest.
+const RESET_ALL_CONTROLLERS: u8 = 121;
 
 /// Where a participant's wheels stand, kept across joins: a bend held before the first note
 /// applies to it.
@@ -69,7 +71,7 @@ pub struct RouterStats {
 ///   when the controller sends it) drives what the map's `mod_wheel` says, when no control
 ///   maps that controller on that channel. Before the participant's first note they are
 ///   only remembered, and sent right after its join, so a bend held into the first note
-///   bends it.
+///   bends it. "Reset all controllers" (CC 121) puts both back to rest.
 ///
 /// Everything else is counted in [`RouterStats::ignored`].
 #[derive(Clone, Debug)]
@@ -201,9 +203,33 @@ impl MidiRouter {
                         ramp_secs: 0.0,
                     });
                 }
-                if let (false, Some(m), Some(p), MOD_WHEEL | MOD_WHEEL_LSB) =
-                    (mapped, self.map.mod_wheel, participant, controller)
-                {
+                // the fine part belongs to the mod wheel only while CC 1 is one
+                let coarse_mapped = controller == MOD_WHEEL_LSB
+                    && self
+                        .map
+                        .controls
+                        .iter()
+                        .any(|c| c.matches(port, channel, MOD_WHEEL));
+                if let (Some(p), RESET_ALL_CONTROLLERS) = (participant, controller) {
+                    let was = self.wheels.insert(p, Wheels::default()).unwrap_or_default();
+                    if self.joined.contains(&p) {
+                        if was.bend != 0 {
+                            emit(self.bend(p, Wheels::default()));
+                        }
+                        if let (Some(m), true) = (self.map.mod_wheel, was.modulation() > 0.0) {
+                            emit(Command::Expression {
+                                participant: p,
+                                kind: m.expression(),
+                                value: 0.0,
+                            });
+                        }
+                    }
+                } else if let (false, Some(m), Some(p), MOD_WHEEL | MOD_WHEEL_LSB) = (
+                    mapped || coarse_mapped,
+                    self.map.mod_wheel,
+                    participant,
+                    controller,
+                ) {
                     self.stats.mod_wheel += 1;
                     let w = self.wheels.entry(p).or_default();
                     if controller == MOD_WHEEL {
