@@ -5,13 +5,19 @@
 
 mod common;
 
+use std::net::UdpSocket;
 use std::path::Path;
+use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
 use common::measure::*;
 use common::*;
+use rosc::{OscMessage, OscPacket, OscType};
 use tapestry::input::midi::{MidiParser, MidiRouter};
+use tapestry::input::osc::OscServer;
+use tapestry::input::SampleClock;
 use tapestry::{Command, Engine, Expression, Notice, Patch, Performance, Refusal};
 
 #[global_allocator]
@@ -355,6 +361,85 @@ fn midi_bend_and_mod_wheel_bytes_reach_the_audio() {
             .load(std::sync::atomic::Ordering::Relaxed),
         0
     );
+}
+
+#[test]
+fn osc_bend_and_mod_over_udp_reach_the_audio_and_bad_values_are_counted() {
+    let patch = probe();
+    let (mut engine, controller) = Engine::new(patch.config(SR, None), patch.names());
+    let clock = Arc::new(SampleClock::new(SR, 256));
+    let server = OscServer::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        controller.clone(),
+        clock.clone(),
+    )
+    .unwrap();
+    let osc = UdpSocket::bind("127.0.0.1:0").unwrap();
+    osc.connect(server.local_addr()).unwrap();
+    let send = |addr: &str, args: Vec<OscType>| {
+        let packet = OscPacket::Message(OscMessage {
+            addr: addr.into(),
+            args,
+        });
+        osc.send(&rosc::encoder::encode(&packet).unwrap()).unwrap();
+    };
+    let mut x = Vec::new();
+    let mut block = vec![0.0f32; 2 * 256];
+    let mut run = |secs: f64, x: &mut Vec<f32>| {
+        for _ in 0..(secs * SR as f64 / 256.0) as usize {
+            clock.publish(engine.sample_position(), Instant::now());
+            engine.process(&mut block);
+            x.extend(mono(&block));
+        }
+    };
+    // waits (pumping audio) until the server has taken `packets` datagrams
+    fn settle(
+        server: &OscServer,
+        packets: u64,
+        run: &mut dyn FnMut(f64, &mut Vec<f32>),
+        x: &mut Vec<f32>,
+    ) {
+        let start = Instant::now();
+        while server.stats().snapshot().packets < packets {
+            assert!(start.elapsed() < Duration::from_secs(10), "server silent");
+            run(0.01, x);
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    use OscType::{Float, Int, String as Text};
+    send("/tapestry/join", vec![Int(1), Text("bell".into())]);
+    send("/tapestry/note", vec![Int(1), Int(69), Int(100)]);
+    settle(&server, 2, &mut run, &mut x);
+    let t0 = x.len() as f64 / SR as f64;
+    run(1.5, &mut x);
+    send("/tapestry/bend", vec![Int(1), Float(2.0)]);
+    settle(&server, 3, &mut run, &mut x);
+    let t1 = x.len() as f64 / SR as f64;
+    run(1.5, &mut x);
+    send("/tapestry/bend", vec![Int(1), Float(0.0)]);
+    send("/tapestry/mod", vec![Int(1), Float(1.0)]);
+    // malformed values: counted as bad arguments, never played
+    send("/tapestry/bend", vec![Int(1), Float(f32::NAN)]);
+    send("/tapestry/bend", vec![Int(1), Float(99.0)]);
+    send("/tapestry/mod", vec![Int(1), Float(-1.0)]);
+    send(
+        "/tapestry/expr",
+        vec![Int(1), Text("wah".into()), Float(0.5)],
+    );
+    settle(&server, 9, &mut run, &mut x);
+    let t2 = x.len() as f64 / SR as f64;
+    run(1.5, &mut x);
+    let (rest, bent) = (pitch(&x, t0 + 0.3, t1), pitch(&x, t1 + 0.2, t2));
+    let (vibrato, _) = wobble(&pitch_track(&x, t2 + 0.2, t2 + 1.45, 256));
+    println!(
+        "OSC: rest {rest:.2} Hz, bent {bent:.2} Hz, /tapestry/mod 1 wobble {vibrato:.1} cents"
+    );
+    assert!(cents(rest, A4).abs() < 6.0, "{rest} Hz");
+    assert!((cents(bent, rest) - 200.0).abs() < 3.0, "{bent} Hz");
+    assert!(vibrato > 75.0, "{vibrato:.1} cents");
+    let counts = server.stats().snapshot();
+    assert_eq!((counts.accepted, counts.bad_arguments), (5, 4));
+    server.stop();
 }
 
 #[test]
