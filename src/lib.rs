@@ -66,8 +66,8 @@ pub mod room;
 pub mod score;
 
 pub use control::{
-    Command, ControlError, Controller, Message, MoodTarget, Notice, ParticipantId, Refusal, Status,
-    Timing,
+    Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,
+    Refusal, Status, Timing,
 };
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use engine::Engine;

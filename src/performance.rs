@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::control::{Command, MoodTarget};
+use crate::control::{Command, Expression, MoodTarget};
 use crate::diagnostic::{Diagnostic, Diagnostics, Reporter};
 use crate::engine::config::Param;
 use crate::engine::{MAX_TEMPO_BPM, MIN_TEMPO_BPM};
@@ -54,8 +54,8 @@ pub struct EventFile {
     pub beat: Option<Spanned<f64>>,
     /// Exact sample index (what live recordings write).
     pub sample: Option<Spanned<i64>>,
-    /// "join", "leave", "mood", "release", "note_on", "note_off", "cue", "room", "room_param"
-    /// or "tempo".
+    /// "join", "leave", "mood", "release", "note_on", "note_off", "cue", "room", "room_param",
+    /// "tempo", or an expressive control: "bend", "vibrato", "brightness".
     #[serde(rename = "type")]
     pub kind: Spanned<String>,
     /// Participant id (0 = the conductor, for moods).
@@ -64,7 +64,7 @@ pub struct EventFile {
     pub archetype: Option<Spanned<String>>,
     /// Mood dimension.
     pub dimension: Option<Spanned<String>>,
-    /// Mood value.
+    /// Mood value, or an expressive control's value.
     pub value: Option<Spanned<f64>>,
     /// Mood ramp time.
     pub ramp_secs: Option<Spanned<f64>>,
@@ -102,7 +102,7 @@ pub struct Performance {
     pub peak_participants: usize,
 }
 
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 13] = [
     "join",
     "leave",
     "mood",
@@ -113,6 +113,9 @@ const KINDS: [&str; 10] = [
     "room",
     "room_param",
     "tempo",
+    "bend",
+    "vibrato",
+    "brightness",
 ];
 
 impl Performance {
@@ -248,6 +251,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "room" => &["dimension", "value", "ramp_secs"],
             "room_param" => &["param", "value"],
             "tempo" => &["bpm"],
+            "bend" | "vibrato" | "brightness" => &["participant", "value"],
             _ => &["section"],
         };
         let present: [(&str, Option<std::ops::Range<usize>>); 10] = [
@@ -287,6 +291,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "room" => &["dimension", "value"],
             "room_param" => &["param", "value"],
             "tempo" => &["bpm"],
+            "bend" | "vibrato" | "brightness" => &["participant", "value"],
             _ => &["section"],
         };
         for name in required {
@@ -496,6 +501,34 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                     bpm: *b.get_ref() as f32,
                 }
             }
+            "bend" | "vibrato" | "brightness" => {
+                let (Some(participant), Some(kind)) =
+                    (participant(r, 1), Expression::from_name(kind))
+                else {
+                    continue;
+                };
+                let (lo, hi) = kind.range();
+                let v = e.value.as_ref().unwrap();
+                let value = *v.get_ref();
+                if !(lo as f64..=hi as f64).contains(&value) {
+                    let unit = if kind == Expression::PitchBend {
+                        " semitones"
+                    } else {
+                        ""
+                    };
+                    r.error(
+                        v.span(),
+                        format!("{key}.value"),
+                        format!("expected a value from {lo} to {hi}{unit}, found {value}"),
+                    );
+                    continue;
+                }
+                Command::Expression {
+                    participant,
+                    kind,
+                    value: value as f32,
+                }
+            }
             _ => {
                 let s = e.section.as_ref().unwrap();
                 match patch.sections.iter().position(|n| n == s.get_ref()) {
@@ -549,6 +582,7 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             }
             Command::NoteOn { participant, .. }
             | Command::NoteOff { participant, .. }
+            | Command::Expression { participant, .. }
             | Command::Mood {
                 target: MoodTarget::Participant(participant),
                 ..

@@ -86,6 +86,9 @@ impl Recorder {
                 writeln!(o, "type = \"note_on\"\nparticipant = {participant}\npitch = {pitch}\nvelocity = {velocity}")?
             }
             Command::NoteOff { participant, pitch } => writeln!(o, "type = \"note_off\"\nparticipant = {participant}\npitch = {pitch}")?,
+            Command::Expression { participant, kind, value } => {
+                writeln!(o, "type = \"{}\"\nparticipant = {participant}\nvalue = {:?}", kind.name(), f64::from(value))?
+            }
             Command::Cue { section } => writeln!(o, "type = \"cue\"\nsection = {}", name(&n.sections, section as usize))?,
             Command::RoomParam { param, value } => writeln!(
                 o,

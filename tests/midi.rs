@@ -7,7 +7,7 @@ use std::path::Path;
 use tapestry::input::midi::{
     ControlTarget, CueTrigger, MidiEvent, MidiLearn, MidiMap, MidiParser, MidiRouter, ModWheel,
 };
-use tapestry::{Command, Diagnostics, Engine, MoodTarget, Notice, Patch};
+use tapestry::{Command, Diagnostics, Engine, Expression, MoodTarget, Notice, Patch};
 
 /// A small valid patch with two sections (no `[midi]`).
 const BASE: &str = r#"version = 1
@@ -698,38 +698,112 @@ fn the_conductor_channel_cues_sections() {
 }
 
 #[test]
-fn pitch_bend_and_mod_wheel_are_counted_but_play_nothing_yet() {
+fn pitch_bend_and_mod_wheel_move_the_channels_participant() {
     let patch = full_patch();
+    let pad = patch.names().archetype("pad");
     let mut router = MidiRouter::new(patch.midi().clone());
-    let bend = |channel| MidiEvent::PitchBend {
-        channel,
-        value: 4096,
+    let bend = |channel, value| MidiEvent::PitchBend { channel, value };
+    let expr = |kind, value| Command::Expression {
+        participant: 1,
+        kind,
+        value,
     };
-    assert!(routed(&mut router, PORT, bend(0)).is_empty());
-    assert!(routed(&mut router, PORT, bend(9)).is_empty());
-    // CC 1 is mapped on channel 16 only; on a participant's channel it is the mod wheel
+    // before the first note the wheels are only remembered ...
+    assert!(routed(&mut router, PORT, bend(0, 4096)).is_empty());
     assert!(routed(&mut router, PORT, cc(0, 1, 64)).is_empty());
-    assert!(routed(&mut router, PORT, cc(9, 1, 64)).is_empty());
-    for e in [
-        MidiEvent::Clock,
-        MidiEvent::Start,
-        MidiEvent::ChannelPressure {
-            channel: 0,
-            pressure: 3,
-        },
-    ] {
-        assert!(routed(&mut router, PORT, e).is_empty());
+    // ... and sent with the join, before the note
+    assert_eq!(
+        routed(&mut router, PORT, note_on(0, 60, 100)),
+        [
+            Command::Join {
+                participant: 1,
+                archetype: pad
+            },
+            expr(Expression::PitchBend, 2.0 * 4096.0 / 8191.0),
+            expr(Expression::Vibrato, 64.0 / 127.0),
+            Command::NoteOn {
+                participant: 1,
+                pitch: 60,
+                velocity: 100
+            },
+        ]
+    );
+    // 14-bit bends reach ±pitch_bend_cents at both extremes
+    for (value, semitones) in [(8191, 2.0), (-8192, -2.0), (0, 0.0)] {
+        assert_eq!(
+            routed(&mut router, PORT, bend(0, value)),
+            [expr(Expression::PitchBend, semitones)]
+        );
     }
+    // the mod wheel: 7 bits until the controller sends CC 33, then 14; a new CC 1 clears
+    // the fine part
+    for (controller, value, depth) in [
+        (1, 127, 1.0),
+        (33, 127, 1.0),
+        (1, 64, 8192.0 / 16383.0),
+        (33, 64, 8256.0 / 16383.0),
+    ] {
+        assert_eq!(
+            routed(&mut router, PORT, cc(0, controller, value)),
+            [expr(Expression::Vibrato, depth)],
+            "CC {controller} = {value}"
+        );
+    }
+    // CC 1 on the conductor channel is mapped to energy, not the mod wheel; a bend on a
+    // channel without a participant does nothing
+    assert!(matches!(
+        routed(&mut router, PORT, cc(15, 1, 64))[..],
+        [Command::Mood { .. }]
+    ));
+    assert!(routed(&mut router, PORT, bend(9, 100)).is_empty());
     let s = router.stats();
     assert_eq!(
         (s.pitch_bends, s.mod_wheel, s.ignored, s.routed),
-        (1, 1, 5, 0)
+        (4, 5, 1, 9)
     );
-    // without mod_wheel in the patch, CC 1 is simply unmapped
-    let text = edit(&full(), "mod_wheel = \"vibrato\"\n", "");
+    // "reset all controllers" puts the wheels back to rest
+    routed(&mut router, PORT, bend(0, 1000));
+    assert_eq!(
+        routed(&mut router, PORT, cc(0, 121, 0)),
+        [
+            expr(Expression::PitchBend, 0.0),
+            expr(Expression::Vibrato, 0.0)
+        ]
+    );
+    assert!(routed(&mut router, PORT, cc(0, 121, 0)).is_empty());
+
+    // a control mapping CC 1 on every channel takes the wheel, and its fine part, for mood
+    let text = edit(&full(), "channel = 16\ncc = 1\n", "cc = 1\n");
     let mut router = MidiRouter::new(parse(&text).unwrap().midi().clone());
-    assert!(routed(&mut router, PORT, cc(0, 1, 64)).is_empty());
-    assert_eq!((router.stats().mod_wheel, router.stats().ignored), (0, 1));
+    routed(&mut router, PORT, note_on(0, 60, 100));
+    assert!(matches!(
+        routed(&mut router, PORT, cc(0, 1, 64))[..],
+        [Command::Mood { .. }]
+    ));
+    assert!(routed(&mut router, PORT, cc(0, 33, 64)).is_empty());
+    assert_eq!(router.stats().mod_wheel, 0);
+
+    // mod_wheel = "brightness", "off" and unset (vibrato); a wider bend range
+    let variants = [
+        ("mod_wheel = \"brightness\"\n", Some(Expression::Brightness)),
+        ("mod_wheel = \"off\"\n", None),
+        ("", Some(Expression::Vibrato)),
+    ];
+    for (line, kind) in variants {
+        let text = edit(&full(), "mod_wheel = \"vibrato\"\n", line);
+        let text = edit(&text, "pitch_bend_cents = 200", "pitch_bend_cents = 1200");
+        let mut router = MidiRouter::new(parse(&text).unwrap().midi().clone());
+        routed(&mut router, PORT, note_on(0, 60, 100));
+        let got = routed(&mut router, PORT, cc(0, 1, 127));
+        match kind {
+            Some(kind) => assert_eq!(got, [expr(kind, 1.0)], "{line:?}"),
+            None => assert!(got.is_empty(), "{line:?}"),
+        }
+        assert_eq!(
+            routed(&mut router, PORT, bend(0, 8191)),
+            [expr(Expression::PitchBend, 12.0)]
+        );
+    }
 }
 
 /// Raw bytes through the parser, the router and a controller into a running engine.

@@ -1,6 +1,7 @@
 //! A session recording re-renders sample for sample: commands arrive from another thread at
 //! arbitrary moments while the engine runs arbitrary block sizes; the journal of what the
-//! engine applied, written as a performance file, renders offline to identical audio.
+//! engine applied, written as a performance file, renders offline to identical audio, pitch
+//! bends and mod-wheel moves included.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::*;
-use tapestry::control::{Command, MoodTarget};
+use tapestry::control::{Command, Expression, MoodTarget};
 use tapestry::record::{Recorder, RecorderThread};
 use tapestry::render::{render, RenderOptions};
 use tapestry::{Engine, Performance};
@@ -46,7 +47,7 @@ fn a_recorded_session_renders_offline_sample_for_sample() {
                     break;
                 }
                 let id = 1 + next() % 12;
-                let command = match next() % 7 {
+                let command = match next() % 9 {
                     0 => Command::Join {
                         participant: id,
                         archetype: if next() % 2 == 0 {
@@ -77,7 +78,21 @@ fn a_recorded_session_renders_offline_sample_for_sample() {
                         participant: id,
                         pitch: 48 + (next() % 36) as u8,
                     },
-                    _ => Command::Cue { section: 0 },
+                    6 => Command::Cue { section: 0 },
+                    // wheels: in range, out of range (clamped) and not a number (refused)
+                    _ => Command::Expression {
+                        participant: id,
+                        kind: [
+                            Expression::PitchBend,
+                            Expression::Vibrato,
+                            Expression::Brightness,
+                        ][(next() % 3) as usize],
+                        value: match next() % 10 {
+                            0 => f32::NAN,
+                            1 => 30.0,
+                            _ => (next() % 2001) as f32 / 1000.0 * 2.5 - 2.5,
+                        },
+                    },
                 };
                 if controller.command(command).is_ok() {
                     sent += 1;
@@ -107,6 +122,13 @@ fn a_recorded_session_renders_offline_sample_for_sample() {
     let events = recording.finish(engine.sample_position()).unwrap();
     assert!(sent > 100, "commands were sent ({sent})");
     assert!(events > 50, "commands were applied and recorded ({events})");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for kind in ["bend", "vibrato", "brightness"] {
+        assert!(
+            text.contains(&format!("type = \"{kind}\"")),
+            "the recording holds {kind} events"
+        );
+    }
     assert_eq!(
         controller.status().dropped_journal.load(Ordering::Relaxed),
         0

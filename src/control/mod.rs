@@ -33,6 +33,54 @@ pub enum MoodTarget {
     Room,
 }
 
+/// A participant's expressive control, as a keyboard player's wheels move it. The engine
+/// smooths every change (no zipper noise) and applies it to every sounding note of the
+/// participant, played or sequenced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expression {
+    /// Pitch bend in semitones, -24..=24 (0 at rest).
+    PitchBend,
+    /// Vibrato depth 0..=1 (the mod wheel's usual job): up to ±0.5 semitone at 5.5 Hz, with
+    /// a touch of brightness (+0.25 octave at full depth).
+    Vibrato,
+    /// Extra filter brightness 0..=1: up to +1.5 octaves.
+    Brightness,
+}
+
+impl Expression {
+    /// Every kind with its name (performance files, OSC `/tapestry/expr`).
+    pub const ALL: [(Expression, &'static str); 3] = [
+        (Expression::PitchBend, "bend"),
+        (Expression::Vibrato, "vibrato"),
+        (Expression::Brightness, "brightness"),
+    ];
+
+    /// The name used in files and on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Expression::PitchBend => "bend",
+            Expression::Vibrato => "vibrato",
+            Expression::Brightness => "brightness",
+        }
+    }
+
+    /// The kind with this name.
+    pub fn from_name(name: &str) -> Option<Expression> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(e, _)| *e)
+    }
+
+    /// The values the engine takes; others are clamped into it.
+    pub fn range(self) -> (f32, f32) {
+        match self {
+            Expression::PitchBend => (-MAX_BEND_SEMITONES, MAX_BEND_SEMITONES),
+            Expression::Vibrato | Expression::Brightness => (0.0, 1.0),
+        }
+    }
+}
+
+/// Widest pitch bend, in semitones either way.
+pub const MAX_BEND_SEMITONES: f32 = 24.0;
+
 /// One instruction for the engine. Small and `Copy`: no strings, no heap.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Command {
@@ -80,6 +128,16 @@ pub enum Command {
         /// MIDI pitch as sent with the note-on.
         pitch: u8,
     },
+    /// Moves an expressive control of a participant (pitch bend, vibrato, brightness).
+    /// Values outside [`Expression::range`] are clamped; a non-finite value is refused.
+    Expression {
+        /// Whose voice.
+        participant: ParticipantId,
+        /// Which control.
+        kind: Expression,
+        /// New value (semitones for a bend, 0..1 otherwise).
+        value: f32,
+    },
     /// Move to a section at the next bar line.
     Cue {
         /// Section index.
@@ -117,7 +175,8 @@ pub enum Refusal {
     AlreadyPresent,
     /// No participant with that id.
     UnknownParticipant,
-    /// Index out of the patch's range (archetype, dimension or section).
+    /// Index out of the patch's range (archetype, dimension or section), or a value that
+    /// is not a finite number.
     OutOfRange,
     /// The engine's schedule of future messages is full.
     ScheduleFull,
@@ -129,7 +188,9 @@ impl std::fmt::Display for Refusal {
             Refusal::CapacityReached => "the patch's participant capacity is reached",
             Refusal::AlreadyPresent => "a participant with that id is already present",
             Refusal::UnknownParticipant => "no participant with that id is present",
-            Refusal::OutOfRange => "archetype, dimension or section index out of range",
+            Refusal::OutOfRange => {
+                "archetype, dimension or section index out of range, or a value not a number"
+            }
             Refusal::ScheduleFull => "the engine's schedule of future messages is full",
         })
     }
@@ -352,6 +413,20 @@ impl Controller {
                 pitch,
                 velocity,
             }
+        })
+    }
+
+    /// Moves a participant's expressive control now (see [`Expression`]).
+    pub fn express(
+        &self,
+        participant: ParticipantId,
+        kind: Expression,
+        value: f32,
+    ) -> Result<(), ControlError> {
+        self.command(Command::Expression {
+            participant,
+            kind,
+            value,
         })
     }
 

@@ -407,6 +407,25 @@ impl Engine {
                 }
                 None => self.refuse(command, Refusal::UnknownParticipant),
             },
+            Command::Expression {
+                participant,
+                kind,
+                value,
+            } => match self.find(participant) {
+                Some(i) if value.is_finite() => {
+                    let (lo, hi) = kind.range();
+                    let value = value.clamp(lo, hi);
+                    self.participants[i].express(kind, value);
+                    // journaled as applied, so a recording re-reads within range
+                    self.journal_entry = Some(Command::Expression {
+                        participant,
+                        kind,
+                        value,
+                    });
+                }
+                Some(_) => self.refuse(command, Refusal::OutOfRange),
+                None => self.refuse(command, Refusal::UnknownParticipant),
+            },
             Command::Cue { section } => {
                 if (section as usize) < self.cfg.sections.len() {
                     self.cued = Some(section);

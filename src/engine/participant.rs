@@ -4,7 +4,7 @@
 use super::config::{ArchetypeConfig, Param, SectionConfig, Timbre};
 use super::mood::MoodState;
 use super::voice::{svf_coefficients, LaneBank, LaneFrame, LaneSlot, VoicePool, LANES};
-use crate::control::ParticipantId;
+use crate::control::{Expression, ParticipantId};
 use crate::rng::Rng;
 use crate::score::{midi_to_hz, tension_tone, Chord, Motif, Scale};
 
@@ -257,6 +257,101 @@ const VOWELS: [(f32, f32); 5] = [
     (440.0, 1020.0),
 ];
 
+/// Peak vibrato deviation at full mod wheel, in semitones.
+pub const MOD_VIBRATO_SEMITONES: f32 = 0.5;
+/// Rate of the mod-wheel vibrato.
+pub const MOD_VIBRATO_HZ: f32 = 5.5;
+/// Brightness the mod-wheel vibrato adds at full depth, in octaves.
+pub const MOD_VIBRATO_BRIGHTNESS_OCT: f32 = 0.25;
+/// Filter opening of the brightness control at full, in octaves.
+pub const BRIGHTNESS_EXPRESSION_OCT: f32 = 1.5;
+/// Smoothing time constant of pitch bend (fast enough to follow a wheel, no steps).
+pub const BEND_SMOOTHING_SECS: f32 = 0.008;
+/// Smoothing time constant of vibrato depth and brightness.
+pub const DEPTH_SMOOTHING_SECS: f32 = 0.05;
+
+/// A participant's expressive controls: targets set by commands, values smoothed one-pole
+/// per control tick (0.67 ms at 48 kHz), snapping onto the target once within a hair of it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Expressive {
+    bend_target: f32,
+    bend: f32,
+    vibrato_target: f32,
+    vibrato: f32,
+    bright_target: f32,
+    bright: f32,
+    /// Mod-wheel vibrato LFO phase in cycles.
+    lfo_phase: f32,
+    /// Pitch factor this tick (bend and vibrato); exactly 1 at rest.
+    ratio: f32,
+}
+
+impl Expressive {
+    const REST: Expressive = Expressive {
+        bend_target: 0.0,
+        bend: 0.0,
+        vibrato_target: 0.0,
+        vibrato: 0.0,
+        bright_target: 0.0,
+        bright: 0.0,
+        lfo_phase: 0.0,
+        ratio: 1.0,
+    };
+
+    fn set(&mut self, kind: Expression, value: f32) {
+        match kind {
+            Expression::PitchBend => self.bend_target = value,
+            Expression::Vibrato => self.vibrato_target = value,
+            Expression::Brightness => self.bright_target = value,
+        }
+    }
+
+    /// Whether anything is bent, wobbling or moving.
+    fn engaged(&self) -> bool {
+        self.bend != 0.0
+            || self.vibrato != 0.0
+            || self.bend_target != 0.0
+            || self.vibrato_target != 0.0
+    }
+
+    /// Whether the brightness offset is still moving.
+    fn brightening(&self) -> bool {
+        self.bright != self.bright_target
+    }
+
+    /// Extra filter brightness in octaves.
+    fn brightness_oct(&self) -> f32 {
+        self.bright * BRIGHTNESS_EXPRESSION_OCT + self.vibrato * MOD_VIBRATO_BRIGHTNESS_OCT
+    }
+
+    /// One control tick of smoothing and LFO.
+    fn advance(&mut self, tick_secs: f32) {
+        fn follow(value: &mut f32, target: f32, k: f32, snap: f32) {
+            *value += (target - *value) * k;
+            if (target - *value).abs() < snap {
+                *value = target;
+            }
+        }
+        if !self.engaged() && !self.brightening() {
+            return; // at rest: ratio 1, LFO at 0
+        }
+        let k_bend = 1.0 - (-tick_secs / BEND_SMOOTHING_SECS).exp();
+        let k_depth = 1.0 - (-tick_secs / DEPTH_SMOOTHING_SECS).exp();
+        follow(&mut self.bend, self.bend_target, k_bend, 1e-4);
+        follow(&mut self.vibrato, self.vibrato_target, k_depth, 1e-4);
+        follow(&mut self.bright, self.bright_target, k_depth, 1e-4);
+        if !self.engaged() {
+            self.lfo_phase = 0.0;
+            self.ratio = 1.0;
+            return;
+        }
+        self.lfo_phase = (self.lfo_phase + MOD_VIBRATO_HZ * tick_secs).fract();
+        let wobble =
+            self.vibrato * MOD_VIBRATO_SEMITONES * (std::f32::consts::TAU * self.lfo_phase).sin();
+        self.ratio = ((self.bend + wobble) / 12.0).exp2();
+    }
+}
+
 /// A participant slot.
 #[derive(Clone, Copy, Debug)]
 pub struct Participant {
@@ -288,6 +383,7 @@ pub struct Participant {
     lanes: [Lane; LANES],
     gain_scale: f32,
     fade_coef: f32,
+    expressive: Expressive,
 }
 
 impl Participant {
@@ -316,6 +412,7 @@ impl Participant {
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
             fade_coef: 0.0,
+            expressive: Expressive::REST,
         }
     }
 
@@ -356,6 +453,7 @@ impl Participant {
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
             fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
+            expressive: Expressive::REST,
             rng,
         };
         // a newcomer is heard from the next beat on, then follows its own grid
@@ -436,12 +534,24 @@ impl Participant {
         }
     }
 
+    /// Moves an expressive control to a value (already checked and clamped); the change is
+    /// smoothed from the next control tick on. Real-time safe.
+    pub fn express(&mut self, kind: Expression, value: f32) {
+        self.expressive.set(kind, value);
+    }
+
     /// Everything that happens at a control tick. `full` also recomputes every lane's
     /// parameters (done on a staggered slower rate). Real-time safe.
     pub fn control_tick(&mut self, ctx: &ScoreContext, full: bool, pool: &mut VoicePool) -> bool {
         if !self.leaving && ctx.beat >= self.played_until_beat {
             self.sequence(ctx, pool);
         }
+        let was_engaged = self.expressive.engaged();
+        let was_brightening = self.expressive.brightening();
+        self.expressive.advance(ctx.tick_secs);
+        // pitch follows the wheels every tick; a moving brightness refilters every tick
+        let repitch = was_engaged || self.expressive.engaged();
+        let refilter = was_brightening || self.expressive.brightening();
         let sr = ctx.sample_rate;
         for l in 0..LANES {
             let lane = self.lanes[l];
@@ -502,6 +612,19 @@ impl Participant {
             for l in 0..LANES {
                 if self.lanes[l].stage != Stage::Idle {
                     self.update_lane(l, ctx, pool);
+                }
+            }
+        } else if refilter {
+            for l in 0..LANES {
+                if self.lanes[l].stage != Stage::Idle {
+                    self.update_lane(l, ctx, pool);
+                }
+            }
+        } else if repitch {
+            let falter = self.params[Param::Falter.index()];
+            for l in 0..LANES {
+                if self.lanes[l].stage != Stage::Idle {
+                    self.apply_vibrato(l, falter, pool);
                 }
             }
         }
@@ -831,8 +954,10 @@ impl Participant {
         self.apply_vibrato(l, p[Param::Falter.index()], pool);
         let (bank, l) = pool.lane(lane.slot);
         let bp = &mut bank.params;
-        let bright =
-            p[Param::BrightnessOct.index()] + ctx.section.brightness_oct + self.cfg.brightness_oct;
+        let bright = p[Param::BrightnessOct.index()]
+            + ctx.section.brightness_oct
+            + self.cfg.brightness_oct
+            + self.expressive.brightness_oct();
         bp.fm_index[l] = d.fm_index * (0.35 + lane.fenv) * (0.7 * bright).exp2();
         let nyquist_safe = 0.45 * sr;
         let (f1, f2) = match self.cfg.timbre {
@@ -874,12 +999,14 @@ impl Participant {
         bp.gain_r[l] = gain * angle.sin();
     }
 
-    /// Sets a lane's oscillator increments from its pitch and the vibrato LFO (run at
-    /// control rate: a 1.5 kHz update of a few-hertz wobble is smooth).
+    /// Sets a lane's oscillator increments from its pitch, the timbre's vibrato LFO and the
+    /// participant's bend and mod-wheel vibrato (run at control rate: a 1.5 kHz update of a
+    /// few-hertz wobble or a smoothed bend is smooth).
     fn apply_vibrato(&mut self, l: usize, falter: f32, pool: &mut VoicePool) {
         let lane = self.lanes[l];
         let depth = self.design.vib_depth * (1.0 + 6.0 * falter);
-        let wobble = 1.0 + depth * (std::f32::consts::TAU * lane.vib_phase).sin();
+        let wobble =
+            (1.0 + depth * (std::f32::consts::TAU * lane.vib_phase).sin()) * self.expressive.ratio;
         let (bank, i) = pool.lane(lane.slot);
         bank.set_increments(i, lane.dt * wobble, lane.dt2 * wobble);
     }

@@ -34,7 +34,8 @@ use rosc::{OscMessage, OscPacket, OscType};
 
 use super::SampleClock;
 use crate::control::{
-    Command, ControlError, Controller, Message, MoodTarget, Names, ParticipantId, Status, Timing,
+    Command, ControlError, Controller, Expression, Message, MoodTarget, Names, ParticipantId,
+    Status, Timing,
 };
 
 /// Where the server listens unless the performer asks otherwise: loopback only.
@@ -58,6 +59,13 @@ pub const MOOD: &str = "/tapestry/mood";
 pub const RELEASE: &str = "/tapestry/release";
 /// Address of the note message: `i:participant i:pitch i:velocity` (velocity 0 = off).
 pub const NOTE: &str = "/tapestry/note";
+/// Address of the pitch bend: `i:participant f:semitones` (-24..24, 0 at rest).
+pub const BEND: &str = "/tapestry/bend";
+/// Address of the mod wheel: `i:participant f:depth` (0..1), the vibrato depth.
+pub const MOD: &str = "/tapestry/mod";
+/// Address of any expressive control: `i:participant s:kind f:value`, kind `bend`,
+/// `vibrato` or `brightness`.
+pub const EXPR: &str = "/tapestry/expr";
 /// Address of the cue message: `s:section`.
 pub const CUE: &str = "/tapestry/cue";
 /// Address of the status query (no arguments) and of its reply.
@@ -431,6 +439,26 @@ impl OscDecoder {
                     }
                 }
             }
+            BEND | MOD | EXPR => {
+                let expected = expression_arguments(addr);
+                let (p, kind, v) = match (addr, args) {
+                    (BEND, [p, v]) => (p, Some(Expression::PitchBend), v),
+                    (MOD, [p, v]) => (p, Some(Expression::Vibrato), v),
+                    (EXPR, [p, k, v]) => (p, text(k).and_then(Expression::from_name), v),
+                    _ => return Err(bad(expected)),
+                };
+                let participant = player(p).ok_or_else(|| bad(expected))?;
+                let kind = kind.ok_or_else(|| bad(expected))?;
+                let (lo, hi) = kind.range();
+                let value = number(v)
+                    .filter(|v| (lo..=hi).contains(v))
+                    .ok_or_else(|| bad(expected))?;
+                Command::Expression {
+                    participant,
+                    kind,
+                    value,
+                }
+            }
             CUE => match args {
                 [s] => {
                     let name = text(s).ok_or_else(|| bad("s:section"))?;
@@ -452,6 +480,15 @@ impl OscDecoder {
             _ => return Err(Problem::new(DropKind::UnknownAddress, format!("{addr:?}"))),
         };
         Ok(Parsed::Command(command))
+    }
+}
+
+/// What an expressive address takes, for problem reports.
+fn expression_arguments(addr: &str) -> &'static str {
+    match addr {
+        BEND => "i:participant f:semitones(-24..24)",
+        MOD => "i:participant f:depth(0..1)",
+        _ => "i:participant s:kind(bend, vibrato, brightness) f:value",
     }
 }
 
@@ -906,6 +943,38 @@ mod tests {
                 },
             ),
             (msg(CUE, vec![s("storm")]), Command::Cue { section: 1 }),
+            (
+                msg(BEND, vec![Int(2), Float(-1.5)]),
+                Command::Expression {
+                    participant: 2,
+                    kind: Expression::PitchBend,
+                    value: -1.5,
+                },
+            ),
+            (
+                msg(MOD, vec![Int(2), Double(0.25)]),
+                Command::Expression {
+                    participant: 2,
+                    kind: Expression::Vibrato,
+                    value: 0.25,
+                },
+            ),
+            (
+                msg(EXPR, vec![Int(3), s("brightness"), Int(1)]),
+                Command::Expression {
+                    participant: 3,
+                    kind: Expression::Brightness,
+                    value: 1.0,
+                },
+            ),
+            (
+                msg(EXPR, vec![Int(3), s("bend"), Float(24.0)]),
+                Command::Expression {
+                    participant: 3,
+                    kind: Expression::PitchBend,
+                    value: 24.0,
+                },
+            ),
         ];
         let n = cases.len() as u64;
         for (packet, expected) in cases {
@@ -943,6 +1012,17 @@ mod tests {
             msg(CUE, vec![Nil]),
             msg(STATUS, vec![Int(1)]),
             msg(RELEASE, vec![]),
+            msg(BEND, vec![Int(1), Float(f32::NAN)]),
+            msg(BEND, vec![Int(1), Float(f32::INFINITY)]),
+            msg(BEND, vec![Int(1), Float(24.5)]), // wider than ±24 semitones
+            msg(BEND, vec![Int(0), Float(1.0)]),  // the conductor has no voice
+            msg(BEND, vec![Int(1)]),
+            msg(MOD, vec![Int(1), Float(-0.1)]),
+            msg(MOD, vec![Int(1), Float(1.5)]),
+            msg(MOD, vec![Int(1), s("0.5")]),
+            msg(EXPR, vec![Int(1), s("wah"), Float(0.5)]),
+            msg(EXPR, vec![Int(1), Int(0), Float(0.5)]),
+            msg(EXPR, vec![Int(1), s("vibrato")]),
         ];
         let unknown_names = [
             msg(JOIN, vec![Int(1), s("gong")]),

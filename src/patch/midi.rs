@@ -10,6 +10,9 @@ use crate::input::midi::{
     ControlRoute, ControlTarget, CueRoute, CueTrigger, MidiMap, ModWheel, ParticipantRoute,
 };
 
+/// `mod_wheel` value that leaves CC 1 unmapped.
+const MOD_WHEEL_OFF: &str = "off";
+
 /// What the rest of the patch defines, for the names `[midi]` refers to.
 pub(super) struct Defined<'a> {
     /// Mood dimensions, by index.
@@ -146,8 +149,10 @@ pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter)
     if let Some(v) = &f.mod_wheel {
         map.mod_wheel = match ModWheel::ALL.iter().find(|(_, n)| n == v.get_ref()) {
             Some((m, _)) => Some(*m),
+            None if v.get_ref() == MOD_WHEEL_OFF => None,
             None => {
-                let all: Vec<&str> = ModWheel::ALL.iter().map(|(_, n)| *n).collect();
+                let mut all: Vec<&str> = ModWheel::ALL.iter().map(|(_, n)| *n).collect();
+                all.push(MOD_WHEEL_OFF);
                 r.error(
                     v.span(),
                     "midi.mod_wheel",

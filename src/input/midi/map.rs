@@ -1,7 +1,7 @@
 //! [`MidiMap`]: what a patch's `[midi]` section resolves to. Plain data with names already
 //! turned into the patch's indices; build one with [`Patch::midi`](crate::Patch::midi).
 
-use crate::control::ParticipantId;
+use crate::control::{Expression, ParticipantId};
 
 /// Routes from MIDI to the engine, resolved and validated from a patch's `[midi]` section.
 /// Channels are wire values 0..=15.
@@ -20,14 +20,16 @@ pub struct MidiMap {
     pub controls: Vec<ControlRoute>,
     /// Conductor notes and program changes → section cues.
     pub cues: Vec<CueRoute>,
-    /// Pitch-bend range in cents at full deflection (for the expressive input to come).
+    /// Pitch-bend range in cents at full deflection, either way.
     pub pitch_bend_cents: f32,
-    /// What the mod wheel (CC 1) drives when no control maps it to mood.
+    /// What the mod wheel (CC 1, with CC 33 as its fine part) drives on a participant's
+    /// channel when no control maps it to mood; `None`: nothing.
     pub mod_wheel: Option<ModWheel>,
 }
 
 impl Default for MidiMap {
-    /// Every port, a virtual port named "tapestry", no mappings, ±200 cents of bend.
+    /// Every port, a virtual port named "tapestry", no mappings, ±200 cents of bend, the
+    /// mod wheel on vibrato.
     fn default() -> Self {
         Self {
             ports: vec!["*".into()],
@@ -37,7 +39,7 @@ impl Default for MidiMap {
             controls: Vec::new(),
             cues: Vec::new(),
             pitch_bend_cents: 200.0,
-            mod_wheel: None,
+            mod_wheel: Some(ModWheel::Vibrato),
         }
     }
 }
@@ -47,6 +49,13 @@ impl MidiMap {
     /// whose name contains it (case-insensitively).
     pub fn listens_to(&self, port: &str) -> bool {
         self.ports.iter().any(|p| p == "*" || contains_ci(port, p))
+    }
+
+    /// A 14-bit pitch bend (-8192..=8191, 0 at rest) in semitones: both extremes reach
+    /// `pitch_bend_cents`.
+    pub fn bend_semitones(&self, value: i16) -> f32 {
+        let full = if value < 0 { 8192.0 } else { 8191.0 };
+        (value as f32 / full).clamp(-1.0, 1.0) * self.pitch_bend_cents / 100.0
     }
 
     /// The participant route for a channel on a port, if any (first match in file order).
@@ -145,12 +154,12 @@ pub struct CueRoute {
     pub section: u16,
 }
 
-/// What the mod wheel drives (once the engine has per-voice expressive input).
+/// What the mod wheel drives on a participant's voice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModWheel {
-    /// Vibrato depth of the participant's voice.
+    /// Vibrato depth (with a touch of brightness): [`Expression::Vibrato`].
     Vibrato,
-    /// Filter brightness of the participant's voice.
+    /// Filter brightness: [`Expression::Brightness`].
     Brightness,
 }
 
@@ -160,6 +169,14 @@ impl ModWheel {
         (ModWheel::Vibrato, "vibrato"),
         (ModWheel::Brightness, "brightness"),
     ];
+
+    /// The engine's expressive control it moves.
+    pub fn expression(self) -> Expression {
+        match self {
+            ModWheel::Vibrato => Expression::Vibrato,
+            ModWheel::Brightness => Expression::Brightness,
+        }
+    }
 }
 
 #[cfg(test)]

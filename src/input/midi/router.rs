@@ -1,13 +1,41 @@
 //! [`MidiRouter`]: MIDI events to engine commands through a [`MidiMap`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::map::{ControlTarget, CueTrigger, MidiMap};
 use super::parser::MidiEvent;
-use crate::control::{Command, MoodTarget, ParticipantId};
+use crate::control::{Command, Expression, MoodTarget, ParticipantId};
 
-/// The mod wheel's controller number.
+/// The mod wheel's controller number (coarse part).
 const MOD_WHEEL: u8 = 1;
+/// The mod wheel's fine part (LSB).
+const MOD_WHEEL_LSB: u8 = 33;
+/// "Reset all controllers": the wheels go back to rest.
+const RESET_ALL_CONTROLLERS: u8 = 121;
+
+/// Where a participant's wheels stand, kept across joins: a bend held before the first note
+/// applies to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Wheels {
+    /// Pitch bend, -8192..=8191.
+    bend: i16,
+    /// Mod wheel coarse (CC 1) and fine (CC 33) parts.
+    mod_msb: u8,
+    mod_lsb: u8,
+    /// Whether the controller sends the fine part (then the wheel has 14 bits).
+    fine: bool,
+}
+
+impl Wheels {
+    /// The mod wheel's position, 0..=1.
+    fn modulation(&self) -> f32 {
+        if self.fine {
+            ((self.mod_msb as u16) << 7 | self.mod_lsb as u16) as f32 / 16383.0
+        } else {
+            self.mod_msb as f32 / 127.0
+        }
+    }
+}
 
 /// What a [`MidiRouter`] did with the events it was given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,9 +46,10 @@ pub struct RouterStats {
     pub joins: u64,
     /// Events no mapping covers (unmapped channels and controllers, pressure, clock, …).
     pub ignored: u64,
-    /// Pitch bends on participant channels, taken but not yet played (see [`MidiRouter`]).
+    /// Pitch bends on participant channels (also counted in `routed` once sent).
     pub pitch_bends: u64,
-    /// Mod-wheel moves on participant channels, taken but not yet played (see [`MidiRouter`]).
+    /// Mod-wheel moves (CC 1 or CC 33) on participant channels (also counted in `routed`
+    /// once sent).
     pub mod_wheel: u64,
 }
 
@@ -37,15 +66,19 @@ pub struct RouterStats {
 ///   thread, at least 20 ms, takes the steps out).
 /// - Notes and program changes on the conductor channel cue sections (note-offs of cue notes
 ///   are taken quietly).
-/// - Pitch bend and the mod wheel (when no control maps CC 1) are counted but produce no
-///   command: the engine has no per-voice expressive input yet. That is the next step; the
-///   map already carries `pitch_bend_cents` and `mod_wheel` for it.
+/// - Pitch bend on a participant's channel bends its voice ([`Expression::PitchBend`], in
+///   semitones over the map's `pitch_bend_cents`); the mod wheel (CC 1, refined by CC 33
+///   when the controller sends it) drives what the map's `mod_wheel` says, when no control
+///   maps that controller on that channel. Before the participant's first note they are
+///   only remembered, and sent right after its join, so a bend held into the first note
+///   bends it. "Reset all controllers" (CC 121) puts both back to rest.
 ///
 /// Everything else is counted in [`RouterStats::ignored`].
 #[derive(Clone, Debug)]
 pub struct MidiRouter {
     map: MidiMap,
     joined: HashSet<ParticipantId>,
+    wheels: HashMap<ParticipantId, Wheels>,
     stats: RouterStats,
 }
 
@@ -55,6 +88,7 @@ impl MidiRouter {
         Self {
             map,
             joined: HashSet::new(),
+            wheels: HashMap::new(),
             stats: RouterStats::default(),
         }
     }
@@ -117,6 +151,18 @@ impl MidiRouter {
                             participant,
                             archetype: r.archetype,
                         });
+                        // the wheels as they stand, before the note
+                        let wheels = self.wheels.get(&participant).copied().unwrap_or_default();
+                        if wheels.bend != 0 {
+                            emit(self.bend(participant, wheels));
+                        }
+                        if let (Some(m), true) = (self.map.mod_wheel, wheels.modulation() > 0.0) {
+                            emit(Command::Expression {
+                                participant,
+                                kind: m.expression(),
+                                value: wheels.modulation(),
+                            });
+                        }
                     }
                     emit(Command::NoteOn {
                         participant,
@@ -157,19 +203,63 @@ impl MidiRouter {
                         ramp_secs: 0.0,
                     });
                 }
-                if !mapped
-                    && controller == MOD_WHEEL
-                    && self.map.mod_wheel.is_some()
-                    && participant.is_some()
-                {
+                // the fine part belongs to the mod wheel only while CC 1 is one
+                let coarse_mapped = controller == MOD_WHEEL_LSB
+                    && self
+                        .map
+                        .controls
+                        .iter()
+                        .any(|c| c.matches(port, channel, MOD_WHEEL));
+                if let (Some(p), RESET_ALL_CONTROLLERS) = (participant, controller) {
+                    let was = self.wheels.insert(p, Wheels::default()).unwrap_or_default();
+                    if self.joined.contains(&p) {
+                        if was.bend != 0 {
+                            emit(self.bend(p, Wheels::default()));
+                        }
+                        if let (Some(m), true) = (self.map.mod_wheel, was.modulation() > 0.0) {
+                            emit(Command::Expression {
+                                participant: p,
+                                kind: m.expression(),
+                                value: 0.0,
+                            });
+                        }
+                    }
+                } else if let (false, Some(m), Some(p), MOD_WHEEL | MOD_WHEEL_LSB) = (
+                    mapped || coarse_mapped,
+                    self.map.mod_wheel,
+                    participant,
+                    controller,
+                ) {
                     self.stats.mod_wheel += 1;
-                    return;
+                    let w = self.wheels.entry(p).or_default();
+                    if controller == MOD_WHEEL {
+                        // a new coarse value starts the fine part from 0 (MIDI 1.0)
+                        (w.mod_msb, w.mod_lsb) = (value.min(127), 0);
+                    } else {
+                        (w.mod_lsb, w.fine) = (value.min(127), true);
+                    }
+                    let value = w.modulation();
+                    if !self.joined.contains(&p) {
+                        return; // sent with the join
+                    }
+                    emit(Command::Expression {
+                        participant: p,
+                        kind: m.expression(),
+                        value,
+                    });
                 }
             }
-            MidiEvent::PitchBend { channel, .. } => {
-                if self.map.participant(port, channel).is_some() {
+            MidiEvent::PitchBend { channel, value } => {
+                if let Some(r) = self.map.participant(port, channel) {
+                    let p = r.participant;
                     self.stats.pitch_bends += 1;
-                    return;
+                    let w = self.wheels.entry(p).or_default();
+                    w.bend = value.clamp(-8192, 8191);
+                    let wheels = *w;
+                    if !self.joined.contains(&p) {
+                        return; // sent with the join
+                    }
+                    emit(self.bend(p, wheels));
                 }
             }
             MidiEvent::ProgramChange { .. }
@@ -184,6 +274,14 @@ impl MidiRouter {
             self.stats.routed += 1;
         } else {
             self.stats.ignored += 1;
+        }
+    }
+
+    fn bend(&self, participant: ParticipantId, wheels: Wheels) -> Command {
+        Command::Expression {
+            participant,
+            kind: Expression::PitchBend,
+            value: self.map.bend_semitones(wheels.bend),
         }
     }
 
