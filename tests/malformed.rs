@@ -679,11 +679,11 @@ fn perf_cases() -> Vec<Case> {
     let mut cases = vec![
         case(
             "unknown event type",
-            edit(base, &[("type = \"cue\"", "type = \"tempo\"")]),
-            At::Token("\"tempo\""),
+            edit(base, &[("type = \"cue\"", "type = \"tempo_change\"")]),
+            At::Token("\"tempo_change\""),
             "events[4].type",
             &[
-                "unknown event type \"tempo\"",
+                "unknown event type \"tempo_change\"",
                 "expected one of",
                 "\"note_on\"",
             ],

@@ -33,8 +33,15 @@ fn pair(r: &mut Reporter, v: &Spanned<Vec<f64>>, key: &str) -> Option<(f32, f32)
 
 /// The mappings a patch gets when `[analysis]` declares none (or is absent).
 pub fn default_mappings(core: &CoreDims, dims: &[MoodDimConfig]) -> Vec<RoomMapping> {
+    // an invalid patch may lack its core dimensions; its errors are reported elsewhere
+    let fallback = MoodDimConfig {
+        min: 0.0,
+        max: 1.0,
+        default: 0.5,
+        smoothing_secs: 1.0,
+    };
     let mood = |feature, dim: u8, low, high, smoothing_secs, weight| {
-        let d = dims[dim as usize];
+        let d = dims.get(dim as usize).copied().unwrap_or(fallback);
         RoomMapping {
             feature,
             target: RoomTarget::Mood(dim),
@@ -236,8 +243,7 @@ fn mapping(
     let to = match (&m.range, target) {
         (Some(to), _) => pair(r, to, &format!("{key}.range")),
         (None, Some(RoomTarget::Mood(dim))) => {
-            let dim = d.dims[dim as usize];
-            Some((dim.min, dim.max))
+            d.dims.get(dim as usize).map(|dim| (dim.min, dim.max))
         }
         (None, Some(RoomTarget::Param(_))) => {
             r.error(
