@@ -477,3 +477,124 @@ fn the_allocation_detector_catches_an_allocation_in_the_audio_callback() {
         "the deliberate allocations were not all caught: {line}"
     );
 }
+
+/// "kind: N" lines of the garbage sender, by kind.
+fn sent_counts(out: &str) -> std::collections::HashMap<String, f64> {
+    out.lines()
+        .filter_map(|l| l.split_once(": "))
+        .filter_map(|(k, v)| Some((k.to_string(), v.trim().parse().ok()?)))
+        .collect()
+}
+
+#[test]
+fn floods_of_garbage_over_osc_and_midi_leave_the_live_audio_intact() {
+    let Some(python) = test_python() else { return };
+    let server = JackServer::start_with("tapestry-e2e", &["--sync"]);
+    let patch_path = temp("garbage.toml");
+    std::fs::write(&patch_path, PATCH).unwrap();
+    // three voices hold the room from the start
+    let perf_path = temp("garbage.performance.toml");
+    let mut perf = String::from("version = 1\n");
+    for (id, archetype) in [(1, "pad"), (2, "pad"), (3, "pluck")] {
+        perf += &format!(
+            "[[events]]\ntime = 0.1\ntype = \"join\"\nparticipant = {id}\narchetype = \"{archetype}\"\n"
+        );
+    }
+    std::fs::write(&perf_path, perf).unwrap();
+    let recording = temp("garbage-show.performance.toml");
+    let capture = temp("garbage.wav");
+    let show = start_show(
+        &server,
+        &patch_path,
+        &[
+            "-p",
+            perf_path.to_str().unwrap(),
+            "--record",
+            recording.to_str().unwrap(),
+        ],
+        13,
+    );
+    let rec = start_capture(&server, &show, &capture, 10);
+    sleep(Duration::from_millis(1500));
+    let sent = run_senders(
+        &server,
+        &python,
+        &[
+            "garbage".into(),
+            show.osc_port.to_string(),
+            show.midi_in.clone(),
+            "6".into(),
+        ],
+    );
+    println!("{sent}");
+    let mut rec = rec;
+    assert!(rec.0.wait().unwrap().success(), "jack_rec failed");
+    let log = show.finish();
+    let status = last_status(&log);
+    println!("{status}");
+    assert_no_allocations(&log);
+    assert!(status.contains("stream errors 0"), "{status}");
+    assert!(status.contains(" 3 participants"), "{status}");
+
+    // everything was counted and dropped
+    let (osc_sent, midi_sent) = (
+        number_after(&sent, "osc datagrams"),
+        number_after(&sent, "midi messages"),
+    );
+    let sent = sent_counts(&sent);
+    let osc = &status[status.find("osc packets").unwrap()..];
+    let (packets, osc_dropped) = (number_after(osc, "packets"), number_after(osc, "dropped"));
+    let midi = &status[status.find("midi ports").unwrap()..];
+    let (messages, malformed, lost, routed) = (
+        number_after(midi, "msgs"),
+        number_after(midi, "malformed"),
+        number_after(midi, "lost"),
+        number_after(midi, "routed"),
+    );
+    let refused = number_after(status, "refused");
+    let kind = |k: &str| sent.get(k).copied().unwrap_or(0.0);
+    println!(
+        "sent {osc_sent} OSC datagrams, {midi_sent} MIDI messages; tapestry: OSC packets {packets} \
+         dropped {osc_dropped}, engine refused {refused}; MIDI messages {messages} malformed \
+         {malformed} lost {lost}"
+    );
+    assert!(osc_sent >= 10_000.0, "a flood: {osc_sent} datagrams");
+    // loopback UDP may lose datagrams when the socket buffer is full; most must arrive
+    assert!(packets >= 0.5 * osc_sent, "{packets} of {osc_sent} arrived");
+    assert!(osc_dropped >= packets, "bad messages counted: {osc}");
+    assert!(refused >= 1.0, "unknown participants refused: {status}");
+    assert_eq!(messages, midi_sent, "every MIDI message arrived: {midi}");
+    assert_eq!(lost, kind("midi long sysex"), "long SysEx dropped: {midi}");
+    let certainly_malformed =
+        kind("midi stray data") + kind("midi broken running status") + kind("midi truncated note");
+    assert!(malformed >= certainly_malformed, "{midi}");
+    assert_eq!(routed, 0.0, "no garbage became a command: {midi}");
+
+    // the audio went on undisturbed: the capture is the offline render of the recording, and
+    // no 10 ms window of the held voices collapses
+    let patch = Patch::load(&patch_path).unwrap();
+    let (alignment, mid) = compare_with_offline(&patch, &recording, &capture);
+    let from = alignment.capture_index(3 * 48_000);
+    let windows: Vec<f32> = mid[from..mid.len() - 4800]
+        .chunks_exact(480)
+        .map(rms)
+        .collect();
+    let mut sorted = windows.clone();
+    sorted.sort_by(f32::total_cmp);
+    let (least, median) = (sorted[0], sorted[sorted.len() / 2]);
+    let server_xruns = server.xrun_report();
+    let xruns = number_after(status, "xruns");
+    println!(
+        "latency offset {}; {} frames equal the offline render; 10 ms rms: least {least:.4}, median {median:.4}; xruns reported to tapestry {xruns}; the server's log: {server_xruns:?}",
+        alignment.offset, alignment.compared
+    );
+    assert!(
+        least > 0.1 * median,
+        "a dropout: 10 ms rms {least} (median {median})"
+    );
+    assert_eq!(server_xruns.graph_xruns, 0, "{server_xruns:?}");
+    assert!(
+        xruns <= server_xruns.driver_late as f64,
+        "xruns beyond the dummy driver's late wake-ups: {xruns}, {server_xruns:?}"
+    );
+}
