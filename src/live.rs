@@ -203,7 +203,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 status.dropped_messages.load(Ordering::Relaxed),
                 status.refused_messages.load(Ordering::Relaxed),
                 mood.join(", "),
-                allocation_report(&output.stats, midi.as_ref())
+                allocation_report(&output.stats, midi.as_ref().map(|m| &**m.stats()))
             );
             if terminal {
                 eprint!("\r\x1b[2K{line}");
@@ -213,9 +213,12 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (audio_stats, midi_stats) = (
+        output.stats.clone(),
+        midi.as_ref().map(|m| m.stats().clone()),
+    );
     // inputs first, then the stream: the last block the engine made is then the last one
     // recorded
-    let allocations = allocation_report(&output.stats, midi.as_ref());
     let learned = midi.and_then(MidiInputs::stop);
     if let Some(osc) = osc {
         osc.stop();
@@ -233,6 +236,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("recorded {events} events to {}", path.display());
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
+    let allocations = allocation_report(&audio_stats, midi_stats.as_deref());
     if !allocations.is_empty() {
         eprintln!("{}", allocations.trim_start());
     }
@@ -245,11 +249,14 @@ pub fn play(args: PlayArgs) -> Result<()> {
 
 /// With the `alloc-check` feature, "  allocations in audio callback: N  in MIDI callbacks: M";
 /// empty without it.
-fn allocation_report(stats: &tapestry::io::CallbackStats, midi: Option<&MidiInputs>) -> String {
+fn allocation_report(
+    stats: &tapestry::io::CallbackStats,
+    midi: Option<&tapestry::io::midi::MidiInputStats>,
+) -> String {
     if !tapestry::io::ALLOCATIONS_CHECKED {
         return String::new();
     }
-    let midi = midi.map_or(0, |m| m.stats().snapshot().callback_allocations);
+    let midi = midi.map_or(0, |m| m.callback_allocations.load(Ordering::Relaxed));
     format!(
         "  allocations in audio callback: {}  in MIDI callbacks: {midi}",
         stats.allocations.load(Ordering::Relaxed)
