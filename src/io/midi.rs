@@ -720,6 +720,11 @@ archetype = "lead"
             f.handler.handle(&[0x90, 60, 1]);
         }
         f.handler.handle(&[0x90, 0x90]);
+        let longest = [0x11; MAX_MESSAGE_BYTES];
+        assert_eq!(
+            RawMessage::new(0, &longest, f.t0).map(|r| r.bytes().len()),
+            Some(MAX_MESSAGE_BYTES)
+        );
         let counts = f.handler.stats.snapshot();
         assert_eq!(counts.messages, 7);
         assert_eq!(counts.oversized, 1);
