@@ -119,16 +119,17 @@ fn live_show() -> String {
 }
 
 /// Xruns on this machine. A JACK dummy server on this 2-vCPU VM (kernel built with
-/// PREEMPT_NONE, shared with other builds) reports late cycles that no client causes:
-/// its own timer thread (SCHED_FIFO 70) wakes up to several ms late — "JackTimedDriver::Process
-/// XRun = N usec" in its log, with no client at all — and with only `jack_rec` connected it
-/// also logs graph xruns ("client = jackrec was not finished, state = Triggered": the client
-/// was never woken in time). A plain SCHED_FIFO thread sleeping 5.33 ms periods here wakes
-/// more than a period late a few times per 15 s. So the test runs the server in synchronous
-/// mode (every client finishes each cycle before the next starts) and asserts that:
+/// PREEMPT_NONE, shared with other builds) reports late cycles that no client causes: its
+/// timer thread (SCHED_FIFO 70) wakes up to several ms late — "JackTimedDriver::Process XRun
+/// = N usec" in its log, with no client at all — and with only `jack_rec` connected it also
+/// logs graph xruns ("client = jackrec was not finished, state = Triggered": never woken in
+/// time). A plain SCHED_FIFO thread sleeping 5.33 ms periods here wakes more than a period
+/// late a few times per 15 s (tests/senders/wakeup_latency.py). So the test runs the server
+/// in synchronous mode (every client finishes each cycle before the next starts) and asserts:
 /// - no cycle began before every client (tapestry included) had finished the previous one;
 /// - every xrun tapestry was told of is one of the driver's late timer wake-ups;
-/// - tapestry's own callback never took more than half its deadline.
+/// - tapestry's own callback never took more than half its deadline, so none of those late
+///   wake-ups waited on it.
 #[test]
 fn sixty_four_participants_play_on_jack_at_256_frames_within_the_deadline() {
     let server = JackServer::start_with("tapestry-test", &["--sync"]);
