@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "Rust is needed: https://rustup.rs" >&2; exit 1; }
 
-packages="pkg-config libasound2-dev libjack-jackd2-dev jackd2 libasound2-plugins liblo-tools sox sndfile-tools"
+packages="pkg-config libasound2-dev libjack-jackd2-dev jackd2 libasound2-plugins liblo-tools sox sndfile-tools python3 python3-venv"
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -19,8 +19,24 @@ if [ -n "$missing" ]; then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# Python senders for the live tests: python-osc and python-rtmidi, whose Linux wheels carry
+# its JACK API (without a wheel for this Python, pip builds it from source, which finds
+# libjack-jackd2-dev); the tests find this Python through TAPESTRY_TEST_PYTHON
+venv=target/py-venv
+check_venv() {
+  "$venv/bin/python" -c 'import pythonosc, rtmidi; assert rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), "python-rtmidi without JACK"' 2>/dev/null
+}
+if ! check_venv; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q python-osc python-rtmidi
+  check_venv || { echo "python-rtmidi has no JACK API in $venv" >&2; exit 1; }
+fi
+export TAPESTRY_TEST_PYTHON="$PWD/$venv/bin/python"
+
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --locked --all-targets --features jack -- -D warnings
-cargo test --locked --features jack
+cargo clippy --locked --all-targets --features jack,alloc-check -- -D warnings
+# alloc-check: the live tests count allocations inside the audio and MIDI callbacks
+cargo test --locked --features jack,alloc-check
 cargo build --locked --release --examples --benches

@@ -185,8 +185,13 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 if let Some(midi) = &midi {
                     let m = midi.stats().snapshot();
                     s += &format!(
-                        "  midi ports {} msgs {} routed {} dropped {} malformed {}",
-                        m.ports, m.messages, m.routed, m.dropped, m.malformed
+                        "  midi ports {} msgs {} routed {} dropped {} malformed {} lost {}",
+                        m.ports,
+                        m.messages,
+                        m.routed,
+                        m.dropped,
+                        m.malformed,
+                        m.lost()
                     );
                 }
                 if let Some(osc) = &osc {
@@ -207,7 +212,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 s
             };
             let line = format!(
-                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{inputs}  {}",
+                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{inputs}  {}{}",
                 started.elapsed().as_secs_f64(),
                 status.participants.load(Ordering::Relaxed),
                 status.bar.load(Ordering::Relaxed) + 1,
@@ -219,7 +224,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 output.stats.stream_errors.load(Ordering::Relaxed),
                 status.dropped_messages.load(Ordering::Relaxed),
                 status.refused_messages.load(Ordering::Relaxed),
-                mood.join(", ")
+                mood.join(", "),
+                allocation_report(&output.stats, midi.as_ref().map(|m| &**m.stats()))
             );
             if terminal {
                 eprint!("\r\x1b[2K{line}");
@@ -229,6 +235,10 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (audio_stats, midi_stats) = (
+        output.stats.clone(),
+        midi.as_ref().map(|m| m.stats().clone()),
+    );
     // inputs first, then the stream: the last block the engine made is then the last one
     // recorded
     drop(room);
@@ -249,9 +259,29 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("recorded {events} events to {}", path.display());
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
+    let allocations = allocation_report(&audio_stats, midi_stats.as_deref());
+    if !allocations.is_empty() {
+        eprintln!("{}", allocations.trim_start());
+    }
     if let Some(lines) = learned {
         eprintln!("MIDI learn: paste these lines into the patch, after its [midi] table:");
         print!("{lines}");
     }
     Ok(())
+}
+
+/// With the `alloc-check` feature, "  allocations in audio callback: N  in MIDI callbacks: M";
+/// empty without it.
+fn allocation_report(
+    stats: &tapestry::io::CallbackStats,
+    midi: Option<&tapestry::io::midi::MidiInputStats>,
+) -> String {
+    if !tapestry::io::ALLOCATIONS_CHECKED {
+        return String::new();
+    }
+    let midi = midi.map_or(0, |m| m.callback_allocations.load(Ordering::Relaxed));
+    format!(
+        "  allocations in audio callback: {}  in MIDI callbacks: {midi}",
+        stats.allocations.load(Ordering::Relaxed)
+    )
 }

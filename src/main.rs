@@ -16,6 +16,12 @@ use tapestry::{Patch, Performance};
 #[cfg(feature = "live")]
 mod live;
 
+/// With `alloc-check`, every allocation goes through assert_no_alloc's allocator, which counts
+/// those made inside the live callbacks (`tapestry play` reports them).
+#[cfg(feature = "alloc-check")]
+#[global_allocator]
+static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
+
 #[derive(Parser)]
 #[command(
     name = "tapestry",

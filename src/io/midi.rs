@@ -8,27 +8,44 @@
 //! closed (and connected again if they come back).
 //!
 //! Each port's callback runs on midir's thread (with the `jack` feature, a JACK client's
-//! process thread — never the engine's audio thread). It parses the message with
-//! [`parse_message`], routes it through one [`MidiRouter`] shared by every port behind a
-//! mutex (so a participant joins once, whichever port plays it first), stamps every command
-//! with [`Timing::At`] the sample its arrival maps to on the [`SampleClock`], and posts it
-//! through the [`Controller`]. Nothing on the way allocates except what midir does itself.
-//! Counters are atomics ([`MidiInputStats`]).
+//! real-time process thread — never the engine's audio thread, but just as strict). It only
+//! copies the message's bytes and its arrival [`Instant`] into a fixed-size [`RawMessage`] and
+//! pushes it onto a bounded, preallocated lock-free queue ([`ArrayQueue`]): no lock, no heap,
+//! no system call. Messages longer than [`MAX_MESSAGE_BYTES`] (long SysEx, which Tapestry does
+//! not use) and messages that find the queue full are counted and dropped.
+//!
+//! A router thread drains the queue: it parses each message with [`parse_message`], routes it
+//! through one [`MidiRouter`] (so a participant joins once, whichever port plays it first),
+//! feeds MIDI learn, stamps every command with [`Timing::At`] the sample the message's
+//! arrival maps to on the [`SampleClock`], and posts it through the [`Controller`]. Counters
+//! are atomics ([`MidiInputStats`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_queue::ArrayQueue;
 use midir::{Ignore, MidiInput, MidiInputConnection};
 
-use crate::control::{Command, Controller, Message, Notice, Refusal, Timing};
+use crate::control::{Command, Controller, Message, Notice, ParticipantId, Refusal, Timing};
 use crate::input::midi::{parse_message, MidiLearn, MidiMap, MidiRouter};
 use crate::input::SampleClock;
 
 /// How often the watcher looks for new ports.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest message the port callbacks hand over; longer ones are counted and dropped.
+pub const MAX_MESSAGE_BYTES: usize = 16;
+
+/// Messages the queue between the port callbacks and the router holds.
+pub const QUEUE_CAPACITY: usize = 4096;
+
+/// How long the router sleeps when the queue is empty. Latency only: every message keeps
+/// the sample its arrival maps to.
+const ROUTER_POLL: Duration = Duration::from_millis(1);
 
 /// Client name of the virtual port (its full name on JACK is `<client>:<virtual_port>`).
 const VIRTUAL_CLIENT: &str = "tapestry";
@@ -68,6 +85,13 @@ pub struct MidiInputStats {
     pub commands: AtomicU64,
     /// Commands the engine's queue did not take (full or gone).
     pub dropped: AtomicU64,
+    /// Messages longer than [`MAX_MESSAGE_BYTES`], dropped in the port callback.
+    pub oversized: AtomicU64,
+    /// Messages dropped because the router's queue was full.
+    pub queue_full: AtomicU64,
+    /// Allocations made inside the port callbacks (counted only with the `alloc-check`
+    /// feature and its allocator installed).
+    pub callback_allocations: AtomicU64,
     /// Ports connected now (the virtual port included).
     pub ports: AtomicU64,
     /// Connections made so far (the virtual port included).
@@ -89,6 +113,12 @@ pub struct MidiCounts {
     pub commands: u64,
     /// See [`MidiInputStats::dropped`].
     pub dropped: u64,
+    /// See [`MidiInputStats::oversized`].
+    pub oversized: u64,
+    /// See [`MidiInputStats::queue_full`].
+    pub queue_full: u64,
+    /// See [`MidiInputStats::callback_allocations`].
+    pub callback_allocations: u64,
     /// See [`MidiInputStats::ports`].
     pub ports: u64,
     /// See [`MidiInputStats::connections`].
@@ -107,6 +137,9 @@ impl MidiInputStats {
             routed: r(&self.routed),
             commands: r(&self.commands),
             dropped: r(&self.dropped),
+            oversized: r(&self.oversized),
+            queue_full: r(&self.queue_full),
+            callback_allocations: r(&self.callback_allocations),
             ports: r(&self.ports),
             connections: r(&self.connections),
             connect_errors: r(&self.connect_errors),
@@ -114,47 +147,149 @@ impl MidiInputStats {
     }
 }
 
-/// What every port's callback shares: the router (joins are remembered across ports) and
-/// the learn state.
-struct Routing {
-    router: MidiRouter,
-    learn: Option<MidiLearn>,
+impl MidiCounts {
+    /// Messages dropped before routing: too long, or the queue was full.
+    pub fn lost(&self) -> u64 {
+        self.oversized + self.queue_full
+    }
 }
 
-/// What one port's callback owns.
+/// One message as a port callback hands it to the router: plain bytes, no heap.
+#[derive(Clone, Copy, Debug)]
+pub struct RawMessage {
+    /// Index of the port it came from (the router knows the names).
+    port: u32,
+    len: u8,
+    bytes: [u8; MAX_MESSAGE_BYTES],
+    /// When the callback received it.
+    received: Instant,
+}
+
+impl RawMessage {
+    /// The message; `None` when it is longer than [`MAX_MESSAGE_BYTES`].
+    pub fn new(port: u32, bytes: &[u8], received: Instant) -> Option<RawMessage> {
+        let mut raw = RawMessage {
+            port,
+            len: bytes.len() as u8,
+            bytes: [0; MAX_MESSAGE_BYTES],
+            received,
+        };
+        raw.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        Some(raw)
+    }
+
+    /// Its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// What one port's callback owns. Real-time safe: atomics and a lock-free push only.
 struct PortHandler {
-    /// The port's name, as the map's `port` filters see it.
-    port: String,
-    routing: Arc<Mutex<Routing>>,
-    controller: Controller,
-    clock: Arc<SampleClock>,
+    port: u32,
+    queue: Arc<ArrayQueue<RawMessage>>,
     stats: Arc<MidiInputStats>,
 }
 
 impl PortHandler {
     fn handle(&mut self, bytes: &[u8]) {
+        let (_, allocations) = super::count_allocations(|| self.hand_over(bytes));
+        if allocations > 0 {
+            let stats = &self.stats;
+            stats
+                .callback_allocations
+                .fetch_add(allocations, Ordering::Relaxed);
+        }
+    }
+
+    fn hand_over(&self, bytes: &[u8]) {
         let received = Instant::now();
         let stats = &self.stats;
         stats.messages.fetch_add(1, Ordering::Relaxed);
-        let event = match parse_message(bytes) {
+        let Some(raw) = RawMessage::new(self.port, bytes, received) else {
+            stats.oversized.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if self.queue.push(raw).is_err() {
+            stats.queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What the router thread is told besides the messages.
+enum RouterControl {
+    /// A port index and its name, sent before the port is connected.
+    Port(u32, String),
+    /// The participant left or was refused: join again on its next note.
+    Forget(ParticipantId),
+}
+
+/// The router thread's state: everything that parses, maps, learns and sends.
+struct Router {
+    router: MidiRouter,
+    learn: Option<MidiLearn>,
+    port_names: HashMap<u32, String>,
+    queue: Arc<ArrayQueue<RawMessage>>,
+    control: Receiver<RouterControl>,
+    controller: Controller,
+    clock: Arc<SampleClock>,
+    stats: Arc<MidiInputStats>,
+}
+
+impl Router {
+    /// Routes until `stop`, then drains what is left; returns the learn state.
+    fn run(mut self, stop: Arc<AtomicBool>) -> Option<MidiLearn> {
+        loop {
+            let stopping = stop.load(Ordering::Acquire);
+            self.take_control();
+            let mut routed = 0;
+            while let Some(raw) = self.queue.pop() {
+                self.route(raw);
+                routed += 1;
+            }
+            if stopping {
+                return self.learn;
+            }
+            if routed == 0 {
+                std::thread::sleep(ROUTER_POLL);
+            }
+        }
+    }
+
+    fn take_control(&mut self) {
+        while let Ok(c) = self.control.try_recv() {
+            match c {
+                RouterControl::Port(index, name) => {
+                    self.port_names.insert(index, name);
+                }
+                RouterControl::Forget(participant) => self.router.forget(participant),
+            }
+        }
+    }
+
+    fn route(&mut self, raw: RawMessage) {
+        let event = match parse_message(raw.bytes()) {
             Ok(event) => event,
             Err(e) => {
                 if e.is_malformed() {
-                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 }
                 return;
             }
         };
-        let at = Timing::At(self.clock.sample_at(received));
-        // a poisoned lock only means another port's callback panicked; the state is plain data
-        let mut routing = self.routing.lock().unwrap_or_else(|p| p.into_inner());
-        let Routing { router, learn } = &mut *routing;
-        if let Some(learn) = learn {
+        if !self.port_names.contains_key(&raw.port) {
+            // its name was sent before the port was connected
+            self.take_control();
+        }
+        let stats = &self.stats;
+        let port = self.port_names.get(&raw.port).map_or("", String::as_str);
+        let at = Timing::At(self.clock.sample_at(raw.received));
+        if let Some(learn) = &mut self.learn {
             learn.observe(event);
         }
         let mut produced = false;
         let controller = &self.controller;
-        router.route(&self.port, event, &mut |command| {
+        self.router.route(port, event, &mut |command| {
             produced = true;
             match controller.send(Message { at, command }) {
                 Ok(()) => stats.commands.fetch_add(1, Ordering::Relaxed),
@@ -200,13 +335,15 @@ fn port_names(input: &MidiInput) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Live MIDI input: connections to the selected ports, a virtual port and the watcher
-/// thread. Stops when [`stop`](Self::stop)ped or dropped.
+/// Live MIDI input: connections to the selected ports, a virtual port, the watcher thread
+/// and the router thread. Stops when [`stop`](Self::stop)ped or dropped.
 pub struct MidiInputs {
     stats: Arc<MidiInputStats>,
-    routing: Arc<Mutex<Routing>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    control: Sender<RouterControl>,
+    stop_watcher: Arc<AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
+    stop_router: Arc<AtomicBool>,
+    router: Option<JoinHandle<Option<MidiLearn>>>,
     virtual_port: Option<String>,
 }
 
@@ -214,22 +351,27 @@ pub struct MidiInputs {
 struct Watcher {
     map: MidiMap,
     scanner: MidiInput,
-    routing: Arc<Mutex<Routing>>,
-    controller: Controller,
-    clock: Arc<SampleClock>,
+    queue: Arc<ArrayQueue<RawMessage>>,
+    control: Sender<RouterControl>,
     stats: Arc<MidiInputStats>,
+    /// Index the next connection's messages carry.
+    next_port: u32,
     /// Open connections by port id, with the port's name.
     connections: HashMap<String, (String, MidiInputConnection<PortHandler>)>,
     virtual_connection: Option<MidiInputConnection<PortHandler>>,
 }
 
 impl Watcher {
-    fn handler(&self, port: &str) -> PortHandler {
+    /// A callback state for a new connection to `port`; the router learns its name first.
+    fn handler(&mut self, port: &str) -> PortHandler {
+        let index = self.next_port;
+        self.next_port = self.next_port.wrapping_add(1);
+        let _ = self
+            .control
+            .send(RouterControl::Port(index, port.to_string()));
         PortHandler {
-            port: port.to_string(),
-            routing: self.routing.clone(),
-            controller: self.controller.clone(),
-            clock: self.clock.clone(),
+            port: index,
+            queue: self.queue.clone(),
             stats: self.stats.clone(),
         }
     }
@@ -291,8 +433,9 @@ impl Watcher {
 impl MidiInputs {
     /// Connects to every input port `map.ports` selects, opens the virtual port
     /// `map.virtual_port` where the platform has them, and starts the watcher that picks up
-    /// ports appearing later. Commands go through `controller`, stamped with `clock`. With
-    /// `learn`, every event also feeds a [`MidiLearn`] (see [`learn_lines`](Self::learn_lines)).
+    /// ports appearing later and the router that turns messages into commands. Commands go
+    /// through `controller`, stamped with `clock`. With `learn`, every event also feeds a
+    /// [`MidiLearn`] (its lines come back from [`stop`](Self::stop)).
     pub fn start(
         map: MidiMap,
         controller: Controller,
@@ -302,25 +445,40 @@ impl MidiInputs {
         let scanner =
             MidiInput::new(SCAN_CLIENT).map_err(|e| MidiDeviceError::Init(e.to_string()))?;
         let stats = Arc::new(MidiInputStats::default());
-        let routing = Arc::new(Mutex::new(Routing {
+        let queue = Arc::new(ArrayQueue::new(QUEUE_CAPACITY));
+        let (control, control_rx) = crossbeam_channel::unbounded();
+        let router = Router {
             router: MidiRouter::new(map.clone()),
             learn: learn.then(MidiLearn::new),
-        }));
-        let mut watcher = Watcher {
-            map,
-            scanner,
-            routing: routing.clone(),
+            port_names: HashMap::new(),
+            queue: queue.clone(),
+            control: control_rx,
             controller,
             clock,
             stats: stats.clone(),
+        };
+        let stop_router = Arc::new(AtomicBool::new(false));
+        let router = {
+            let stop = stop_router.clone();
+            std::thread::Builder::new()
+                .name("tapestry-midi-router".into())
+                .spawn(move || router.run(stop))?
+        };
+        let mut watcher = Watcher {
+            map,
+            scanner,
+            queue,
+            control: control.clone(),
+            stats: stats.clone(),
+            next_port: 0,
             connections: HashMap::new(),
             virtual_connection: None,
         };
         let virtual_port = open_virtual(&mut watcher);
         watcher.scan();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
+        let stop_watcher = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let stop = stop_watcher.clone();
             std::thread::Builder::new()
                 .name("tapestry-midi".into())
                 .spawn(move || {
@@ -337,9 +495,11 @@ impl MidiInputs {
         };
         Ok(MidiInputs {
             stats,
-            routing,
-            stop,
-            thread: Some(thread),
+            control,
+            stop_watcher,
+            watcher: Some(watcher),
+            stop_router,
+            router: Some(router),
             virtual_port,
         })
     }
@@ -371,27 +531,22 @@ impl MidiInputs {
             } => participant,
             _ => return,
         };
-        let mut routing = self.routing.lock().unwrap_or_else(|p| p.into_inner());
-        routing.router.forget(participant);
+        let _ = self.control.send(RouterControl::Forget(participant));
     }
 
-    /// In learn mode, the `[midi]` lines for what was played so far.
-    pub fn learn_lines(&self) -> Option<String> {
-        let routing = self.routing.lock().unwrap_or_else(|p| p.into_inner());
-        routing.learn.as_ref().map(MidiLearn::mapping_lines)
-    }
-
-    /// Closes every connection and stops the watcher. Returns the learn lines in learn mode.
+    /// Closes every connection, routes what is still queued and stops the threads. Returns
+    /// the `[midi]` lines for what was played in learn mode.
     pub fn stop(mut self) -> Option<String> {
-        self.shutdown();
-        self.learn_lines()
+        self.shutdown().as_ref().map(MidiLearn::mapping_lines)
     }
 
-    fn shutdown(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+    fn shutdown(&mut self) -> Option<MidiLearn> {
+        self.stop_watcher.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.watcher.take() {
             let _ = thread.join();
         }
+        self.stop_router.store(true, Ordering::Release);
+        self.router.take().and_then(|t| t.join().ok().flatten())
     }
 }
 
@@ -432,4 +587,155 @@ fn open_virtual(watcher: &mut Watcher) -> Option<String> {
 #[cfg(not(unix))]
 fn open_virtual(_watcher: &mut Watcher) -> Option<String> {
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, Patch};
+    use std::path::Path;
+
+    const PATCH: &str = r#"
+version = 1
+[piece]
+name = "t"
+[score]
+key = "C"
+mode = "major"
+tempo_bpm = 120
+meter = "4/4"
+[[score.sections]]
+name = "main"
+chords = ["I"]
+[mood.energy]
+[mood.tension]
+[mood.brightness]
+[mood.unity]
+[[archetypes]]
+id = "lead"
+timbre = "lead"
+register = [48, 84]
+free = true
+[midi]
+ports = ["*"]
+[[midi.participants]]
+channel = 1
+participant = 7
+archetype = "lead"
+"#;
+
+    struct Fixture {
+        engine: Engine,
+        journal: crossbeam_channel::Receiver<crate::engine::Applied>,
+        handler: PortHandler,
+        router: Router,
+        control: Sender<RouterControl>,
+        clock: Arc<SampleClock>,
+        t0: Instant,
+    }
+
+    fn fixture(capacity: usize) -> Fixture {
+        let patch = Patch::parse(Path::new("t.toml"), PATCH).unwrap();
+        let (mut engine, controller) = Engine::new(patch.config(48_000, None), patch.names());
+        let journal = engine.enable_journal(64);
+        let t0 = Instant::now();
+        let clock = Arc::new(SampleClock::new(48_000, 256));
+        clock.publish(0, t0);
+        let stats = Arc::new(MidiInputStats::default());
+        let queue = Arc::new(ArrayQueue::new(capacity));
+        let (control, control_rx) = crossbeam_channel::unbounded();
+        let router = Router {
+            router: MidiRouter::new(patch.midi().clone()),
+            learn: None,
+            port_names: HashMap::new(),
+            queue: queue.clone(),
+            control: control_rx,
+            controller,
+            clock: clock.clone(),
+            stats: stats.clone(),
+        };
+        let handler = PortHandler {
+            port: 3,
+            queue,
+            stats,
+        };
+        Fixture {
+            engine,
+            journal,
+            handler,
+            router,
+            control,
+            clock,
+            t0,
+        }
+    }
+
+    #[test]
+    fn messages_cross_the_queue_and_keep_the_sample_they_arrived_at() {
+        let mut f = fixture(16);
+        f.control
+            .send(RouterControl::Port(3, "keys".into()))
+            .unwrap();
+        // arrival 10 ms after the published block start: sample 480 plus one block of safety
+        let arrived = f.t0 + Duration::from_millis(10);
+        let raw = RawMessage::new(3, &[0x90, 69, 100], arrived).unwrap();
+        f.handler.queue.push(raw).unwrap();
+        // the router runs later; the stamp must not move
+        std::thread::sleep(Duration::from_millis(5));
+        while let Some(raw) = f.router.queue.pop() {
+            f.router.route(raw);
+        }
+        let expected = f.clock.sample_at(arrived);
+        assert_eq!(expected, 480 + 256);
+        let mut out = vec![0.0f32; 2 * 1024];
+        f.engine.process(&mut out);
+        let applied: Vec<_> = f.journal.try_iter().collect();
+        assert_eq!(applied.len(), 2, "{applied:?}");
+        assert!(matches!(
+            applied[0].command,
+            Command::Join { participant: 7, .. }
+        ));
+        assert_eq!(
+            applied[1].command,
+            Command::NoteOn {
+                participant: 7,
+                pitch: 69,
+                velocity: 100
+            }
+        );
+        assert!(applied.iter().all(|a| a.sample == expected));
+        let counts = f.router.stats.snapshot();
+        assert_eq!((counts.routed, counts.commands), (1, 2));
+    }
+
+    #[test]
+    fn long_messages_and_a_full_queue_are_counted_and_dropped() {
+        let mut f = fixture(2);
+        let sysex: Vec<u8> = std::iter::once(0xF0)
+            .chain(std::iter::repeat_n(0x11, MAX_MESSAGE_BYTES))
+            .chain(std::iter::once(0xF7))
+            .collect();
+        f.handler.handle(&sysex);
+        for _ in 0..5 {
+            f.handler.handle(&[0x90, 60, 1]);
+        }
+        f.handler.handle(&[0x90, 0x90]);
+        let longest = [0x11; MAX_MESSAGE_BYTES];
+        assert_eq!(
+            RawMessage::new(0, &longest, f.t0).map(|r| r.bytes().len()),
+            Some(MAX_MESSAGE_BYTES)
+        );
+        let counts = f.handler.stats.snapshot();
+        assert_eq!(counts.messages, 7);
+        assert_eq!(counts.oversized, 1);
+        assert_eq!(counts.queue_full, 4);
+        assert_eq!(counts.lost(), 5);
+        assert_eq!(f.router.queue.len(), 2);
+        // a short malformed message is handed over and counted by the router
+        while f.router.queue.pop().is_some() {}
+        f.handler.handle(&[0x90, 0x90]);
+        let raw = f.router.queue.pop().unwrap();
+        f.router.route(raw);
+        assert_eq!(f.router.stats.snapshot().malformed, 1);
+    }
 }

@@ -6,7 +6,9 @@
 //! [`SampleClock`] (so input threads can stamp events with the sample they apply at), calls
 //! `Engine::process` on a buffer allocated before the stream starts, converts to the device's
 //! sample format, and records its own load in atomics. It never allocates, locks, blocks,
-//! logs or panics.
+//! logs or panics. Built with the `alloc-check` feature (and the `tapestry` binary's
+//! detecting allocator), the callback body runs inside `assert_no_alloc` and the allocations
+//! it made are counted in [`CallbackStats::allocations`].
 
 pub mod input;
 pub mod midi;
@@ -69,6 +71,9 @@ pub struct CallbackStats {
     pub stream_errors: AtomicU64,
     /// Frames of the last callback.
     pub last_frames: AtomicU32,
+    /// Allocations made inside the callback (counted only with the `alloc-check` feature and
+    /// its allocator installed).
+    pub allocations: AtomicU64,
 }
 
 impl CallbackStats {
@@ -84,6 +89,32 @@ impl CallbackStats {
         Self::load(&self.peak_load_percent)
     }
 }
+
+/// Whether this build counts allocations in the live callbacks (`alloc-check` feature).
+pub const ALLOCATIONS_CHECKED: bool = cfg!(feature = "alloc-check");
+
+/// Runs `f` and returns the allocations it made on this thread: counted by
+/// `assert_no_alloc` with the `alloc-check` feature (when the binary installs its allocator),
+/// always 0 without it. The count is per thread, so this is called on the thread that runs `f`.
+#[inline]
+pub(crate) fn count_allocations<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    #[cfg(feature = "alloc-check")]
+    {
+        let before = assert_no_alloc::violation_count();
+        let result = assert_no_alloc::assert_no_alloc(f);
+        let after = assert_no_alloc::violation_count();
+        (result, after.wrapping_sub(before) as u64)
+    }
+    #[cfg(not(feature = "alloc-check"))]
+    {
+        (f(), 0)
+    }
+}
+
+/// With `alloc-check`, the environment variable that makes every audio callback allocate on
+/// purpose, to prove the detector catches it. Without the feature it does not exist.
+#[cfg(feature = "alloc-check")]
+pub const ALLOC_CHECK_SELFTEST_ENV: &str = "TAPESTRY_ALLOC_CHECK_SELFTEST";
 
 fn host_by_name(name: Option<&str>) -> Result<cpal::Host, LiveError> {
     let Some(name) = name else {
@@ -255,7 +286,13 @@ where
     let sample_rate = config.sample_rate as f64;
     let mut stereo = vec![0.0f32; 2 * CHUNK_FRAMES];
     let callback_stats = stats.clone();
-    let data = move |out: &mut [T], _: &OutputCallbackInfo| {
+    #[cfg(feature = "alloc-check")]
+    let allocate_on_purpose = std::env::var_os(ALLOC_CHECK_SELFTEST_ENV).is_some();
+    let mut data = move |out: &mut [T]| {
+        #[cfg(feature = "alloc-check")]
+        if allocate_on_purpose {
+            std::hint::black_box(Vec::<u8>::with_capacity(64));
+        }
         let started = Instant::now();
         let frames = out.len() / channels;
         if let Some(clock) = &clock {
@@ -289,6 +326,15 @@ where
         s.load_percent.store(load.to_bits(), Ordering::Relaxed);
         if load > CallbackStats::load(&s.peak_load_percent) {
             s.peak_load_percent.store(load.to_bits(), Ordering::Relaxed);
+        }
+    };
+    let allocation_stats = stats.clone();
+    let data = move |out: &mut [T], _: &OutputCallbackInfo| {
+        let ((), allocations) = count_allocations(|| data(out));
+        if allocations > 0 {
+            allocation_stats
+                .allocations
+                .fetch_add(allocations, Ordering::Relaxed);
         }
     };
     let error_stats = stats;

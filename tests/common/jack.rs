@@ -13,6 +13,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// A running `jackd -d dummy` at 48 kHz, 256-frame periods; stopped cleanly on drop.
 pub struct JackServer {
     name: String,
+    log: std::path::PathBuf,
     child: Child,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
@@ -20,14 +21,19 @@ pub struct JackServer {
 impl JackServer {
     /// Starts a server named after `prefix` and this process, and waits until it answers.
     pub fn start(prefix: &str) -> JackServer {
+        Self::start_with(prefix, &[])
+    }
+
+    /// [`start`](Self::start) with more server options (before `-d dummy`), e.g. `--sync`.
+    pub fn start_with(prefix: &str, options: &[&str]) -> JackServer {
         let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         clear_stale_jack_registry();
         let name = format!("{prefix}-{}", std::process::id());
         let log = std::env::temp_dir().join(format!("{name}-jackd.log"));
         let child = Command::new("jackd")
-            .args([
-                "-n", &name, "-R", "-P", "70", "-d", "dummy", "-r", "48000", "-p", "256",
-            ])
+            .args(["-n", &name, "-R", "-P", "70"])
+            .args(options)
+            .args(["-d", "dummy", "-r", "48000", "-p", "256"])
             .env("JACK_NO_AUDIO_RESERVATION", "1")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -35,6 +41,7 @@ impl JackServer {
             .expect("jackd (Debian package jackd2) must be installed for the live tests");
         let server = JackServer {
             name,
+            log: log.clone(),
             child,
             _one_at_a_time: guard,
         };
@@ -49,6 +56,16 @@ impl JackServer {
             std::fs::read_to_string(&log).unwrap_or_default()
         );
         server
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The server's own account of its late cycles so far.
+    pub fn xrun_report(&self) -> ServerXruns {
+        ServerXruns::from_log(&self.log())
     }
 
     /// The server's name (what `JACK_DEFAULT_SERVER` must say).
@@ -139,5 +156,169 @@ pub fn clear_stale_jack_registry() {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+/// Kills a helper process when the test ends, however it ends.
+pub struct Helper(pub Child);
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A stereo capture (`jack_rec` writes integer PCM) as two channels of floats.
+pub fn read_capture(path: &std::path::Path) -> (Vec<f32>, Vec<f32>) {
+    let mut r = hound::WavReader::open(path).expect("capture file");
+    let spec = r.spec();
+    assert_eq!(spec.channels, 2);
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
+        hound::SampleFormat::Int => {
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
+            r.samples::<i32>()
+                .map(|s| s.unwrap() as f32 * scale)
+                .collect()
+        }
+    };
+    super::measure::deinterleave(&samples)
+}
+
+/// jack_rec's 32-bit integer quantization, and then some.
+pub const CAPTURE_TOLERANCE: f32 = 1e-6;
+
+/// Where a capture sits in an offline render, and how well it matches there.
+#[derive(Debug)]
+pub struct Alignment {
+    /// Offline sample of the capture's first frame (the constant latency offset).
+    pub offset: i64,
+    /// Frames compared.
+    pub compared: usize,
+    /// Largest difference over both channels.
+    pub worst: f32,
+    /// Capture frames (up to 8) where the difference exceeds [`CAPTURE_TOLERANCE`].
+    pub mismatches: Vec<usize>,
+}
+
+impl Alignment {
+    /// Capture frame of an engine (offline) sample.
+    pub fn capture_index(&self, engine_sample: u64) -> usize {
+        (engine_sample as i64 - self.offset).max(0) as usize
+    }
+}
+
+/// Finds the capture inside the offline render (a 512-frame probe just after the capture's
+/// sound starts) and compares every frame after that offset.
+pub fn align(capture: (&[f32], &[f32]), offline: (&[f32], &[f32])) -> Alignment {
+    let ((cl, cr), (ol, or)) = (capture, offline);
+    let probe_at = cl
+        .iter()
+        .position(|x| x.abs() > 1e-3)
+        .expect("the capture has sound")
+        + 4800;
+    let probe = &cl[probe_at..probe_at + 512];
+    let offset = (0..ol.len() - 512)
+        .find(|&k| {
+            ol[k..k + 512]
+                .iter()
+                .zip(probe)
+                .all(|(a, b)| (a - b).abs() <= CAPTURE_TOLERANCE)
+        })
+        .expect("the captured audio appears in the offline render") as i64
+        - probe_at as i64;
+    let first = (-offset).max(0) as usize;
+    let compared = cl.len().min((ol.len() as i64 - offset) as usize) - 256 - first;
+    let mut worst = 0.0f32;
+    let mut mismatches = Vec::new();
+    for n in first..first + compared {
+        let k = (n as i64 + offset) as usize;
+        let difference = (cl[n] - ol[k]).abs().max((cr[n] - or[k]).abs());
+        if difference > CAPTURE_TOLERANCE && mismatches.len() < 8 {
+            mismatches.push(n);
+        }
+        worst = worst.max(difference);
+    }
+    Alignment {
+        offset,
+        compared,
+        worst,
+        mismatches,
+    }
+}
+
+/// The number after `key` in `line` (e.g. "xruns 3" → 3).
+pub fn number_after(line: &str, key: &str) -> f64 {
+    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
+    rest.trim_start()
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {key} in {line}"))
+}
+
+/// The Python with python-osc and python-rtmidi that scripts/test.sh prepares
+/// (`TAPESTRY_TEST_PYTHON`, else the venv it makes in target/py-venv). `None` when there is
+/// none; under CI (`CI` set) that fails the test instead.
+pub fn test_python() -> Option<std::path::PathBuf> {
+    let from_env = std::env::var_os("TAPESTRY_TEST_PYTHON").map(std::path::PathBuf::from);
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/py-venv/bin/python");
+    let python = from_env.or_else(|| venv.exists().then_some(venv));
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Python for the live senders: run scripts/test.sh, or set TAPESTRY_TEST_PYTHON \
+             to a python with python-osc and python-rtmidi"
+        );
+        eprintln!("skipped: no Python with python-osc and python-rtmidi (see scripts/test.sh)");
+    }
+    python
+}
+
+/// A free UDP port on loopback.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Late cycles as jackd logs them.
+#[derive(Debug, Default)]
+pub struct ServerXruns {
+    /// The dummy driver's timer woke up late ("JackTimedDriver::Process XRun = N usec"),
+    /// before any client ran: the machine's scheduling, nobody's process callback.
+    pub driver_late: usize,
+    /// Largest such lateness, µs.
+    pub driver_late_max_usecs: u64,
+    /// Cycles that began while some client had not finished the previous one.
+    pub graph_xruns: usize,
+    /// "client = X was not finished, state = S" lines, X with digits removed, with counts.
+    pub unfinished: std::collections::BTreeMap<String, usize>,
+}
+
+impl ServerXruns {
+    fn from_log(log: &str) -> ServerXruns {
+        let mut x = ServerXruns::default();
+        for line in log.lines() {
+            if let Some(rest) = line.strip_prefix("JackTimedDriver::Process XRun = ") {
+                x.driver_late += 1;
+                let usecs = rest.split_whitespace().next().and_then(|n| n.parse().ok());
+                x.driver_late_max_usecs = x.driver_late_max_usecs.max(usecs.unwrap_or(0));
+            } else if line.contains("Process error") {
+                x.graph_xruns += 1;
+            } else if let Some(rest) = line.strip_prefix("JackEngine::XRun: client = ") {
+                let key: String = rest
+                    .replace(" was not finished, state =", ":")
+                    .chars()
+                    .filter(|c| !c.is_ascii_digit())
+                    .collect();
+                *x.unfinished.entry(key).or_default() += 1;
+            }
+        }
+        x
     }
 }
