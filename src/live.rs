@@ -225,7 +225,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 status.dropped_messages.load(Ordering::Relaxed),
                 status.refused_messages.load(Ordering::Relaxed),
                 mood.join(", "),
-                allocation_report(&output.stats, midi.as_ref().map(|m| &**m.stats()))
+                allocation_report(
+                    &output.stats,
+                    midi.as_ref().map(|m| &**m.stats()),
+                    room.as_ref().map(|r| &*r.status)
+                )
             );
             if terminal {
                 eprint!("\r\x1b[2K{line}");
@@ -235,9 +239,10 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (audio_stats, midi_stats) = (
+    let (audio_stats, midi_stats, room_stats) = (
         output.stats.clone(),
         midi.as_ref().map(|m| m.stats().clone()),
+        room.as_ref().map(|r| r.status.clone()),
     );
     // inputs first, then the stream: the last block the engine made is then the last one
     // recorded
@@ -259,7 +264,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("recorded {events} events to {}", path.display());
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
-    let allocations = allocation_report(&audio_stats, midi_stats.as_deref());
+    let allocations = allocation_report(&audio_stats, midi_stats.as_deref(), room_stats.as_deref());
     if !allocations.is_empty() {
         eprintln!("{}", allocations.trim_start());
     }
@@ -275,13 +280,15 @@ pub fn play(args: PlayArgs) -> Result<()> {
 fn allocation_report(
     stats: &tapestry::io::CallbackStats,
     midi: Option<&tapestry::io::midi::MidiInputStats>,
+    room: Option<&tapestry::io::input::RoomStatus>,
 ) -> String {
     if !tapestry::io::ALLOCATIONS_CHECKED {
         return String::new();
     }
     let midi = midi.map_or(0, |m| m.callback_allocations.load(Ordering::Relaxed));
+    let room = room.map_or(0, |r| r.callback_allocations.load(Ordering::Relaxed));
     format!(
-        "  allocations in audio callback: {}  in MIDI callbacks: {midi}",
+        "  allocations in audio callback: {}  in MIDI callbacks: {midi}  in room input callback: {room}",
         stats.allocations.load(Ordering::Relaxed)
     )
 }

@@ -176,6 +176,20 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tapestry play failed: {log}");
     assert!(log.contains("listening to the room on JACK"), "{log}");
+    if tapestry::io::ALLOCATIONS_CHECKED {
+        let line = log
+            .lines()
+            .rfind(|l| l.starts_with("allocations in audio callback"))
+            .expect("an allocation report");
+        for callback in ["audio callback:", "room input callback:"] {
+            let n: u64 = line[line.find(callback).unwrap() + callback.len()..]
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("a count");
+            assert_eq!(n, 0, "allocations in the {callback} {line}");
+        }
+    }
 
     let patch = Patch::load(&root.join("patches/minimal.toml")).unwrap();
     let energy = patch.dims.iter().position(|d| d == "energy").unwrap() as u8;

@@ -13,7 +13,7 @@ use cpal::{
     BufferSize, Device, FromSample, InputCallbackInfo, Sample, SampleFormat, SizedSample, Stream,
 };
 
-use super::{device_label, host_by_name, LiveError};
+use super::{count_allocations, device_label, host_by_name, LiveError};
 use crate::analysis::{Analyzer, Feature, FeatureFrame};
 use crate::control::{Controller, Message, Timing};
 use crate::patch::Patch;
@@ -58,6 +58,8 @@ pub struct RoomStatus {
     pub dropped_messages: AtomicU64,
     /// Stream errors reported by the input device.
     pub stream_errors: AtomicU64,
+    /// Allocations inside the input callback (counted in `alloc-check` builds).
+    pub callback_allocations: AtomicU64,
     /// The latest value of each of [`SHOWN_FEATURES`], as f32 bits.
     pub features: [AtomicU32; SHOWN_FEATURES.len()],
 }
@@ -220,17 +222,24 @@ where
     let channels = config.channels as u64;
     let callback_status = status.clone();
     let data = move |input: &[T], _: &InputCallbackInfo| {
-        let mut dropped = 0u64;
-        for &s in input {
-            if ring.push(f32::from_sample(s)).is_err() {
-                dropped += 1;
+        let (dropped, allocations) = count_allocations(|| {
+            let mut dropped = 0u64;
+            for &s in input {
+                if ring.push(f32::from_sample(s)).is_err() {
+                    dropped += 1;
+                }
             }
-        }
+            dropped
+        });
         let s = &callback_status;
         s.frames_in
             .fetch_add(input.len() as u64 / channels, Ordering::Relaxed);
         if dropped > 0 {
             s.overruns.fetch_add(dropped, Ordering::Relaxed);
+        }
+        if allocations > 0 {
+            s.callback_allocations
+                .fetch_add(allocations, Ordering::Relaxed);
         }
     };
     let error = move |_: cpal::Error| {
