@@ -62,6 +62,7 @@ pub mod record;
 pub mod render;
 pub mod rng;
 pub mod score;
+pub mod status_view;
 
 pub use control::{
     Command, ControlError, Controller, Message, MoodTarget, Notice, ParticipantId, Refusal, Status,
