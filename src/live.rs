@@ -1,5 +1,11 @@
-//! `tapestry play`: the engine on a live audio device, with a status line, MIDI and OSC
-//! input, optional performance playback and session recording.
+//! `tapestry play`: the engine on a live audio device, with a status view (full screen on a
+//! terminal, plain lines otherwise), MIDI and OSC input, optional performance playback,
+//! session recording, and reopening of a device that went away.
+
+mod audio;
+mod screen;
+
+use std::collections::BTreeMap;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -10,13 +16,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use tapestry::control::{Message, Timing};
+use tapestry::control::{Message, Names, Notice, Status, Timing};
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::io::midi::MidiInputs;
 use tapestry::io::{output_sample_rate, play as open_output, OutputOptions};
-use tapestry::record::{Recorder, RecorderThread};
+use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
+use tapestry::status_view::{
+    self, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, Snapshot,
+};
 use tapestry::{Engine, Patch, Performance};
+
+use audio::{Audio, Change};
+use screen::Screen;
 
 /// Everything `play` was asked for.
 pub struct PlayArgs {
@@ -32,6 +44,10 @@ pub struct PlayArgs {
     pub midi_learn: bool,
     /// Serve OSC on this address.
     pub osc: Option<SocketAddr>,
+    /// Plain status lines even on a terminal.
+    pub plain: bool,
+    /// Seconds to keep trying to reopen a device that went away (0: stop at once).
+    pub reconnect_timeout: f64,
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
@@ -45,8 +61,21 @@ pub fn play(args: PlayArgs) -> Result<()> {
         ),
         None => None,
     };
+    if !(args.reconnect_timeout >= 0.0 && args.reconnect_timeout <= 86_400.0) {
+        return Err(anyhow!(
+            "--reconnect-timeout must be between 0 and 86400 seconds, got {}",
+            args.reconnect_timeout
+        ));
+    }
     let seed = args.seed.or(perf.as_ref().and_then(|p| p.seed));
-    let (mut engine, controller) = Engine::new(patch.config(sample_rate, seed), patch.names());
+    let config = patch.config(sample_rate, seed);
+    let dims: Vec<(String, f32, f32)> = patch
+        .dims
+        .iter()
+        .zip(&config.dims)
+        .map(|(name, d)| (name.clone(), d.min, d.max))
+        .collect();
+    let (mut engine, controller) = Engine::new(config, patch.names());
     let recording = match &args.record {
         Some(path) => {
             let journal = engine.enable_journal(1 << 16);
@@ -105,6 +134,13 @@ pub fn play(args: PlayArgs) -> Result<()> {
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
         patch.name, output.device, output.sample_rate
     );
+    let device = output.device.clone();
+    let mut audio = Audio::new(
+        output,
+        &args.options,
+        clock.clone(),
+        Duration::from_secs_f64(args.reconnect_timeout),
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -112,11 +148,18 @@ pub fn play(args: PlayArgs) -> Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
             .context("installing the Ctrl-C handler")?;
     }
+    let mut screen = if !args.plain && std::io::stdout().is_terminal() {
+        Some(Screen::enter().context("setting up the terminal")?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut next_event = 0;
     let mut last_status = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
     let status = controller.status().clone();
+    let names = controller.names();
+    let mut view = ViewState::new(&patch.name, &device, &dims);
+    let mut gave_up = None;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -144,68 +187,136 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 next_event += 1;
             }
         }
+        let secs = |sample: u64| sample as f64 / sample_rate as f64;
         while let Some(notice) = controller.try_notice() {
             if let Some(midi) = &midi {
                 midi.notice(&notice);
             }
-        }
-        if last_status.elapsed() >= Duration::from_secs(1) {
-            last_status = Instant::now();
-            let names = controller.names();
-            let section = names
-                .sections
-                .get(status.section.load(Ordering::Relaxed) as usize)
-                .cloned()
-                .unwrap_or_default();
-            let (l, r) = status.peaks();
-            let mood: Vec<String> = names
-                .dims
-                .iter()
-                .enumerate()
-                .map(|(i, n)| format!("{n} {:.2}", status.mood(i)))
-                .collect();
-            let inputs = {
-                let mut s = String::new();
-                if let Some(midi) = &midi {
-                    let m = midi.stats().snapshot();
-                    s += &format!(
-                        "  midi ports {} msgs {} routed {} dropped {} malformed {}",
-                        m.ports, m.messages, m.routed, m.dropped, m.malformed
-                    );
+            let event = match notice {
+                Notice::Joined {
+                    participant,
+                    archetype,
+                    at_sample,
+                } => {
+                    let name = names
+                        .archetypes
+                        .get(archetype as usize)
+                        .cloned()
+                        .unwrap_or_else(|| format!("#{archetype}"));
+                    view.participants.insert(participant, name.clone());
+                    Event::Joined {
+                        participant,
+                        archetype: name,
+                        at_secs: secs(at_sample),
+                    }
                 }
-                if let Some(osc) = &osc {
-                    let o = osc.stats().snapshot();
-                    s += &format!(
-                        "  osc packets {} accepted {} dropped {}",
-                        o.packets,
-                        o.accepted,
-                        o.dropped()
-                    );
+                Notice::Left {
+                    participant,
+                    at_sample,
+                } => {
+                    view.participants.remove(&participant);
+                    Event::Left {
+                        participant,
+                        at_secs: secs(at_sample),
+                    }
                 }
-                s
+                Notice::SectionChanged {
+                    section,
+                    bar,
+                    at_sample,
+                } => Event::Section {
+                    name: names
+                        .sections
+                        .get(section as usize)
+                        .cloned()
+                        .unwrap_or_default(),
+                    bar: bar + 1,
+                    at_secs: secs(at_sample),
+                },
+                Notice::Refused { .. } => continue,
             };
-            let line = format!(
-                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{inputs}  {}",
-                started.elapsed().as_secs_f64(),
-                status.participants.load(Ordering::Relaxed),
-                status.bar.load(Ordering::Relaxed) + 1,
-                20.0 * l.max(1e-9).log10(),
-                20.0 * r.max(1e-9).log10(),
-                output.stats.load_percent(),
-                output.stats.peak_load_percent(),
-                output.stats.xruns.load(Ordering::Relaxed),
-                output.stats.stream_errors.load(Ordering::Relaxed),
-                status.dropped_messages.load(Ordering::Relaxed),
-                status.refused_messages.load(Ordering::Relaxed),
-                mood.join(", ")
+            view.log(event, screen.is_none());
+        }
+        match audio.tick() {
+            Some(Change::Lost { reason, at_sample }) => {
+                let event = Event::AudioLost {
+                    reason,
+                    at_secs: secs(at_sample),
+                };
+                view.log(event, screen.is_none());
+                if let Some(rec) = &recording {
+                    if screen.is_none() {
+                        eprintln!(
+                            "recording kept in {} (on disk every {:.1} s)",
+                            rec.path().display(),
+                            FLUSH_INTERVAL.as_secs_f64()
+                        );
+                    }
+                }
+            }
+            Some(Change::Back { device, after }) => {
+                view.snapshot.device = device.clone();
+                let event = Event::AudioBack {
+                    device,
+                    after_secs: after.as_secs_f64(),
+                };
+                view.log(event, screen.is_none());
+            }
+            Some(Change::GaveUp { reason }) => {
+                gave_up = Some(reason);
+                break;
+            }
+            None => {}
+        }
+        view.hold_peaks(&status);
+        let period = if screen.is_some() {
+            SCREEN_REFRESH
+        } else {
+            PLAIN_STATUS_INTERVAL
+        };
+        if last_status.elapsed() >= period {
+            last_status = Instant::now();
+            view.read(
+                &status,
+                names,
+                &audio,
+                started.elapsed(),
+                args.reconnect_timeout,
+                midi.as_ref(),
+                osc.as_ref(),
             );
-            if terminal {
-                eprint!("\r\x1b[2K{line}");
-            } else {
-                eprintln!("{line}");
+            let drawn = match &mut screen {
+                Some(screen) => {
+                    let (width, height) = Screen::size();
+                    screen.draw(&status_view::render(&view.snapshot, width, height))
+                }
+                None => {
+                    eprintln!("{}", status_view::plain_line(&view.snapshot));
+                    Ok(())
+                }
+            };
+            if let Err(e) = drawn {
+                // the terminal went away: go on with plain lines
+                screen = None;
+                eprintln!("tapestry: status view stopped ({e}); plain lines follow");
             }
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+    // the terminal first, so that what follows is printed where the performer sees it
+    let shown_on_screen = screen.is_some();
+    drop(screen);
+    if shown_on_screen {
+        view.read(
+            &status,
+            names,
+            &audio,
+            started.elapsed(),
+            args.reconnect_timeout,
+            midi.as_ref(),
+            osc.as_ref(),
+        );
+        eprintln!("{}", status_view::plain_line(&view.snapshot));
     }
     // inputs first, then the stream: the last block the engine made is then the last one
     // recorded
@@ -213,11 +324,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
     if let Some(osc) = osc {
         osc.stop();
     }
-    drop(output);
+    audio.close();
     let end = status.sample_position.load(Ordering::Relaxed);
-    if terminal {
-        eprintln!();
-    }
     if let Some(rec) = recording {
         let path = rec.path().to_path_buf();
         let events = rec
@@ -230,5 +338,146 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("MIDI learn: paste these lines into the patch, after its [midi] table:");
         print!("{lines}");
     }
-    Ok(())
+    match gave_up {
+        Some(reason) => Err(anyhow!(
+            "the audio output went away and did not come back within {} s ({reason}); the show stopped at {:.2} s of its timeline",
+            args.reconnect_timeout,
+            end as f64 / sample_rate as f64
+        )),
+        None => Ok(()),
+    }
+}
+
+/// How often the plain status line is printed.
+const PLAIN_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the full-screen view is redrawn.
+const SCREEN_REFRESH: Duration = Duration::from_millis(200);
+/// Events the view keeps.
+const EVENTS_KEPT: usize = 100;
+
+/// What the view shows, kept between refreshes.
+struct ViewState {
+    snapshot: Snapshot,
+    participants: BTreeMap<u32, String>,
+    held_peaks: [f32; 2],
+}
+
+impl ViewState {
+    fn new(patch: &str, device: &str, dims: &[(String, f32, f32)]) -> ViewState {
+        ViewState {
+            snapshot: Snapshot {
+                patch: patch.to_string(),
+                device: device.to_string(),
+                mood: dims
+                    .iter()
+                    .map(|(name, min, max)| MoodRow {
+                        name: name.clone(),
+                        value: 0.0,
+                        min: *min,
+                        max: *max,
+                    })
+                    .collect(),
+                ..Snapshot::default()
+            },
+            participants: BTreeMap::new(),
+            held_peaks: [0.0; 2],
+        }
+    }
+
+    /// Keeps an event for the view; as a line of its own in plain mode.
+    fn log(&mut self, event: Event, plain: bool) {
+        if plain {
+            eprintln!("{}", event.line());
+        }
+        let events = &mut self.snapshot.events;
+        if events.len() == EVENTS_KEPT {
+            events.remove(0);
+        }
+        events.push(event);
+    }
+
+    /// Peak levels held between refreshes (the engine publishes the last block's only).
+    fn hold_peaks(&mut self, status: &Status) {
+        let (l, r) = status.peaks();
+        self.held_peaks[0] = self.held_peaks[0].max(l);
+        self.held_peaks[1] = self.held_peaks[1].max(r);
+    }
+
+    /// Reads the live figures into the snapshot.
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        status: &Status,
+        names: &Names,
+        audio: &Audio,
+        elapsed: Duration,
+        reconnect_timeout: f64,
+        midi: Option<&MidiInputs>,
+        osc: Option<&OscServer>,
+    ) {
+        self.hold_peaks(status);
+        let s = &mut self.snapshot;
+        let figures = audio.figures();
+        let db = |x: f32| 20.0 * x.max(1e-9).log10();
+        s.elapsed_secs = elapsed.as_secs_f64();
+        s.audio = match audio.lost_for() {
+            Some((for_, reason)) => AudioState::Lost {
+                reason: reason.to_string(),
+                for_secs: for_.as_secs_f64(),
+                timeout_secs: reconnect_timeout,
+            },
+            None => AudioState::Playing,
+        };
+        s.participants = self
+            .participants
+            .iter()
+            .map(|(id, archetype)| Participant {
+                id: *id,
+                archetype: archetype.clone(),
+            })
+            .collect();
+        s.present = status.participants.load(Ordering::Relaxed);
+        for (i, m) in s.mood.iter_mut().enumerate() {
+            m.value = status.mood(i);
+        }
+        s.section = names
+            .sections
+            .get(status.section.load(Ordering::Relaxed) as usize)
+            .cloned()
+            .unwrap_or_default();
+        s.bar = status.bar.load(Ordering::Relaxed) + 1;
+        if audio.lost_for().is_some() {
+            // nothing plays meanwhile, whatever the engine's last block was
+            self.held_peaks = [0.0; 2];
+        }
+        s.peak_dbfs = [db(self.held_peaks[0]), db(self.held_peaks[1])];
+        self.held_peaks = [0.0; 2];
+        s.momentary_lufs = Status::load_f32(&status.momentary_lufs);
+        s.load_percent = figures.load_percent;
+        s.peak_load_percent = figures.peak_load_percent;
+        s.xruns = figures.xruns;
+        s.stream_errors = figures.stream_errors;
+        s.dropped_messages = status.dropped_messages.load(Ordering::Relaxed);
+        s.refused_messages = status.refused_messages.load(Ordering::Relaxed);
+        s.dropped_notices = status.dropped_notices.load(Ordering::Relaxed);
+        s.midi = midi.map(|m| {
+            let m = m.stats().snapshot();
+            MidiCounters {
+                ports: m.ports,
+                received: m.messages,
+                routed: m.routed,
+                dropped: m.dropped,
+                malformed: m.malformed,
+            }
+        });
+        s.osc = osc.map(|o| {
+            let o = o.stats().snapshot();
+            OscCounters {
+                received: o.packets,
+                accepted: o.accepted,
+                malformed: o.malformed,
+                dropped: o.dropped(),
+            }
+        });
+    }
 }

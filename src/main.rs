@@ -109,6 +109,13 @@ enum Cmd {
         /// Do not serve OSC.
         #[arg(long)]
         no_osc: bool,
+        /// Plain status lines even on a terminal (instead of the full-screen view).
+        #[arg(long)]
+        plain: bool,
+        /// When the audio device goes away, keep trying to reopen it for this many seconds
+        /// (the show's clock waits), then stop with an error; 0 stops at once.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        reconnect_timeout: f64,
     },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
@@ -152,6 +159,8 @@ fn run(cli: Cli) -> Result<()> {
             midi_learn,
             osc,
             no_osc,
+            plain,
+            reconnect_timeout,
         } => live::play(live::PlayArgs {
             patch,
             options: tapestry::io::OutputOptions {
@@ -167,6 +176,8 @@ fn run(cli: Cli) -> Result<()> {
             midi: !no_midi,
             midi_learn,
             osc: (!no_osc).then_some(osc),
+            plain,
+            reconnect_timeout,
         }),
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)
