@@ -140,11 +140,14 @@ impl Audio {
                 else {
                     unreachable!("matched above")
                 };
-                let Some(engine) = output.close() else {
+                let engine = output.take_engine();
+                // a dead device may take its time to let go of the stream: not our problem
+                let _ = thread::Builder::new()
+                    .name("tapestry-close-lost-stream".into())
+                    .spawn(move || drop(output.close()));
+                let Some(engine) = engine else {
                     return Some(Change::GaveUp {
-                        reason: format!(
-                            "{reason}; the audio thread did not let go of the engine"
-                        ),
+                        reason: format!("{reason}; the audio thread did not let go of the engine"),
                     });
                 };
                 let at_sample = engine.sample_position();
@@ -173,8 +176,7 @@ impl Audio {
                 ..
             } => {
                 // the clock stands still with the engine
-                self.clock
-                    .publish(engine.sample_position(), Instant::now());
+                self.clock.publish(engine.sample_position(), Instant::now());
                 while let Ok(attempt) = attempts.try_recv() {
                     match attempt {
                         Attempt::Failed(e) => *last_attempt = Some(e),
@@ -253,8 +255,7 @@ impl Audio {
             FIRST_CALLBACK_WAIT
         } else {
             let frames = output.stats.last_frames.load(Ordering::Relaxed) as f64;
-            Duration::from_secs_f64(STALL_PERIODS * frames / self.sample_rate as f64)
-                .max(STALL_MIN)
+            Duration::from_secs_f64(STALL_PERIODS * frames / self.sample_rate as f64).max(STALL_MIN)
         };
         let quiet = self.last_progress.elapsed();
         (quiet > limit).then(|| {

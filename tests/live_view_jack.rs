@@ -1,0 +1,95 @@
+//! The status view on a real pseudo-terminal (`script`): `tapestry play` draws the full-screen
+//! view on the alternate screen, restores the terminal when it ends, and with `--plain` prints
+//! log lines instead. Needs `--features jack` and jackd2.
+#![cfg(feature = "jack")]
+
+mod common;
+
+use common::jack::JackServer;
+
+use std::path::Path;
+use std::process::Stdio;
+
+const ENTER_ALTERNATE_SCREEN: &str = "\x1b[?1049h";
+const LEAVE_ALTERNATE_SCREEN: &str = "\x1b[?1049l";
+
+/// Runs `tapestry play <args>` on a 120x50 pseudo-terminal; returns the exit success and
+/// everything the terminal received.
+fn play_on_a_terminal(server: &JackServer, args: &str) -> (bool, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let command = format!(
+        "stty cols 120 rows 50; exec {} play --no-midi --no-osc patches/minimal.toml --host JACK -p patches/minimal.performance.toml {args}",
+        env!("CARGO_BIN_EXE_tapestry")
+    );
+    // stdin stays open (and empty) until the end: `script` stops at its end of input
+    let out = server
+        .command("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(root)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the pseudo-terminal")
+        .wait_with_output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn the_view_draws_participants_mood_and_meters_on_a_terminal_and_restores_it() {
+    let server = JackServer::start("tapestry-view");
+    let (ok, screen) = play_on_a_terminal(&server, "--duration 3");
+    assert!(ok, "play failed:\n{screen}");
+    let entered = screen
+        .find(ENTER_ALTERNATE_SCREEN)
+        .expect("the alternate screen");
+    let left = screen
+        .rfind(LEAVE_ALTERNATE_SCREEN)
+        .expect("the terminal restored");
+    assert!(entered < left);
+    let view = &screen[entered..left];
+    for shown in [
+        "TAPESTRY  \"Minimal\" on jack:output",
+        "audio     playing",
+        "section   main  bar ",
+        "level L ",
+        "LUFS momentary",
+        "% of the deadline",
+        "xruns ",
+        "MOOD",
+        "PARTICIPANTS 2",
+        "   1 pad",
+        "   2 bass",
+        "ROOM",
+        "(no room analysis)",
+        "joined: participant 2 as \"bass\"",
+    ] {
+        assert!(view.contains(shown), "the view lacks {shown:?}:\n{view}");
+    }
+    // energy 0.5 of 0..1: half of the 24-cell bar, drawn as full blocks
+    // (rows are separated by cursor movements: the last frame's row runs to the next escape)
+    let energy = &view[view.rfind("energy").unwrap()..];
+    let energy = &energy[..energy.find('\x1b').unwrap_or(energy.len())];
+    assert_eq!(energy.matches('█').count(), 12, "{energy:?}");
+    // no plain status lines over the view, one summary line after it
+    assert!(!view.contains(" participants  section"), "{view}");
+    assert!(screen[left..].contains(" 2 participants  section main"));
+}
+
+#[test]
+fn plain_lines_on_a_terminal_with_the_plain_flag() {
+    let server = JackServer::start("tapestry-view");
+    let (ok, screen) = play_on_a_terminal(&server, "--duration 2.5 --plain");
+    assert!(ok, "play failed:\n{screen}");
+    assert!(!screen.contains(ENTER_ALTERNATE_SCREEN), "{screen}");
+    assert!(
+        screen.contains("joined: participant 1 as \"pad\" at 0.00 s"),
+        "{screen}"
+    );
+    let status_lines = screen.matches(" 2 participants  section main").count();
+    assert!(status_lines >= 2, "{screen}");
+}
