@@ -275,7 +275,7 @@ fn play_stops_cleanly_with_a_kept_recording_when_the_server_does_not_come_back()
     // the recording is complete and the renderer takes it
     let text = std::fs::read_to_string(&recording).unwrap();
     let end = number_after(&text, "end_sample =");
-    let stopped_at = number_after(&error, "stopped at");
+    let stopped_at = number_after(error, "stopped at");
     assert!(
         (end / 48_000.0 - stopped_at).abs() < 0.01,
         "{end} vs {stopped_at}"

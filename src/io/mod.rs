@@ -230,7 +230,7 @@ impl LiveOutput {
 
     /// Puts `engine` into the stream: from the next callback on it plays, its timeline going
     /// on where it stopped. Gives the engine back if the callback did not let go in time.
-    pub fn install(&self, engine: Engine) -> Result<(), Engine> {
+    pub fn install(&self, engine: Engine) -> Result<(), Box<Engine>> {
         let started = Instant::now();
         loop {
             if let Ok(mut cell) = self.engine.try_borrow_mut() {
@@ -238,7 +238,7 @@ impl LiveOutput {
                 return Ok(());
             }
             if started.elapsed() > HANDOVER_TIMEOUT {
-                return Err(engine);
+                return Err(Box::new(engine));
             }
             std::thread::sleep(Duration::from_millis(1));
         }

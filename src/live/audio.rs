@@ -50,7 +50,7 @@ pub struct AudioFigures {
 enum State {
     Playing(LiveOutput),
     Lost {
-        engine: Engine,
+        engine: Box<Engine>,
         since: Instant,
         reason: String,
         last_attempt: Option<String>,
@@ -158,7 +158,7 @@ impl Audio {
                 let (tx, attempts) = crossbeam_channel::bounded(4);
                 spawn_reopener(self.options.clone(), self.clock.clone(), tx, cancel.clone());
                 self.state = State::Lost {
-                    engine,
+                    engine: Box::new(engine),
                     since: Instant::now(),
                     reason: reason.clone(),
                     last_attempt: None,
@@ -211,7 +211,7 @@ impl Audio {
         };
         cancel.store(true, Ordering::Relaxed);
         let device = output.device.clone();
-        match output.install(engine) {
+        match output.install(*engine) {
             Ok(()) => {
                 self.last_callbacks = 0;
                 self.last_progress = Instant::now();
