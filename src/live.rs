@@ -153,6 +153,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
     } else {
         None
     };
+    // with the view on the terminal and stderr elsewhere (a file), events are logged there too
+    let log_apart = !std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut next_event = 0;
     let mut last_status = Instant::now();
@@ -235,7 +237,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 },
                 Notice::Refused { .. } => continue,
             };
-            view.log(event, screen.is_none());
+            view.log(event, screen.is_none() || log_apart);
         }
         match audio.tick() {
             Some(Change::Lost { reason, at_sample }) => {
@@ -243,9 +245,9 @@ pub fn play(args: PlayArgs) -> Result<()> {
                     reason,
                     at_secs: secs(at_sample),
                 };
-                view.log(event, screen.is_none());
+                view.log(event, screen.is_none() || log_apart);
                 if let Some(rec) = &recording {
-                    if screen.is_none() {
+                    if screen.is_none() || log_apart {
                         eprintln!(
                             "recording kept in {} (on disk every {:.1} s)",
                             rec.path().display(),
@@ -260,7 +262,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                     device,
                     after_secs: after.as_secs_f64(),
                 };
-                view.log(event, screen.is_none());
+                view.log(event, screen.is_none() || log_apart);
             }
             Some(Change::GaveUp { reason }) => {
                 gave_up = Some(reason);

@@ -17,9 +17,21 @@ const LEAVE_ALTERNATE_SCREEN: &str = "\x1b[?1049l";
 /// everything the terminal received.
 fn play_on_a_terminal(server: &JackServer, args: &str) -> (bool, String) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // three join, the second leaves after a second
+    let perf = std::env::temp_dir().join(format!("tapestry-view-{}.toml", std::process::id()));
+    std::fs::write(
+        &perf,
+        "version = 1\n\
+         [[events]]\ntime = 0.0\ntype = \"join\"\nparticipant = 1\narchetype = \"pad\"\n\
+         [[events]]\ntime = 0.0\ntype = \"join\"\nparticipant = 2\narchetype = \"bass\"\n\
+         [[events]]\ntime = 0.2\ntype = \"join\"\nparticipant = 3\narchetype = \"bell\"\n\
+         [[events]]\ntime = 1.0\ntype = \"leave\"\nparticipant = 2\n",
+    )
+    .unwrap();
     let command = format!(
-        "stty cols 120 rows 50; exec {} play --no-midi --no-osc patches/minimal.toml --host JACK -p patches/minimal.performance.toml {args}",
-        env!("CARGO_BIN_EXE_tapestry")
+        "stty cols 120 rows 50; exec {} play --no-midi --no-osc patches/minimal.toml --host JACK -p {} {args}",
+        env!("CARGO_BIN_EXE_tapestry"),
+        perf.display()
     );
     // stdin stays open (and empty) until the end: `script` stops at its end of input
     let out = server
@@ -61,15 +73,22 @@ fn the_view_draws_participants_mood_and_meters_on_a_terminal_and_restores_it() {
         "% of the deadline",
         "xruns ",
         "MOOD",
-        "PARTICIPANTS 2",
-        "   1 pad",
+        "PARTICIPANTS 3",
         "   2 bass",
         "ROOM",
         "(no room analysis)",
-        "joined: participant 2 as \"bass\"",
+        "joined: participant 2 as \"bass\" at 0.00 s",
+        "joined: participant 3 as \"bell\" at 0.20 s",
+        "left: participant 2 at 1.00 s",
     ] {
         assert!(view.contains(shown), "the view lacks {shown:?}:\n{view}");
     }
+    // the last frame: two present, the one who left no longer listed
+    let last = &view[view.rfind("PARTICIPANTS").unwrap()..];
+    let last = &last[..last.find("ROOM").unwrap()];
+    assert!(last.starts_with("PARTICIPANTS 2"), "{last:?}");
+    assert!(last.contains("   1 pad") && last.contains("   3 bell"), "{last:?}");
+    assert!(!last.contains("bass"), "{last:?}");
     // energy 0.5 of 0..1: half of the 24-cell bar, drawn as full blocks
     // (rows are separated by cursor movements: the last frame's row runs to the next escape)
     let energy = &view[view.rfind("energy").unwrap()..];
@@ -78,6 +97,7 @@ fn the_view_draws_participants_mood_and_meters_on_a_terminal_and_restores_it() {
     // no plain status lines over the view, one summary line after it
     assert!(!view.contains(" participants  section"), "{view}");
     assert!(screen[left..].contains(" 2 participants  section main"));
+    assert!(!screen[left..].contains(ENTER_ALTERNATE_SCREEN));
 }
 
 #[test]
@@ -90,6 +110,7 @@ fn plain_lines_on_a_terminal_with_the_plain_flag() {
         screen.contains("joined: participant 1 as \"pad\" at 0.00 s"),
         "{screen}"
     );
+    assert!(screen.contains("left: participant 2 at 1.00 s"), "{screen}");
     let status_lines = screen.matches(" 2 participants  section main").count();
     assert!(status_lines >= 2, "{screen}");
 }

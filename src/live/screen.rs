@@ -47,9 +47,12 @@ impl Screen {
         out.flush()
     }
 
-    /// The terminal's size in (columns, rows); 80x24 when it cannot tell.
+    /// The terminal's size in (columns, rows); 80x24 when it cannot tell (or says 0).
     pub fn size() -> (usize, usize) {
-        terminal::size().map_or((80, 24), |(w, h)| (w as usize, h as usize))
+        match terminal::size() {
+            Ok((w, h)) if w > 0 && h > 0 => (w as usize, h as usize),
+            _ => (80, 24),
+        }
     }
 }
 
