@@ -51,6 +51,12 @@ pub struct PlayArgs {
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
+    if !(args.reconnect_timeout >= 0.0 && args.reconnect_timeout <= 86_400.0) {
+        return Err(anyhow!(
+            "--reconnect-timeout must be between 0 and 86400 seconds, got {}",
+            args.reconnect_timeout
+        ));
+    }
     let patch = Patch::load(&args.patch)
         .map_err(|d| anyhow!("{} has problems:\n{d}", args.patch.display()))?;
     let sample_rate = output_sample_rate(&args.options)?;
@@ -61,12 +67,6 @@ pub fn play(args: PlayArgs) -> Result<()> {
         ),
         None => None,
     };
-    if !(args.reconnect_timeout >= 0.0 && args.reconnect_timeout <= 86_400.0) {
-        return Err(anyhow!(
-            "--reconnect-timeout must be between 0 and 86400 seconds, got {}",
-            args.reconnect_timeout
-        ));
-    }
     let seed = args.seed.or(perf.as_ref().and_then(|p| p.seed));
     let config = patch.config(sample_rate, seed);
     let dims: Vec<(String, f32, f32)> = patch

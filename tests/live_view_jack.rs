@@ -87,7 +87,10 @@ fn the_view_draws_participants_mood_and_meters_on_a_terminal_and_restores_it() {
     let last = &view[view.rfind("PARTICIPANTS").unwrap()..];
     let last = &last[..last.find("ROOM").unwrap()];
     assert!(last.starts_with("PARTICIPANTS 2"), "{last:?}");
-    assert!(last.contains("   1 pad") && last.contains("   3 bell"), "{last:?}");
+    assert!(
+        last.contains("   1 pad") && last.contains("   3 bell"),
+        "{last:?}"
+    );
     assert!(!last.contains("bass"), "{last:?}");
     // energy 0.5 of 0..1: half of the 24-cell bar, drawn as full blocks
     // (rows are separated by cursor movements: the last frame's row runs to the next escape)
