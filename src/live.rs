@@ -162,6 +162,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
     let names = controller.names();
     let mut view = ViewState::new(&patch.name, &device, &dims);
     let mut gave_up = None;
+    let mut audio_was_lost = false;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -241,6 +242,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         match audio.tick() {
             Some(Change::Lost { reason, at_sample }) => {
+                audio_was_lost = true;
                 let event = Event::AudioLost {
                     reason,
                     at_secs: secs(at_sample),
@@ -320,12 +322,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
         );
         eprintln!("{}", status_view::plain_line(&view.snapshot));
     }
-    // inputs first, then the stream: the last block the engine made is then the last one
-    // recorded
-    let learned = midi.and_then(MidiInputs::stop);
-    if let Some(osc) = osc {
-        osc.stop();
-    }
+    // the stream first: the engine stops, so the recording ends with the last block it made
+    // and is finished before anything else can go wrong
     audio.close();
     let end = status.sample_position.load(Ordering::Relaxed);
     if let Some(rec) = recording {
@@ -334,6 +332,21 @@ pub fn play(args: PlayArgs) -> Result<()> {
             .finish(end)
             .with_context(|| format!("finishing {}", path.display()))?;
         eprintln!("recorded {events} events to {}", path.display());
+    }
+    let learned = match midi {
+        // libjack crashes (SIGSEGV in jack_port_unregister) when midir closes a port whose
+        // JACK server went away, so after a lost device the MIDI ports are left open for the
+        // process's exit to reclaim
+        Some(midi) if audio_was_lost && cfg!(feature = "jack") => {
+            let lines = midi.learn_lines();
+            std::mem::forget(midi);
+            lines
+        }
+        Some(midi) => midi.stop(),
+        None => None,
+    };
+    if let Some(osc) = osc {
+        osc.stop();
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
     if let Some(lines) = learned {

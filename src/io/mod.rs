@@ -223,11 +223,6 @@ impl LiveOutput {
         self.failure.as_deref()
     }
 
-    /// Whether an engine is installed in the stream.
-    pub fn has_engine(&self) -> bool {
-        self.engine.try_borrow().map_or(true, |e| e.is_some())
-    }
-
     /// Puts `engine` into the stream: from the next callback on it plays, its timeline going
     /// on where it stopped. Gives the engine back if the callback did not let go in time.
     pub fn install(&self, engine: Engine) -> Result<(), Box<Engine>> {

@@ -27,6 +27,8 @@ const STALL_PERIODS: f64 = 64.0;
 const STALL_MIN: Duration = Duration::from_secs(1);
 /// …and before the first callback, this.
 const FIRST_CALLBACK_WAIT: Duration = Duration::from_secs(5);
+/// A longer pause between two looks means the watcher was held up, not the stream.
+const LOOK_GAP: Duration = Duration::from_millis(250);
 
 /// What changed at a [`Audio::tick`].
 pub enum Change {
@@ -75,6 +77,7 @@ pub struct Audio {
     earlier: AudioFigures,
     last_callbacks: u64,
     last_progress: Instant,
+    last_look: Instant,
 }
 
 impl Audio {
@@ -101,6 +104,7 @@ impl Audio {
             earlier: AudioFigures::default(),
             last_callbacks: 0,
             last_progress: Instant::now(),
+            last_look: Instant::now(),
         }
     }
 
@@ -140,12 +144,7 @@ impl Audio {
                 else {
                     unreachable!("matched above")
                 };
-                let engine = output.take_engine();
-                // a dead device may take its time to let go of the stream: not our problem
-                let _ = thread::Builder::new()
-                    .name("tapestry-close-lost-stream".into())
-                    .spawn(move || drop(output.close()));
-                let Some(engine) = engine else {
+                let Some(engine) = output.take_engine() else {
                     return Some(Change::GaveUp {
                         reason: format!("{reason}; the audio thread did not let go of the engine"),
                     });
@@ -156,7 +155,13 @@ impl Audio {
                 }
                 let cancel = Arc::new(AtomicBool::new(false));
                 let (tx, attempts) = crossbeam_channel::bounded(4);
-                spawn_reopener(self.options.clone(), self.clock.clone(), tx, cancel.clone());
+                spawn_reopener(
+                    Some(output),
+                    self.options.clone(),
+                    self.clock.clone(),
+                    tx,
+                    cancel.clone(),
+                );
                 self.state = State::Lost {
                     engine: Box::new(engine),
                     since: Instant::now(),
@@ -223,10 +228,16 @@ impl Audio {
             }
             // practically impossible (nothing else holds the new stream's engine cell)
             Err(engine) => {
-                drop(output.close());
+                drop(output);
                 let (tx, attempts) = crossbeam_channel::bounded(4);
                 let cancel = Arc::new(AtomicBool::new(false));
-                spawn_reopener(self.options.clone(), self.clock.clone(), tx, cancel.clone());
+                spawn_reopener(
+                    None,
+                    self.options.clone(),
+                    self.clock.clone(),
+                    tx,
+                    cancel.clone(),
+                );
                 self.state = State::Lost {
                     engine,
                     since,
@@ -246,7 +257,10 @@ impl Audio {
             return None;
         };
         let callbacks = output.stats.callbacks.load(Ordering::Relaxed);
-        if callbacks != self.last_callbacks {
+        // if this thread itself was held up, the audio thread may just not have run yet
+        let held_up = self.last_look.elapsed() > LOOK_GAP;
+        self.last_look = Instant::now();
+        if callbacks != self.last_callbacks || held_up {
             self.last_callbacks = callbacks;
             self.last_progress = Instant::now();
             return None;
@@ -276,10 +290,13 @@ impl Audio {
     }
 }
 
-/// Tries to open the output every [`RETRY_INTERVAL`] until it opens or `cancel` is set. The
-/// stream opens without an engine (silent) and is handed over; a blocked attempt is simply
-/// left behind when the show stops.
+/// Closes the `lost` stream, then tries to open the output every [`RETRY_INTERVAL`] until it
+/// opens or `cancel` is set. The stream opens without an engine (silent) and is handed over; a
+/// blocked attempt is simply left behind when the show stops. Closing and opening happen on
+/// this one thread, one after the other: libjack crashed when a client closed on one thread
+/// while another opened.
 fn spawn_reopener(
+    lost: Option<LiveOutput>,
     options: OutputOptions,
     clock: Arc<SampleClock>,
     attempts: Sender<Attempt>,
@@ -288,6 +305,7 @@ fn spawn_reopener(
     let spawned = thread::Builder::new()
         .name("tapestry-reopen".into())
         .spawn(move || {
+            drop(lost);
             while !cancel.load(Ordering::Relaxed) {
                 match open(&options, Some(clock.clone())) {
                     Ok(output) => {
