@@ -25,7 +25,7 @@ use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
 use tapestry::status_view::{
     self, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, Snapshot,
 };
-use tapestry::{Engine, Patch, Performance};
+use tapestry::{Controller, Engine, Patch, Performance};
 
 use audio::{Audio, Change};
 use screen::Screen;
@@ -129,6 +129,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
     } else {
         None
     };
+    // what is due at the very start is queued before the sound starts, to land on its sample
+    let mut next_event = 0;
+    if let Some(perf) = &perf {
+        send_due(perf, &mut next_event, 0, sample_rate, &controller);
+    }
     let output = open_output(engine, &args.options, Some(clock.clone()))?;
     eprintln!(
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
@@ -156,7 +161,6 @@ pub fn play(args: PlayArgs) -> Result<()> {
     // with the view on the terminal and stderr elsewhere (a file), events are logged there too
     let log_apart = !std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut next_event = 0;
     let mut last_status = Instant::now();
     let status = controller.status().clone();
     let names = controller.names();
@@ -173,22 +177,9 @@ pub fn play(args: PlayArgs) -> Result<()> {
         {
             break;
         }
-        // performance events go out a little ahead of their time, stamped with their sample
         if let Some(perf) = &perf {
-            let horizon = status.sample_position.load(Ordering::Relaxed) + sample_rate as u64 / 2;
-            while next_event < perf.commands.len() && perf.commands[next_event].sample < horizon {
-                let c = perf.commands[next_event];
-                if controller
-                    .send(Message {
-                        at: Timing::At(c.sample),
-                        command: c.command,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-                next_event += 1;
-            }
+            let now = status.sample_position.load(Ordering::Relaxed);
+            send_due(perf, &mut next_event, now, sample_rate, &controller);
         }
         let secs = |sample: u64| sample as f64 / sample_rate as f64;
         while let Some(notice) = controller.try_notice() {
@@ -360,6 +351,31 @@ pub fn play(args: PlayArgs) -> Result<()> {
             end as f64 / sample_rate as f64
         )),
         None => Ok(()),
+    }
+}
+
+/// Sends the performance's events due before `now` plus half a second, stamped with their
+/// sample; stops early when the engine's queue is full (the rest go next time).
+fn send_due(
+    perf: &Performance,
+    next_event: &mut usize,
+    now: u64,
+    sample_rate: u32,
+    controller: &Controller,
+) {
+    let horizon = now + sample_rate as u64 / 2;
+    while let Some(c) = perf.commands.get(*next_event) {
+        if c.sample >= horizon {
+            break;
+        }
+        let message = Message {
+            at: Timing::At(c.sample),
+            command: c.command,
+        };
+        if controller.send(message).is_err() {
+            break;
+        }
+        *next_event += 1;
     }
 }
 
