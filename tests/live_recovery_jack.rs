@@ -328,3 +328,28 @@ fn a_frozen_server_is_noticed_by_its_silence_and_play_does_not_hang() {
     let text = std::fs::read_to_string(&recording).unwrap();
     assert!(text.contains("end_sample ="), "{text}");
 }
+
+#[test]
+fn a_zero_reconnect_timeout_stops_at_once_even_on_a_frozen_server() {
+    let server = JackServer::start("tapestry-recovery");
+    let recording = temp("frozen-zero.performance.toml");
+    let play = Play::start(
+        &server,
+        &recording,
+        &["--duration", "60", "--reconnect-timeout", "0"],
+    );
+    engine_ports(&server);
+    play.wait_for(" 2 participants", Duration::from_secs(10));
+    server.freeze();
+    let frozen = Instant::now();
+    let (status, log, _) = play.wait(Duration::from_secs(15));
+    let took = frozen.elapsed();
+    server.thaw();
+    println!("stopped {:.1} s after the freeze", took.as_secs_f64());
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("did not come back within 0 s"), "{log}");
+    // one second to call it a stall, at most two to let go of the frozen stream
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let text = std::fs::read_to_string(&recording).unwrap();
+    assert!(text.contains("end_sample ="), "{text}");
+}

@@ -76,9 +76,6 @@ pub struct CallbackStats {
     pub stream_errors: AtomicU64,
     /// Frames of the last callback.
     pub last_frames: AtomicU32,
-    /// Errors after which the stream plays no more (device gone, server stopped, stream
-    /// invalidated).
-    pub fatal_errors: AtomicU64,
 }
 
 impl CallbackStats {
@@ -420,9 +417,6 @@ where
             _ => &error_stats.stream_errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if is_fatal(e.kind()) {
-            error_stats.fatal_errors.fetch_add(1, Ordering::Relaxed);
-        }
         if e.kind() != cpal::ErrorKind::Xrun {
             let _ = errors.try_send(e);
         }

@@ -145,12 +145,15 @@ impl Audio {
                     unreachable!("matched above")
                 };
                 let Some(engine) = output.take_engine() else {
+                    drop(output.close());
                     return Some(Change::GaveUp {
                         reason: format!("{reason}; the audio thread did not let go of the engine"),
                     });
                 };
                 let at_sample = engine.sample_position();
                 if self.timeout.is_zero() {
+                    // (closing waits a moment at most for a dead device)
+                    drop(output.close());
                     return Some(Change::GaveUp { reason });
                 }
                 let cancel = Arc::new(AtomicBool::new(false));
