@@ -6,7 +6,6 @@ mod audio;
 mod screen;
 
 use std::collections::BTreeMap;
-
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -182,54 +181,15 @@ pub fn play(args: PlayArgs) -> Result<()> {
             send_due(perf, &mut next_event, now, sample_rate, &controller);
         }
         let secs = |sample: u64| sample as f64 / sample_rate as f64;
+        let log_events = screen.is_none() || log_apart;
         while let Some(notice) = controller.try_notice() {
             if let Some(midi) = &midi {
                 midi.notice(&notice);
             }
-            let event = match notice {
-                Notice::Joined {
-                    participant,
-                    archetype,
-                    at_sample,
-                } => {
-                    let name = names
-                        .archetypes
-                        .get(archetype as usize)
-                        .cloned()
-                        .unwrap_or_else(|| format!("#{archetype}"));
-                    view.participants.insert(participant, name.clone());
-                    Event::Joined {
-                        participant,
-                        archetype: name,
-                        at_secs: secs(at_sample),
-                    }
-                }
-                Notice::Left {
-                    participant,
-                    at_sample,
-                } => {
-                    view.participants.remove(&participant);
-                    Event::Left {
-                        participant,
-                        at_secs: secs(at_sample),
-                    }
-                }
-                Notice::SectionChanged {
-                    section,
-                    bar,
-                    at_sample,
-                } => Event::Section {
-                    name: names
-                        .sections
-                        .get(section as usize)
-                        .cloned()
-                        .unwrap_or_default(),
-                    bar: bar + 1,
-                    at_secs: secs(at_sample),
-                },
-                Notice::Refused { .. } => continue,
+            let Some(event) = view.notice(notice, names, sample_rate) else {
+                continue;
             };
-            view.log(event, screen.is_none() || log_apart);
+            view.log(event, log_events);
         }
         match audio.tick() {
             Some(Change::Lost { reason, at_sample }) => {
@@ -238,9 +198,9 @@ pub fn play(args: PlayArgs) -> Result<()> {
                     reason,
                     at_secs: secs(at_sample),
                 };
-                view.log(event, screen.is_none() || log_apart);
+                view.log(event, log_events);
                 if let Some(rec) = &recording {
-                    if screen.is_none() || log_apart {
+                    if log_events {
                         eprintln!(
                             "recording kept in {} (on disk every {:.1} s)",
                             rec.path().display(),
@@ -255,7 +215,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                     device,
                     after_secs: after.as_secs_f64(),
                 };
-                view.log(event, screen.is_none() || log_apart);
+                view.log(event, log_events);
             }
             Some(Change::GaveUp { reason }) => {
                 gave_up = Some(reason);
@@ -413,6 +373,54 @@ impl ViewState {
             participants: BTreeMap::new(),
             held_peaks: [0.0; 2],
         }
+    }
+
+    /// Follows who is present from the engine's notices; the event to show, if any.
+    fn notice(&mut self, notice: Notice, names: &Names, sample_rate: u32) -> Option<Event> {
+        let secs = |sample: u64| sample as f64 / sample_rate as f64;
+        Some(match notice {
+            Notice::Joined {
+                participant,
+                archetype,
+                at_sample,
+            } => {
+                let name = names
+                    .archetypes
+                    .get(archetype as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{archetype}"));
+                self.participants.insert(participant, name.clone());
+                Event::Joined {
+                    participant,
+                    archetype: name,
+                    at_secs: secs(at_sample),
+                }
+            }
+            Notice::Left {
+                participant,
+                at_sample,
+            } => {
+                self.participants.remove(&participant);
+                Event::Left {
+                    participant,
+                    at_secs: secs(at_sample),
+                }
+            }
+            Notice::SectionChanged {
+                section,
+                bar,
+                at_sample,
+            } => Event::Section {
+                name: names
+                    .sections
+                    .get(section as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                bar: bar + 1,
+                at_secs: secs(at_sample),
+            },
+            Notice::Refused { .. } => return None,
+        })
     }
 
     /// Keeps an event for the view; as a line of its own in plain mode.
