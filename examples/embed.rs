@@ -65,6 +65,7 @@ fn main() {
                     controller.names().archetypes[archetype as usize]
                 )
             }
+            Notice::Left { participant, .. } => println!("left: participant {participant}"),
             Notice::Refused {
                 command, reason, ..
             } => println!("refused: {command:?}: {reason}"),

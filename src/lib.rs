@@ -64,6 +64,7 @@ pub mod render;
 pub mod rng;
 pub mod room;
 pub mod score;
+pub mod status_view;
 
 pub use control::{
     Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,

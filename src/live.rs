@@ -1,6 +1,11 @@
-//! `tapestry play`: the engine on a live audio device, with a status line, MIDI and OSC
-//! input, optional performance playback and session recording.
+//! `tapestry play`: the engine on a live audio device, with a status view (full screen on a
+//! terminal, plain lines otherwise), MIDI and OSC input, optional performance playback,
+//! session recording, and reopening of a device that went away.
 
+mod audio;
+mod screen;
+
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,14 +15,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 
-use tapestry::control::{Message, Timing};
+use tapestry::analysis::Feature;
+use tapestry::control::{Message, Names, Notice, Status, Timing};
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::io::input::{open_room_input, InputOptions, RoomInput};
 use tapestry::io::midi::MidiInputs;
 use tapestry::io::{output_sample_rate, play as open_output, OutputOptions};
-use tapestry::record::{Recorder, RecorderThread};
-use tapestry::{Engine, Patch, Performance};
+use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
+use tapestry::status_view::{
+    self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
+    Snapshot,
+};
+use tapestry::{Controller, Engine, Patch, Performance};
+
+use audio::{Audio, Change};
+use screen::Screen;
 
 /// Everything `play` was asked for.
 pub struct PlayArgs {
@@ -33,11 +46,21 @@ pub struct PlayArgs {
     pub midi_learn: bool,
     /// Serve OSC on this address.
     pub osc: Option<SocketAddr>,
+    /// Plain status lines even on a terminal.
+    pub plain: bool,
+    /// Seconds to keep trying to reopen a device that went away (0: stop at once).
+    pub reconnect_timeout: f64,
     /// Listen to the room on this input (device or JACK ports).
     pub input: Option<InputOptions>,
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
+    if !(args.reconnect_timeout >= 0.0 && args.reconnect_timeout <= 86_400.0) {
+        return Err(anyhow!(
+            "--reconnect-timeout must be between 0 and 86400 seconds, got {}",
+            args.reconnect_timeout
+        ));
+    }
     let patch = Patch::load(&args.patch)
         .map_err(|d| anyhow!("{} has problems:\n{d}", args.patch.display()))?;
     let sample_rate = output_sample_rate(&args.options)?;
@@ -49,7 +72,14 @@ pub fn play(args: PlayArgs) -> Result<()> {
         None => None,
     };
     let seed = args.seed.or(perf.as_ref().and_then(|p| p.seed));
-    let (mut engine, controller) = Engine::new(patch.config(sample_rate, seed), patch.names());
+    let config = patch.config(sample_rate, seed);
+    let dims: Vec<(String, f32, f32)> = patch
+        .dims
+        .iter()
+        .zip(&config.dims)
+        .map(|(name, d)| (name.clone(), d.min, d.max))
+        .collect();
+    let (mut engine, controller) = Engine::new(config, patch.names());
     let recording = match &args.record {
         Some(path) => {
             let journal = engine.enable_journal(1 << 16);
@@ -103,10 +133,22 @@ pub fn play(args: PlayArgs) -> Result<()> {
     } else {
         None
     };
+    // what is due at the very start is queued before the sound starts, to land on its sample
+    let mut next_event = 0;
+    if let Some(perf) = &perf {
+        send_due(perf, &mut next_event, 0, sample_rate, &controller);
+    }
     let output = open_output(engine, &args.options, Some(clock.clone()))?;
     eprintln!(
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
         patch.name, output.device, output.sample_rate
+    );
+    let device = output.device.clone();
+    let mut audio = Audio::new(
+        output,
+        &args.options,
+        clock.clone(),
+        Duration::from_secs_f64(args.reconnect_timeout),
     );
     // the room is asked for explicitly, so failing to open it stops the show
     let room: Option<RoomInput> = match &args.input {
@@ -128,11 +170,20 @@ pub fn play(args: PlayArgs) -> Result<()> {
         ctrlc::set_handler(move || stop.store(true, Ordering::Relaxed))
             .context("installing the Ctrl-C handler")?;
     }
+    let mut screen = if !args.plain && std::io::stdout().is_terminal() {
+        Some(Screen::enter().context("setting up the terminal")?)
+    } else {
+        None
+    };
+    // with the view on the terminal and stderr elsewhere (a file), events are logged there too
+    let log_apart = !std::io::stderr().is_terminal();
     let started = Instant::now();
-    let mut next_event = 0;
     let mut last_status = Instant::now();
-    let terminal = std::io::stderr().is_terminal();
     let status = controller.status().clone();
+    let names = controller.names();
+    let mut view = ViewState::new(&patch.name, &device, &dims);
+    let mut gave_up = None;
+    let mut audio_was_lost = false;
     loop {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -143,119 +194,114 @@ pub fn play(args: PlayArgs) -> Result<()> {
         {
             break;
         }
-        // performance events go out a little ahead of their time, stamped with their sample
         if let Some(perf) = &perf {
-            let horizon = status.sample_position.load(Ordering::Relaxed) + sample_rate as u64 / 2;
-            while next_event < perf.commands.len() && perf.commands[next_event].sample < horizon {
-                let c = perf.commands[next_event];
-                if controller
-                    .send(Message {
-                        at: Timing::At(c.sample),
-                        command: c.command,
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-                next_event += 1;
-            }
+            let now = status.sample_position.load(Ordering::Relaxed);
+            send_due(perf, &mut next_event, now, sample_rate, &controller);
         }
+        let secs = |sample: u64| sample as f64 / sample_rate as f64;
+        let log_events = screen.is_none() || log_apart;
         while let Some(notice) = controller.try_notice() {
             if let Some(midi) = &midi {
                 midi.notice(&notice);
             }
+            let Some(event) = view.notice(notice, names, sample_rate) else {
+                continue;
+            };
+            view.log(event, log_events);
         }
-        if last_status.elapsed() >= Duration::from_secs(1) {
-            last_status = Instant::now();
-            let names = controller.names();
-            let section = names
-                .sections
-                .get(status.section.load(Ordering::Relaxed) as usize)
-                .cloned()
-                .unwrap_or_default();
-            let (l, r) = status.peaks();
-            let mood: Vec<String> = names
-                .dims
-                .iter()
-                .enumerate()
-                .map(|(i, n)| format!("{n} {:.2}", status.mood(i)))
-                .collect();
-            let inputs = {
-                let mut s = String::new();
-                if let Some(midi) = &midi {
-                    let m = midi.stats().snapshot();
-                    s += &format!(
-                        "  midi ports {} msgs {} routed {} dropped {} malformed {} lost {}",
-                        m.ports,
-                        m.messages,
-                        m.routed,
-                        m.dropped,
-                        m.malformed,
-                        m.lost()
-                    );
-                }
-                if let Some(osc) = &osc {
-                    let o = osc.stats().snapshot();
-                    s += &format!(
-                        "  osc packets {} accepted {} dropped {}",
-                        o.packets,
-                        o.accepted,
-                        o.dropped()
-                    );
-                }
-                if let Some(room) = &room {
-                    s += "  room";
-                    for (feature, value) in room.status.features() {
-                        s += &format!(" {} {value:.1}", feature.name());
+        match audio.tick() {
+            Some(Change::Lost { reason, at_sample }) => {
+                audio_was_lost = true;
+                let event = Event::AudioLost {
+                    reason,
+                    at_secs: secs(at_sample),
+                };
+                view.log(event, log_events);
+                if let Some(rec) = &recording {
+                    if log_events {
+                        eprintln!(
+                            "recording kept in {} (on disk every {:.1} s)",
+                            rec.path().display(),
+                            FLUSH_INTERVAL.as_secs_f64()
+                        );
                     }
                 }
-                s
-            };
-            let line = format!(
-                "{:>6.1}s  {} participants  section {section} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{inputs}  {}{}",
-                started.elapsed().as_secs_f64(),
-                status.participants.load(Ordering::Relaxed),
-                status.bar.load(Ordering::Relaxed) + 1,
-                20.0 * l.max(1e-9).log10(),
-                20.0 * r.max(1e-9).log10(),
-                output.stats.load_percent(),
-                output.stats.peak_load_percent(),
-                output.stats.xruns.load(Ordering::Relaxed),
-                output.stats.stream_errors.load(Ordering::Relaxed),
-                status.dropped_messages.load(Ordering::Relaxed),
-                status.refused_messages.load(Ordering::Relaxed),
-                mood.join(", "),
-                allocation_report(
-                    &output.stats,
-                    midi.as_ref().map(|m| &**m.stats()),
-                    room.as_ref().map(|r| &*r.status)
-                )
+            }
+            Some(Change::Back { device, after }) => {
+                view.snapshot.device = device.clone();
+                let event = Event::AudioBack {
+                    device,
+                    after_secs: after.as_secs_f64(),
+                };
+                view.log(event, log_events);
+            }
+            Some(Change::GaveUp { reason }) => {
+                gave_up = Some(reason);
+                break;
+            }
+            None => {}
+        }
+        view.hold_peaks(&status);
+        let period = if screen.is_some() {
+            SCREEN_REFRESH
+        } else {
+            PLAIN_STATUS_INTERVAL
+        };
+        if last_status.elapsed() >= period {
+            last_status = Instant::now();
+            view.read(
+                &status,
+                names,
+                &audio,
+                started.elapsed(),
+                args.reconnect_timeout,
+                midi.as_ref(),
+                osc.as_ref(),
+                room.as_ref(),
             );
-            if terminal {
-                eprint!("\r\x1b[2K{line}");
-            } else {
-                eprintln!("{line}");
+            let drawn = match &mut screen {
+                Some(screen) => {
+                    let (width, height) = Screen::size();
+                    screen.draw(&status_view::render(&view.snapshot, width, height))
+                }
+                None => {
+                    eprintln!("{}", status_view::plain_line(&view.snapshot));
+                    Ok(())
+                }
+            };
+            if let Err(e) = drawn {
+                // the terminal went away: go on with plain lines
+                screen = None;
+                eprintln!("tapestry: status view stopped ({e}); plain lines follow");
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let (audio_stats, midi_stats, room_stats) = (
-        output.stats.clone(),
-        midi.as_ref().map(|m| m.stats().clone()),
-        room.as_ref().map(|r| r.status.clone()),
-    );
-    // inputs first, then the stream: the last block the engine made is then the last one
-    // recorded
+    // the terminal first, so that what follows is printed where the performer sees it
+    let shown_on_screen = screen.is_some();
+    drop(screen);
+    if shown_on_screen {
+        view.read(
+            &status,
+            names,
+            &audio,
+            started.elapsed(),
+            args.reconnect_timeout,
+            midi.as_ref(),
+            osc.as_ref(),
+            room.as_ref(),
+        );
+        eprintln!("{}", status_view::plain_line(&view.snapshot));
+    }
+    let room_allocations = room
+        .as_ref()
+        .map(|r| r.status.callback_allocations.load(Ordering::Relaxed));
     drop(room);
-    let learned = midi.and_then(MidiInputs::stop);
-    if let Some(osc) = osc {
-        osc.stop();
-    }
-    drop(output);
+    // the stream first: the engine stops, so the recording ends with the last block it made
+    // and is finished before anything else can go wrong
+    let audio_allocations = audio.figures().allocations;
+    audio.close();
     let end = status.sample_position.load(Ordering::Relaxed);
-    if terminal {
-        eprintln!();
-    }
     if let Some(rec) = recording {
         let path = rec.path().to_path_buf();
         let events = rec
@@ -263,32 +309,297 @@ pub fn play(args: PlayArgs) -> Result<()> {
             .with_context(|| format!("finishing {}", path.display()))?;
         eprintln!("recorded {events} events to {}", path.display());
     }
+    let learned = match midi {
+        // libjack crashes (SIGSEGV in jack_port_unregister) when midir closes a port whose
+        // JACK server went away, so after a lost device the MIDI ports are left open for the
+        // process's exit to reclaim
+        Some(midi) if audio_was_lost && cfg!(feature = "jack") => midi.abandon(),
+        Some(midi) => {
+            let allocations = midi.stats().callback_allocations.load(Ordering::Relaxed);
+            view.snapshot.allocations.get_or_insert_default().midi = allocations;
+            midi.stop()
+        }
+        None => None,
+    };
+    if let Some(osc) = osc {
+        osc.stop();
+    }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
-    let allocations = allocation_report(&audio_stats, midi_stats.as_deref(), room_stats.as_deref());
-    if !allocations.is_empty() {
-        eprintln!("{}", allocations.trim_start());
+    if tapestry::io::ALLOCATIONS_CHECKED {
+        let mut counted = view.snapshot.allocations.unwrap_or_default();
+        counted.audio = audio_allocations;
+        counted.room = room_allocations.unwrap_or(0);
+        eprintln!("{}", counted.line());
     }
     if let Some(lines) = learned {
         eprintln!("MIDI learn: paste these lines into the patch, after its [midi] table:");
         print!("{lines}");
     }
-    Ok(())
+    match gave_up {
+        Some(reason) => Err(anyhow!(
+            "the audio output went away and did not come back within {} s ({reason}); the show stopped at {:.2} s of its timeline",
+            args.reconnect_timeout,
+            end as f64 / sample_rate as f64
+        )),
+        None => Ok(()),
+    }
 }
 
-/// With the `alloc-check` feature, "  allocations in audio callback: N  in MIDI callbacks: M";
-/// empty without it.
-fn allocation_report(
-    stats: &tapestry::io::CallbackStats,
-    midi: Option<&tapestry::io::midi::MidiInputStats>,
-    room: Option<&tapestry::io::input::RoomStatus>,
-) -> String {
-    if !tapestry::io::ALLOCATIONS_CHECKED {
-        return String::new();
+/// Sends the performance's events due before `now` plus half a second, stamped with their
+/// sample; stops early when the engine's queue is full (the rest go next time).
+fn send_due(
+    perf: &Performance,
+    next_event: &mut usize,
+    now: u64,
+    sample_rate: u32,
+    controller: &Controller,
+) {
+    let horizon = now + sample_rate as u64 / 2;
+    while let Some(c) = perf.commands.get(*next_event) {
+        if c.sample >= horizon {
+            break;
+        }
+        let message = Message {
+            at: Timing::At(c.sample),
+            command: c.command,
+        };
+        if controller.send(message).is_err() {
+            break;
+        }
+        *next_event += 1;
     }
-    let midi = midi.map_or(0, |m| m.callback_allocations.load(Ordering::Relaxed));
-    let room = room.map_or(0, |r| r.callback_allocations.load(Ordering::Relaxed));
-    format!(
-        "  allocations in audio callback: {}  in MIDI callbacks: {midi}  in room input callback: {room}",
-        stats.allocations.load(Ordering::Relaxed)
-    )
+}
+
+/// How often the plain status line is printed.
+const PLAIN_STATUS_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the full-screen view is redrawn.
+const SCREEN_REFRESH: Duration = Duration::from_millis(200);
+/// Events the view keeps.
+const EVENTS_KEPT: usize = 100;
+
+/// What the view shows, kept between refreshes.
+struct ViewState {
+    snapshot: Snapshot,
+    participants: BTreeMap<u32, String>,
+    held_peaks: [f32; 2],
+}
+
+impl ViewState {
+    fn new(patch: &str, device: &str, dims: &[(String, f32, f32)]) -> ViewState {
+        ViewState {
+            snapshot: Snapshot {
+                patch: patch.to_string(),
+                device: device.to_string(),
+                mood: dims
+                    .iter()
+                    .map(|(name, min, max)| MoodRow {
+                        name: name.clone(),
+                        value: 0.0,
+                        min: *min,
+                        max: *max,
+                    })
+                    .collect(),
+                ..Snapshot::default()
+            },
+            participants: BTreeMap::new(),
+            held_peaks: [0.0; 2],
+        }
+    }
+
+    /// Follows who is present from the engine's notices; the event to show, if any.
+    fn notice(&mut self, notice: Notice, names: &Names, sample_rate: u32) -> Option<Event> {
+        let secs = |sample: u64| sample as f64 / sample_rate as f64;
+        Some(match notice {
+            Notice::Joined {
+                participant,
+                archetype,
+                at_sample,
+            } => {
+                let name = names
+                    .archetypes
+                    .get(archetype as usize)
+                    .cloned()
+                    .unwrap_or_else(|| format!("#{archetype}"));
+                self.participants.insert(participant, name.clone());
+                Event::Joined {
+                    participant,
+                    archetype: name,
+                    at_secs: secs(at_sample),
+                }
+            }
+            Notice::Left {
+                participant,
+                at_sample,
+            } => {
+                self.participants.remove(&participant);
+                Event::Left {
+                    participant,
+                    at_secs: secs(at_sample),
+                }
+            }
+            Notice::SectionChanged {
+                section,
+                bar,
+                at_sample,
+            } => Event::Section {
+                name: names
+                    .sections
+                    .get(section as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+                bar: bar + 1,
+                at_secs: secs(at_sample),
+            },
+            Notice::Refused { .. } => return None,
+        })
+    }
+
+    /// Keeps an event for the view; as a line of its own in plain mode.
+    fn log(&mut self, event: Event, plain: bool) {
+        if plain {
+            eprintln!("{}", event.line());
+        }
+        let events = &mut self.snapshot.events;
+        if events.len() == EVENTS_KEPT {
+            events.remove(0);
+        }
+        events.push(event);
+    }
+
+    /// Peak levels held between refreshes (the engine publishes the last block's only).
+    fn hold_peaks(&mut self, status: &Status) {
+        let (l, r) = status.peaks();
+        self.held_peaks[0] = self.held_peaks[0].max(l);
+        self.held_peaks[1] = self.held_peaks[1].max(r);
+    }
+
+    /// Reads the live figures into the snapshot.
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        status: &Status,
+        names: &Names,
+        audio: &Audio,
+        elapsed: Duration,
+        reconnect_timeout: f64,
+        midi: Option<&MidiInputs>,
+        osc: Option<&OscServer>,
+        room: Option<&RoomInput>,
+    ) {
+        self.hold_peaks(status);
+        let s = &mut self.snapshot;
+        let figures = audio.figures();
+        let db = |x: f32| 20.0 * x.max(1e-9).log10();
+        s.elapsed_secs = elapsed.as_secs_f64();
+        s.audio = match audio.lost_for() {
+            Some((for_, reason)) => AudioState::Lost {
+                reason: reason.to_string(),
+                for_secs: for_.as_secs_f64(),
+                timeout_secs: reconnect_timeout,
+            },
+            None => AudioState::Playing,
+        };
+        s.participants = self
+            .participants
+            .iter()
+            .map(|(id, archetype)| Participant {
+                id: *id,
+                archetype: archetype.clone(),
+            })
+            .collect();
+        s.present = status.participants.load(Ordering::Relaxed);
+        for (i, m) in s.mood.iter_mut().enumerate() {
+            m.value = status.mood(i);
+        }
+        s.section = names
+            .sections
+            .get(status.section.load(Ordering::Relaxed) as usize)
+            .cloned()
+            .unwrap_or_default();
+        s.bar = status.bar.load(Ordering::Relaxed) + 1;
+        if audio.lost_for().is_some() {
+            // nothing plays meanwhile, whatever the engine's last block was
+            self.held_peaks = [0.0; 2];
+        }
+        s.peak_dbfs = [db(self.held_peaks[0]), db(self.held_peaks[1])];
+        self.held_peaks = [0.0; 2];
+        s.momentary_lufs = Status::load_f32(&status.momentary_lufs);
+        s.load_percent = figures.load_percent;
+        s.peak_load_percent = figures.peak_load_percent;
+        s.xruns = figures.xruns;
+        s.stream_errors = figures.stream_errors;
+        s.dropped_messages = status.dropped_messages.load(Ordering::Relaxed);
+        s.refused_messages = status.refused_messages.load(Ordering::Relaxed);
+        s.dropped_notices = status.dropped_notices.load(Ordering::Relaxed);
+        s.midi = midi.map(|m| {
+            let m = m.stats().snapshot();
+            MidiCounters {
+                ports: m.ports,
+                received: m.messages,
+                routed: m.routed,
+                dropped: m.dropped,
+                malformed: m.malformed,
+                lost: m.lost(),
+            }
+        });
+        if let Some(room) = room {
+            s.room = room_rows(room);
+        }
+        if tapestry::io::ALLOCATIONS_CHECKED {
+            s.allocations = Some(Allocations {
+                audio: figures.allocations,
+                midi: midi.map_or(0, |m| {
+                    m.stats().callback_allocations.load(Ordering::Relaxed)
+                }),
+                room: room.map_or(0, |r| r.status.callback_allocations.load(Ordering::Relaxed)),
+            });
+        }
+        s.osc = osc.map(|o| {
+            let o = o.stats().snapshot();
+            OscCounters {
+                received: o.packets,
+                accepted: o.accepted,
+                malformed: o.malformed,
+                dropped: o.dropped(),
+            }
+        });
+    }
+}
+
+/// The room panel: each shown feature with its unit and a bar over its usual range.
+fn room_rows(room: &RoomInput) -> Vec<RoomRow> {
+    let log_bar = |v: f32, lo: f32, hi: f32| (v.max(lo) / lo).ln() / (hi / lo).ln();
+    let mut rows: Vec<RoomRow> = room
+        .status
+        .features()
+        .iter()
+        .map(|&(feature, v)| {
+            let (value, bar) = match feature {
+                Feature::Loudness | Feature::MomentaryLoudness => {
+                    (format!("{v:.1} LUFS"), Some((v + 70.0) / 70.0))
+                }
+                Feature::OnsetRate => (format!("{v:.1}/s"), Some(v / 8.0)),
+                Feature::Centroid => (format!("{v:.0} Hz"), Some(log_bar(v, 100.0, 8000.0))),
+                Feature::Pitch => (format!("{v:.1} Hz"), None),
+                Feature::Tempo => (format!("{v:.1} BPM"), None),
+                _ => (format!("{v:.2}"), Some(v)),
+            };
+            RoomRow {
+                label: feature.name().to_string(),
+                value,
+                bar,
+            }
+        })
+        .collect();
+    let s = &room.status;
+    let overruns = s.overruns.load(Ordering::Relaxed);
+    let dropped = s.dropped_messages.load(Ordering::Relaxed);
+    if overruns + dropped > 0 {
+        rows.push(RoomRow {
+            label: "lost".into(),
+            value: format!("{overruns} samples, {dropped} updates"),
+            bar: None,
+        });
+    }
+    rows
 }

@@ -127,6 +127,13 @@ enum Cmd {
         /// Buffer size of the room input in frames.
         #[arg(long, requires = "input")]
         input_buffer: Option<u32>,
+        /// Plain status lines even on a terminal (instead of the full-screen view).
+        #[arg(long)]
+        plain: bool,
+        /// When the audio device goes away, keep trying to reopen it for this many seconds
+        /// (the show's clock waits), then stop with an error; 0 stops at once.
+        #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+        reconnect_timeout: f64,
     },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
@@ -172,6 +179,8 @@ fn run(cli: Cli) -> Result<()> {
             no_osc,
             input,
             input_buffer,
+            plain,
+            reconnect_timeout,
         } => live::play(live::PlayArgs {
             patch,
             input: input.map(|d| tapestry::io::input::InputOptions {
@@ -192,6 +201,8 @@ fn run(cli: Cli) -> Result<()> {
             midi: !no_midi,
             midi_learn,
             osc: (!no_osc).then_some(osc),
+            plain,
+            reconnect_timeout,
         }),
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)

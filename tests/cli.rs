@@ -155,3 +155,22 @@ fn render_refuses_bad_options_plainly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--block must be between"));
 }
+
+#[cfg(feature = "live")]
+#[test]
+fn play_refuses_a_bad_reconnect_timeout_before_opening_anything() {
+    for bad in ["-1", "nan", "1e9"] {
+        let out = tapestry()
+            .args(["play", "patches/minimal.toml", "--no-midi", "--no-osc"])
+            .arg(format!("--reconnect-timeout={bad}"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("--reconnect-timeout must be between 0 and 86400 seconds"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

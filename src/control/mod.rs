@@ -217,6 +217,13 @@ pub enum Notice {
         /// Sample at which the voice started.
         at_sample: u64,
     },
+    /// A participant left; its voice fades out from this sample.
+    Left {
+        /// Who.
+        participant: ParticipantId,
+        /// Sample at which the voice started to fade.
+        at_sample: u64,
+    },
     /// The score moved to a section.
     SectionChanged {
         /// Section index.

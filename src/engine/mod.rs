@@ -356,6 +356,10 @@ impl Engine {
                 Some(i) => {
                     self.participants[i].leave(&mut self.pool);
                     self.present -= 1;
+                    self.notify(Notice::Left {
+                        participant,
+                        at_sample: self.time,
+                    });
                 }
                 None => self.refuse(command, Refusal::UnknownParticipant),
             },

@@ -540,6 +540,16 @@ impl MidiInputs {
         self.shutdown().as_ref().map(MidiLearn::mapping_lines)
     }
 
+    /// Stops routing and returns the learn lines like [`MidiInputs::stop`], but leaves the
+    /// ports open for the process's exit to reclaim: libjack crashes when midir closes a port
+    /// whose JACK server went away.
+    pub fn abandon(mut self) -> Option<String> {
+        self.stop_router.store(true, Ordering::Release);
+        let learned = self.router.take().and_then(|t| t.join().ok().flatten());
+        std::mem::forget(self);
+        learned.as_ref().map(MidiLearn::mapping_lines)
+    }
+
     fn shutdown(&mut self) -> Option<MidiLearn> {
         self.stop_watcher.store(true, Ordering::Relaxed);
         if let Some(thread) = self.watcher.take() {

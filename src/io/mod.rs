@@ -9,13 +9,21 @@
 //! logs or panics. Built with the `alloc-check` feature (and the `tapestry` binary's
 //! detecting allocator), the callback body runs inside `assert_no_alloc` and the allocations
 //! it made are counted in [`CallbackStats::allocations`].
+//!
+//! The engine sits in an [`AtomicRefCell`] the callback borrows with `try_borrow_mut` (one
+//! atomic compare-and-swap, never a wait): the control side can take the engine back from a
+//! stream whose device is gone and put it into a new stream, timeline intact. While the cell
+//! is empty or held, the callback plays silence and leaves the clock alone.
 
 pub mod input;
 pub mod midi;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use atomic_refcell::AtomicRefCell;
+use crossbeam_channel::{Receiver, Sender};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{
@@ -208,15 +216,101 @@ fn pick_device(host: &cpal::Host, wanted: Option<&str>) -> Result<Device, LiveEr
     }
 }
 
+/// Where the callback finds the engine; empty while the control side holds it.
+type EngineCell = Arc<AtomicRefCell<Option<Engine>>>;
+
+/// How long the control side waits for the callback to let go of the engine.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long closing a stream may take before it is left to finish on its own thread (a
+/// stream on a vanished device may never answer).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A running output stream. Dropping it stops the sound.
 pub struct LiveOutput {
-    _stream: Stream,
+    stream: Option<Stream>,
+    engine: EngineCell,
+    errors: Receiver<cpal::Error>,
+    failure: Option<String>,
     /// The callback's figures.
     pub stats: Arc<CallbackStats>,
     /// Sample rate of the stream.
     pub sample_rate: u32,
     /// Device description.
     pub device: String,
+}
+
+impl LiveOutput {
+    /// Why the stream stopped playing for good (device gone, server stopped, stream
+    /// invalidated), once the device said so. Xruns and passing errors do not count.
+    pub fn failure(&mut self) -> Option<&str> {
+        while let Ok(e) = self.errors.try_recv() {
+            if self.failure.is_none() && is_fatal(e.kind()) {
+                self.failure = Some(e.to_string());
+            }
+        }
+        self.failure.as_deref()
+    }
+
+    /// Puts `engine` into the stream: from the next callback on it plays, its timeline going
+    /// on where it stopped. Gives the engine back if the callback did not let go in time.
+    pub fn install(&self, engine: Engine) -> Result<(), Box<Engine>> {
+        let started = Instant::now();
+        loop {
+            if let Ok(mut cell) = self.engine.try_borrow_mut() {
+                *cell = Some(engine);
+                return Ok(());
+            }
+            if started.elapsed() > HANDOVER_TIMEOUT {
+                return Err(Box::new(engine));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Takes the engine out of the stream (which plays silence from then on); `None` if it
+    /// holds none or its callback is stuck inside it.
+    pub fn take_engine(&self) -> Option<Engine> {
+        let started = Instant::now();
+        loop {
+            if let Ok(mut cell) = self.engine.try_borrow_mut() {
+                return cell.take();
+            }
+            if started.elapsed() > HANDOVER_TIMEOUT {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Takes the engine out, then closes the stream without waiting more than a moment for
+    /// a device that does not answer.
+    pub fn close(mut self) -> Option<Engine> {
+        let engine = self.take_engine();
+        if let Some(stream) = self.stream.take() {
+            let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+            let closer = std::thread::Builder::new()
+                .name("tapestry-close-stream".into())
+                .spawn(move || {
+                    drop(stream);
+                    let _ = done_tx.send(());
+                });
+            if closer.is_ok() {
+                let _ = done_rx.recv_timeout(CLOSE_TIMEOUT);
+            }
+        }
+        engine
+    }
+}
+
+/// Errors after which a stream plays no more.
+fn is_fatal(kind: cpal::ErrorKind) -> bool {
+    matches!(
+        kind,
+        cpal::ErrorKind::DeviceNotAvailable
+            | cpal::ErrorKind::HostUnavailable
+            | cpal::ErrorKind::StreamInvalidated
+    )
 }
 
 /// The sample rate the device will run at for these options (to build the engine for it).
@@ -237,6 +331,19 @@ pub fn play(
     options: &OutputOptions,
     clock: Option<Arc<SampleClock>>,
 ) -> Result<LiveOutput, LiveError> {
+    let output = open(options, clock)?;
+    output
+        .install(engine)
+        .map_err(|_| LiveError::Device("the new stream did not take the engine".into()))?;
+    Ok(output)
+}
+
+/// Opens the output with no engine yet: it plays silence until [`LiveOutput::install`]. Used
+/// to reopen a device that went away, with the same options.
+pub fn open(
+    options: &OutputOptions,
+    clock: Option<Arc<SampleClock>>,
+) -> Result<LiveOutput, LiveError> {
     let host = host_by_name(options.host.as_deref())?;
     let device = pick_device(&host, options.device.as_deref())?;
     let default = device
@@ -250,19 +357,25 @@ pub fn play(
             .map_or(BufferSize::Default, BufferSize::Fixed),
     };
     let stats = Arc::new(CallbackStats::default());
+    let engine: EngineCell = Arc::new(AtomicRefCell::new(None));
+    let (error_tx, errors) = crossbeam_channel::bounded(16);
     let s = stats.clone();
+    let e = engine.clone();
     let stream = match default.sample_format() {
-        SampleFormat::F32 => build::<f32>(&device, config, engine, s, clock),
-        SampleFormat::I16 => build::<i16>(&device, config, engine, s, clock),
-        SampleFormat::I32 => build::<i32>(&device, config, engine, s, clock),
-        SampleFormat::U16 => build::<u16>(&device, config, engine, s, clock),
+        SampleFormat::F32 => build::<f32>(&device, config, e, s, clock, error_tx),
+        SampleFormat::I16 => build::<i16>(&device, config, e, s, clock, error_tx),
+        SampleFormat::I32 => build::<i32>(&device, config, e, s, clock, error_tx),
+        SampleFormat::U16 => build::<u16>(&device, config, e, s, clock, error_tx),
         other => return Err(LiveError::Format(format!("{other:?}"))),
     }?;
     stream
         .play()
         .map_err(|e| LiveError::Device(e.to_string()))?;
     Ok(LiveOutput {
-        _stream: stream,
+        stream: Some(stream),
+        engine,
+        errors,
+        failure: None,
         stats,
         sample_rate: config.sample_rate,
         device: device_label(&device),
@@ -275,9 +388,10 @@ const CHUNK_FRAMES: usize = 1024;
 fn build<T>(
     device: &Device,
     config: StreamConfig,
-    mut engine: Engine,
+    slot: EngineCell,
     stats: Arc<CallbackStats>,
     clock: Option<Arc<SampleClock>>,
+    errors: Sender<cpal::Error>,
 ) -> Result<Stream, LiveError>
 where
     T: SizedSample + FromSample<f32>,
@@ -295,6 +409,11 @@ where
         }
         let started = Instant::now();
         let frames = out.len() / channels;
+        let mut cell = slot.try_borrow_mut();
+        let Some(engine) = cell.as_mut().ok().and_then(|e| e.as_mut()) else {
+            out.fill(T::EQUILIBRIUM);
+            return;
+        };
         if let Some(clock) = &clock {
             clock.publish(engine.sample_position(), started);
             if clock.latency_frames() != frames as u64 {
@@ -338,12 +457,16 @@ where
         }
     };
     let error_stats = stats;
+    // counts, and hands the error (allocated by cpal) to the control side without waiting
     let error = move |e: cpal::Error| {
         let counter = match e.kind() {
             cpal::ErrorKind::Xrun => &error_stats.xruns,
             _ => &error_stats.stream_errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if e.kind() != cpal::ErrorKind::Xrun {
+            let _ = errors.try_send(e);
+        }
     };
     device
         .build_output_stream(config, data, error, None)

@@ -14,6 +14,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 pub struct JackServer {
     name: String,
     log: std::path::PathBuf,
+    options: Vec<String>,
     child: Child,
     _one_at_a_time: MutexGuard<'static, ()>,
 }
@@ -29,23 +30,22 @@ impl JackServer {
         let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         clear_stale_jack_registry();
         let name = format!("{prefix}-{}", std::process::id());
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
         let log = std::env::temp_dir().join(format!("{name}-jackd.log"));
-        let child = Command::new("jackd")
-            .args(["-n", &name, "-R", "-P", "70"])
-            .args(options)
-            .args(["-d", "dummy", "-r", "48000", "-p", "256"])
-            .env("JACK_NO_AUDIO_RESERVATION", "1")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("jackd (Debian package jackd2) must be installed for the live tests");
+        let child = spawn_jackd(&name, &options, &log);
         let server = JackServer {
             name,
-            log: log.clone(),
+            log,
+            options,
             child,
             _one_at_a_time: guard,
         };
-        let ok = server
+        server.wait_until_up();
+        server
+    }
+
+    fn wait_until_up(&self) {
+        let ok = self
             .command("jack_wait")
             .args(["-w", "-t", "10"])
             .status()
@@ -53,9 +53,37 @@ impl JackServer {
         assert!(
             ok.success(),
             "the JACK server did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            self.log()
         );
-        server
+    }
+
+    /// Stops the server as a crash would (`SIGKILL`) or as an operator would (`SIGTERM`),
+    /// and waits until it is gone. [`JackServer::restart`] brings it back under its name.
+    pub fn stop(&mut self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Freezes the server (`SIGSTOP`): its clients stop getting callbacks, with no error.
+    pub fn freeze(&self) {
+        let _ = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Lets a frozen server go on (`SIGCONT`).
+    pub fn thaw(&self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Starts a stopped server again under the same name and waits until it answers.
+    pub fn restart(&mut self) {
+        self.child = spawn_jackd(&self.name, &self.options, &self.log);
+        self.wait_until_up();
     }
 
     /// What the server has logged so far.
@@ -123,6 +151,10 @@ impl Drop for JackServer {
     /// SIGTERM lets jackd unregister itself; a killed server leaves its entry in JACK's
     /// shared-memory registry, and no server starts once a handful have piled up.
     fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.thaw();
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
@@ -136,6 +168,19 @@ impl Drop for JackServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `jackd -d dummy` named `name` with extra server `options`, logging to `log`.
+fn spawn_jackd(name: &str, options: &[String], log: &std::path::Path) -> Child {
+    Command::new("jackd")
+        .args(["-n", name, "-R", "-P", "70"])
+        .args(options)
+        .args(["-d", "dummy", "-r", "48000", "-p", "256"])
+        .env("JACK_NO_AUDIO_RESERVATION", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("jackd (Debian package jackd2) must be installed for the live tests")
 }
 
 /// Removes JACK's shared-memory files when no JACK server runs on this machine: servers that
