@@ -50,6 +50,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod control;
 pub mod diagnostic;
 pub mod engine;
