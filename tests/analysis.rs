@@ -828,3 +828,107 @@ fn read_wav_reports_missing_and_invalid_files() {
     assert!(read_wav(&ok, Some(0)).is_err());
     assert_eq!(read_wav(&ok, None).unwrap().0.len(), 100);
 }
+
+// ---------------------------------------------------------------------------
+// `tapestry analyze`
+// ---------------------------------------------------------------------------
+
+fn tapestry_analyze(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tapestry"))
+        .arg("analyze")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cli_analyze_prints_a_timeline_and_summary_and_writes_csv() {
+    // 20 claps at 120 BPM, stereo
+    let (x, truth) = claps(2.0, 10.0, 11);
+    let stereo: Vec<f32> = x.iter().flat_map(|&s| [s, 0.5 * s]).collect();
+    let wav = temp("cli-claps.wav");
+    write_wav(&wav, SR, 2, true, &stereo);
+    let csv = temp("cli-claps.csv");
+    let out = tapestry_analyze(&[
+        wav.as_os_str(),
+        "--csv".as_ref(),
+        csv.as_os_str(),
+        "--every".as_ref(),
+        "1".as_ref(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a timeline line per second, then the summary
+    let timeline = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .count();
+    assert_eq!(timeline, 10, "{stdout}");
+    let onsets: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("onsets"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no onset count in {stdout}"));
+    assert_eq!(onsets, truth.len(), "{stdout}");
+    assert!(stdout.contains("tempo           120.0 BPM"), "{stdout}");
+    // every frame in the CSV, with units in the header
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert!(header.contains(&"loudness_lufs") && header.contains(&"centroid_hz"));
+    assert!(header.contains(&"tempo_bpm") && header.contains(&"onset_rate_per_s"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 10 * SR as usize / 256);
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    let onset_column = header.iter().position(|h| *h == "onset_times_s").unwrap();
+    let csv_onsets: Vec<f64> = rows
+        .iter()
+        .filter(|r| !r[onset_column].is_empty())
+        .flat_map(|r| {
+            r[onset_column]
+                .split(';')
+                .map(|t| t.parse::<f64>().unwrap())
+        })
+        .collect();
+    assert_eq!(csv_onsets.len(), truth.len());
+    for (found, t) in csv_onsets.iter().zip(&truth) {
+        assert!(
+            (found - *t as f64 / f64::from(SR)).abs() < 0.01,
+            "{found} vs {t}"
+        );
+    }
+}
+
+#[test]
+fn cli_analyze_fails_clearly_on_missing_or_invalid_input() {
+    let missing = tapestry_analyze(&["/nonexistent/room.wav".as_ref()]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(
+        stderr.contains("/nonexistent/room.wav") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
+    let text = temp("cli-not.wav");
+    std::fs::write(&text, "RIFF but not really").unwrap();
+    let invalid = tapestry_analyze(&[text.as_os_str()]);
+    let stderr = String::from_utf8_lossy(&invalid.stderr);
+    assert!(!invalid.status.success());
+    assert!(
+        stderr.contains("cannot read as WAV") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+
+    let wav = temp("cli-ok.wav");
+    write_wav(&wav, SR, 1, false, &sine(440.0, 0.5, 0.5));
+    let bad_hop = tapestry_analyze(&[wav.as_os_str(), "--hop-ms".as_ref(), "500".as_ref()]);
+    assert!(!bad_hop.status.success());
+    assert!(String::from_utf8_lossy(&bad_hop.stderr).contains("--hop-ms"));
+    let ok = tapestry_analyze(&[wav.as_os_str(), "--hop-ms".as_ref(), "10".as_ref()]);
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("hop 480 frames"));
+}

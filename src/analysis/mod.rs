@@ -29,6 +29,7 @@
 mod loudness;
 mod onset;
 mod pitch;
+pub mod report;
 mod spectrum;
 mod tempo;
 mod wav;

@@ -15,12 +15,12 @@ pub const MAX_SAMPLE_RATE: u32 = 384_000;
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
     /// The file could not be opened or is not a WAV file hound understands.
-    #[error("{path}: cannot read as WAV: {source}")]
+    #[error("{path}: cannot read as WAV: {reason}")]
     Wav {
         /// The file.
         path: PathBuf,
         /// hound's reason.
-        source: hound::Error,
+        reason: hound::Error,
     },
     /// The file has no channels, or a sample rate outside the supported range.
     #[error("{path}: {reason}")]
@@ -47,9 +47,9 @@ pub enum AnalysisError {
 /// in -1..1, resampled to `rate` if given and different; returns the samples and the channel
 /// count.
 pub fn read_wav(path: &Path, rate: Option<u32>) -> Result<(Vec<f32>, u16), AnalysisError> {
-    let wav_error = |source| AnalysisError::Wav {
+    let wav_error = |reason| AnalysisError::Wav {
         path: path.to_path_buf(),
-        source,
+        reason,
     };
     if let Some(r) = rate {
         if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&r) {
