@@ -82,6 +82,18 @@ fn sung(f0: f32, secs: f32, vibrato_depth: f32) -> Vec<f32> {
 /// Claps (noise bursts with a 1 ms attack and a 30 ms decay) at `per_sec` per second, over a
 /// -60 dBFS noise floor; returns the signal and the true onset positions.
 fn claps(per_sec: f32, secs: f32, seed: u64) -> (Vec<f32>, Vec<u64>) {
+    human_claps(per_sec, secs, seed, 0.0, 0.0)
+}
+
+/// Like [`claps`], each clap moved by up to ±`jitter_secs` and its level varied by up to
+/// ±`level_spread` (a ratio), as people clap.
+fn human_claps(
+    per_sec: f32,
+    secs: f32,
+    seed: u64,
+    jitter_secs: f32,
+    level_spread: f32,
+) -> (Vec<f32>, Vec<u64>) {
     let mut rng = Rng::new(seed);
     let len = (secs * SR as f32) as usize;
     let mut x: Vec<f32> = (0..len).map(|_| 0.001 * rng.next_bipolar()).collect();
@@ -89,7 +101,9 @@ fn claps(per_sec: f32, secs: f32, seed: u64) -> (Vec<f32>, Vec<u64>) {
     let mut truth = Vec::new();
     let mut k = 0;
     loop {
-        let start = (0.1 * SR as f32 + k as f32 * period).round() as usize;
+        let jitter = jitter_secs * SR as f32 * rng.next_bipolar();
+        let level = 0.5 * (1.0 + level_spread * rng.next_bipolar());
+        let start = (0.1 * SR as f32 + k as f32 * period + jitter).round() as usize;
         if start + SR as usize / 10 > len {
             break;
         }
@@ -100,7 +114,7 @@ fn claps(per_sec: f32, secs: f32, seed: u64) -> (Vec<f32>, Vec<u64>) {
             }
             let t = i as f32 / SR as f32;
             let envelope = (t / 0.001).min(1.0) * (-t / 0.03).exp();
-            x[start + i] += 0.5 * envelope * rng.next_bipolar();
+            x[start + i] += level * envelope * rng.next_bipolar();
         }
         k += 1;
     }
@@ -360,6 +374,69 @@ fn tempo_of_steady_claps_at_90_120_150_bpm_within_2_bpm_after_8_seconds() {
             "{bpm} BPM claps: {:.2} BPM, steadiness {:.2}",
             last.tempo_bpm, last.pulse_steadiness
         );
+    }
+}
+
+#[test]
+fn tempo_of_a_crowd_clapping_unevenly_within_2_bpm() {
+    // ±15 ms timing jitter, levels ±50 %: onsets still all found, tempo still right
+    for bpm in [90.0f32, 120.0, 150.0] {
+        let (x, truth) = human_claps(bpm / 60.0, 10.0, 100 + bpm as u64, 0.015, 0.5);
+        let frames = analyze_samples(&x, 1, SR);
+        assert_onsets_match(&onsets(&frames), &truth, 10.0, &format!("uneven {bpm} BPM"));
+        let tempo = median(
+            between(&frames, 8.0, 10.0)
+                .iter()
+                .map(|f| f.tempo_bpm)
+                .collect(),
+        );
+        let steadiness = frames.last().unwrap().pulse_steadiness;
+        eprintln!("uneven {bpm} BPM claps: {tempo:.2} BPM, steadiness {steadiness:.2}");
+        assert!((tempo - bpm).abs() <= 2.0, "uneven {bpm} BPM: {tempo}");
+    }
+}
+
+#[test]
+fn other_sample_rates_measure_the_same() {
+    for rate in [44_100u32, 16_000, 96_000] {
+        let n = |secs: f32| (secs * rate as f32) as usize;
+        let mut phase = 0.0f64;
+        let mut x: Vec<f32> = (0..n(2.0))
+            .map(|_| {
+                phase += 220.0 / f64::from(rate);
+                (1..=6)
+                    .map(|k| {
+                        0.3 / k as f32 * (std::f64::consts::TAU * phase * k as f64).sin() as f32
+                    })
+                    .sum()
+            })
+            .collect();
+        // then 8 clicks, 0.25 s apart
+        let click_start = x.len();
+        x.extend(vec![0.0; n(2.0)]);
+        for k in 0..8 {
+            let at = click_start + n(0.1) + k * n(0.25);
+            x[at..at + n(0.002)].iter_mut().for_each(|v| *v = 0.7);
+        }
+        let mut analyzer = Analyzer::new(rate, 1);
+        let mut frames = Vec::new();
+        analyzer.process(&x, |f| frames.push(*f));
+        let tone = frames
+            .iter()
+            .filter(|f| (0.3..1.9).contains(&(f.end_frame as f64 / f64::from(rate))))
+            .collect::<Vec<_>>();
+        assert!(
+            tone.iter().all(|f| (f.pitch_hz / 220.0 - 1.0).abs() < 0.01),
+            "{rate} Hz"
+        );
+        let found: Vec<u64> = frames
+            .iter()
+            .flat_map(|f| f.onset_times.as_slice().to_vec())
+            .collect();
+        let clicks = found.iter().filter(|&&t| t as usize >= click_start).count();
+        assert_eq!(clicks, 8, "{rate} Hz: {found:?}");
+        let hop_ms = analyzer.hop_frames() as f64 * 1e3 / f64::from(rate);
+        assert!((5.0..=6.0).contains(&hop_ms), "{rate} Hz: hop {hop_ms} ms");
     }
 }
 

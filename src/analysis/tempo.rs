@@ -2,6 +2,11 @@
 //! [`TEMPO_WINDOW_SECS`], with a comb (harmonic) score, an explicit octave guard and a
 //! sub-lag refinement on the highest multiple of the period in the window.
 
+use std::sync::Arc;
+
+use realfft::num_complex::Complex;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+
 /// Length of the onset-strength envelope analysed, in seconds.
 pub const TEMPO_WINDOW_SECS: f64 = 8.0;
 /// Slowest tempo reported, in BPM.
@@ -22,6 +27,12 @@ const REFINE_MULTIPLES: usize = 4;
 
 /// The tempo estimator's state.
 pub struct TempoTracker {
+    forward: Arc<dyn RealToComplex<f64>>,
+    inverse: Arc<dyn ComplexToReal<f64>>,
+    spectrum: Box<[Complex<f64>]>,
+    scratch: Box<[Complex<f64>]>,
+    /// Zero-padded envelope, then its autocorrelation (FFT length).
+    padded: Box<[f64]>,
     envelope: Box<[f32]>,
     next: usize,
     filled: usize,
@@ -44,7 +55,18 @@ impl TempoTracker {
         let min_lag = (hops_per_sec * 60.0 / TEMPO_MAX_BPM).floor().max(1.0) as usize;
         let max_lag = (hops_per_sec * 60.0 / TEMPO_MIN_BPM).ceil() as usize;
         let acf_len = (REFINE_MULTIPLES * (max_lag + 2)).min(len - 1) + 1;
+        // linear (not circular) correlation up to every lag needs twice the length
+        let fft_len = (2 * len).next_power_of_two();
+        let mut planner = RealFftPlanner::<f64>::new();
+        let forward = planner.plan_fft_forward(fft_len);
+        let inverse = planner.plan_fft_inverse(fft_len);
+        let scratch_len = forward.get_scratch_len().max(inverse.get_scratch_len());
         Self {
+            spectrum: forward.make_output_vec().into_boxed_slice(),
+            scratch: vec![Complex::default(); scratch_len].into_boxed_slice(),
+            padded: vec![0.0; fft_len].into_boxed_slice(),
+            forward,
+            inverse,
             envelope: vec![0.0; len].into_boxed_slice(),
             next: 0,
             filled: 0,
@@ -86,14 +108,26 @@ impl TempoTracker {
         let x = &mut self.linear[..n];
         let mean = x.iter().sum::<f64>() / n as f64;
         x.iter_mut().for_each(|v| *v -= mean);
+        // autocorrelation by FFT: |X|², transformed back
+        self.padded.iter_mut().for_each(|v| *v = 0.0);
+        self.padded[..n].copy_from_slice(x);
+        let _ = self.forward.process_with_scratch(
+            &mut self.padded,
+            &mut self.spectrum,
+            &mut self.scratch,
+        );
+        for c in self.spectrum.iter_mut() {
+            *c = Complex::new(c.norm_sqr(), 0.0);
+        }
+        let _ = self.inverse.process_with_scratch(
+            &mut self.spectrum,
+            &mut self.padded,
+            &mut self.scratch,
+        );
         let max_acf_lag = (self.acf.len() - 1).min(n - 1);
-        for lag in 0..=max_acf_lag {
-            self.acf[lag] = x[..n - lag]
-                .iter()
-                .zip(&x[lag..])
-                .map(|(a, b)| a * b)
-                .sum::<f64>()
-                / n as f64;
+        let norm = 1.0 / (n as f64 * self.padded.len() as f64);
+        for (a, &p) in self.acf[..=max_acf_lag].iter_mut().zip(self.padded.iter()) {
+            *a = p * norm;
         }
         let energy = self.acf[0];
         if energy <= 1e-12 {
