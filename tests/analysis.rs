@@ -270,11 +270,40 @@ fn claps_at_2_4_and_8_per_second_are_counted_and_timed() {
             10.0,
             &format!("{per_sec}/s claps"),
         );
+        // reported within one analysis frame plus a hop of the onset
+        let analyzer = Analyzer::new(SR, 1);
+        let bound = (analyzer.frame_len() + analyzer.hop_frames()) as u64;
+        let mut delays: Vec<u64> = frames
+            .iter()
+            .flat_map(|f| f.onset_times.as_slice().iter().map(|&t| f.end_frame - t))
+            .collect();
+        delays.sort();
+        assert!(delays.iter().all(|&d| d <= bound), "{delays:?}");
+        eprintln!(
+            "{per_sec}/s claps reported {:.1} ms (median) after the onset",
+            delays[delays.len() / 2] as f64 * 1e3 / f64::from(SR)
+        );
         let rate = frames.last().unwrap().onset_rate;
         assert!(
             (rate - per_sec).abs() <= 0.1 * per_sec + 1.0 / 3.0,
             "{per_sec}/s claps: onset rate {rate}"
         );
+    }
+}
+
+#[test]
+fn quiet_claps_are_found_down_to_minus_40_dbfs_and_none_at_minus_80() {
+    for (level_db, expected) in [(-40.0f32, true), (-80.0, false)] {
+        let (x, truth) = claps(4.0, 4.0, 5);
+        // claps peak at 0.5: scale so that their peak is `level_db`
+        let gain = 10f32.powf(level_db / 20.0) / 0.5;
+        let quiet: Vec<f32> = x.iter().map(|v| v * gain).collect();
+        let found = onsets(&analyze_samples(&quiet, 1, SR));
+        if expected {
+            assert_onsets_match(&found, &truth, 10.0, &format!("claps at {level_db} dBFS"));
+        } else {
+            assert!(found.is_empty(), "{level_db} dBFS: {found:?}");
+        }
     }
 }
 

@@ -383,7 +383,7 @@ impl Analyzer {
         let spectral = self.spectrum.analyse(frame, silent);
         if silent {
             (self.roughness, self.chroma) = (0.0, [0.0; 12]);
-        } else if self.hops % TONAL_EVERY_HOPS == 0 {
+        } else if self.hops.is_multiple_of(TONAL_EVERY_HOPS) {
             let long = &self.history[self.history.len() - self.tonal_len..];
             (self.roughness, self.chroma) = self.tonal.tonal(long);
         }

@@ -132,7 +132,6 @@ impl Spectrum {
             flux,
             centroid_hz,
             flatness,
-            ..Default::default()
         }
     }
 
