@@ -313,13 +313,13 @@ fn analyze(
     every: f64,
 ) -> Result<()> {
     use std::io::Write as _;
-    use tapestry::analysis::{read_wav, report, Analyzer};
+    use tapestry::analysis::{read_wav, report, wav_sample_rate, Analyzer};
 
     if !(every.is_finite() && every >= 0.0) {
         bail!("--every must be 0 or more seconds, got {every}");
     }
     let (samples, channels) = read_wav(input, None)?;
-    let sample_rate = hound::WavReader::open(input)?.spec().sample_rate;
+    let sample_rate = wav_sample_rate(input)?;
     let mut analyzer = match hop_ms {
         Some(ms) if (1.0..=20.0).contains(&ms) => Analyzer::with_hop(
             sample_rate,

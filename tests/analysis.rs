@@ -49,7 +49,7 @@ fn have(tool: &str) -> bool {
 fn sox(name: &str, args: &[&str]) -> (Vec<f32>, u16) {
     let out = temp(name);
     let status = Command::new("sox")
-        .args(["-n", "-r", "48000", "-b", "16"])
+        .args(["-R", "-n", "-r", "48000", "-b", "16"]) // -R: the same noise every run
         .arg(&out)
         .args(args)
         .status()

@@ -41,7 +41,7 @@ pub use loudness::{LOUDNESS_FLOOR_LUFS, MOMENTARY_SECS, SHORT_TERM_SECS};
 pub use onset::{MIN_ONSET_GAP_SECS, ONSET_RATE_SECS};
 pub use pitch::{PITCH_MAX_HZ, PITCH_MIN_HZ};
 pub use tempo::{TEMPO_MAX_BPM, TEMPO_MIN_BPM, TEMPO_WINDOW_SECS};
-pub use wav::{read_wav, AnalysisError, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+pub use wav::{read_wav, wav_sample_rate, AnalysisError, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
 
 use loudness::{HighPass, Loudness};
 use onset::OnsetDetector;
@@ -440,6 +440,12 @@ impl Analyzer {
         self.tempo.reset();
     }
 }
+
+/// The analyzer moves to an analysis thread.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Analyzer>();
+};
 
 /// Analyses a whole recording: every frame, in order.
 pub fn analyze_samples(samples: &[f32], channels: u16, sample_rate: u32) -> Vec<FeatureFrame> {

@@ -43,6 +43,16 @@ pub enum AnalysisError {
     },
 }
 
+/// The sample rate of a WAV file, in Hz.
+pub fn wav_sample_rate(path: &Path) -> Result<u32, AnalysisError> {
+    hound::WavReader::open(path)
+        .map(|r| r.spec().sample_rate)
+        .map_err(|reason| AnalysisError::Wav {
+            path: path.to_path_buf(),
+            reason,
+        })
+}
+
 /// Reads a WAV file (8–32-bit integer or 32-bit float, any channel count) as interleaved f32
 /// in -1..1, resampled to `rate` if given and different; returns the samples and the channel
 /// count.
