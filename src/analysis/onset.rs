@@ -120,13 +120,10 @@ impl OnsetDetector {
 
     /// Onsets per second over the last [`ONSET_RATE_SECS`] before `end`.
     pub fn rate(&self, end: u64, sample_rate: u32) -> f32 {
-        let Some(last) = self.last_onset else {
-            return 0.0;
-        };
         let since = end.saturating_sub(self.rate_frames);
         let count = self.recent[..self.recent_filled]
             .iter()
-            .filter(|&&t| t >= since && t <= last)
+            .filter(|&&t| t >= since)
             .count();
         (count as f64 / (self.rate_frames as f64 / f64::from(sample_rate))) as f32
     }
