@@ -135,6 +135,20 @@ enum Cmd {
         #[arg(long, default_value_t = 30.0, value_name = "SECS")]
         reconnect_timeout: f64,
     },
+    /// Analyse a room recording: a feature timeline, a summary, optionally every frame as CSV.
+    Analyze {
+        /// WAV file (any channel count, mixed to mono for all but loudness).
+        input: PathBuf,
+        /// Write every frame to this CSV file (header row with units).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Analysis hop in milliseconds, 1 to 20 (default: 256 frames at 48 kHz, 5.33 ms).
+        #[arg(long)]
+        hop_ms: Option<f64>,
+        /// Print a timeline line every this many seconds (0: summary only).
+        #[arg(long, default_value_t = 0.5)]
+        every: f64,
+    },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
         /// Patch file.
@@ -204,6 +218,12 @@ fn run(cli: Cli) -> Result<()> {
             plain,
             reconnect_timeout,
         }),
+        Cmd::Analyze {
+            input,
+            csv,
+            hop_ms,
+            every,
+        } => analyze(&input, csv.as_deref(), hop_ms, every),
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
@@ -333,4 +353,71 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn analyze(
+    input: &std::path::Path,
+    csv: Option<&std::path::Path>,
+    hop_ms: Option<f64>,
+    every: f64,
+) -> Result<()> {
+    use std::io::Write as _;
+    use tapestry::analysis::{read_wav, report, wav_sample_rate, Analyzer};
+
+    if !(every.is_finite() && every >= 0.0) {
+        bail!("--every must be 0 or more seconds, got {every}");
+    }
+    let (samples, channels) = read_wav(input, None)?;
+    let sample_rate = wav_sample_rate(input)?;
+    let mut analyzer = match hop_ms {
+        Some(ms) if (1.0..=20.0).contains(&ms) => Analyzer::with_hop(
+            sample_rate,
+            channels,
+            (ms * 1e-3 * f64::from(sample_rate)).round() as usize,
+        ),
+        Some(ms) => bail!("--hop-ms must be between 1 and 20, got {ms}"),
+        None => Analyzer::new(sample_rate, channels),
+    };
+    let mut frames = Vec::new();
+    analyzer.process(&samples, |f| frames.push(*f));
+    println!(
+        "{}: {} channel(s) at {} Hz, hop {} frames ({:.2} ms)",
+        input.display(),
+        channels,
+        sample_rate,
+        analyzer.hop_frames(),
+        analyzer.hop_frames() as f64 * 1e3 / f64::from(sample_rate)
+    );
+    if every > 0.0 {
+        println!("{}", report::timeline_header());
+        let mut printed = 0u64;
+        for f in &frames {
+            let index = (f.end_secs(sample_rate) / every).floor() as u64;
+            if index > printed {
+                printed = index;
+                println!("{}", report::timeline_line(f, sample_rate));
+            }
+        }
+    }
+    let total = (samples.len() / usize::from(channels.max(1))) as u64;
+    print!("{}", report::Summary::new(&frames, total, sample_rate));
+    if analyzer.replaced_samples() > 0 {
+        println!(
+            "replaced        {} non-finite samples by 0",
+            analyzer.replaced_samples()
+        );
+    }
+    if let Some(path) = csv {
+        let write = || -> std::io::Result<()> {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+            writeln!(out, "{}", report::csv_header())?;
+            for f in &frames {
+                writeln!(out, "{}", report::csv_row(f, sample_rate))?;
+            }
+            out.flush()
+        };
+        write().with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {} frames to {}", frames.len(), path.display());
+    }
+    Ok(())
 }

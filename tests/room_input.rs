@@ -166,7 +166,8 @@ fn a_broken_room_signal_never_breaks_the_music() {
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
-    let cases: [(&str, fn(usize) -> f32); 3] = [
+    type Signal = fn(usize) -> f32;
+    let cases: [(&str, Signal); 3] = [
         ("clipped", |i| if (i / 100) % 2 == 0 { 1.0 } else { -1.0 }),
         ("dc", |_| 0.7),
         ("nan", |i| {
