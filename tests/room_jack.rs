@@ -28,6 +28,7 @@ fn temp(name: &str) -> PathBuf {
 
 fn sox(args: &[&str]) {
     let ok = Command::new("sox")
+        .arg("-R")
         .args(args)
         .status()
         .expect("sox (Debian package sox) is needed");

@@ -307,12 +307,17 @@ fn connect_jack_sources(sources: &[String]) -> Result<String, LiveError> {
     let fail = |e: String| LiveError::Device(format!("JACK: {e}"));
     let (client, _) = jack::Client::new("tapestry_patchbay", jack::ClientOptions::NO_START_SERVER)
         .map_err(|e| fail(e.to_string()))?;
-    // cpal names the input client "<name>_in" and its ports in_0, in_1, ...
-    let ours = client.ports(
-        Some("^cpal_client_in[^:]*:in_[0-9]+$"),
-        None,
-        jack::PortFlags::IS_INPUT,
-    );
+    // cpal names the input client "cpal_client_<pid>_in" (older versions "cpal_client_in")
+    // and its ports in_0, in_1, ...
+    let pid = std::process::id();
+    let ours = [
+        format!("^cpal_client_{pid}_in[^:]*:in_[0-9]+$"),
+        "^cpal_client_in[^:]*:in_[0-9]+$".to_string(),
+    ]
+    .iter()
+    .map(|pattern| client.ports(Some(pattern), None, jack::PortFlags::IS_INPUT))
+    .find(|ports| !ports.is_empty())
+    .unwrap_or_default();
     if ours.len() < sources.len() {
         return Err(fail(format!(
             "found {} Tapestry input ports for {} sources",
