@@ -177,6 +177,21 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tapestry play failed: {log}");
     assert!(log.contains("listening to the room on JACK"), "{log}");
+    // the analysis thread never holds up the audio callback
+    let last = log
+        .lines()
+        .rfind(|l| l.contains("(peak "))
+        .expect("status lines");
+    let peak: f32 = last[last.find("(peak ").unwrap() + 6..]
+        .split('%')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a peak load");
+    println!("callback peak load with the room input running: {peak:.1}% of the deadline");
+    assert!(
+        peak < 50.0,
+        "the callback peaked at {peak}% of its deadline"
+    );
     if tapestry::io::ALLOCATIONS_CHECKED {
         let line = log
             .lines()
