@@ -714,7 +714,7 @@ mod tests {
         let line = plain_line(&snapshot());
         assert_eq!(
             line,
-            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9  osc packets 50 accepted 40 dropped 10  energy 0.75, tension 0.00"
+            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0  osc packets 50 accepted 40 dropped 10  energy 0.75, tension 0.00"
         );
     }
 
