@@ -257,3 +257,30 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
         "live and offline room moods differ by {error}"
     );
 }
+
+#[test]
+fn devices_lists_the_inputs_the_room_can_be_heard_on() {
+    let server = JackServer::start("tapestry-devices");
+    let out = server
+        .command(env!("CARGO_BIN_EXE_tapestry"))
+        .arg("devices")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let jack: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "host JACK")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(
+        jack.iter()
+            .any(|l| l.starts_with("  input ") && l.contains("(default)")),
+        "no default JACK input listed:\n{text}"
+    );
+    assert!(
+        jack.iter().any(|l| l.starts_with("  output ")),
+        "no JACK output listed:\n{text}"
+    );
+}

@@ -153,7 +153,7 @@ fn device_label(device: &Device) -> String {
     }
 }
 
-/// A human-readable list of audio hosts and their output devices.
+/// A human-readable list of audio hosts and their output and input devices.
 pub fn list_devices() -> String {
     let mut out = String::new();
     for id in cpal::available_hosts() {
@@ -163,38 +163,57 @@ pub fn list_devices() -> String {
             continue;
         };
         let default = host.default_output_device().map(|d| device_label(&d));
-        match host.output_devices() {
-            Ok(devices) => {
-                let mut any = false;
-                for d in devices {
-                    any = true;
-                    let label = device_label(&d);
-                    let mark = if default.as_deref() == Some(label.as_str()) {
-                        " (default)"
-                    } else {
-                        ""
-                    };
-                    let config = d
-                        .default_output_config()
-                        .map(|c| {
-                            format!(
-                                "{} ch, {} Hz, {:?}",
-                                c.channels(),
-                                c.sample_rate(),
-                                c.sample_format()
-                            )
-                        })
-                        .unwrap_or_else(|e| format!("no default config: {e}"));
-                    out += &format!("  output {label}{mark}: {config}\n");
-                }
-                if !any {
-                    out += "  no output devices\n";
-                }
-            }
-            Err(e) => out += &format!("  cannot list devices: {e}\n"),
-        }
+        let devices = host.output_devices().map(|d| d.collect::<Vec<_>>());
+        describe(&mut out, "output", devices, default, |d| {
+            d.default_output_config()
+        });
+        // inputs are what `play --input` listens to the room on
+        let default = host.default_input_device().map(|d| device_label(&d));
+        let devices = host.input_devices().map(|d| d.collect::<Vec<_>>());
+        describe(&mut out, "input", devices, default, |d| {
+            d.default_input_config()
+        });
     }
     out
+}
+
+/// Lists one direction's devices of a host, marking the default.
+fn describe<E: std::fmt::Display, C: std::fmt::Display>(
+    out: &mut String,
+    kind: &str,
+    devices: Result<Vec<Device>, E>,
+    default: Option<String>,
+    config: impl Fn(&Device) -> Result<cpal::SupportedStreamConfig, C>,
+) {
+    let devices = match devices {
+        Ok(d) => d,
+        Err(e) => {
+            *out += &format!("  cannot list {kind} devices: {e}\n");
+            return;
+        }
+    };
+    if devices.is_empty() {
+        *out += &format!("  no {kind} devices\n");
+    }
+    for d in devices {
+        let label = device_label(&d);
+        let mark = if default.as_deref() == Some(label.as_str()) {
+            " (default)"
+        } else {
+            ""
+        };
+        let config = config(&d)
+            .map(|c| {
+                format!(
+                    "{} ch, {} Hz, {:?}",
+                    c.channels(),
+                    c.sample_rate(),
+                    c.sample_format()
+                )
+            })
+            .unwrap_or_else(|e| format!("no default config: {e}"));
+        *out += &format!("  {kind} {label}{mark}: {config}\n");
+    }
 }
 
 fn pick_device(host: &cpal::Host, wanted: Option<&str>) -> Result<Device, LiveError> {
