@@ -54,6 +54,7 @@ pub mod analysis;
 pub mod control;
 pub mod diagnostic;
 pub mod engine;
+mod filters;
 pub mod input;
 #[cfg(feature = "live")]
 pub mod io;

@@ -6,7 +6,7 @@
 
 use crate::analysis::{Analyzer, Feature, FeatureFrame};
 use crate::control::{Command, MoodTarget};
-use crate::engine::config::{Curve, Param, MAX_DIMS};
+use crate::engine::config::{Curve, Param};
 use crate::patch::Patch;
 use crate::performance::{Performance, TimedCommand};
 
@@ -226,14 +226,6 @@ impl RoomMapper {
                 emit(Command::Tempo { bpm });
             }
         }
-    }
-
-    /// How many mood dimensions the room drives.
-    pub fn mood_dims(&self) -> usize {
-        self.targets
-            .iter()
-            .filter(|t| matches!(t, RoomTarget::Mood(d) if (*d as usize) < MAX_DIMS))
-            .count()
     }
 }
 

@@ -1,5 +1,7 @@
 //! ITU-R BS.1770 K-weighted loudness over sliding windows (momentary 400 ms, short-term 3 s).
 
+use crate::filters::{k_weighting, Biquad};
+
 /// Offset of the BS.1770 loudness formula, in LU.
 const LOUDNESS_OFFSET_LU: f64 = -0.691;
 /// Loudness reported for silence and anything quieter, in LUFS.
@@ -8,57 +10,6 @@ pub const LOUDNESS_FLOOR_LUFS: f32 = -70.0;
 pub const MOMENTARY_SECS: f64 = 0.4;
 /// Window of short-term loudness, in seconds.
 pub const SHORT_TERM_SECS: f64 = 3.0;
-
-#[derive(Clone, Copy, Debug)]
-struct Biquad {
-    b0: f64,
-    b1: f64,
-    b2: f64,
-    a1: f64,
-    a2: f64,
-}
-
-impl Biquad {
-    /// One step of a transposed direct form II biquad.
-    #[inline]
-    fn tick(&self, x: f64, z: &mut [f64; 2]) -> f64 {
-        let y = self.b0 * x + z[0];
-        z[0] = self.b1 * x - self.a1 * y + z[1];
-        z[1] = self.b2 * x - self.a2 * y;
-        y
-    }
-}
-
-/// K-weighting filters for any rate, by the bilinear transform as libebur128 does (the same
-/// filters as `engine::master`, mirrored so that analysis does not depend on the engine).
-fn k_weighting(sample_rate_hz: f64) -> (Biquad, Biquad) {
-    let f0 = 1_681.974_450_955_533;
-    let gain_db = 3.999_843_853_973_347;
-    let q = 0.707_175_236_955_419_6;
-    let k = (std::f64::consts::PI * f0 / sample_rate_hz).tan();
-    let vh = 10f64.powf(gain_db / 20.0);
-    let vb = vh.powf(0.499_666_774_154_541_6);
-    let a0 = 1.0 + k / q + k * k;
-    let shelf = Biquad {
-        b0: (vh + vb * k / q + k * k) / a0,
-        b1: 2.0 * (k * k - vh) / a0,
-        b2: (vh - vb * k / q + k * k) / a0,
-        a1: 2.0 * (k * k - 1.0) / a0,
-        a2: (1.0 - k / q + k * k) / a0,
-    };
-    let f0 = 38.135_470_876_024_44;
-    let q = 0.500_327_037_323_877_3;
-    let k = (std::f64::consts::PI * f0 / sample_rate_hz).tan();
-    let a0 = 1.0 + k / q + k * k;
-    let highpass = Biquad {
-        b0: 1.0,
-        b1: -2.0,
-        b2: 1.0,
-        a1: 2.0 * (k * k - 1.0) / a0,
-        a2: (1.0 - k / q + k * k) / a0,
-    };
-    (shelf, highpass)
-}
 
 /// Second-order Butterworth high-pass (RBJ cookbook), used to remove DC before the features.
 pub struct HighPass {
