@@ -9,20 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::measure::*;
+use common::sox::{self, sox};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tapestry-room-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-fn sox(args: &[&str]) {
-    // -R: the same noise every run
-    let status = Command::new("sox").arg("-R").args(args).status();
-    match status {
-        Ok(s) => assert!(s.success(), "sox {args:?} failed"),
-        Err(e) => panic!("sox (Debian package sox) is needed for this test: {e}"),
-    }
 }
 
 /// A quiet room: faint pink noise.
@@ -44,36 +36,11 @@ fn quiet_room() -> PathBuf {
 
 /// A lively room: loud noise-burst claps, 6 per second, over a murmur.
 fn loud_room() -> PathBuf {
-    let clap = temp("clap.wav");
     let claps = temp("claps.wav");
     let murmur = temp("murmur.wav");
     let path = temp("loud.wav");
     let p = |x: &PathBuf| x.to_str().unwrap().to_string();
-    sox(&[
-        "-n",
-        "-r",
-        "44100",
-        &p(&clap),
-        "synth",
-        "0.02",
-        "whitenoise",
-        "fade",
-        "q",
-        "0.001",
-        "0.02",
-        "0.018",
-        "gain",
-        "-4",
-    ]);
-    sox(&[
-        &p(&clap),
-        &p(&claps),
-        "pad",
-        "0",
-        "0.14666",
-        "repeat",
-        "143",
-    ]);
+    sox::claps(&claps, "44100", "-4", "0.14666", "143");
     sox(&[
         "-n",
         "-r",
@@ -197,26 +164,8 @@ fn a_broken_room_signal_never_breaks_the_music() {
 #[test]
 fn the_score_follows_a_steady_clap_within_the_patch_limits() {
     // claps at 120 BPM for 30 s; the score is written at 100 BPM and may follow from 80 to 140
-    let clap = temp("tempo-clap.wav");
     let claps = temp("tempo-claps.wav");
-    let p = |x: &PathBuf| x.to_str().unwrap().to_string();
-    sox(&[
-        "-n",
-        "-r",
-        "44100",
-        &p(&clap),
-        "synth",
-        "0.02",
-        "whitenoise",
-        "fade",
-        "q",
-        "0.001",
-        "0.02",
-        "0.018",
-        "gain",
-        "-6",
-    ]);
-    sox(&[&p(&clap), &p(&claps), "pad", "0", "0.48", "repeat", "59"]);
+    sox::claps(&claps, "44100", "-6", "0.48", "59");
     let patch = common::patch_text(&format!(
         "{}\n[analysis.tempo]\nmin_bpm = 80\nmax_bpm = 140\nsmoothing_secs = 2\n",
         common::PULSE_PATCH

@@ -7,9 +7,10 @@
 mod common;
 
 use common::jack::JackServer;
+use common::sox::{claps, sox};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -24,15 +25,6 @@ fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tapestry-room-jack-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-fn sox(args: &[&str]) {
-    let ok = Command::new("sox")
-        .arg("-R")
-        .args(args)
-        .status()
-        .expect("sox (Debian package sox) is needed");
-    assert!(ok.success(), "sox {args:?}");
 }
 
 /// 2 s of silence (time to connect), 3 s of a hushed room, 6 s of loud claps, 3 s of hush.
@@ -62,33 +54,7 @@ fn room_file() -> PathBuf {
         "gain",
         "-48",
     ]);
-    sox(&[
-        "-n",
-        "-r",
-        "48000",
-        "-c",
-        "1",
-        &p("clap.wav"),
-        "synth",
-        "0.02",
-        "whitenoise",
-        "fade",
-        "q",
-        "0.001",
-        "0.02",
-        "0.018",
-        "gain",
-        "-3",
-    ]);
-    sox(&[
-        &p("clap.wav"),
-        &p("claps.wav"),
-        "pad",
-        "0",
-        "0.105",
-        "repeat",
-        "47",
-    ]);
+    claps(&temp("claps.wav"), "48000", "-3", "0.105", "47");
     sox(&[
         &p("lead.wav"),
         &p("hush.wav"),
