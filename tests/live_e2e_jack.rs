@@ -21,7 +21,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tapestry::control::{Command, MoodTarget};
 use tapestry::render::{render, RenderOptions};
@@ -138,16 +138,9 @@ fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -
     let midi_in = server
         .wait_ports("tapestry's virtual MIDI port", |p| p.ends_with(":e2e"))
         .remove(0);
-    let started = Instant::now();
-    let audio = loop {
-        let audio = server.wait_ports("tapestry's audio ports", |p| {
-            p.starts_with("cpal_client") && p.contains(":out_")
-        });
-        if audio.len() >= 2 || started.elapsed() > Duration::from_secs(10) {
-            break audio;
-        }
-        sleep(Duration::from_millis(50));
-    };
+    let audio = server.wait_port_count("tapestry's audio ports", 2, |p| {
+        p.starts_with("cpal_client") && p.contains(":out_")
+    });
     assert!(audio.len() >= 2, "audio ports: {audio:?}");
     Show {
         play,

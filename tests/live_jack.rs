@@ -10,8 +10,6 @@ use common::jack::{align, number_after, read_capture, JackServer, CAPTURE_TOLERA
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
 
 use tapestry::render::{render, RenderOptions};
 use tapestry::{Patch, Performance};
@@ -58,22 +56,9 @@ fn live_show() -> String {
         .spawn()
         .unwrap();
     // wait for the engine's ports, then capture what really leaves it
-    let started = Instant::now();
-    let ports = loop {
-        let ports: Vec<String> = server
-            .ports()
-            .into_iter()
-            .filter(|p| p.starts_with("cpal_client") && p.contains(":out_"))
-            .collect();
-        if ports.len() >= 2 {
-            break ports;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "tapestry's JACK ports never appeared"
-        );
-        sleep(Duration::from_millis(50));
-    };
+    let ports = server.wait_port_count("tapestry's JACK ports", 2, |p| {
+        p.starts_with("cpal_client") && p.contains(":out_")
+    });
     let rec = server
         .command("jack_rec")
         .arg("-f")

@@ -95,7 +95,7 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
             p.contains("tapestry") && !p.starts_with("cpal")
         })
         .remove(0);
-    let audio = server.wait_ports("tapestry's audio ports", |p| {
+    let audio = server.wait_port_count("tapestry's audio ports", 2, |p| {
         p.starts_with("cpal_client") && p.contains(":out_")
     });
     assert!(audio.len() >= 2, "audio ports: {audio:?}");

@@ -110,7 +110,7 @@ impl Play {
 
 /// The engine's two JACK output ports, once they are there.
 fn engine_ports(server: &JackServer) -> Vec<String> {
-    let mut ports = server.wait_ports("tapestry's JACK ports", |p| {
+    let mut ports = server.wait_port_count("tapestry's JACK ports", 2, |p| {
         p.starts_with("cpal_client") && p.contains(":out_")
     });
     ports.truncate(2);

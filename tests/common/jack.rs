@@ -121,10 +121,20 @@ impl JackServer {
 
     /// Waits up to 10 s for ports matching `want`, returns them.
     pub fn wait_ports(&self, what: &str, want: impl Fn(&str) -> bool) -> Vec<String> {
+        self.wait_port_count(what, 1, want)
+    }
+
+    /// Waits until at least `count` ports match: a client registers its ports one by one.
+    pub fn wait_port_count(
+        &self,
+        what: &str,
+        count: usize,
+        want: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
         let started = Instant::now();
         loop {
             let ports: Vec<String> = self.ports().into_iter().filter(|p| want(p)).collect();
-            if !ports.is_empty() {
+            if ports.len() >= count {
                 return ports;
             }
             assert!(
