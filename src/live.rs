@@ -21,7 +21,9 @@ use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::io::input::{open_room_input, InputOptions, RoomInput};
 use tapestry::io::midi::MidiInputs;
-use tapestry::io::{output_sample_rate, play as open_output, OutputOptions};
+use tapestry::io::{
+    close_within, output_sample_rate, play as open_output, OutputOptions, CLOSE_TIMEOUT,
+};
 use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
 use tapestry::status_view::{
     self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
@@ -296,7 +298,9 @@ pub fn play(args: PlayArgs) -> Result<()> {
     let room_allocations = room
         .as_ref()
         .map(|r| r.status.callback_allocations.load(Ordering::Relaxed));
-    drop(room);
+    if let Some(room) = room {
+        closed_within("the room input", move || drop(room));
+    }
     // the stream first: the engine stops, so the recording ends with the last block it made
     // and is finished before anything else can go wrong
     let audio_allocations = audio.figures().allocations;
@@ -317,7 +321,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
         Some(midi) => {
             let allocations = midi.stats().callback_allocations.load(Ordering::Relaxed);
             view.snapshot.allocations.get_or_insert_default().midi = allocations;
-            midi.stop()
+            closed_within("the MIDI inputs", move || midi.stop()).flatten()
         }
         None => None,
     };
@@ -602,4 +606,19 @@ fn room_rows(room: &RoomInput) -> Vec<RoomRow> {
         });
     }
     rows
+}
+
+/// [`close_within`], saying so when `what` did not close in time.
+fn closed_within<T: Send + 'static>(
+    what: &str,
+    close: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let closed = close_within(close);
+    if closed.is_none() {
+        eprintln!(
+            "tapestry: {what} did not close within {} s; left to the exit",
+            CLOSE_TIMEOUT.as_secs()
+        );
+    }
+    closed
 }

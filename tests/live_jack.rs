@@ -59,15 +59,7 @@ fn live_show() -> String {
     let ports = server.wait_port_count("tapestry's JACK ports", 2, |p| {
         p.starts_with("cpal_client") && p.contains(":out_")
     });
-    let rec = server
-        .command("jack_rec")
-        .arg("-f")
-        .arg(&capture)
-        .args(["-d", "5", "-b", "32"])
-        .args(&ports[..2])
-        .status()
-        .unwrap();
-    assert!(rec.success(), "jack_rec failed");
+    server.capture(&capture, 5, &ports[..2]).finish();
     let out = play.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tapestry play failed: {log}");

@@ -145,15 +145,7 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
     sleep(Duration::from_millis(300));
     cc_sender.close();
 
-    let rec = server
-        .command("jack_rec")
-        .arg("-f")
-        .arg(&capture)
-        .args(["-d", "4", "-b", "32"])
-        .args(&audio[..2])
-        .status()
-        .unwrap();
-    assert!(rec.success(), "jack_rec failed");
+    server.capture(&capture, 4, &audio[..2]).finish();
 
     let mut play = play;
     let status = play.0.wait().unwrap();

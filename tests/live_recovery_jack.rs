@@ -183,15 +183,7 @@ fn play_resumes_when_a_killed_jack_server_comes_back_and_the_recording_re_render
     let ports = engine_ports(&server);
     let back = play.wait_for("audio back:", Duration::from_secs(5));
     println!("{back}");
-    let rec = server
-        .command("jack_rec")
-        .arg("-f")
-        .arg(&capture)
-        .args(["-d", "4", "-b", "32"])
-        .args(&ports)
-        .status()
-        .unwrap();
-    assert!(rec.success(), "jack_rec failed");
+    server.capture(&capture, 4, &ports).finish();
     let (status, log, _) = play.wait(Duration::from_secs(20));
     assert!(status.success(), "tapestry play failed: {log}");
     let last = log

@@ -241,9 +241,23 @@ type EngineCell = Arc<AtomicRefCell<Option<Engine>>>;
 /// How long the control side waits for the callback to let go of the engine.
 const HANDOVER_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// How long closing a stream may take before it is left to finish on its own thread (a
-/// stream on a vanished device may never answer).
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long closing a stream or port may take before it is left to finish on its own thread:
+/// a stream on a vanished device may never answer, and libjack can deadlock when a client
+/// closes (jackaudio/jack2#395).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs `close` on a thread of its own and waits for it at most [`CLOSE_TIMEOUT`]; `None`
+/// when it did not finish in time (it is then left to the process's exit).
+pub fn close_within<T: Send + 'static>(close: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("tapestry-close".into())
+        .spawn(move || {
+            let _ = done_tx.send(close());
+        })
+        .ok()?;
+    done_rx.recv_timeout(CLOSE_TIMEOUT).ok()
+}
 
 /// A running output stream. Dropping it stops the sound.
 pub struct LiveOutput {
@@ -307,16 +321,7 @@ impl LiveOutput {
     pub fn close(mut self) -> Option<Engine> {
         let engine = self.take_engine();
         if let Some(stream) = self.stream.take() {
-            let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-            let closer = std::thread::Builder::new()
-                .name("tapestry-close-stream".into())
-                .spawn(move || {
-                    drop(stream);
-                    let _ = done_tx.send(());
-                });
-            if closer.is_ok() {
-                let _ = done_rx.recv_timeout(CLOSE_TIMEOUT);
-            }
+            close_within(move || drop(stream));
         }
         engine
     }
@@ -490,4 +495,26 @@ where
     device
         .build_output_stream(config, data, error, None)
         .map_err(|e| LiveError::Device(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_within_returns_what_closing_gave() {
+        assert_eq!(close_within(|| 7), Some(7));
+    }
+
+    #[test]
+    fn close_within_gives_up_on_a_close_that_never_returns() {
+        let (_keep, never) = crossbeam_channel::bounded::<()>(1);
+        let started = Instant::now();
+        assert_eq!(close_within(move || never.recv().ok()), None);
+        let waited = started.elapsed();
+        assert!(
+            waited >= CLOSE_TIMEOUT && waited < CLOSE_TIMEOUT * 3,
+            "{waited:?}"
+        );
+    }
 }

@@ -3,10 +3,18 @@
 //! 2-core machine would starve each other.
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+use wait_timeout::ChildExt;
+
+/// How long a JACK tool that only asks or connects may take. jack2's client close can
+/// deadlock (jackaudio/jack2#395): under load here `jack_lsp` hung in `jack_client_close`
+/// after its work was done, so the tools run under a limit and are retried or accepted.
+const TOOL_LIMIT: Duration = Duration::from_secs(5);
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -45,16 +53,18 @@ impl JackServer {
     }
 
     fn wait_until_up(&self) {
-        let ok = self
-            .command("jack_wait")
-            .args(["-w", "-t", "10"])
-            .status()
-            .expect("jack_wait");
-        assert!(
-            ok.success(),
-            "the JACK server did not start: {}",
-            self.log()
-        );
+        for _ in 0..3 {
+            let run = run_within(
+                self.command("jack_wait").args(["-w", "-t", "10"]),
+                Duration::from_secs(15),
+            );
+            match run.status {
+                Some(status) if status.success() => return,
+                Some(_) => break,
+                None => continue, // stuck closing: ask again
+            }
+        }
+        panic!("the JACK server did not start: {}", self.log());
     }
 
     /// Stops the server as a crash would (`SIGKILL`) or as an operator would (`SIGTERM`),
@@ -110,13 +120,28 @@ impl JackServer {
         c
     }
 
-    /// Every port on the server.
+    /// Every port on the server (none while it is down).
     pub fn ports(&self) -> Vec<String> {
-        let out = self.command("jack_lsp").output().expect("jack_lsp");
-        String::from_utf8_lossy(&out.stdout)
+        self.ask(&[]).lines().map(str::to_string).collect()
+    }
+
+    /// What `jack_lsp args` prints; asked again when it gets stuck closing.
+    fn ask(&self, args: &[&str]) -> String {
+        for _ in 0..5 {
+            let run = run_within(self.command("jack_lsp").args(args), TOOL_LIMIT);
+            if run.status.is_some() {
+                return run.stdout;
+            }
+        }
+        panic!("jack_lsp got stuck five times in a row");
+    }
+
+    /// Whether `from` is connected to `to`.
+    pub fn connected(&self, from: &str, to: &str) -> bool {
+        // `jack_lsp -c` lists each port, then its connections indented
+        self.ask(&["-c", from])
             .lines()
-            .map(str::to_string)
-            .collect()
+            .any(|l| l.starts_with(char::is_whitespace) && l.trim() == to)
     }
 
     /// Waits up to 10 s for ports matching `want`, returns them.
@@ -148,12 +173,35 @@ impl JackServer {
 
     /// Connects two ports.
     pub fn connect(&self, from: &str, to: &str) {
-        let ok = self
-            .command("jack_connect")
-            .args([from, to])
-            .status()
-            .expect("jack_connect");
-        assert!(ok.success(), "jack_connect {from} {to} failed");
+        for _ in 0..3 {
+            let run = run_within(self.command("jack_connect").args([from, to]), TOOL_LIMIT);
+            match run.status {
+                Some(status) => assert!(status.success(), "jack_connect {from} {to} failed"),
+                None if !self.connected(from, to) => continue,
+                None => {}
+            }
+            return;
+        }
+        panic!("jack_connect {from} {to} got stuck three times");
+    }
+
+    /// Starts `jack_rec` capturing `ports` for `seconds` into `path` (32-bit integer WAV).
+    pub fn capture(&self, path: &Path, seconds: u32, ports: &[String]) -> Capture {
+        let child = self
+            .command("jack_rec")
+            .arg("-f")
+            .arg(path)
+            .args(["-d", &seconds.to_string(), "-b", "32"])
+            .args(ports)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jack_rec (Debian package jackd2)");
+        Capture {
+            child: Helper(child),
+            path: path.to_path_buf(),
+            deadline: Instant::now() + Duration::from_secs(u64::from(seconds) + 15),
+        }
     }
 }
 
@@ -211,6 +259,70 @@ pub fn clear_stale_jack_registry() {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+/// A running `jack_rec`.
+pub struct Capture {
+    child: Helper,
+    path: PathBuf,
+    deadline: Instant,
+}
+
+impl Capture {
+    /// Waits until the capture is written. `jack_rec` closes its file before its JACK client,
+    /// so one stuck closing (jackaudio/jack2#395) has finished its work and is killed.
+    pub fn finish(mut self) {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        match self.child.0.wait_timeout(left).unwrap() {
+            Some(status) => assert!(status.success(), "jack_rec failed"),
+            None => {
+                assert!(
+                    self.path.exists(),
+                    "jack_rec wrote nothing to {}",
+                    self.path.display()
+                );
+                eprintln!("jack_rec got stuck closing its JACK client; killed");
+            }
+        }
+    }
+}
+
+/// What a process printed, and how it ended (`None`: killed at the time limit).
+pub struct Run {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` for at most `limit`, collecting its output.
+pub fn run_within(command: &mut Command, limit: Duration) -> Run {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{:?}: {e}", command.get_program()));
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = collect(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = collect(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = child.wait_timeout(limit).unwrap();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Run {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 
