@@ -5,7 +5,7 @@
 //! and a live show's room is recorded like any other input.
 
 use crate::analysis::{Analyzer, Feature, FeatureFrame};
-use crate::control::{Command, MoodTarget};
+use crate::control::{Command, MoodTarget, VoiceSelector};
 use crate::engine::config::{Curve, Param};
 use crate::patch::Patch;
 use crate::performance::{Performance, TimedCommand};
@@ -15,8 +15,8 @@ use crate::performance::{Performance, TimedCommand};
 pub enum RoomTarget {
     /// A mood dimension (index), in the dimension's units.
     Mood(u8),
-    /// An offset added to a sound parameter for every voice, in the parameter's units.
-    Param(Param),
+    /// An offset added to a sound parameter of the selected voices, in the parameter's units.
+    Param(Param, VoiceSelector),
 }
 
 /// One feature → target mapping from the patch's `[analysis]` section.
@@ -135,7 +135,7 @@ impl RoomMapper {
             .iter()
             .map(|m| match m.target {
                 RoomTarget::Mood(d) => dim_defaults.get(d as usize).copied().unwrap_or(0.0),
-                RoomTarget::Param(_) => 0.0,
+                RoomTarget::Param(..) => 0.0,
             })
             .collect();
         let coef = map
@@ -213,8 +213,9 @@ impl RoomMapper {
                     value,
                     ramp_secs: self.update_secs,
                 },
-                RoomTarget::Param(p) => Command::RoomParam {
+                RoomTarget::Param(p, voices) => Command::RoomParam {
                     param: p.index() as u8,
+                    voices,
                     value,
                 },
             });
