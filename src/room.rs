@@ -363,6 +363,38 @@ mod tests {
     }
 
     #[test]
+    fn mappings_to_one_parameter_with_different_selectors_are_separate_targets() {
+        use crate::engine::config::Role;
+        let melody = RoomTarget::Param(Param::BrightnessOct, VoiceSelector::Role(Role::Melody));
+        let all = RoomTarget::Param(Param::BrightnessOct, VoiceSelector::All);
+        let map = RoomMap {
+            weight: 0.5,
+            gate_lufs: -60.0,
+            mappings: vec![
+                mapping(Feature::Loudness, melody, -50.0, -20.0),
+                mapping(Feature::OnsetRate, all, 0.0, 8.0),
+            ],
+            tempo: None,
+        };
+        let mut m = RoomMapper::new(&map, &[0.5], 0.005, 100.0);
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            m.frame(&frame(-20.0, 0.0, 0.0), |c| out.push(c));
+        }
+        let last = |voices| {
+            out.iter().rev().find_map(|c| match *c {
+                Command::RoomParam {
+                    voices: v, value, ..
+                } if v == voices => Some(value),
+                _ => None,
+            })
+        };
+        // not averaged together: the melody gets the loudness's 1, everyone the onsets' 0
+        assert_eq!(last(VoiceSelector::Role(Role::Melody)), Some(1.0));
+        assert_eq!(last(VoiceSelector::All), Some(0.0));
+    }
+
+    #[test]
     fn silence_returns_spectral_mappings_to_neutral_and_nan_is_ignored() {
         let mut c = mapping(Feature::Centroid, RoomTarget::Mood(1), 100.0, 4000.0);
         c.log = true;
