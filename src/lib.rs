@@ -69,7 +69,7 @@ pub mod status_view;
 
 pub use control::{
     Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,
-    Refusal, Status, Timing,
+    Refusal, Status, Timing, VoiceSelector,
 };
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use engine::Engine;

@@ -6,9 +6,9 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::control::{Command, Expression, MoodTarget};
+use crate::control::{Command, Expression, MoodTarget, VoiceSelector};
 use crate::diagnostic::{Diagnostic, Diagnostics, Reporter};
-use crate::engine::config::Param;
+use crate::engine::config::{Param, Role, Timbre};
 use crate::engine::{MAX_TEMPO_BPM, MIN_TEMPO_BPM};
 use crate::patch::Patch;
 
@@ -76,6 +76,10 @@ pub struct EventFile {
     pub section: Option<Spanned<String>>,
     /// Sound parameter name for a "room_param" event.
     pub param: Option<Spanned<String>>,
+    /// A "room_param" event reaching only the voices of this role (or `timbre`).
+    pub role: Option<Spanned<String>>,
+    /// A "room_param" event reaching only the voices of this timbre (or `role`).
+    pub timbre: Option<Spanned<String>>,
     /// Tempo for a "tempo" event.
     pub bpm: Option<Spanned<f64>>,
 }
@@ -148,6 +152,64 @@ impl Performance {
         r.finish()?;
         Ok(perf)
     }
+}
+
+/// The voices a "room_param" event reaches: all, or one `role` or one `timbre`.
+fn voice_selector(
+    r: &mut Reporter,
+    key: &str,
+    e: &EventFile,
+    param: Param,
+) -> Option<VoiceSelector> {
+    let (spanned, name, voices) = match (&e.role, &e.timbre) {
+        (None, None) => return Some(VoiceSelector::All),
+        (Some(_), Some(t)) => {
+            r.error(
+                t.span(),
+                key.to_string(),
+                "expected either `role` or `timbre` to select voices, not both",
+            );
+            return None;
+        }
+        (Some(x), None) => (
+            x,
+            "role",
+            Role::from_name(x.get_ref()).map(VoiceSelector::Role),
+        ),
+        (None, Some(x)) => (
+            x,
+            "timbre",
+            Timbre::from_name(x.get_ref()).map(VoiceSelector::Timbre),
+        ),
+    };
+    let Some(voices) = voices else {
+        let known = if name == "role" {
+            Role::ALL.map(|x| format!("\"{}\"", x.1)).join(", ")
+        } else {
+            Timbre::ALL.map(|x| format!("\"{}\"", x.1)).join(", ")
+        };
+        r.error(
+            spanned.span(),
+            format!("{key}.{name}"),
+            format!(
+                "unknown {name} \"{}\"; expected one of {known}",
+                spanned.get_ref()
+            ),
+        );
+        return None;
+    };
+    if !param.is_per_voice() {
+        r.error(
+            spanned.span(),
+            format!("{key}.{name}"),
+            format!(
+                "`{}` is ensemble-wide, not a voice parameter: it takes no `{name}`",
+                param.name()
+            ),
+        );
+        return None;
+    }
+    Some(voices)
 }
 
 fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporter) -> Performance {
@@ -249,12 +311,12 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             "note_on" => &["participant", "pitch", "velocity"],
             "note_off" => &["participant", "pitch"],
             "room" => &["dimension", "value", "ramp_secs"],
-            "room_param" => &["param", "value"],
+            "room_param" => &["param", "value", "role", "timbre"],
             "tempo" => &["bpm"],
             "bend" | "vibrato" | "brightness" => &["participant", "value"],
             _ => &["section"],
         };
-        let present: [(&str, Option<std::ops::Range<usize>>); 10] = [
+        let present: [(&str, Option<std::ops::Range<usize>>); 12] = [
             ("participant", e.participant.as_ref().map(|x| x.span())),
             ("archetype", e.archetype.as_ref().map(|x| x.span())),
             ("dimension", e.dimension.as_ref().map(|x| x.span())),
@@ -265,6 +327,8 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
             ("section", e.section.as_ref().map(|x| x.span())),
             ("param", e.param.as_ref().map(|x| x.span())),
             ("bpm", e.bpm.as_ref().map(|x| x.span())),
+            ("role", e.role.as_ref().map(|x| x.span())),
+            ("timbre", e.timbre.as_ref().map(|x| x.span())),
         ];
         let mut ok = true;
         for (name, span) in &present {
@@ -481,8 +545,12 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
                     );
                     continue;
                 }
+                let Some(voices) = voice_selector(r, &key, e, param) else {
+                    continue;
+                };
                 Command::RoomParam {
                     param: param.index() as u8,
+                    voices,
                     value: *v.get_ref() as f32,
                 }
             }

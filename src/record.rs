@@ -90,12 +90,17 @@ impl Recorder {
                 writeln!(o, "type = \"{}\"\nparticipant = {participant}\nvalue = {:?}", kind.name(), f64::from(value))?
             }
             Command::Cue { section } => writeln!(o, "type = \"cue\"\nsection = {}", name(&n.sections, section as usize))?,
-            Command::RoomParam { param, value } => writeln!(
-                o,
-                "type = \"room_param\"\nparam = {}\nvalue = {:?}",
-                toml_string(Param::ALL.get(param as usize).map_or("?", |p| p.1)),
-                f64::from(value)
-            )?,
+            Command::RoomParam { param, voices, value } => {
+                writeln!(
+                    o,
+                    "type = \"room_param\"\nparam = {}\nvalue = {:?}",
+                    toml_string(Param::ALL.get(param as usize).map_or("?", |p| p.1)),
+                    f64::from(value)
+                )?;
+                if let Some((key, name)) = voices.key_value() {
+                    writeln!(o, "{key} = {}", toml_string(name))?;
+                }
+            }
             Command::Tempo { bpm } => writeln!(o, "type = \"tempo\"\nbpm = {:?}", f64::from(bpm))?,
         }
         self.events += 1;

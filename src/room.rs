@@ -5,7 +5,7 @@
 //! and a live show's room is recorded like any other input.
 
 use crate::analysis::{Analyzer, Feature, FeatureFrame};
-use crate::control::{Command, MoodTarget};
+use crate::control::{Command, MoodTarget, VoiceSelector};
 use crate::engine::config::{Curve, Param};
 use crate::patch::Patch;
 use crate::performance::{Performance, TimedCommand};
@@ -15,8 +15,8 @@ use crate::performance::{Performance, TimedCommand};
 pub enum RoomTarget {
     /// A mood dimension (index), in the dimension's units.
     Mood(u8),
-    /// An offset added to a sound parameter for every voice, in the parameter's units.
-    Param(Param),
+    /// An offset added to a sound parameter of the selected voices, in the parameter's units.
+    Param(Param, VoiceSelector),
 }
 
 /// One feature → target mapping from the patch's `[analysis]` section.
@@ -135,7 +135,7 @@ impl RoomMapper {
             .iter()
             .map(|m| match m.target {
                 RoomTarget::Mood(d) => dim_defaults.get(d as usize).copied().unwrap_or(0.0),
-                RoomTarget::Param(_) => 0.0,
+                RoomTarget::Param(..) => 0.0,
             })
             .collect();
         let coef = map
@@ -213,8 +213,9 @@ impl RoomMapper {
                     value,
                     ramp_secs: self.update_secs,
                 },
-                RoomTarget::Param(p) => Command::RoomParam {
+                RoomTarget::Param(p, voices) => Command::RoomParam {
                     param: p.index() as u8,
+                    voices,
                     value,
                 },
             });
@@ -359,6 +360,38 @@ mod tests {
         }
         let v = last_mood(&out, 0).unwrap();
         assert!((v - 0.75).abs() < 1e-5, "{v}");
+    }
+
+    #[test]
+    fn mappings_to_one_parameter_with_different_selectors_are_separate_targets() {
+        use crate::engine::config::Role;
+        let melody = RoomTarget::Param(Param::BrightnessOct, VoiceSelector::Role(Role::Melody));
+        let all = RoomTarget::Param(Param::BrightnessOct, VoiceSelector::All);
+        let map = RoomMap {
+            weight: 0.5,
+            gate_lufs: -60.0,
+            mappings: vec![
+                mapping(Feature::Loudness, melody, -50.0, -20.0),
+                mapping(Feature::OnsetRate, all, 0.0, 8.0),
+            ],
+            tempo: None,
+        };
+        let mut m = RoomMapper::new(&map, &[0.5], 0.005, 100.0);
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            m.frame(&frame(-20.0, 0.0, 0.0), |c| out.push(c));
+        }
+        let last = |voices| {
+            out.iter().rev().find_map(|c| match *c {
+                Command::RoomParam {
+                    voices: v, value, ..
+                } if v == voices => Some(value),
+                _ => None,
+            })
+        };
+        // not averaged together: the melody gets the loudness's 1, everyone the onsets' 0
+        assert_eq!(last(VoiceSelector::Role(Role::Melody)), Some(1.0));
+        assert_eq!(last(VoiceSelector::All), Some(0.0));
     }
 
     #[test]

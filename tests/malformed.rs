@@ -650,6 +650,48 @@ fn patch_cases() -> Vec<Case> {
             ],
         ),
         case(
+            "room mapping selecting both a role and a timbre",
+            room_mapping("param = \"brightness_oct\"\nrange = [0.0, 2.0]\nrole = \"melody\"\ntimbre = \"lead\""),
+            At::Token("\"lead\""),
+            "analysis.mappings[0]",
+            &["expected either `role` or `timbre`", "not both"],
+        ),
+        case(
+            "room mapping with an unknown role",
+            room_mapping("param = \"brightness_oct\"\nrange = [0.0, 2.0]\nrole = \"soloist\""),
+            At::Token("\"soloist\""),
+            "analysis.mappings[0].role",
+            &["unknown role \"soloist\"", "expected one of", "\"melody\""],
+        ),
+        case(
+            "room mapping with an unknown timbre",
+            room_mapping("param = \"loudness_db\"\nrange = [0.0, 6.0]\ntimbre = \"flute\""),
+            At::Token("\"flute\""),
+            "analysis.mappings[0].timbre",
+            &["unknown timbre \"flute\"", "expected one of", "\"bell\""],
+        ),
+        case(
+            "room mood mapping with a voice selector",
+            room_mapping("mood = \"brightness\"\nrole = \"harmony\""),
+            At::Token("\"harmony\""),
+            "analysis.mappings[0].role",
+            &["`role` selects the voices of a `param` mapping", "`mood` mapping"],
+        ),
+        case(
+            "room mapping selecting voices for stereo width",
+            room_mapping("param = \"stereo_width\"\nrange = [0.0, 0.4]\nrole = \"melody\""),
+            At::Token("\"melody\""),
+            "analysis.mappings[0].role",
+            &["`stereo_width` is ensemble-wide", "takes no `role`"],
+        ),
+        case(
+            "room mapping selecting voices for the reverb send",
+            room_mapping("param = \"reverb_mix\"\nrange = [0.0, 0.4]\ntimbre = \"pluck\""),
+            At::Nth("\"pluck\"", 2),
+            "analysis.mappings[0].timbre",
+            &["`reverb_mix` is ensemble-wide", "takes no `timbre`"],
+        ),
+        case(
             "unclosed string",
             edit(MINIMAL, &[("name = \"Minimal\"", "name = \"Minimal")]),
             // The toml parser points where the closing quote is missing: the line's end.
@@ -658,6 +700,11 @@ fn patch_cases() -> Vec<Case> {
             &["expected"],
         ),
     ]
+}
+
+/// [`MINIMAL`] with one `[[analysis.mappings]]` of the room's centroid to `target`.
+fn room_mapping(target: &str) -> String {
+    format!("{MINIMAL}\n[[analysis.mappings]]\nfeature = \"centroid\"\nfeature_range = [200.0, 4000.0]\n{target}\n")
 }
 
 #[test]
@@ -864,6 +911,53 @@ fn perf_cases() -> Vec<Case> {
             &["unknown field `tempo`", "expected one of", "`events`"],
         ),
     ];
+    let room_param = |selector: &str| {
+        insert_after(
+            base,
+            "section = \"main\"\n",
+            &format!("\n[[events]]\ntime = 7.0\ntype = \"room_param\"\nparam = \"brightness_oct\"\nvalue = 1.0\n{selector}\n"),
+        )
+    };
+    cases.extend([
+        case(
+            "room_param selecting both a role and a timbre",
+            room_param("role = \"melody\"\ntimbre = \"lead\""),
+            At::Token("\"lead\""),
+            "events[5]",
+            &["expected either `role` or `timbre`", "not both"],
+        ),
+        case(
+            "room_param with an unknown role",
+            room_param("role = \"soloist\""),
+            At::Token("\"soloist\""),
+            "events[5].role",
+            &["unknown role \"soloist\"", "expected one of", "\"texture\""],
+        ),
+        case(
+            "room_param with an unknown timbre",
+            room_param("timbre = \"flute\""),
+            At::Token("\"flute\""),
+            "events[5].timbre",
+            &["unknown timbre \"flute\"", "expected one of", "\"choir\""],
+        ),
+        case(
+            "room_param selecting voices for stereo width",
+            edit(
+                &room_param("role = \"melody\""),
+                &[("\"brightness_oct\"", "\"stereo_width\"")],
+            ),
+            At::Token("\"melody\""),
+            "events[5].role",
+            &["`stereo_width` is ensemble-wide", "takes no `role`"],
+        ),
+        case(
+            "role on a leave event",
+            insert_after(base, "type = \"leave\"\n", "role = \"bass\"\n"),
+            At::Token("\"bass\""),
+            "events[5].role",
+            &["`role` does not belong to a \"leave\" event"],
+        ),
+    ]);
     let mut beyond = case(
         "joins beyond the patch's capacity",
         insert_after(base, "archetype = \"pad\"\n", "\n[[events]]\ntime = 0.5\ntype = \"join\"\nparticipant = 2\n\n[[events]]\ntime = 1.0\ntype = \"join\"\nparticipant = 3\n"),

@@ -9,7 +9,8 @@ use std::thread;
 
 use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
 use common::*;
-use tapestry::control::{Command, MoodTarget};
+use tapestry::control::{Command, MoodTarget, VoiceSelector};
+use tapestry::engine::config::{Param, Role, Timbre};
 use tapestry::Engine;
 
 #[global_allocator]
@@ -60,6 +61,15 @@ fn process_never_allocates_while_64_participants_join_leave_sing_and_change_mood
                             pitch: 48 + (id % 24) as u8,
                         },
                         Command::Cue { section: 0 },
+                        Command::RoomParam {
+                            param: (id % 12) as u8,
+                            voices: match id % 3 {
+                                0 => VoiceSelector::All,
+                                1 => VoiceSelector::Role(Role::ALL[id as usize % 4].0),
+                                _ => VoiceSelector::Timbre(Timbre::ALL[id as usize % 8].0),
+                            },
+                            value: (id as f32 * 0.13) % 1.0,
+                        },
                     ];
                     for c in commands {
                         while controller.command(c).is_err() {
@@ -97,7 +107,7 @@ fn process_never_allocates_while_64_participants_join_leave_sing_and_change_mood
     }
     let sent = sender.join().unwrap();
     assert_eq!(violation_count(), 0, "process allocated or freed memory");
-    assert!(sent >= 64 * 7 * 6);
+    assert!(sent >= 64 * 8 * 6);
     assert!(
         peak_present >= 48,
         "participants really were present together: {peak_present}"
@@ -152,7 +162,23 @@ fn busy_performance(patch: &tapestry::Patch) -> tapestry::Performance {
         .leave(6.5, 3)
         .leave(7.25, 7)
         .join(8.0, 11, None)
-        .communal(8.5, energy, 0.2);
+        .communal(8.5, energy, 0.2)
+        .at(
+            2.5,
+            Command::RoomParam {
+                param: Param::BrightnessOct.index() as u8,
+                voices: VoiceSelector::Role(Role::Melody),
+                value: 1.5,
+            },
+        )
+        .at(
+            6.0,
+            Command::RoomParam {
+                param: Param::LoudnessDb.index() as u8,
+                voices: VoiceSelector::Timbre(Timbre::Bass),
+                value: 4.0,
+            },
+        );
     s.performance(10.0)
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::measure::*;
 use common::*;
-use tapestry::control::{Command, MoodTarget};
+use tapestry::control::{Command, MoodTarget, VoiceSelector};
 use tapestry::engine::config::Param;
 use tapestry::Patch;
 
@@ -85,6 +85,7 @@ fn room_parameter_offsets_are_audible() {
             0.5,
             Command::RoomParam {
                 param: density,
+                voices: VoiceSelector::All,
                 value: v,
             },
         )
@@ -137,6 +138,7 @@ fn bad_room_commands_are_refused_without_harm() {
             0.7,
             Command::RoomParam {
                 param: 200,
+                voices: VoiceSelector::All,
                 value: 1.0,
             },
         )
@@ -144,6 +146,7 @@ fn bad_room_commands_are_refused_without_harm() {
             0.8,
             Command::RoomParam {
                 param: 0,
+                voices: VoiceSelector::All,
                 value: f32::INFINITY,
             },
         )
@@ -185,6 +188,7 @@ bpm = 120.5
     assert!(kinds.contains(&Command::Tempo { bpm: 120.5 }));
     assert!(kinds.contains(&Command::RoomParam {
         param: Param::Density.index() as u8,
+        voices: VoiceSelector::All,
         value: 0.4
     }));
     let bad = text.replace("bpm = 120.5", "bpm = 1000.0");

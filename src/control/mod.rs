@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::engine::config::MAX_DIMS;
+use crate::engine::config::{Role, Timbre, MAX_DIMS};
 
 /// A participant's identity, chosen by whoever brings them in (MIDI channel, OSC id, performance).
 pub type ParticipantId = u32;
@@ -31,6 +31,29 @@ pub enum MoodTarget {
     /// The room's own sound, as the audio analysis hears it: blended into the crowd's
     /// aggregate with the patch's `[analysis] weight`.
     Room,
+}
+
+/// Which voices a room parameter offset reaches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VoiceSelector {
+    /// Every voice (and the communal parameters).
+    #[default]
+    All,
+    /// The voices whose archetype has this role.
+    Role(Role),
+    /// The voices whose archetype has this timbre.
+    Timbre(Timbre),
+}
+
+impl VoiceSelector {
+    /// The selector as a file key and value (`role = "melody"`), None for all voices.
+    pub fn key_value(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            VoiceSelector::All => None,
+            VoiceSelector::Role(r) => Some(("role", r.name())),
+            VoiceSelector::Timbre(t) => Some(("timbre", t.name())),
+        }
+    }
 }
 
 /// A participant's expressive control, as a keyboard player's wheels move it. The engine
@@ -143,10 +166,14 @@ pub enum Command {
         /// Section index.
         section: u16,
     },
-    /// The room's offset on a sound parameter (added to what mood gives every voice).
+    /// The room's offset on a sound parameter (added to what mood gives the selected
+    /// voices). A selector other than `All` on an ensemble-wide parameter
+    /// (`Param::is_per_voice` false) is refused.
     RoomParam {
         /// Parameter index (`Param::index`).
         param: u8,
+        /// Which voices it reaches.
+        voices: VoiceSelector,
         /// Offset in the parameter's units.
         value: f32,
     },

@@ -53,6 +53,19 @@ impl Timbre {
             .map_or("?", |(_, n)| n)
     }
 
+    /// Number of timbres.
+    pub const COUNT: usize = 8;
+
+    /// Index into per-timbre arrays (the order of [`Timbre::ALL`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The timbre with this patch name.
+    pub fn from_name(name: &str) -> Option<Timbre> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(t, _)| *t)
+    }
+
     /// True for timbres that hold chords rather than play motif notes.
     pub fn is_sustained(self) -> bool {
         matches!(self, Timbre::Pad | Timbre::Choir | Timbre::Drone)
@@ -80,6 +93,19 @@ impl Role {
         (Role::Melody, "melody"),
         (Role::Texture, "texture"),
     ];
+
+    /// Number of roles.
+    pub const COUNT: usize = 4;
+
+    /// Index into per-role arrays (the order of [`Role::ALL`]).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The role with this patch name.
+    pub fn from_name(name: &str) -> Option<Role> {
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(r, _)| *r)
+    }
 
     /// The patch name of this role.
     pub fn name(self) -> &'static str {
@@ -249,6 +275,15 @@ impl Param {
     /// Patch name.
     pub fn name(self) -> &'static str {
         Self::ALL[self.index()].1
+    }
+
+    /// False for the ensemble-wide parameters (stereo width, reverb send, harmonic
+    /// darkness): the engine takes those from the communal mood, never per voice.
+    pub fn is_per_voice(self) -> bool {
+        !matches!(
+            self,
+            Param::StereoWidth | Param::ReverbMix | Param::Darkness
+        )
     }
 
     /// Legal range.

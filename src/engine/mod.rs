@@ -23,11 +23,11 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::control::{
-    Command, Controller, Message, MoodTarget, Names, Notice, Refusal, Status, Timing,
+    Command, Controller, Message, MoodTarget, Names, Notice, Refusal, Status, Timing, VoiceSelector,
 };
 use crate::rng::Rng;
 use crate::score::{darker, Chord, Scale};
-use config::{Comparison, EngineConfig, Param, Role, MAX_DIMS};
+use config::{Comparison, EngineConfig, Param, Role, Timbre, MAX_DIMS};
 use master::MasterBus;
 use mood::{evaluate_params, robust_center, MoodState};
 use participant::{coef, render_chunk, Participant, ScoreContext};
@@ -68,7 +68,7 @@ pub struct Engine {
     time: u64,
     conductor: MoodState,
     room: MoodState,
-    room_params: [f32; Param::COUNT],
+    room_params: RoomOffsets,
     tempo_bpm: f64,
     tempo_base_beat: f64,
     tempo_base_time: u64,
@@ -137,7 +137,7 @@ impl Engine {
             time: 0,
             conductor,
             room: conductor,
-            room_params: [0.0; Param::COUNT],
+            room_params: RoomOffsets::default(),
             tempo_bpm: cfg.tempo_bpm as f64,
             tempo_base_beat: 0.0,
             tempo_base_time: 0,
@@ -198,7 +198,7 @@ impl Engine {
         self.time = 0;
         self.conductor = conductor;
         self.room = conductor;
-        self.room_params = [0.0; Param::COUNT];
+        self.room_params = RoomOffsets::default();
         self.tempo_bpm = self.cfg.tempo_bpm as f64;
         self.tempo_base_beat = 0.0;
         self.tempo_base_time = 0;
@@ -437,10 +437,16 @@ impl Engine {
                     self.refuse(command, Refusal::OutOfRange);
                 }
             }
-            Command::RoomParam { param, value } => match Param::ALL.get(param as usize) {
-                Some(&(_, _, low, high, _)) if value.is_finite() => {
+            Command::RoomParam {
+                param,
+                voices,
+                value,
+            } => match Param::ALL.get(param as usize) {
+                Some(&(p, _, low, high, _))
+                    if value.is_finite() && (p.is_per_voice() || voices == VoiceSelector::All) =>
+                {
                     let span = high - low;
-                    self.room_params[param as usize] = value.clamp(-span, span);
+                    *self.room_params.slot(voices, p) = value.clamp(-span, span);
                 }
                 _ => self.refuse(command, Refusal::OutOfRange),
             },
@@ -479,7 +485,11 @@ impl Engine {
         let beat = self.beat();
         let sr = self.cfg.sample_rate;
         let seed = self.cfg.seed;
-        let params = self.communal_params;
+        let mut params = self.communal_params;
+        add_offsets(
+            &mut params,
+            &self.room_params.selected(cfg.role, cfg.timbre),
+        );
         self.participants[slot].start(id, archetype, cfg, seed, mood, params, beat, sr);
         self.present += 1;
         self.journal_entry = Some(Command::Join {
@@ -592,7 +602,8 @@ impl Engine {
                 }
                 let mut params = [0.0; Param::COUNT];
                 evaluate_params(&voice_mood, &self.cfg.dims, &self.cfg.mappings, &mut params);
-                add_offsets(&mut params, &self.room_params);
+                let c = p.config();
+                add_offsets(&mut params, &self.room_params.voice(c.role, c.timbre));
                 // ensemble-wide parameters stay communal
                 params[Param::StereoWidth.index()] = communal_params[Param::StereoWidth.index()];
                 params[Param::ReverbMix.index()] = communal_params[Param::ReverbMix.index()];
@@ -648,7 +659,7 @@ impl Engine {
             &self.cfg.mappings,
             &mut self.communal_params,
         );
-        add_offsets(&mut self.communal_params, &self.room_params);
+        add_offsets(&mut self.communal_params, &self.room_params.all);
     }
 
     fn bar_line(&mut self) {
@@ -757,6 +768,43 @@ impl Drop for DenormalGuard {
         unsafe {
             std::arch::x86_64::_mm_setcsr(self.saved)
         }
+    }
+}
+
+/// The room's parameter offsets: for every voice, and per role and per timbre.
+#[derive(Clone, Copy, Default)]
+struct RoomOffsets {
+    all: [f32; Param::COUNT],
+    role: [[f32; Param::COUNT]; Role::COUNT],
+    timbre: [[f32; Param::COUNT]; Timbre::COUNT],
+}
+
+impl RoomOffsets {
+    fn slot(&mut self, voices: VoiceSelector, param: Param) -> &mut f32 {
+        let offsets = match voices {
+            VoiceSelector::All => &mut self.all,
+            VoiceSelector::Role(r) => &mut self.role[r.index()],
+            VoiceSelector::Timbre(t) => &mut self.timbre[t.index()],
+        };
+        &mut offsets[param.index()]
+    }
+
+    /// The offsets only voices of this role and timbre get.
+    fn selected(&self, role: Role, timbre: Timbre) -> [f32; Param::COUNT] {
+        let mut out = self.role[role.index()];
+        for (o, t) in out.iter_mut().zip(&self.timbre[timbre.index()]) {
+            *o += t;
+        }
+        out
+    }
+
+    /// Everything a voice of this role and timbre gets.
+    fn voice(&self, role: Role, timbre: Timbre) -> [f32; Param::COUNT] {
+        let mut out = self.selected(role, timbre);
+        for (o, a) in out.iter_mut().zip(&self.all) {
+            *o += a;
+        }
+        out
     }
 }
 

@@ -6,8 +6,9 @@ use toml::Spanned;
 use super::schema::{AnalysisFile, AnalysisMappingFile};
 use super::{name_list, opt_in_range, parse_curve};
 use crate::analysis::Feature;
+use crate::control::VoiceSelector;
 use crate::diagnostic::Reporter;
-use crate::engine::config::{CoreDims, Curve, MoodDimConfig, Param};
+use crate::engine::config::{CoreDims, Curve, MoodDimConfig, Param, Role, Timbre};
 use crate::room::{RoomMap, RoomMapping, RoomTarget, TempoFollow};
 
 /// Default share of the room in the communal mood.
@@ -60,7 +61,7 @@ pub fn default_mappings(core: &CoreDims, dims: &[MoodDimConfig]) -> Vec<RoomMapp
         mood(Feature::OnsetRate, core.energy, 0.0, 6.0, 1.0, 0.4),
         RoomMapping {
             feature: Feature::OnsetRate,
-            target: RoomTarget::Param(Param::Density),
+            target: RoomTarget::Param(Param::Density, VoiceSelector::All),
             low: 0.0,
             high: 6.0,
             out_low: -0.2,
@@ -185,6 +186,22 @@ fn mapping(
             ),
         );
     }
+    let selector_on_mood = if let (Some(_), Some((selector, name))) = (
+        &m.mood,
+        m.role
+            .as_ref()
+            .map(|x| (x, "role"))
+            .or(m.timbre.as_ref().map(|x| (x, "timbre"))),
+    ) {
+        r.error(
+            selector.span(),
+            format!("{key}.{name}"),
+            format!("`{name}` selects the voices of a `param` mapping; a `mood` mapping drives the whole ensemble's mood"),
+        );
+        true
+    } else {
+        false
+    };
     let target = match (&m.mood, &m.param) {
         (Some(name), None) => match d.dim_names.iter().position(|n| n == name.get_ref()) {
             Some(i) => Some(RoomTarget::Mood(i as u8)),
@@ -203,7 +220,7 @@ fn mapping(
             }
         },
         (None, Some(name)) => match Param::ALL.iter().find(|p| p.1 == name.get_ref()) {
-            Some(p) => Some(RoomTarget::Param(p.0)),
+            Some(p) => voices(m, p.0, key, r).map(|v| RoomTarget::Param(p.0, v)),
             None => {
                 r.error(
                     name.span(),
@@ -230,6 +247,7 @@ fn mapping(
             None
         }
     };
+    let target = target.filter(|_| !selector_on_mood);
     let range = pair(r, &m.feature_range, &format!("{key}.feature_range"));
     if let Some((lo, hi)) = range {
         if lo == hi {
@@ -245,7 +263,7 @@ fn mapping(
         (None, Some(RoomTarget::Mood(dim))) => {
             d.dims.get(dim as usize).map(|dim| (dim.min, dim.max))
         }
-        (None, Some(RoomTarget::Param(_))) => {
+        (None, Some(RoomTarget::Param(..))) => {
             r.error(
                 m.param.as_ref().map_or(0..0, |p| p.span()),
                 format!("{key}.range"),
@@ -300,4 +318,67 @@ fn mapping(
         smoothing_secs,
         weight,
     })
+}
+
+/// The voices a `param` mapping reaches: all, or those of one `role` or one `timbre`.
+fn voices(
+    m: &AnalysisMappingFile,
+    param: Param,
+    key: &str,
+    r: &mut Reporter,
+) -> Option<VoiceSelector> {
+    let selector = match (&m.role, &m.timbre) {
+        (None, None) => return Some(VoiceSelector::All),
+        (Some(_), Some(t)) => {
+            r.error(
+                t.span(),
+                key,
+                "expected either `role` or `timbre` to select voices, not both",
+            );
+            return None;
+        }
+        (Some(role), None) => match Role::from_name(role.get_ref()) {
+            Some(x) => (role, "role", VoiceSelector::Role(x)),
+            None => {
+                r.error(
+                    role.span(),
+                    format!("{key}.role"),
+                    format!(
+                        "unknown role \"{}\"; expected one of {}",
+                        role.get_ref(),
+                        name_list(&Role::ALL.map(|x| x.1))
+                    ),
+                );
+                return None;
+            }
+        },
+        (None, Some(timbre)) => match Timbre::from_name(timbre.get_ref()) {
+            Some(x) => (timbre, "timbre", VoiceSelector::Timbre(x)),
+            None => {
+                r.error(
+                    timbre.span(),
+                    format!("{key}.timbre"),
+                    format!(
+                        "unknown timbre \"{}\"; expected one of {}",
+                        timbre.get_ref(),
+                        name_list(&Timbre::ALL.map(|x| x.1))
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    let (spanned, name, voices) = selector;
+    if !param.is_per_voice() {
+        r.error(
+            spanned.span(),
+            format!("{key}.{name}"),
+            format!(
+                "`{}` is ensemble-wide, not a voice parameter: it takes no `{name}` (drop it to offset the whole ensemble)",
+                param.name()
+            ),
+        );
+        return None;
+    }
+    Some(voices)
 }

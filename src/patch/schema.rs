@@ -297,6 +297,10 @@ pub struct AnalysisMappingFile {
     pub mood: Option<Spanned<String>>,
     /// Sound parameter it offsets (or `mood`).
     pub param: Option<Spanned<String>>,
+    /// With `param`: only voices of this role get the offset (or `timbre`; default all).
+    pub role: Option<Spanned<String>>,
+    /// With `param`: only voices of this timbre get the offset (or `role`; default all).
+    pub timbre: Option<Spanned<String>>,
     /// Feature values `[low, high]` mapped onto the target's `range`.
     pub feature_range: Spanned<Vec<f64>>,
     /// Target values at the feature range's ends (mood: default the dimension's min and max;
