@@ -11,10 +11,9 @@ use common::sox::{claps, sox};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
 
-use tapestry::control::{Command as EngineCommand, MoodTarget};
+use tapestry::control::{Command as EngineCommand, MoodTarget, VoiceSelector};
+use tapestry::engine::config::{Param, Role};
 use tapestry::{Patch, Performance};
 
 const SR: u32 = 48_000;
@@ -65,6 +64,30 @@ fn room_file() -> PathBuf {
     temp("room.wav")
 }
 
+/// The default energy mappings, and the room's loudness lifting only the melody voices.
+const ANALYSIS: &str = r#"
+[analysis]
+
+[[analysis.mappings]]
+feature = "loudness"
+mood = "energy"
+feature_range = [-50.0, -18.0]
+weight = 0.6
+
+[[analysis.mappings]]
+feature = "onset_rate"
+mood = "energy"
+feature_range = [0.0, 6.0]
+weight = 0.4
+
+[[analysis.mappings]]
+feature = "loudness"
+param = "loudness_db"
+role = "melody"
+feature_range = [-50.0, -18.0]
+range = [0.0, 6.0]
+"#;
+
 /// The room's energy as a step function on the comparison grid, from (sample, value) pairs.
 fn curve(points: &[(u64, f32)], start: f32, len: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(len);
@@ -80,21 +103,60 @@ fn curve(points: &[(u64, f32)], start: f32, len: usize) -> Vec<f32> {
     out
 }
 
-fn room_energy(
+/// What the room sends to one target: the energy dimension, or the melodies' loudness.
+#[derive(Clone, Copy)]
+enum Target {
+    Mood(u8),
+    MelodyLoudness,
+}
+
+fn room_values(
     commands: impl Iterator<Item = (u64, EngineCommand)>,
-    energy: u8,
+    target: Target,
 ) -> Vec<(u64, f32)> {
+    let melody = VoiceSelector::Role(Role::Melody);
+    let loudness = Param::LoudnessDb.index() as u8;
     commands
-        .filter_map(|(sample, c)| match c {
-            EngineCommand::Mood {
-                target: MoodTarget::Room,
-                dim,
-                value,
-                ..
-            } if dim == energy => Some((sample, value)),
+        .filter_map(|(sample, c)| match (c, target) {
+            (
+                EngineCommand::Mood {
+                    target: MoodTarget::Room,
+                    dim,
+                    value,
+                    ..
+                },
+                Target::Mood(d),
+            ) if dim == d => Some((sample, value)),
+            (
+                EngineCommand::RoomParam {
+                    param,
+                    voices,
+                    value,
+                },
+                Target::MelodyLoudness,
+            ) if param == loudness && voices == melody => Some((sample, value)),
             _ => None,
         })
         .collect()
+}
+
+/// The live curve's mean error against the offline one, at the best offset of the live
+/// start into the file (the engine started during the player's silent lead-in).
+fn best_alignment(reference: &[f32], live: &[f32]) -> (usize, f32) {
+    let len = reference.len();
+    (0..250)
+        .map(|s| {
+            let n = len - s;
+            let e = reference[s..]
+                .iter()
+                .zip(&live[..n])
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f32>()
+                / n as f32;
+            (s, e)
+        })
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap()
 }
 
 #[test]
@@ -102,6 +164,9 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
     let server = JackServer::start("tapestry-room");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let file = room_file();
+    let minimal = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+    let patch_path = temp("room.toml");
+    std::fs::write(&patch_path, format!("{minimal}\n{ANALYSIS}")).unwrap();
     let recording = temp("room.performance.toml");
     // the player starts first (its 2 s lead-in is silent), so its port exists for --input
     let mut player = server
@@ -111,25 +176,14 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
         .stderr(Stdio::null())
         .spawn()
         .expect("sndfile-jackplay (Debian package sndfile-tools) is needed");
-    let started = Instant::now();
-    let source = loop {
-        if let Some(p) = server
-            .ports()
-            .into_iter()
-            .find(|p| p.starts_with("jackplay"))
-        {
-            break p;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "no jackplay port"
-        );
-        sleep(Duration::from_millis(10));
-    };
+    let source = server
+        .wait_ports("sndfile-jackplay's port", |p| p.starts_with("jackplay"))
+        .remove(0);
     let play = server
         .command(env!("CARGO_BIN_EXE_tapestry"))
         .current_dir(root)
-        .args(["play", "--no-midi", "--no-osc", "patches/minimal.toml"])
+        .args(["play", "--no-midi", "--no-osc"])
+        .arg(&patch_path)
         .args(["--host", "JACK", "--duration", "16", "--input", &source])
         .arg("--record")
         .arg(&recording)
@@ -173,12 +227,13 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
         }
     }
 
-    let patch = Patch::load(&root.join("patches/minimal.toml")).unwrap();
-    let energy = patch.dims.iter().position(|d| d == "energy").unwrap() as u8;
+    let patch = Patch::load(&patch_path).unwrap();
+    let energy_dim = patch.dims.iter().position(|d| d == "energy").unwrap();
+    let energy = Target::Mood(energy_dim as u8);
     let perf = Performance::load(&recording, &patch, SR).unwrap_or_else(|e| panic!("{e}"));
-    let live = room_energy(perf.commands.iter().map(|c| (c.sample, c.command)), energy);
+    let live = |target| room_values(perf.commands.iter().map(|c| (c.sample, c.command)), target);
     let (samples, channels) = tapestry::analysis::read_wav(&file, Some(SR)).unwrap();
-    let offline = tapestry::room::room_commands(
+    let offline_commands = tapestry::room::room_commands(
         patch.room(),
         &patch.dim_defaults(),
         patch.tempo_bpm(),
@@ -186,11 +241,19 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
         channels,
         SR,
     );
-    let offline = room_energy(offline.iter().map(|c| (c.sample, c.command)), energy);
-    assert!(!live.is_empty(), "the live room sent nothing: {log}");
-    let default = patch.dim_defaults()[energy as usize];
+    let offline = |target| {
+        room_values(
+            offline_commands.iter().map(|c| (c.sample, c.command)),
+            target,
+        )
+    };
+    assert!(
+        !live(energy).is_empty(),
+        "the live room sent nothing: {log}"
+    );
+    let default = patch.dim_defaults()[energy_dim];
     let len = samples.len() / channels as usize / STEP as usize;
-    let reference = curve(&offline, default, len);
+    let reference = curve(&offline(energy), default, len);
     let (lo, hi) = reference
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
@@ -198,22 +261,7 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
         hi - lo > 0.3,
         "the file must move the room's energy: {lo}..{hi}"
     );
-    // the engine started while the player was in its silent lead-in: the live curve runs
-    // ahead of the file by that much. Align, then compare
-    let live_curve = curve(&live, default, len);
-    let (shift, error) = (0..150)
-        .map(|s| {
-            let n = len - s;
-            let e = reference[s..]
-                .iter()
-                .zip(&live_curve[..n])
-                .map(|(a, b)| (a - b).abs())
-                .sum::<f32>()
-                / n as f32;
-            (s, e)
-        })
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap();
+    let (shift, error) = best_alignment(&reference, &curve(&live(energy), default, len));
     println!(
         "live room energy follows the offline analysis: mean error {error:.3} (range {lo:.2}..{hi:.2}) at an offset of {:.0} ms",
         shift as f64 * STEP as f64 * 1000.0 / SR as f64
@@ -221,6 +269,27 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
     assert!(
         error < 0.05,
         "live and offline room moods differ by {error}"
+    );
+
+    // the melodies' loudness offset, recorded with its selector, at the same offset
+    let reference = curve(&offline(Target::MelodyLoudness), 0.0, len);
+    let swing = reference.iter().fold(0.0f32, |m, v| m.max(*v));
+    assert!(
+        swing > 3.0,
+        "the claps must lift the melodies: up to {swing} dB"
+    );
+    let live_curve = curve(&live(Target::MelodyLoudness), 0.0, len);
+    let n = len - shift;
+    let error = reference[shift..]
+        .iter()
+        .zip(&live_curve[..n])
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / n as f32;
+    println!("live melody loudness offset follows the offline analysis: mean error {error:.2} dB (up to {swing:.1} dB)");
+    assert!(
+        error < 0.3,
+        "live and offline melody offsets differ by {error} dB"
     );
 }
 

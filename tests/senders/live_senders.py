@@ -32,7 +32,7 @@ class Midi:
         self.out.open_virtual_port("out")
         source = f"{client}:out"
         for _ in range(100):
-            if subprocess.run(["jack_connect", source, dest]).returncode == 0:
+            if connect(source, dest):
                 break
             time.sleep(0.05)
         else:
@@ -46,6 +46,21 @@ class Midi:
         # an output client that exits without closing makes every client on the server xrun
         self.out.close_port()
         self.out.delete()
+
+
+def connect(source, dest):
+    """jack_connect, under a time limit: a JACK client can get stuck closing (jackaudio/jack2#395)
+    after its work is done, so a stuck one counts if the connection is there."""
+    try:
+        return subprocess.run(["jack_connect", source, dest], timeout=5).returncode == 0
+    except subprocess.TimeoutExpired:
+        try:
+            listing = subprocess.run(["jack_lsp", "-c", source], timeout=5,
+                                     capture_output=True, text=True).stdout
+        except subprocess.TimeoutExpired:
+            return False
+        return any(line.startswith((" ", "\t")) and line.strip() == dest
+                   for line in listing.splitlines())
 
 
 def oscsend(port, address, types, *args):
