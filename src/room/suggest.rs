@@ -134,11 +134,8 @@ fn fit(default: RoomMapping, frames: &[&FeatureFrame]) -> Suggestion {
         high: percentile(&values, p_high),
     };
     // work on the mapping's scale: ln for Hz and BPM
-    let (to, from): (fn(f32) -> f32, fn(f32) -> f32) = if log {
-        (f32::ln, f32::exp)
-    } else {
-        (|x| x, |x| x)
-    };
+    let to = |x: f32| if log { x.ln() } else { x };
+    let from = |x: f32| if log { x.exp() } else { x };
     let (mut low, mut high) = (to(observed.low), to(observed.high));
     let min_span = MIN_SPAN_SHARE * (to(default.high) - to(default.low)).abs();
     let widened = high - low < min_span;
