@@ -195,6 +195,12 @@ fn input_gain_restores_an_attenuated_room_live() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tapestry play failed: {log}");
     assert!(log.contains("input gain +20.0 dB)"), "{log}");
+    // and the status lines' room panel says it too
+    assert!(
+        log.lines()
+            .any(|l| l.contains("  room ") && l.contains("input gain +20.0 dB")),
+        "{log}"
+    );
 
     let perf = Performance::load(&recording, &patch, SR).unwrap_or_else(|e| panic!("{e}"));
     let live = room_energy(perf.commands.iter().map(|c| (c.sample, c.command)), energy);
