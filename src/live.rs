@@ -54,6 +54,8 @@ pub struct PlayArgs {
     pub reconnect_timeout: f64,
     /// Listen to the room on this input (device or JACK ports).
     pub input: Option<InputOptions>,
+    /// `--input-gain`: overrides the patch's `[analysis] input_gain_db`.
+    pub input_gain_db: Option<f32>,
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
@@ -63,8 +65,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
             args.reconnect_timeout
         ));
     }
-    let patch = Patch::load(&args.patch)
+    let mut patch = Patch::load(&args.patch)
         .map_err(|d| anyhow!("{} has problems:\n{d}", args.patch.display()))?;
+    if let Some(db) = args.input_gain_db {
+        patch.set_room_input_gain_db(db);
+    }
     let sample_rate = output_sample_rate(&args.options)?;
     let perf = match &args.performance {
         Some(p) => Some(
@@ -157,9 +162,17 @@ pub fn play(args: PlayArgs) -> Result<()> {
         Some(options) => {
             let room = open_room_input(options, &patch, controller.clone())
                 .context("opening the room input (--input)")?;
+            let gain = patch.room().input_gain_db;
             eprintln!(
-                "listening to the room on {} ({} ch, {} Hz)",
-                room.device, room.channels, room.sample_rate
+                "listening to the room on {} ({} ch, {} Hz{})",
+                room.device,
+                room.channels,
+                room.sample_rate,
+                if gain != 0.0 {
+                    format!(", input gain {gain:+.1} dB")
+                } else {
+                    String::new()
+                }
             );
             Some(room)
         }
@@ -595,6 +608,13 @@ fn room_rows(room: &RoomInput) -> Vec<RoomRow> {
             }
         })
         .collect();
+    if room.input_gain_db != 0.0 {
+        rows.push(RoomRow {
+            label: "input gain".into(),
+            value: format!("{:+.1} dB", room.input_gain_db),
+            bar: None,
+        });
+    }
     let s = &room.status;
     let overruns = s.overruns.load(Ordering::Relaxed);
     let dropped = s.dropped_messages.load(Ordering::Relaxed);

@@ -72,6 +72,10 @@ enum Cmd {
         /// [analysis] section says, as a live input would.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// Gain in dB applied to the room input before the analysis, -60 to 60 (overrides
+        /// the patch's [analysis] input_gain_db).
+        #[arg(long, value_name = "DB", allow_negative_numbers = true, value_parser = input_gain, requires = "input")]
+        input_gain: Option<f32>,
     },
     /// List audio hosts and output devices, and MIDI input ports.
     #[cfg(feature = "live")]
@@ -127,6 +131,10 @@ enum Cmd {
         /// Buffer size of the room input in frames.
         #[arg(long, requires = "input")]
         input_buffer: Option<u32>,
+        /// Gain in dB applied to the room input before the analysis, -60 to 60 (overrides
+        /// the patch's [analysis] input_gain_db).
+        #[arg(long, value_name = "DB", allow_negative_numbers = true, value_parser = input_gain, requires = "input")]
+        input_gain: Option<f32>,
         /// Plain status lines even on a terminal (instead of the full-screen view).
         #[arg(long)]
         plain: bool,
@@ -148,6 +156,13 @@ enum Cmd {
         /// Print a timeline line every this many seconds (0: summary only).
         #[arg(long, default_value_t = 0.5)]
         every: f64,
+        /// Gain in dB applied to the recording before the analysis, -60 to 60.
+        #[arg(long, value_name = "DB", allow_negative_numbers = true, value_parser = input_gain)]
+        input_gain: Option<f32>,
+        /// After the summary, print [[analysis.mappings]] to paste into a patch: the default
+        /// mappings with feature ranges fitted to this recording.
+        #[arg(long)]
+        suggest: bool,
     },
     /// Validate a patch and optionally a performance; reports every problem found.
     Check {
@@ -193,10 +208,12 @@ fn run(cli: Cli) -> Result<()> {
             no_osc,
             input,
             input_buffer,
+            input_gain,
             plain,
             reconnect_timeout,
         } => live::play(live::PlayArgs {
             patch,
+            input_gain_db: input_gain,
             input: input.map(|d| tapestry::io::input::InputOptions {
                 host: host.clone(),
                 device: (d != "default").then_some(d),
@@ -223,7 +240,16 @@ fn run(cli: Cli) -> Result<()> {
             csv,
             hop_ms,
             every,
-        } => analyze(&input, csv.as_deref(), hop_ms, every),
+            input_gain,
+            suggest,
+        } => analyze(
+            &input,
+            csv.as_deref(),
+            hop_ms,
+            every,
+            input_gain.unwrap_or(0.0),
+            suggest,
+        ),
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
@@ -258,6 +284,7 @@ fn run(cli: Cli) -> Result<()> {
             format,
             block,
             input,
+            input_gain,
         } => {
             if !(8_000..=384_000).contains(&sample_rate) {
                 bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
@@ -268,8 +295,11 @@ fn run(cli: Cli) -> Result<()> {
                     tapestry::engine::MAX_BLOCK_FRAMES
                 );
             }
-            let p = Patch::load(&patch)
+            let mut p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            if let Some(db) = input_gain {
+                p.set_room_input_gain_db(db);
+            }
             let room = match &input {
                 Some(path) => Some(
                     tapestry::analysis::read_wav(path, Some(sample_rate))
@@ -355,11 +385,24 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `--input-gain`: a number of dB within the limits.
+fn input_gain(s: &str) -> Result<f32, String> {
+    let limit = tapestry::room::INPUT_GAIN_DB_LIMIT;
+    match s.trim().trim_end_matches("dB").trim().parse::<f32>() {
+        Ok(db) if (-limit..=limit).contains(&db) => Ok(db),
+        _ => Err(format!(
+            "expected a gain in dB from -{limit} to {limit}, found \"{s}\""
+        )),
+    }
+}
+
 fn analyze(
     input: &std::path::Path,
     csv: Option<&std::path::Path>,
     hop_ms: Option<f64>,
     every: f64,
+    input_gain_db: f32,
+    suggest: bool,
 ) -> Result<()> {
     use std::io::Write as _;
     use tapestry::analysis::{read_wav, report, wav_sample_rate, Analyzer};
@@ -378,6 +421,7 @@ fn analyze(
         Some(ms) => bail!("--hop-ms must be between 1 and 20, got {ms}"),
         None => Analyzer::new(sample_rate, channels),
     };
+    analyzer.set_input_gain_db(input_gain_db);
     let mut frames = Vec::new();
     analyzer.process(&samples, |f| frames.push(*f));
     println!(
@@ -388,6 +432,9 @@ fn analyze(
         analyzer.hop_frames(),
         analyzer.hop_frames() as f64 * 1e3 / f64::from(sample_rate)
     );
+    if input_gain_db != 0.0 {
+        println!("input gain      {input_gain_db:+.1} dB");
+    }
     if every > 0.0 {
         println!("{}", report::timeline_header());
         let mut printed = 0u64;
@@ -406,6 +453,21 @@ fn analyze(
             "replaced        {} non-finite samples by 0",
             analyzer.replaced_samples()
         );
+    }
+    if suggest {
+        let gate = tapestry::room::DEFAULT_GATE_LUFS;
+        let suggestions = tapestry::room::suggest::suggest(&frames, gate, sample_rate);
+        println!(
+            "\n# Suggested [analysis] mappings for {}{}: the default mappings with feature_range\n\
+             # = 10th..90th percentile of the frames above {gate} LUFS. Paste under [analysis].\n",
+            input.display(),
+            if input_gain_db != 0.0 {
+                format!(" at input gain {input_gain_db:+.1} dB (set input_gain_db to match)")
+            } else {
+                String::new()
+            }
+        );
+        print!("{}", tapestry::room::suggest::suggestion_toml(&suggestions));
     }
     if let Some(path) = csv {
         let write = || -> std::io::Result<()> {

@@ -4,6 +4,8 @@
 //! and is a pure function of the input, so an offline render with `--input` is deterministic
 //! and a live show's room is recorded like any other input.
 
+pub mod suggest;
+
 use crate::analysis::{Analyzer, Feature, FeatureFrame};
 use crate::control::{Command, MoodTarget, VoiceSelector};
 use crate::engine::config::{Curve, Param};
@@ -65,11 +67,20 @@ pub struct RoomMap {
     /// Below this momentary loudness (LUFS) the room counts as silent: features of the
     /// spectrum and pitch are meaningless there, so their mappings return to neutral.
     pub gate_lufs: f32,
+    /// Calibration of the room's input: gain in dB applied to the room's audio before the
+    /// analysis (within ±[`INPUT_GAIN_DB_LIMIT`]).
+    pub input_gain_db: f32,
     /// Feature mappings.
     pub mappings: Vec<RoomMapping>,
     /// Tempo following, if the patch asks for it.
     pub tempo: Option<TempoFollow>,
 }
+
+/// Momentary loudness below which the room counts as silent, unless the patch says.
+pub const DEFAULT_GATE_LUFS: f32 = -60.0;
+
+/// Largest input gain, in dB either way (`[analysis] input_gain_db`, `--input-gain`).
+pub const INPUT_GAIN_DB_LIMIT: f32 = 60.0;
 
 /// Seconds between the room's updates to the engine (each one ramps over this time).
 pub const UPDATE_SECS: f32 = 0.02;
@@ -266,6 +277,7 @@ pub fn room_commands(
     sample_rate: u32,
 ) -> Vec<TimedCommand> {
     let mut analyzer = Analyzer::new(sample_rate, channels);
+    analyzer.set_input_gain_db(map.input_gain_db);
     let hop_secs = analyzer.hop_frames() as f32 / sample_rate as f32;
     let mut mapper = RoomMapper::new(map, dim_defaults, hop_secs, patch_tempo);
     let mut out = Vec::new();
@@ -350,6 +362,7 @@ mod tests {
         let map = RoomMap {
             weight: 0.5,
             gate_lufs: -60.0,
+            input_gain_db: 0.0,
             mappings: vec![a, b],
             tempo: None,
         };
@@ -370,6 +383,7 @@ mod tests {
         let map = RoomMap {
             weight: 0.5,
             gate_lufs: -60.0,
+            input_gain_db: 0.0,
             mappings: vec![
                 mapping(Feature::Loudness, melody, -50.0, -20.0),
                 mapping(Feature::OnsetRate, all, 0.0, 8.0),
@@ -401,6 +415,7 @@ mod tests {
         let map = RoomMap {
             weight: 1.0,
             gate_lufs: -60.0,
+            input_gain_db: 0.0,
             mappings: vec![c],
             tempo: None,
         };

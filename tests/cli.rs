@@ -174,3 +174,53 @@ fn play_refuses_a_bad_reconnect_timeout_before_opening_anything() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn input_gain_refuses_bad_values_plainly_on_every_command() {
+    let mut commands: Vec<Vec<&str>> = vec![
+        vec!["analyze", "room.wav"],
+        vec!["render", "patches/minimal.toml", "--input", "room.wav"],
+    ];
+    if cfg!(feature = "live") {
+        commands.push(vec![
+            "play",
+            "patches/minimal.toml",
+            "--no-midi",
+            "--no-osc",
+            "--input",
+            "default",
+        ]);
+    }
+    for command in &commands {
+        for bad in ["loud", "75", "-60.5", "nan", "inf", ""] {
+            let out = tapestry()
+                .args(command)
+                .arg(format!("--input-gain={bad}"))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command:?} {bad}: {stderr}");
+            assert!(
+                stderr.contains(&format!("invalid value '{bad}' for '--input-gain <DB>'"))
+                    && stderr.contains("expected a gain in dB from -60 to 60"),
+                "{command:?} {bad}: {stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{stderr}");
+        }
+    }
+    // a negative gain is a value, not an option; render's gain needs a room to apply to
+    let out = tapestry()
+        .args(["analyze", "no-such-room.wav", "--input-gain", "-12"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no-such-room.wav"), "{stderr}");
+    let out = tapestry()
+        .args(["render", "patches/minimal.toml", "--input-gain", "6"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--input <INPUT>"), "{stderr}");
+}

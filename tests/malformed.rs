@@ -692,6 +692,27 @@ fn patch_cases() -> Vec<Case> {
             &["`reverb_mix` is ensemble-wide", "takes no `timbre`"],
         ),
         case(
+            "room input gain too high",
+            format!("{MINIMAL}\n[analysis]\ninput_gain_db = 75.5\n"),
+            At::Token("75.5"),
+            "analysis.input_gain_db",
+            &["expected a number from -60 to 60", "found 75.5"],
+        ),
+        case(
+            "room input gain too low",
+            format!("{MINIMAL}\n[analysis]\nweight = 0.5\ninput_gain_db = -61\n"),
+            At::Token("-61"),
+            "analysis.input_gain_db",
+            &["expected a number from -60 to 60", "found -61"],
+        ),
+        case(
+            "room input gain not a number",
+            format!("{MINIMAL}\n[analysis]\ninput_gain_db = \"+12 dB\"\n"),
+            At::Token("\"+12 dB\""),
+            "analysis.input_gain_db",
+            &["invalid type: string \"+12 dB\"", "expected f64"],
+        ),
+        case(
             "unclosed string",
             edit(MINIMAL, &[("name = \"Minimal\"", "name = \"Minimal")]),
             // The toml parser points where the closing quote is missing: the line's end.

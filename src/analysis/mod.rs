@@ -257,6 +257,8 @@ pub struct Analyzer {
     frame_channel: usize,
     frames: u64,
     replaced: u64,
+    /// Linear gain applied to every input sample first (the room's calibration).
+    input_gain: f32,
     highpass: HighPass,
     loudness: Loudness,
     spectrum: Spectrum,
@@ -304,6 +306,7 @@ impl Analyzer {
             frame_channel: 0,
             frames: 0,
             replaced: 0,
+            input_gain: 1.0,
             highpass: HighPass::new(f64::from(rate), DC_HIGHPASS_HZ),
             loudness: Loudness::new(rate, channels, hop),
             spectrum: Spectrum::new(rate, frame_len),
@@ -338,6 +341,16 @@ impl Analyzer {
         self.frame_len
     }
 
+    /// Calibrates the input: every sample is scaled by `db` decibels before the analysis
+    /// (non-finite `db` counts as 0).
+    pub fn set_input_gain_db(&mut self, db: f32) {
+        self.input_gain = if db.is_finite() {
+            10f32.powf(db / 20.0)
+        } else {
+            1.0
+        };
+    }
+
     /// Non-finite input samples replaced by 0 since `new` or the last reset.
     pub fn replaced_samples(&self) -> u64 {
         self.replaced
@@ -348,7 +361,7 @@ impl Analyzer {
     pub fn process(&mut self, interleaved: &[f32], mut on_frame: impl FnMut(&FeatureFrame)) {
         for &x in interleaved {
             let x = if x.is_finite() {
-                x.clamp(-MAX_INPUT, MAX_INPUT)
+                (x.clamp(-MAX_INPUT, MAX_INPUT) * self.input_gain).clamp(-MAX_INPUT, MAX_INPUT)
             } else {
                 self.replaced += 1;
                 0.0

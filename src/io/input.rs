@@ -95,6 +95,9 @@ pub struct RoomInput {
     pub sample_rate: u32,
     /// Input channels (mixed to mono for the analysis).
     pub channels: u16,
+    /// Gain applied to the room's audio before the analysis, dB (the patch's
+    /// `[analysis] input_gain_db` or its override).
+    pub input_gain_db: f32,
 }
 
 impl Drop for RoomInput {
@@ -206,6 +209,7 @@ pub fn open_room_input(
         device: label,
         sample_rate,
         channels,
+        input_gain_db: patch.room().input_gain_db,
     })
 }
 
@@ -260,6 +264,8 @@ fn spawn_analysis(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
     let mut analyzer = Analyzer::new(sample_rate, channels);
+    // the calibration gain is applied here, on the analysis thread; the callback only copies
+    analyzer.set_input_gain_db(patch.room().input_gain_db);
     let hop_secs = analyzer.hop_frames() as f32 / sample_rate as f32;
     let mut mapper = RoomMapper::new(
         patch.room(),

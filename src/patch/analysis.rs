@@ -9,7 +9,9 @@ use crate::analysis::Feature;
 use crate::control::VoiceSelector;
 use crate::diagnostic::Reporter;
 use crate::engine::config::{CoreDims, Curve, MoodDimConfig, Param, Role, Timbre};
-use crate::room::{RoomMap, RoomMapping, RoomTarget, TempoFollow};
+use crate::room::{
+    RoomMap, RoomMapping, RoomTarget, TempoFollow, DEFAULT_GATE_LUFS, INPUT_GAIN_DB_LIMIT,
+};
 
 /// Default share of the room in the communal mood.
 pub const DEFAULT_ROOM_WEIGHT: f32 = 0.5;
@@ -18,7 +20,8 @@ fn feature_names() -> String {
     name_list(&Feature::ALL.map(Feature::name))
 }
 
-fn is_hz_or_bpm(f: Feature) -> bool {
+/// Whether a mapping of `f` compares on a log scale unless it says otherwise.
+pub(crate) fn is_hz_or_bpm(f: Feature) -> bool {
     matches!(f, Feature::Centroid | Feature::Pitch | Feature::Tempo)
 }
 
@@ -91,7 +94,8 @@ pub(super) fn resolve(f: Option<&AnalysisFile>, d: &Defined, r: &mut Reporter) -
     let Some(f) = f else {
         return RoomMap {
             weight: DEFAULT_ROOM_WEIGHT,
-            gate_lufs: -60.0,
+            gate_lufs: DEFAULT_GATE_LUFS,
+            input_gain_db: 0.0,
             mappings: default_mappings(d.core, d.dims),
             tempo: None,
         };
@@ -104,7 +108,23 @@ pub(super) fn resolve(f: Option<&AnalysisFile>, d: &Defined, r: &mut Reporter) -
         1.0,
         DEFAULT_ROOM_WEIGHT,
     );
-    let gate_lufs = opt_in_range(r, &f.gate_lufs, "analysis.gate_lufs", -90.0, 0.0, -60.0);
+    let gate_lufs = opt_in_range(
+        r,
+        &f.gate_lufs,
+        "analysis.gate_lufs",
+        -90.0,
+        0.0,
+        DEFAULT_GATE_LUFS,
+    );
+    let limit = f64::from(INPUT_GAIN_DB_LIMIT);
+    let input_gain_db = opt_in_range(
+        r,
+        &f.input_gain_db,
+        "analysis.input_gain_db",
+        -limit,
+        limit,
+        0.0,
+    );
     let mappings = if f.mappings.is_empty() {
         default_mappings(d.core, d.dims)
     } else {
@@ -163,6 +183,7 @@ pub(super) fn resolve(f: Option<&AnalysisFile>, d: &Defined, r: &mut Reporter) -
     RoomMap {
         weight,
         gate_lufs,
+        input_gain_db,
         mappings,
         tempo,
     }

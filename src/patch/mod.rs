@@ -3,6 +3,7 @@
 //! Runs on the control thread only.
 
 mod analysis;
+pub(crate) use analysis::{default_mappings, is_hz_or_bpm};
 mod midi;
 mod schema;
 
@@ -124,6 +125,15 @@ impl Patch {
     /// without one: see `docs/formats.md`).
     pub fn room(&self) -> &RoomMap {
         &self.room
+    }
+
+    /// Overrides `[analysis] input_gain_db` (the command line's `--input-gain`), clamped to
+    /// ±[`crate::room::INPUT_GAIN_DB_LIMIT`].
+    pub fn set_room_input_gain_db(&mut self, db: f32) {
+        let limit = crate::room::INPUT_GAIN_DB_LIMIT;
+        if db.is_finite() {
+            self.room.input_gain_db = db.clamp(-limit, limit);
+        }
     }
 
     /// Default value of every mood dimension, in patch order.

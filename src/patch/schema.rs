@@ -280,6 +280,8 @@ pub struct AnalysisFile {
     pub weight: Option<Spanned<f64>>,
     /// Momentary loudness below which the room counts as silent (default -60 LUFS).
     pub gate_lufs: Option<Spanned<f64>>,
+    /// Gain in dB applied to the room's audio before the analysis, -60..60 (default 0).
+    pub input_gain_db: Option<Spanned<f64>>,
     /// Feature mappings; when given they replace the defaults.
     #[serde(default)]
     pub mappings: Vec<AnalysisMappingFile>,
