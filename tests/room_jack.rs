@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::jack::JackServer;
+use common::jack::{Helper, JackServer};
 use common::sox::{claps, sox};
 
 use std::path::{Path, PathBuf};
@@ -26,9 +26,15 @@ fn temp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// 2 s of silence (time to connect), 3 s of a hushed room, 6 s of loud claps, 3 s of hush.
-fn room_file() -> PathBuf {
-    let p = |name: &str| temp(name).to_str().unwrap().to_string();
+/// 2 s of silence (time to connect), 3 s of a hushed room, 6 s of loud claps, 3 s of hush;
+/// its files are named after `test`, so that tests running side by side keep apart.
+fn room_file(test: &str) -> PathBuf {
+    let p = |name: &str| {
+        temp(&format!("{test}-{name}"))
+            .to_str()
+            .unwrap()
+            .to_string()
+    };
     sox(&[
         "-n",
         "-r",
@@ -40,28 +46,75 @@ fn room_file() -> PathBuf {
         "0",
         "2",
     ]);
-    sox(&[
-        "-n",
-        "-r",
-        "48000",
-        "-c",
-        "1",
-        &p("hush.wav"),
-        "synth",
-        "3",
-        "pinknoise",
-        "gain",
-        "-48",
-    ]);
-    claps(&temp("claps.wav"), "48000", "-3", "0.105", "47");
-    sox(&[
-        &p("lead.wav"),
-        &p("hush.wav"),
-        &p("claps.wav"),
-        &p("hush.wav"),
-        &p("room.wav"),
-    ]);
-    temp("room.wav")
+    let hush = ["synth", "3", "pinknoise", "gain", "-48"];
+    sox(&[&["-n", "-r", "48000", "-c", "1", &p("hush.wav")], &hush[..]].concat());
+    claps(Path::new(&p("claps.wav")), "48000", "-3", "0.105", "47");
+    let (lead, hush, claps, room) = (p("lead.wav"), p("hush.wav"), p("claps.wav"), p("room.wav"));
+    sox(&[&lead, &hush, &claps, &hush, &room]);
+    PathBuf::from(room)
+}
+
+/// Plays `file` into the input of `tapestry play <patch> --input <the player's port>`
+/// (with `extra` arguments) for 16 s, recording the session; returns play's log.
+fn play_room(
+    server: &JackServer,
+    file: &Path,
+    patch: &Path,
+    recording: &Path,
+    extra: &[&str],
+) -> String {
+    // the player starts first (its 2 s lead-in is silent), so its port exists for --input
+    let mut player = Helper(
+        server
+            .command("sndfile-jackplay")
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sndfile-jackplay (Debian package sndfile-tools) is needed"),
+    );
+    let source = server
+        .wait_ports("sndfile-jackplay's port", |p| p.starts_with("jackplay"))
+        .remove(0);
+    let out = server
+        .command(env!("CARGO_BIN_EXE_tapestry"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["play", "--no-midi", "--no-osc", "--plain"])
+        .arg(patch)
+        .args(["--host", "JACK", "--duration", "16", "--input", &source])
+        .args(extra)
+        .arg("--record")
+        .arg(recording)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    // (sndfile-jackplay may be stuck closing: jackaudio/jack2#395; the helper kills it)
+    let _ = player.0.kill();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "tapestry play failed: {log}");
+    assert!(log.contains("listening to the room on JACK"), "{log}");
+    log
+}
+
+/// The room's commands to `target` when `patch` analyses `file` offline, as a curve on the
+/// comparison grid starting from `start`.
+fn offline_curve(patch: &Patch, file: &Path, target: Target, start: f32) -> Vec<f32> {
+    let (samples, channels) = tapestry::analysis::read_wav(file, Some(SR)).unwrap();
+    let commands = tapestry::room::room_commands(
+        patch.room(),
+        &patch.dim_defaults(),
+        patch.tempo_bpm(),
+        &samples,
+        channels,
+        SR,
+    );
+    let len = samples.len() / channels as usize / STEP as usize;
+    curve(
+        &room_values(commands.iter().map(|c| (c.sample, c.command)), target),
+        start,
+        len,
+    )
 }
 
 /// The default energy mappings, and the room's loudness lifting only the melody voices.
@@ -143,60 +196,33 @@ fn room_values(
 /// The live curve's mean error against the offline one, at the best offset of the live
 /// start into the file (the engine started during the player's silent lead-in).
 fn best_alignment(reference: &[f32], live: &[f32]) -> (usize, f32) {
-    let len = reference.len();
     (0..250)
-        .map(|s| {
-            let n = len - s;
-            let e = reference[s..]
-                .iter()
-                .zip(&live[..n])
-                .map(|(a, b)| (a - b).abs())
-                .sum::<f32>()
-                / n as f32;
-            (s, e)
-        })
+        .map(|shift| (shift, error_at(reference, live, shift)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .unwrap()
+}
+
+/// Mean absolute difference of `live` against `reference` from `shift` steps into it.
+fn error_at(reference: &[f32], live: &[f32], shift: usize) -> f32 {
+    let n = reference.len().min(live.len() + shift) - shift;
+    reference[shift..]
+        .iter()
+        .zip(&live[..n])
+        .map(|(a, b)| (a - b).abs())
+        .sum::<f32>()
+        / n as f32
 }
 
 #[test]
 fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says() {
     let server = JackServer::start("tapestry-room");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let file = room_file();
+    let file = room_file("mood");
     let minimal = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
     let patch_path = temp("room.toml");
     std::fs::write(&patch_path, format!("{minimal}\n{ANALYSIS}")).unwrap();
     let recording = temp("room.performance.toml");
-    // the player starts first (its 2 s lead-in is silent), so its port exists for --input
-    let mut player = server
-        .command("sndfile-jackplay")
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sndfile-jackplay (Debian package sndfile-tools) is needed");
-    let source = server
-        .wait_ports("sndfile-jackplay's port", |p| p.starts_with("jackplay"))
-        .remove(0);
-    let play = server
-        .command(env!("CARGO_BIN_EXE_tapestry"))
-        .current_dir(root)
-        .args(["play", "--no-midi", "--no-osc"])
-        .arg(&patch_path)
-        .args(["--host", "JACK", "--duration", "16", "--input", &source])
-        .arg("--record")
-        .arg(&recording)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = play.wait_with_output().unwrap();
-    let _ = player.kill(); // (sndfile-jackplay may be stuck closing: jackaudio/jack2#395)
-    let _ = player.wait();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tapestry play failed: {log}");
-    assert!(log.contains("listening to the room on JACK"), "{log}");
+    let log = play_room(&server, &file, &patch_path, &recording, &[]);
     // the analysis thread never holds up the audio callback
     let last = log
         .lines()
@@ -228,32 +254,9 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
     }
 
     let patch = Patch::load(&patch_path).unwrap();
-    let energy_dim = patch.dims.iter().position(|d| d == "energy").unwrap();
-    let energy = Target::Mood(energy_dim as u8);
-    let perf = Performance::load(&recording, &patch, SR).unwrap_or_else(|e| panic!("{e}"));
-    let live = |target| room_values(perf.commands.iter().map(|c| (c.sample, c.command)), target);
-    let (samples, channels) = tapestry::analysis::read_wav(&file, Some(SR)).unwrap();
-    let offline_commands = tapestry::room::room_commands(
-        patch.room(),
-        &patch.dim_defaults(),
-        patch.tempo_bpm(),
-        &samples,
-        channels,
-        SR,
-    );
-    let offline = |target| {
-        room_values(
-            offline_commands.iter().map(|c| (c.sample, c.command)),
-            target,
-        )
-    };
-    assert!(
-        !live(energy).is_empty(),
-        "the live room sent nothing: {log}"
-    );
-    let default = patch.dim_defaults()[energy_dim];
-    let len = samples.len() / channels as usize / STEP as usize;
-    let reference = curve(&offline(energy), default, len);
+    let (energy, default) = energy_of(&patch);
+    let live = live_curves(&patch, &recording);
+    let reference = offline_curve(&patch, &file, energy, default);
     let (lo, hi) = reference
         .iter()
         .fold((f32::MAX, f32::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
@@ -261,7 +264,12 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
         hi - lo > 0.3,
         "the file must move the room's energy: {lo}..{hi}"
     );
-    let (shift, error) = best_alignment(&reference, &curve(&live(energy), default, len));
+    let live_energy = live(energy, default, reference.len());
+    assert!(
+        live_energy.iter().any(|v| *v != default),
+        "the live room sent nothing: {log}"
+    );
+    let (shift, error) = best_alignment(&reference, &live_energy);
     println!(
         "live room energy follows the offline analysis: mean error {error:.3} (range {lo:.2}..{hi:.2}) at an offset of {:.0} ms",
         shift as f64 * STEP as f64 * 1000.0 / SR as f64
@@ -272,25 +280,89 @@ fn a_room_played_into_the_input_port_moves_the_mood_as_the_offline_analysis_says
     );
 
     // the melodies' loudness offset, recorded with its selector, at the same offset
-    let reference = curve(&offline(Target::MelodyLoudness), 0.0, len);
+    let reference = offline_curve(&patch, &file, Target::MelodyLoudness, 0.0);
     let swing = reference.iter().fold(0.0f32, |m, v| m.max(*v));
     assert!(
         swing > 3.0,
         "the claps must lift the melodies: up to {swing} dB"
     );
-    let live_curve = curve(&live(Target::MelodyLoudness), 0.0, len);
-    let n = len - shift;
-    let error = reference[shift..]
-        .iter()
-        .zip(&live_curve[..n])
-        .map(|(a, b)| (a - b).abs())
-        .sum::<f32>()
-        / n as f32;
+    let live_curve = live(Target::MelodyLoudness, 0.0, reference.len());
+    let error = error_at(&reference, &live_curve, shift);
     println!("live melody loudness offset follows the offline analysis: mean error {error:.2} dB (up to {swing:.1} dB)");
     assert!(
         error < 0.3,
         "live and offline melody offsets differ by {error} dB"
     );
+}
+
+#[test]
+fn input_gain_restores_an_attenuated_room_live() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let room = room_file("gain");
+    let quieter = temp("gain-room-20.wav");
+    sox(&[
+        room.to_str().unwrap(),
+        quieter.to_str().unwrap(),
+        "gain",
+        "-20",
+    ]);
+    let patch_path = root.join("patches/minimal.toml");
+    let patch = Patch::load(&patch_path).unwrap();
+    let (energy, default) = energy_of(&patch);
+    let reference = offline_curve(&patch, &room, energy, default);
+    let unrestored = offline_curve(&patch, &quieter, energy, default);
+    // the attenuation alone moves the mood clearly, so a gain that is not applied shows
+    let (_, apart) = best_alignment(&reference, &unrestored);
+    assert!(
+        apart > 0.1,
+        "20 dB must matter to the room's energy: {apart}"
+    );
+
+    let server = JackServer::start("tapestry-gain");
+    let recording = temp("gain.performance.toml");
+    let log = play_room(
+        &server,
+        &quieter,
+        &patch_path,
+        &recording,
+        &["--input-gain", "20"],
+    );
+    assert!(log.contains("input gain +20.0 dB)"), "{log}");
+    // and the status lines' room panel says it too
+    assert!(
+        log.lines()
+            .any(|l| l.contains("  room ") && l.contains("input gain +20.0 dB")),
+        "{log}"
+    );
+    let live = live_curves(&patch, &recording)(energy, default, reference.len());
+    let (shift, error) = best_alignment(&reference, &live);
+    let error_unrestored = error_at(&unrestored, &live, shift);
+    println!(
+        "live room energy (room -20 dB, --input-gain 20) vs offline: original room {error:.3}, \
+         attenuated room at gain 0 {error_unrestored:.3} (offset {:.0} ms; the two offline \
+         curves differ by {apart:.3})",
+        shift as f64 * STEP as f64 * 1000.0 / SR as f64
+    );
+    assert!(error < 0.05, "live with gain vs the original room: {error}");
+    assert!(
+        error_unrestored > 2.0 * error,
+        "the live mood must follow the restored level: {error} vs {error_unrestored}"
+    );
+}
+
+/// The energy dimension as a target, and its default.
+fn energy_of(patch: &Patch) -> (Target, f32) {
+    let dim = patch.dims.iter().position(|d| d == "energy").unwrap();
+    (Target::Mood(dim as u8), patch.dim_defaults()[dim])
+}
+
+/// The recorded session's room commands to a target, as a curve of a given length.
+fn live_curves(patch: &Patch, recording: &Path) -> impl Fn(Target, f32, usize) -> Vec<f32> {
+    let perf = Performance::load(recording, patch, SR).unwrap_or_else(|e| panic!("{e}"));
+    move |target, start, len| {
+        let points = room_values(perf.commands.iter().map(|c| (c.sample, c.command)), target);
+        curve(&points, start, len)
+    }
 }
 
 #[test]
