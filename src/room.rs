@@ -265,30 +265,55 @@ fn one_pole(hop_secs: f32, tau_secs: f32) -> f32 {
     }
 }
 
-/// Analyses a whole recording of the room (interleaved, at the render's sample rate) and
-/// returns the commands the room sends, stamped with the sample at which each frame of the
-/// analysis completes. Deterministic.
+/// The room's ear, as a patch sets it up: the analysis of its sound (input gain included)
+/// and the mapping of each frame onto commands. Live and offline both listen through it.
+pub struct RoomListener {
+    analyzer: Analyzer,
+    mapper: RoomMapper,
+}
+
+impl RoomListener {
+    /// A listener for `patch`'s `[analysis]` on input at `sample_rate` with `channels`.
+    pub fn new(patch: &Patch, sample_rate: u32, channels: u16) -> RoomListener {
+        let map = patch.room();
+        let mut analyzer = Analyzer::new(sample_rate, channels);
+        analyzer.set_input_gain_db(map.input_gain_db);
+        let hop_secs = analyzer.hop_frames() as f32 / sample_rate as f32;
+        let mapper = RoomMapper::new(map, &patch.dim_defaults(), hop_secs, patch.tempo_bpm());
+        RoomListener { analyzer, mapper }
+    }
+
+    /// Analyses interleaved samples: every completed frame goes to `on_frame`, then each
+    /// command the room sends for it to `emit`, with the input frame at which it completed.
+    pub fn process(
+        &mut self,
+        samples: &[f32],
+        mut on_frame: impl FnMut(&FeatureFrame),
+        mut emit: impl FnMut(u64, Command),
+    ) {
+        let mapper = &mut self.mapper;
+        self.analyzer.process(samples, |f| {
+            on_frame(f);
+            mapper.frame(f, |command| emit(f.end_frame, command));
+        });
+    }
+}
+
+/// Analyses a whole recording of the room (interleaved, at the render's sample rate) as
+/// `patch` listens to it, and returns the commands the room sends, stamped with the sample
+/// at which each frame of the analysis completes. Deterministic.
 pub fn room_commands(
-    map: &RoomMap,
-    dim_defaults: &[f32],
-    patch_tempo: f32,
+    patch: &Patch,
     samples: &[f32],
     channels: u16,
     sample_rate: u32,
 ) -> Vec<TimedCommand> {
-    let mut analyzer = Analyzer::new(sample_rate, channels);
-    analyzer.set_input_gain_db(map.input_gain_db);
-    let hop_secs = analyzer.hop_frames() as f32 / sample_rate as f32;
-    let mut mapper = RoomMapper::new(map, dim_defaults, hop_secs, patch_tempo);
     let mut out = Vec::new();
-    analyzer.process(samples, |f| {
-        mapper.frame(f, |command| {
-            out.push(TimedCommand {
-                sample: f.end_frame,
-                command,
-            })
-        })
-    });
+    RoomListener::new(patch, sample_rate, channels).process(
+        samples,
+        |_| {},
+        |sample, command| out.push(TimedCommand { sample, command }),
+    );
     out
 }
 
@@ -301,14 +326,7 @@ pub fn add_room_input(
     channels: u16,
     sample_rate: u32,
 ) {
-    let room = room_commands(
-        patch.room(),
-        &patch.dim_defaults(),
-        patch.tempo_bpm(),
-        samples,
-        channels,
-        sample_rate,
-    );
+    let room = room_commands(patch, samples, channels, sample_rate);
     performance.commands.extend(room);
     performance.commands.sort_by_key(|c| c.sample);
 }

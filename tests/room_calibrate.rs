@@ -285,26 +285,19 @@ fn range_of(block: &str, feature: &str) -> (f32, f32) {
 fn room_energy(patch: &Patch, room: &Path) -> Vec<f32> {
     let (samples, channels) = tapestry::analysis::read_wav(room, Some(SR)).unwrap();
     let energy = common::dim(patch, "energy");
-    let mut values: Vec<f32> = tapestry::room::room_commands(
-        patch.room(),
-        &patch.dim_defaults(),
-        patch.tempo_bpm(),
-        &samples,
-        channels,
-        SR,
-    )
-    .iter()
-    .filter(|c| c.sample > 4 * SR as u64)
-    .filter_map(|c| match c.command {
-        EngineCommand::Mood {
-            target: MoodTarget::Room,
-            dim,
-            value,
-            ..
-        } if dim == energy => Some(value),
-        _ => None,
-    })
-    .collect();
+    let mut values: Vec<f32> = tapestry::room::room_commands(patch, &samples, channels, SR)
+        .iter()
+        .filter(|c| c.sample > 4 * SR as u64)
+        .filter_map(|c| match c.command {
+            EngineCommand::Mood {
+                target: MoodTarget::Room,
+                dim,
+                value,
+                ..
+            } if dim == energy => Some(value),
+            _ => None,
+        })
+        .collect();
     values.sort_by(f32::total_cmp);
     values
 }

@@ -101,14 +101,7 @@ fn play_room(
 /// comparison grid starting from `start`.
 fn offline_curve(patch: &Patch, file: &Path, target: Target, start: f32) -> Vec<f32> {
     let (samples, channels) = tapestry::analysis::read_wav(file, Some(SR)).unwrap();
-    let commands = tapestry::room::room_commands(
-        patch.room(),
-        &patch.dim_defaults(),
-        patch.tempo_bpm(),
-        &samples,
-        channels,
-        SR,
-    );
+    let commands = tapestry::room::room_commands(patch, &samples, channels, SR);
     let len = samples.len() / channels as usize / STEP as usize;
     curve(
         &room_values(commands.iter().map(|c| (c.sample, c.command)), target),

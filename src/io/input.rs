@@ -14,10 +14,10 @@ use cpal::{
 };
 
 use super::{count_allocations, device_label, host_by_name, LiveError};
-use crate::analysis::{Analyzer, Feature, FeatureFrame};
+use crate::analysis::{Feature, FeatureFrame};
 use crate::control::{Controller, Message, Timing};
 use crate::patch::Patch;
-use crate::room::RoomMapper;
+use crate::room::RoomListener;
 
 /// Seconds of input the ring holds before the callback drops samples.
 const RING_SECS: f32 = 1.0;
@@ -263,16 +263,7 @@ fn spawn_analysis(
     status: Arc<RoomStatus>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    let mut analyzer = Analyzer::new(sample_rate, channels);
-    // the calibration gain is applied here, on the analysis thread; the callback only copies
-    analyzer.set_input_gain_db(patch.room().input_gain_db);
-    let hop_secs = analyzer.hop_frames() as f32 / sample_rate as f32;
-    let mut mapper = RoomMapper::new(
-        patch.room(),
-        &patch.dim_defaults(),
-        hop_secs,
-        patch.tempo_bpm(),
-    );
+    let mut listener = RoomListener::new(patch, sample_rate, channels);
     let mut buf = vec![0.0f32; ring.buffer().capacity()];
     std::thread::Builder::new()
         .name("tapestry-room-analysis".into())
@@ -292,9 +283,10 @@ fn spawn_analysis(
                 buf[..a.len()].copy_from_slice(a);
                 buf[a.len()..n].copy_from_slice(b);
                 chunk.commit_all();
-                analyzer.process(&buf[..n], |frame| {
-                    status.publish(frame);
-                    mapper.frame(frame, |command| {
+                listener.process(
+                    &buf[..n],
+                    |frame| status.publish(frame),
+                    |_, command| {
                         let message = Message {
                             at: Timing::Immediate,
                             command,
@@ -302,8 +294,8 @@ fn spawn_analysis(
                         if controller.send(message).is_err() {
                             status.dropped_messages.fetch_add(1, Ordering::Relaxed);
                         }
-                    });
-                });
+                    },
+                );
             }
         })
 }
