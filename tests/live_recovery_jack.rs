@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::jack::JackServer;
+use common::jack::{number_after, read_capture, JackServer, CAPTURE_TOLERANCE};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -117,33 +117,6 @@ fn engine_ports(server: &JackServer) -> Vec<String> {
     ports
 }
 
-fn read_wav(path: &Path) -> (Vec<f32>, Vec<f32>) {
-    let mut r = hound::WavReader::open(path).expect("capture file");
-    let spec = r.spec();
-    assert_eq!(spec.channels, 2);
-    let samples: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
-        hound::SampleFormat::Int => {
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>()
-                .map(|s| s.unwrap() as f32 * scale)
-                .collect()
-        }
-    };
-    common::measure::deinterleave(&samples)
-}
-
-/// The number after `key` in `line` (e.g. "at 2.64 s" → 2.64).
-fn number_after(line: &str, key: &str) -> f64 {
-    let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len()..];
-    rest.trim_start()
-        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("a number after {key} in {line}"))
-}
-
 /// Renders the recording offline with the shipped renderer.
 fn render_recording(recording: &Path) -> (Performance, Vec<f32>) {
     let patch = Patch::load(&root().join("patches/minimal.toml")).unwrap();
@@ -202,12 +175,12 @@ fn play_resumes_when_a_killed_jack_server_comes_back_and_the_recording_re_render
         "two joins before the loss, one after"
     );
     let (ol, or) = common::measure::deinterleave(&offline);
-    let (cl, cr) = read_wav(&capture);
+    let (cl, cr) = read_capture(&capture);
     assert!(cl.len() > 3 * 48_000, "captured {} frames", cl.len());
     assert!(common::measure::rms(&cl) > 1e-3, "the capture is silent");
     let probe_at = cl.iter().position(|x| x.abs() > 1e-3).expect("sound") + 4800;
     let probe = &cl[probe_at..probe_at + 512];
-    let tolerance = 1e-6; // jack_rec's 32-bit integer quantization
+    let tolerance = CAPTURE_TOLERANCE;
     let offset = (0..ol.len() - 512)
         .find(|&k| {
             ol[k..k + 512]
@@ -286,7 +259,7 @@ fn play_stops_cleanly_with_a_kept_recording_when_the_server_does_not_come_back()
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (l, _) = read_wav(&wav);
+    let (l, _) = read_capture(&wav);
     assert_eq!(l.len() as f64, end, "the render lasts until the end sample");
     assert!(common::measure::rms(&l) > 1e-3);
 }

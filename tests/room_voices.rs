@@ -107,16 +107,7 @@ fn temp(name: &str) -> PathBuf {
 fn loud_room() -> Vec<f32> {
     let path = temp("claps.wav");
     sox::claps(&path, "48000", "-2", "0.14666", "100");
-    let mut r = hound::WavReader::open(&path).unwrap();
-    match r.spec().sample_format {
-        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap()).collect(),
-        hound::SampleFormat::Int => {
-            let scale = (1u64 << (r.spec().bits_per_sample - 1)) as f32;
-            r.samples::<i32>()
-                .map(|s| s.unwrap() as f32 / scale)
-                .collect()
-        }
-    }
+    tapestry::analysis::read_wav(&path, Some(SR)).unwrap().0
 }
 
 /// Renders the two voices, with the room's commands from `room` when given.
@@ -174,6 +165,17 @@ fn band_centroid_hz(x: &[f32], (lo, hi): (f32, f32)) -> f32 {
     (num / den.max(1e-30)) as f32
 }
 
+/// How far the room moves the low and the high band (dB) against the same patch without it.
+fn band_shifts(what: &str, patch: &Patch, room: &[f32]) -> (f32, f32) {
+    let (base_low, base_high, _) = bands(&render_room(patch, None));
+    let out = render_room(patch, Some(room));
+    assert!(all_finite(&out), "{what}");
+    let (low, high, _) = bands(&out);
+    let (low, high) = (low - base_low, high - base_high);
+    eprintln!("{what}: low band {low:+.2} dB, high band {high:+.2} dB");
+    (low, high)
+}
+
 #[test]
 fn the_sox_room_reaches_only_the_selected_voices_band() {
     let room = loud_room();
@@ -181,55 +183,24 @@ fn the_sox_room_reaches_only_the_selected_voices_band() {
 
     // loudness_db +9 on the melody role: the pluck's band rises, the bass's band holds
     let melody = with_mapping("param = \"loudness_db\"\nrange = [0.0, 9.0]\nrole = \"melody\"");
-    let (base_low, base_high, _) = bands(&render_room(&melody, None));
-    let out = render_room(&melody, Some(&room));
-    assert!(all_finite(&out));
-    let (low, high, _) = bands(&out);
-    eprintln!(
-        "role = melody, loudness_db +9: low band {:+.2} dB, high band {:+.2} dB",
-        low - base_low,
-        high - base_high
-    );
+    let (low, high) = band_shifts("role = melody, loudness_db +9", &melody, &room);
+    assert!(high > 6.0, "the melody voice gets louder: {high:+.2} dB");
     assert!(
-        high - base_high > 6.0,
-        "the melody voice gets louder: {:+.2} dB",
-        high - base_high
-    );
-    assert!(
-        (low - base_low).abs() < 0.25,
-        "the bass voice is untouched: {:+.2} dB",
-        low - base_low
+        low.abs() < 0.25,
+        "the bass voice is untouched: {low:+.2} dB"
     );
 
     // the same offset on every voice (no selector) moves the low band too: the measure sees it
     let all = with_mapping("param = \"loudness_db\"\nrange = [0.0, 9.0]");
-    let (all_low, all_high, _) = bands(&render_room(&all, Some(&room)));
-    eprintln!(
-        "all voices, loudness_db +9: low band {:+.2} dB, high band {:+.2} dB",
-        all_low - base_low,
-        all_high - base_high
-    );
-    assert!(all_low - base_low > 6.0, "{:+.2} dB", all_low - base_low);
-    assert!(
-        all_high - base_high > 6.0,
-        "{:+.2} dB",
-        all_high - base_high
-    );
+    let (low, high) = band_shifts("all voices, loudness_db +9", &all, &room);
+    assert!(low > 6.0, "{low:+.2} dB");
+    assert!(high > 6.0, "{high:+.2} dB");
 
     // timbre = "bass": the other way round
     let bass = with_mapping("param = \"loudness_db\"\nrange = [0.0, 9.0]\ntimbre = \"bass\"");
-    let (b_low, b_high, _) = bands(&render_room(&bass, Some(&room)));
-    eprintln!(
-        "timbre = bass, loudness_db +9: low band {:+.2} dB, high band {:+.2} dB",
-        b_low - base_low,
-        b_high - base_high
-    );
-    assert!(b_low - base_low > 6.0, "{:+.2} dB", b_low - base_low);
-    assert!(
-        (b_high - base_high).abs() < 1.0,
-        "the pluck is untouched: {:+.2} dB",
-        b_high - base_high
-    );
+    let (low, high) = band_shifts("timbre = bass, loudness_db +9", &bass, &room);
+    assert!(low > 6.0, "{low:+.2} dB");
+    assert!(high.abs() < 1.0, "the pluck is untouched: {high:+.2} dB");
 }
 
 #[test]
