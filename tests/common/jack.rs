@@ -303,17 +303,8 @@ pub fn run_within(command: &mut Command, limit: Duration) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{:?}: {e}", command.get_program()));
-    let collect = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_string(&mut text);
-            }
-            text
-        })
-    };
-    let stdout = collect(child.stdout.take().map(|p| Box::new(p) as _));
-    let stderr = collect(child.stderr.take().map(|p| Box::new(p) as _));
+    let stdout = read_all(child.stdout.take().unwrap());
+    let stderr = read_all(child.stderr.take().unwrap());
     let status = child.wait_timeout(limit).unwrap();
     if status.is_none() {
         let _ = child.kill();
@@ -324,6 +315,15 @@ pub fn run_within(command: &mut Command, limit: Duration) -> Run {
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     }
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }
 
 /// Kills a helper process when the test ends, however it ends.
