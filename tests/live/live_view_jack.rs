@@ -3,9 +3,7 @@
 //! log lines instead. Needs `--features jack` and jackd2.
 #![cfg(feature = "jack")]
 
-mod common;
-
-use common::jack::JackServer;
+use crate::common::jack::JackServer;
 
 use std::io::Read;
 use std::path::Path;

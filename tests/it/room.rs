@@ -2,10 +2,8 @@
 //! mood with the patch's weight, its parameter offsets and tempo changes are audible, and all
 //! of it is deterministic for any block size and survives a recording round trip.
 
-mod common;
-
-use common::measure::*;
-use common::*;
+use crate::common::measure::*;
+use crate::common::*;
 use tapestry::control::{Command, MoodTarget, VoiceSelector};
 use tapestry::engine::config::Param;
 use tapestry::Patch;

@@ -4,10 +4,8 @@
 //! offline analysis of the same file says, within tolerance. Needs `--features jack`.
 #![cfg(feature = "jack")]
 
-mod common;
-
-use common::jack::{Helper, JackServer};
-use common::sox::{claps, sox};
+use crate::common::jack::{Helper, JackServer};
+use crate::common::sox::{claps, sox};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -8,9 +8,9 @@
 //! Needs `--features jack` and jackd2.
 #![cfg(feature = "jack")]
 
-mod common;
+use crate::common;
 
-use common::jack::JackServer;
+use crate::common::jack::JackServer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};

@@ -2,11 +2,9 @@
 //! NaN or infinity, a sample peak at or below -1 dBFS and an integrated loudness (ITU-R
 //! BS.1770) within ±1 LU of the patch's target.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::measure::*;
+use crate::common::measure::*;
 use tapestry::render::{render, RenderOptions};
 use tapestry::{Patch, Performance};
 

@@ -1,8 +1,6 @@
 //! Self-tests of the measurement tools the engine tests rely on, on synthetic signals.
 
-mod common;
-
-use common::measure::*;
+use crate::common::measure::*;
 use std::f32::consts::TAU;
 
 const SR: f32 = 48_000.0;

@@ -1,10 +1,8 @@
 //! Joins and leaves make no clicks: every timbre enters with its envelope and leaves with a
 //! fade, measured on the rendered audio around the join and the leave.
 
-mod common;
-
-use common::measure::*;
-use common::*;
+use crate::common::measure::*;
+use crate::common::*;
 
 const PATCH: &str = r#"
 version = 1

@@ -5,9 +5,9 @@
 //! jackd2.
 #![cfg(feature = "jack")]
 
-mod common;
+use crate::common;
 
-use common::jack::{number_after, read_capture, JackServer, CAPTURE_TOLERANCE};
+use crate::common::jack::{number_after, read_capture, JackServer, CAPTURE_TOLERANCE};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

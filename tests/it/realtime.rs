@@ -2,19 +2,14 @@
 //! `process` with messages in flight, and output that depends only on patch, performance
 //! and seed — never on the block size.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::thread;
 
-use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
-use common::*;
+use crate::common::*;
+use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count};
 use tapestry::control::{Command, MoodTarget, VoiceSelector};
 use tapestry::engine::config::{Param, Role, Timbre};
 use tapestry::Engine;
-
-#[global_allocator]
-static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 #[test]
 fn process_never_allocates_while_64_participants_join_leave_sing_and_change_mood() {

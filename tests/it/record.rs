@@ -3,14 +3,14 @@
 //! engine applied, written as a performance file, renders offline to identical audio, pitch
 //! bends and mod-wheel moves included.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tapestry::control::{Command, Expression, MoodTarget};
 use tapestry::record::{Recorder, RecorderThread};
 use tapestry::render::{render, RenderOptions};

@@ -3,25 +3,20 @@
 //! sweeps make no clicks, MIDI bytes and bad values reach (or are kept from) the audio, output
 //! stays block-size independent and the audio thread never allocates with bends in flight.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
-use common::measure::*;
-use common::*;
+use crate::common::measure::*;
+use crate::common::*;
+use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count};
 use rosc::{OscMessage, OscPacket, OscType};
 use tapestry::input::midi::{MidiParser, MidiRouter};
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::{Command, Engine, Expression, Notice, Patch, Performance, Refusal};
-
-#[global_allocator]
-static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 /// A clean bell held as a sine-like tone (sustain 1, no built-in vibrato, no tension so no
 /// drift), a filtered pad and a sequenced pluck; no reverb or leveler to blur measurements.

@@ -1,10 +1,8 @@
 //! Mood is audible: each core dimension, set high against low with everything else equal,
 //! changes the rendered audio by a clear margin, measured on the output.
 
-mod common;
-
-use common::measure::*;
-use common::*;
+use crate::common::measure::*;
+use crate::common::*;
 use tapestry::Patch;
 
 /// One held chord (C major) so harmony measurements have a fixed reference; the leveler is

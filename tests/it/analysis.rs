@@ -1,20 +1,15 @@
 //! Room analysis measured on real signals: generated here, and recorded with tools nobody here
 //! wrote (sox tones, noise bursts and clicks; espeak-ng speech).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count, AllocDisabler};
-use common::measure;
+use crate::common::measure;
+use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count};
 use tapestry::analysis::{
     analyze_samples, read_wav, Analyzer, Feature, FeatureFrame, LOUDNESS_FLOOR_LUFS,
 };
 use tapestry::rng::Rng;
-
-#[global_allocator]
-static ALLOCATOR: AllocDisabler = AllocDisabler;
 
 const SR: u32 = 48_000;
 

@@ -9,13 +9,13 @@
 //! and the Python senders' venv (scripts/test.sh makes it).
 #![cfg(feature = "jack")]
 
-mod common;
+use crate::common;
 
-use common::jack::{
+use crate::common::jack::{
     align, free_udp_port, number_after, read_capture, run_within, test_python, Alignment, Capture,
     Helper, JackServer, CAPTURE_TOLERANCE,
 };
-use common::measure::{dominant_pitch_hz, rms, spectral_centroid_hz};
+use crate::common::measure::{dominant_pitch_hz, rms, spectral_centroid_hz};
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

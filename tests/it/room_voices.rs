@@ -3,14 +3,12 @@
 //! selected voice's band of the rendered spectrum and leaves the other voice's band alone; a
 //! selected `room_param` survives a live recording and re-renders bit for bit.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use common::measure::*;
-use common::sox;
-use common::*;
+use crate::common::measure::*;
+use crate::common::sox;
+use crate::common::*;
 use rustfft::num_complex::Complex;
 use rustfft::FftPlanner;
 use tapestry::control::{Command, Timing, VoiceSelector};

@@ -2,12 +2,10 @@
 //! queue that refuses and counts, lock-free status, mood-driven section changes on bar lines,
 //! cues, and played notes harmonized to the communal chord unless the voice is free.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
-use common::measure::*;
-use common::*;
+use crate::common::measure::*;
+use crate::common::*;
 use tapestry::control::{Command, ControlError, Message, Notice, Refusal, Timing};
 use tapestry::{Engine, MoodTarget};
 

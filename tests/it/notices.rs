@@ -1,9 +1,7 @@
 //! Joins and leaves come back as notices at the sample they took effect, so a status view can
 //! keep the list of who is present.
 
-mod common;
-
-use common::{patch, SR};
+use crate::common::{patch, SR};
 use tapestry::{Command, Engine, Message, Notice, Timing};
 
 #[test]

@@ -3,13 +3,13 @@
 //! resampled) comes out measurably louder and denser with the loud room; a NaN-filled or
 //! clipped room never produces NaN; and a render with `--input` is deterministic.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::measure::*;
-use common::sox::{self, sox};
+use crate::common::measure::*;
+use crate::common::sox::{self, sox};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tapestry-room-{}", std::process::id()));

@@ -3,14 +3,12 @@
 //! garbage are counted while the music goes on), and a message lands on the sample its arrival
 //! maps to, inside the block rather than at its start.
 
-mod common;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::*;
+use crate::common::*;
 use rosc::{OscMessage, OscPacket, OscType};
 use tapestry::input::osc::{OscDecoder, OscServer, OscStats};
 use tapestry::input::SampleClock;

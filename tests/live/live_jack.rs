@@ -4,9 +4,9 @@
 //! to a constant latency offset found by alignment. Needs `--features jack` and jackd2.
 #![cfg(feature = "jack")]
 
-mod common;
+use crate::common;
 
-use common::jack::{align, number_after, read_capture, JackServer, CAPTURE_TOLERANCE};
+use crate::common::jack::{align, number_after, read_capture, JackServer, CAPTURE_TOLERANCE};
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

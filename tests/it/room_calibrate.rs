@@ -3,13 +3,13 @@
 //! and `tapestry analyze --suggest` fits the default mappings' ranges to a recording so that
 //! a quiet room drives the mood over its range. All rooms are made by sox.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::measure::*;
-use common::sox::{self, sox};
+use crate::common::measure::*;
+use crate::common::sox::{self, sox};
 use tapestry::control::{Command as EngineCommand, MoodTarget};
 use tapestry::Patch;
 
