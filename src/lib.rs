@@ -60,12 +60,14 @@ pub mod input;
 pub mod io;
 pub mod patch;
 pub mod performance;
+pub mod plot;
 pub mod record;
 pub mod render;
 pub mod rng;
 pub mod room;
 pub mod score;
 pub mod status_view;
+pub mod timeline;
 
 pub use control::{
     Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,

@@ -26,7 +26,7 @@
 //! confidence 0, no onsets, tempo and steadiness 0. Units and methods of every feature are
 //! documented in `docs/analysis.md`.
 
-mod loudness;
+pub(crate) mod loudness;
 mod onset;
 mod pitch;
 pub mod report;

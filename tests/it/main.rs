@@ -26,3 +26,4 @@ mod room;
 mod room_calibrate;
 mod room_input;
 mod room_voices;
+mod timeline;

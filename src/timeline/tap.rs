@@ -1,0 +1,137 @@
+//! Feeding a [`Timeline`] from a running engine: its notices, its journal of applied
+//! commands and the communal mood it publishes in its [`Status`](crate::Status).
+
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::Receiver;
+
+use super::Timeline;
+use crate::control::{Controller, Message, Timing};
+use crate::engine::{Applied, Engine, MAX_BLOCK_FRAMES, SCHEDULE_CAPACITY};
+use crate::patch::Patch;
+use crate::performance::Performance;
+use crate::render::RenderOptions;
+
+/// Capacity of the journal a tap opens: one `process` call applies at most the engine's
+/// schedule, so draining after every call loses nothing.
+pub const JOURNAL_CAPACITY: usize = SCHEDULE_CAPACITY + 1;
+
+/// Feeds a [`Timeline`] from an engine's control side. Call [`TimelineTap::after_process`]
+/// after every `Engine::process` (zero-length calls included) and end every block on
+/// [`TimelineTap::frames_before_next_mood`], so the mood is read at fixed positions.
+pub struct TimelineTap {
+    timeline: Timeline,
+    controller: Controller,
+    journal: Receiver<Applied>,
+}
+
+impl TimelineTap {
+    /// Opens the engine's journal (replacing any journal already open) and starts a
+    /// timeline of `piece` at the engine's position; takes over the controller's notices.
+    /// Allocates: call before rendering.
+    pub fn attach(piece: &str, engine: &mut Engine, controller: &Controller) -> Self {
+        let journal = engine.enable_journal(JOURNAL_CAPACITY);
+        let timeline = Timeline::new(piece, controller.names(), engine.config());
+        let mut tap = Self {
+            timeline,
+            controller: controller.clone(),
+            journal,
+        };
+        tap.after_process();
+        tap
+    }
+
+    /// How many of `wanted` frames the next `process` call may render, from the engine's
+    /// `position`, so that the block ends on the next mood point (at least 1).
+    pub fn frames_before_next_mood(&self, position: u64, wanted: usize) -> usize {
+        let next = self.timeline.next_mood_sample();
+        if next > position {
+            wanted.min((next - position).min(usize::MAX as u64) as usize)
+        } else {
+            wanted
+        }
+        .max(1)
+    }
+
+    /// Takes what the engine reported during the last `process` call, and the mood if a
+    /// point is due at (or was passed by) the engine's position.
+    pub fn after_process(&mut self) {
+        while let Some(notice) = self.controller.try_notice() {
+            self.timeline.observe(&notice);
+        }
+        while let Ok(applied) = self.journal.try_recv() {
+            self.timeline.observe_applied(&applied);
+        }
+        let status = self.controller.status();
+        let position = status.sample_position.load(Ordering::Relaxed);
+        if position >= self.timeline.next_mood_sample() {
+            let dims = self.timeline.dimensions().len();
+            let mut mood = [0.0f32; crate::engine::config::MAX_DIMS];
+            for (d, v) in mood.iter_mut().enumerate().take(dims) {
+                *v = status.mood(d);
+            }
+            self.timeline.observe_mood(position, &mood[..dims]);
+        }
+    }
+
+    /// The timeline so far.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
+    /// Ends the timeline at the engine's position, with its lost-notice counters.
+    pub fn finish(mut self) -> Timeline {
+        self.after_process();
+        let status = self.controller.status();
+        self.timeline.finish(
+            status.sample_position.load(Ordering::Relaxed),
+            status.dropped_notices.load(Ordering::Relaxed),
+            status.dropped_journal.load(Ordering::Relaxed),
+        );
+        self.timeline
+    }
+}
+
+/// Renders a performance into interleaved stereo samples, like
+/// [`render::render`](crate::render::render) (same engine, same audio for the same options)
+/// while a [`TimelineTap`] records what happened when. Blocks are split on the mood points.
+pub fn render_with_timeline(
+    patch: &Patch,
+    performance: &Performance,
+    options: &RenderOptions,
+) -> (Vec<f32>, Timeline) {
+    let seed = options.seed.or(performance.seed);
+    let (mut engine, controller) =
+        Engine::new(patch.config(options.sample_rate, seed), patch.names());
+    let mut tap = TimelineTap::attach(&patch.name, &mut engine, &controller);
+    let total = options
+        .duration_frames
+        .unwrap_or(performance.duration_frames);
+    let block = options.block_frames.clamp(1, MAX_BLOCK_FRAMES);
+    let mut out = vec![0.0f32; total as usize * 2];
+    let mut next = 0;
+    let mut done = 0u64;
+    while done < total {
+        let frames = tap.frames_before_next_mood(done, block.min((total - done) as usize));
+        let end = done + frames as u64;
+        // hand over everything due before this block ends; the engine lands each on its sample
+        while next < performance.commands.len() && performance.commands[next].sample < end {
+            let c = performance.commands[next];
+            let message = Message {
+                at: Timing::At(c.sample),
+                command: c.command,
+            };
+            if controller.send(message).is_err() {
+                // queue full: let the engine drain it with an empty block
+                engine.process(&mut []);
+                tap.after_process();
+                continue;
+            }
+            next += 1;
+        }
+        engine.process(&mut out[2 * done as usize..2 * end as usize]);
+        tap.after_process();
+        done = end;
+    }
+    (out, tap.finish())
+}
