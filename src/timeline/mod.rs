@@ -10,6 +10,40 @@
 //! ([`MOOD_RATE_HZ`] per second) at fixed positions of the engine's sample timeline; the
 //! renderer stops its blocks on those positions ([`TimelineTap::frames_before_next_mood`]),
 //! so the same render gives the same timeline whatever its block size.
+//!
+//! ## Wiring into a render
+//!
+//! The engine pass feeds the tap; the finished audio (after any master processing) feeds a
+//! [`PlotBuilder`](crate::plot::PlotBuilder):
+//!
+//! ```
+//! use tapestry::plot::PlotBuilder;
+//! use tapestry::timeline::TimelineTap;
+//! use tapestry::{Engine, Patch};
+//!
+//! let patch = Patch::load("patches/minimal.toml".as_ref()).unwrap();
+//! let (mut engine, controller) = Engine::new(patch.config(48_000, None), patch.names());
+//! let mut tap = TimelineTap::attach(&patch.name, &mut engine, &controller);
+//! controller.join(1, None).unwrap();
+//! let total = 48_000u64;
+//! let mut plot = PlotBuilder::new(total, 48_000, 1600)
+//!     .with_loudness_target(patch.loudness_target_lufs());
+//! let mut block = vec![0.0f32; 2 * 512];
+//! let mut done = 0;
+//! while done < total {
+//!     // end the block on the next mood point
+//!     let frames = tap.frames_before_next_mood(done, 512.min((total - done) as usize));
+//!     engine.process(&mut block[..2 * frames]);
+//!     tap.after_process();
+//!     plot.push_audio(&block[..2 * frames]);
+//!     done += frames as u64;
+//! }
+//! let timeline = tap.finish();
+//! let dir = std::env::temp_dir();
+//! timeline.write_json(&dir.join("tapestry-doc-timeline.json")).unwrap();
+//! plot.finish(&timeline, &dir.join("tapestry-doc-plot.png")).unwrap();
+//! assert_eq!(timeline.mood().samples.len(), 21);
+//! ```
 
 mod tap;
 
