@@ -68,7 +68,7 @@ pub mod score;
 pub mod status_view;
 
 pub use control::{
-    Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,
+    Command, ControlError, ControlLimits, Controller, Expression, Journal, Message, MoodTarget, Notice, ParticipantId,
     Refusal, Status, Timing, VoiceSelector,
 };
 pub use diagnostic::{Diagnostic, Diagnostics};
@@ -81,6 +81,7 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     const fn assert_sync<T: Sync>() {}
     assert_send::<Engine>();
+    assert_sync::<Engine>();
     assert_send::<Controller>();
     assert_sync::<Status>();
 };

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
-use crate::control::{Command, MoodTarget, Names};
+use crate::control::{Command, Journal, MoodTarget, Names};
 use crate::engine::config::Param;
 use crate::engine::Applied;
 
@@ -159,7 +157,7 @@ impl RecorderThread {
     /// Starts recording `journal` into `recorder`.
     pub fn spawn(
         mut recorder: Recorder,
-        journal: Receiver<Applied>,
+        journal: Journal,
         path: PathBuf,
     ) -> RecorderThread {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(RUNNING));
