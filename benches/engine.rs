@@ -250,10 +250,7 @@ fn control_flood(patch: &Patch, senders: usize) -> Flood {
     running.store(false, Ordering::Relaxed);
     let sent: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
     stalled.join().unwrap();
-    let refused = controller
-        .status()
-        .refused_messages
-        .load(Ordering::Relaxed);
+    let refused = controller.status().refused_messages.load(Ordering::Relaxed);
     times.sort_by(f64::total_cmp);
     let deadline = period.as_secs_f64();
     let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize] / deadline * 100.0;
@@ -295,7 +292,6 @@ fn main() {
                 1e9 / (ns * voices as f64 * SR as f64)
             );
         }
-
     }
     let patch = Patch::load(&root.join("patches/sleep-gathering.toml")).expect("flagship patch");
     if want('b') {
@@ -307,10 +303,11 @@ fn main() {
             assert_eq!(present, count as usize);
             println!("| {count} | {ns:.1} | {rtf:.1}x |");
         }
-
     }
     if want('c') {
-        println!("\n(c) shipped performances rendered offline (`tapestry render`, 512-frame blocks)\n");
+        println!(
+            "\n(c) shipped performances rendered offline (`tapestry render`, 512-frame blocks)\n"
+        );
         println!("| performance | length | render time | real-time factor |");
         println!("|---|---:|---:|---:|");
         let mut entries: Vec<_> = std::fs::read_dir(root.join("patches"))
@@ -341,7 +338,6 @@ fn main() {
                 secs / best
             );
         }
-
     }
     if want('d') {
         println!("\n(d) audio callback, 256-frame blocks (deadline 5.33 ms), whole engine\n");

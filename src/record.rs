@@ -155,11 +155,7 @@ const RUNNING: u64 = u64::MAX;
 
 impl RecorderThread {
     /// Starts recording `journal` into `recorder`.
-    pub fn spawn(
-        mut recorder: Recorder,
-        journal: Journal,
-        path: PathBuf,
-    ) -> RecorderThread {
+    pub fn spawn(mut recorder: Recorder, journal: Journal, path: PathBuf) -> RecorderThread {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(RUNNING));
         let stop_flag = stop.clone();
         let handle = thread::spawn(move || loop {

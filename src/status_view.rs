@@ -624,9 +624,8 @@ mod tests {
         assert_eq!(load.matches('█').count(), 3);
         let problems = line_with(&view, "problems");
         assert!(problems.contains("xruns 3  stream errors 1  dropped 4  refused 5"));
-        assert!(
-            line_with(&view, "OSC").ends_with("received 50  accepted 40  malformed 8  dropped 10  kernel drops 6")
-        );
+        assert!(line_with(&view, "OSC")
+            .ends_with("received 50  accepted 40  malformed 8  dropped 10  kernel drops 6"));
         assert!(line_with(&view, "MIDI")
             .ends_with("ports 2  received 100  routed 90  malformed 9  dropped 1"));
         assert!(line_with(&view, "PARTICIPANTS").ends_with("PARTICIPANTS 2"));

@@ -23,9 +23,13 @@ pub struct ControlLimits {
     /// source cannot keep the others waiting. The rest wait in their rings.
     pub drain_per_block: usize,
     /// Entries one source may keep in the engine's schedule at once, 16..=65 536 (default
-    /// 1024). The schedule holds `sources × schedule_share` entries, so one source filling its
-    /// share never takes room from another. A message past its source's share is refused
-    /// ([`Refusal::ScheduleFull`](crate::Refusal::ScheduleFull)).
+    /// 16 384). The schedule holds `sources × schedule_share` entries (about 48 bytes each,
+    /// reserved in `Engine::new`, touched only as it fills), so one source filling its share
+    /// never takes room from another. A message past its source's share is refused
+    /// ([`Refusal::ScheduleFull`](crate::Refusal::ScheduleFull)). The default lets an offline
+    /// render hand over, in one block of the largest size (8192 frames), every message the
+    /// engine could have applied live in that time (`apply_per_tick` per 32 samples), so the
+    /// recording of any live show re-renders with any block size.
     pub schedule_share: usize,
     /// How far ahead of the engine's position a message may be stamped, in seconds,
     /// 0.1..=3600 (default 10). A message stamped later is refused
@@ -48,7 +52,7 @@ impl Default for ControlLimits {
             sources: 16,
             ring_capacity: 1024,
             drain_per_block: 4096,
-            schedule_share: 1024,
+            schedule_share: 16_384,
             horizon_secs: 10.0,
             apply_per_tick: 64,
             notice_capacity: 1024,
@@ -97,8 +101,8 @@ pub mod osc {
     /// are stamped more than [`NEAR_SECS`] ahead (bundles with future time tags): 256. More
     /// are refused ("client's schedule share is full").
     pub const CLIENT_SCHEDULED: usize = 256;
-    /// Future-dated messages all clients together may have pending: 512, half of the OSC
-    /// source's share of the engine's schedule, so live messages always find room.
+    /// Future-dated messages all clients together may have pending: 512, a small part of the
+    /// OSC source's share of the engine's schedule, so live messages always find room.
     pub const SCHEDULED_TOTAL: usize = 512;
     /// A message due less than this far ahead of now counts as live, not future-dated.
     pub const NEAR_SECS: f64 = 0.25;
@@ -106,6 +110,10 @@ pub mod osc {
     pub const CLIENT_RATE_PER_SEC: f64 = 4000.0;
     /// Messages one client address may send at once above its rate (one bundle's worth).
     pub const CLIENT_BURST: f64 = 1000.0;
+    /// The server refuses messages stamped further ahead than the engine's horizon less this
+    /// (in seconds), so the engine, whose position may trail the clock by a block or two,
+    /// never has to.
+    pub const HORIZON_MARGIN_SECS: f64 = 1.0;
     /// Client addresses the server keeps budgets for: 256. Past it the least recently heard
     /// client without pending scheduled messages is forgotten; if every one has some, new
     /// addresses share one overflow budget.

@@ -375,7 +375,9 @@ impl Names {
 /// Locks a control-side mutex. A panic elsewhere while it was held leaves the ring itself
 /// consistent (its operations are single atomic publishes), so a poisoned lock is taken as is.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A free ring of the pool: its index (the engine's source number) and its producing end.

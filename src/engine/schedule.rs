@@ -66,7 +66,12 @@ impl Schedule {
 
     /// Adds a command for sample `at` from `source`, after everything already scheduled for
     /// the same sample; refused when that source's share is full.
-    pub(crate) fn insert(&mut self, at: u64, source: usize, command: Command) -> Result<(), Refusal> {
+    pub(crate) fn insert(
+        &mut self,
+        at: u64,
+        source: usize,
+        command: Command,
+    ) -> Result<(), Refusal> {
         let Some(count) = self.per_source.get_mut(source) else {
             return Err(Refusal::ScheduleFull);
         };
@@ -161,7 +166,11 @@ mod tests {
             s.insert(i, 0, cue(0)).unwrap();
             s.insert(i, 2, cue(0)).unwrap();
         }
-        assert_eq!(s.insert(0, 7, cue(0)), Err(Refusal::ScheduleFull), "no such source");
+        assert_eq!(
+            s.insert(0, 7, cue(0)),
+            Err(Refusal::ScheduleFull),
+            "no such source"
+        );
         assert_eq!((s.pending(1), s.len()), (16, 48));
         assert_eq!(s.heap.capacity(), capacity, "no reallocation");
         // taking one frees one place of its source

@@ -992,7 +992,10 @@ impl Server {
             if self.gate.subscribe(from, cookie, received) {
                 accepted += 1;
             } else {
-                let problem = Problem::new(DropKind::BadArguments, "/tapestry/subscribe: not this address's cookie");
+                let problem = Problem::new(
+                    DropKind::BadArguments,
+                    "/tapestry/subscribe: not this address's cookie",
+                );
                 self.stats.bad_arguments.fetch_add(1, Ordering::Relaxed);
                 outcome.problems.push(problem);
             }

@@ -7,9 +7,8 @@ use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::osc::{
-    ack, client, encode, replies, s, setup_with, subscribed_client, Audio,
-};
+use crate::common::SR;
+use crate::osc::{ack, client, encode, replies, s, setup_with, subscribed_client, Audio};
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
 use tapestry::control::limits::osc::CLIENT_SCHEDULED;
 use tapestry::input::osc::{OscOptions, OscServer};
@@ -55,11 +54,17 @@ fn a_client_flooding_the_future_is_refused_and_another_client_still_lands_and_is
     }
     let acks = replies(&flood, "/tapestry/ack", 6);
     assert!(
-        acks.iter().all(|a| a == &ack(0, 1500, "too far ahead 1500")),
+        acks.iter()
+            .all(|a| a == &ack(0, 1500, "too far ahead 1500")),
         "{acks:?}"
     );
     // within the horizon: the client keeps its own share, the rest is refused and says so
-    let near = bundle(Duration::from_secs(5), 1000, "/tapestry/leave", vec![Int(1)]);
+    let near = bundle(
+        Duration::from_secs(5),
+        1000,
+        "/tapestry/leave",
+        vec![Int(1)],
+    );
     flood.send(&near).unwrap();
     let refused = 1000 - CLIENT_SCHEDULED as i32;
     let expected = ack(
@@ -92,7 +97,10 @@ fn a_client_flooding_the_future_is_refused_and_another_client_still_lands_and_is
     audio.pump(SR as usize / 256);
     let heard = audio.energy - joined;
     println!("energy before the join {silent:.3e}, in the second after it {heard:.3e}");
-    assert!(heard > 1.0 && heard > 1e3 * silent.max(1e-9), "{heard} vs {silent}");
+    assert!(
+        heard > 1.0 && heard > 1e3 * silent.max(1e-9),
+        "{heard} vs {silent}"
+    );
     assert_eq!(status.dropped_messages.load(Ordering::Relaxed), 0);
     server.stop();
 }
@@ -117,7 +125,7 @@ fn addresses_that_have_not_proved_themselves_never_get_more_bytes_than_they_sent
     let stranger = client(&server);
     let status_query = encode("/tapestry/status", vec![]);
     let probes: Vec<Vec<u8>> = vec![
-        vec![],      // an empty datagram
+        vec![], // an empty datagram
         status_query.clone(),
         bundle(Duration::ZERO, 2, "/tapestry/status", vec![]),
         encode("/tapestry/join", vec![Int(1)]),
@@ -189,9 +197,7 @@ fn a_real_flood_on_loopback_counts_the_kernels_drops_exactly() {
     }
     std::thread::sleep(Duration::from_millis(200));
     // the kernel reports its count with the next datagram: the watcher's status query
-    watcher
-        .send(&encode("/tapestry/status", vec![]))
-        .unwrap();
+    watcher.send(&encode("/tapestry/status", vec![])).unwrap();
     let reply = replies(&watcher, "/tapestry/status", 1).remove(0);
     let after = server.stats().snapshot();
     let read = after.packets - before.packets;
@@ -202,7 +208,11 @@ fn a_real_flood_on_loopback_counts_the_kernels_drops_exactly() {
     );
     assert!(lost > 0, "the flood overflowed the buffer");
     assert_eq!(read + lost, SENT + 1, "every datagram is read or counted");
-    assert_eq!(reply[3], Int(after.kernel_drops as i32), "the status reply says so");
+    assert_eq!(
+        reply[3],
+        Int(after.kernel_drops as i32),
+        "the status reply says so"
+    );
     assert_eq!(
         after.unknown_address - before.unknown_address,
         200 * (read - 1)

@@ -248,8 +248,9 @@ fn process_never_allocates_with_every_source_busy_and_every_queue_overflowing() 
                 let mut sent = 0u64;
                 let mut i = 0u64;
                 while running.load(Ordering::Relaxed) {
+                    // each of its 8 participants in turn joins, leaves and gets moods
                     let id = (k as u32) * 8 + (i % 8) as u32 + 1;
-                    let command = match i % 4 {
+                    let command = match (i / 8) % 4 {
                         0 => Command::Join {
                             participant: id,
                             archetype: None,

@@ -22,13 +22,9 @@ use std::time::{Duration, Instant};
 
 use super::DropKind;
 use crate::control::limits::osc::{
-    CLIENT_BURST, CLIENT_RATE_PER_SEC, CLIENT_SCHEDULED, MAX_CLIENTS, MAX_SUBSCRIBERS, NEAR_SECS,
-    SCHEDULED_TOTAL, SUBSCRIPTION_SECS,
+    CLIENT_BURST, CLIENT_RATE_PER_SEC, CLIENT_SCHEDULED, HORIZON_MARGIN_SECS, MAX_CLIENTS,
+    MAX_SUBSCRIBERS, NEAR_SECS, SCHEDULED_TOTAL, SUBSCRIPTION_SECS,
 };
-
-/// The OSC server refuses messages stamped further ahead than the engine's horizon less this,
-/// so the engine (whose position may trail the clock by a block or two) never has to.
-pub const HORIZON_MARGIN_SECS: f64 = 1.0;
 
 /// One client address's budget.
 #[derive(Debug)]
@@ -260,7 +256,10 @@ mod tests {
             g.admit(addr(1), now + secs(8.0), now, t),
             Ok(Admitted { scheduled: true })
         );
-        assert_eq!(g.admit(addr(1), 0, now, t), Ok(Admitted { scheduled: false }));
+        assert_eq!(
+            g.admit(addr(1), 0, now, t),
+            Ok(Admitted { scheduled: false })
+        );
     }
 
     #[test]
@@ -348,8 +347,14 @@ mod tests {
         g.handed(addr(1001), now + secs(3.0), a, t);
         g.heard(addr(5000), t + Duration::from_secs(1));
         assert_eq!(g.clients.len(), MAX_CLIENTS);
-        assert!(!g.clients.contains_key(&addr(1000)), "the oldest idle one went");
-        assert!(g.clients.contains_key(&addr(1001)), "one with pending messages stays");
+        assert!(
+            !g.clients.contains_key(&addr(1000)),
+            "the oldest idle one went"
+        );
+        assert!(
+            g.clients.contains_key(&addr(1001)),
+            "one with pending messages stays"
+        );
     }
 
     #[test]
@@ -361,7 +366,11 @@ mod tests {
         let cookie = g.cookie(a);
         assert!(cookie >= 0);
         assert_ne!(cookie, g.cookie(b));
-        assert_ne!(cookie, Gate::new(SR, 10.0, t).cookie(a), "secret per server");
+        assert_ne!(
+            cookie,
+            Gate::new(SR, 10.0, t).cookie(a),
+            "secret per server"
+        );
         assert!(!g.subscribe(b, cookie, t), "another address's cookie");
         assert!(!g.subscribe(a, cookie ^ 1, t));
         assert!(g.subscribe(a, cookie, t));
