@@ -2,7 +2,7 @@
 //!
 //! This folder holds the only code the audio callback runs. [`Engine::new`] allocates
 //! everything up front; [`Engine::process`] and [`Engine::reset`] never allocate, free, lock,
-//! block, do I/O, log or panic. Messages arrive from [`Controller`](crate::Controller)s over
+//! block, do I/O, log or panic. Messages arrive from [`Controller`]s over
 //! single-producer rings, one per controller, drained round-robin with a budget per source
 //! and per block (a stalled producer only holds back its own unpublished message); status
 //! leaves through atomics, notices and the journal through single-producer rings the engine

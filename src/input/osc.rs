@@ -813,7 +813,7 @@ impl DropLog {
 #[derive(Clone, Copy, Debug)]
 pub struct OscOptions {
     /// Receive buffer asked of the kernel, in bytes (default
-    /// [`RECV_BUFFER_BYTES`](crate::control::limits::osc::RECV_BUFFER_BYTES)).
+    /// [`RECV_BUFFER_BYTES`]).
     pub recv_buffer_bytes: usize,
 }
 
