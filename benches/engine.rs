@@ -5,8 +5,11 @@
 //!     to stereo — in Tapestry's 8-lane kernel, and, for contrast, as one typed fundsp graph
 //!     per voice; (b) the real participant voices through `Engine::process`; (c) each shipped
 //!     performance rendered offline; (d) the audio callback's cost per 256-frame block
-//!     (median and 99.9th percentile of the deadline); (e) messages per second the control
-//!     pipeline carries into a real-time-paced engine.
+//!     (median and 99.9th percentile of the deadline); (e) the control pipeline under a flood
+//!     of senders while a producer is stalled mid-send: messages carried and applied per
+//!     second and the callback's time.
+//!
+//! `TAPESTRY_BENCH=e cargo bench --bench engine` runs only the tables named (here (e)).
 
 use std::hint::black_box;
 use std::path::Path;
@@ -170,56 +173,95 @@ fn callback_load(patch: &Patch, count: u32) -> (f64, f64) {
     (pct(0.5), pct(0.999))
 }
 
-/// Messages per second a sender thread gets through the controller into an engine that
-/// runs at real-time pace (256-frame blocks), and how many it had refused.
-fn message_throughput(patch: &Patch) -> (f64, u64) {
+/// What (e) measured for one run.
+struct Flood {
+    sent_per_sec: f64,
+    applied_per_sec: f64,
+    refused: u64,
+    median_pct: f64,
+    worst_pct: f64,
+}
+
+/// (e) `senders` threads, each with a controller (a ring) of its own, flood mood messages
+/// into an engine with 64 participants running at real-time pace (256-frame blocks), while
+/// one more producer stays parked in the middle of a send: messages carried and applied per
+/// second, and the callback's median and worst time in % of the deadline.
+fn control_flood(patch: &Patch, senders: usize) -> Flood {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let (mut engine, controller) = Engine::new(patch.config(SR as u32, None), patch.names());
+    for id in 1..=64 {
+        controller.join(id, None).unwrap();
+    }
     let running = Arc::new(AtomicBool::new(true));
-    let sender = {
-        let controller = controller.clone();
-        let running = running.clone();
+    let stalled = {
+        let (c, running) = (controller.clone(), running.clone());
         std::thread::spawn(move || {
-            let mut accepted = 0u64;
-            let mut i = 0u32;
-            while running.load(Ordering::Relaxed) {
-                let command = tapestry::Command::Mood {
-                    target: MoodTarget::Communal,
-                    dim: (i % 4) as u8,
-                    value: (i % 100) as f32 / 100.0,
-                    ramp_secs: 0.0,
-                };
-                if controller.command(command).is_ok() {
-                    accepted += 1;
-                } else {
-                    std::thread::yield_now();
+            let message = tapestry::Message {
+                at: tapestry::Timing::Immediate,
+                command: tapestry::Command::Cue { section: 0 },
+            };
+            let _ = c.send_stalling(message, || {
+                while running.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                i = i.wrapping_add(1);
-            }
-            accepted
+            });
         })
     };
+    let threads: Vec<_> = (0..senders)
+        .map(|k| {
+            let (controller, running) = (controller.clone(), running.clone());
+            std::thread::spawn(move || {
+                let mut sent = 0u64;
+                let mut i = k as u32;
+                while running.load(Ordering::Relaxed) {
+                    let command = tapestry::Command::Mood {
+                        target: MoodTarget::Participant(1 + i % 64),
+                        dim: (i % 4) as u8,
+                        value: (i % 100) as f32 / 100.0,
+                        ramp_secs: 0.0,
+                    };
+                    if controller.command(command).is_ok() {
+                        sent += 1;
+                    } else {
+                        std::thread::yield_now();
+                    }
+                    i = i.wrapping_add(1);
+                }
+                sent
+            })
+        })
+        .collect();
     let mut block = vec![0.0f32; 2 * 256];
     let period = Duration::from_secs_f64(256.0 / SR as f64);
+    let mut times = Vec::new();
     let start = Instant::now();
     let mut next = start;
     let secs = 2.0;
     while start.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
         engine.process(&mut block);
+        times.push(t.elapsed().as_secs_f64());
         next += period;
         if let Some(wait) = next.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
     }
-    running.store(false, std::sync::atomic::Ordering::Relaxed);
-    let accepted = sender.join().unwrap();
-    engine.process(&mut block);
-    let refused = controller
-        .status()
-        .refused_messages
-        .load(std::sync::atomic::Ordering::Relaxed);
-    (accepted as f64 / secs, refused)
+    running.store(false, Ordering::Relaxed);
+    let sent: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    stalled.join().unwrap();
+    let refused = controller.status().refused_messages.load(Ordering::Relaxed);
+    times.sort_by(f64::total_cmp);
+    let deadline = period.as_secs_f64();
+    let pct = |q: f64| times[((times.len() - 1) as f64 * q) as usize] / deadline * 100.0;
+    let (_, pending) = engine.scheduled(0);
+    Flood {
+        sent_per_sec: sent as f64 / secs,
+        applied_per_sec: sent.saturating_sub(refused + pending as u64) as f64 / secs,
+        refused,
+        median_pct: pct(0.5),
+        worst_pct: pct(1.0),
+    }
 }
 
 fn main() {
@@ -233,75 +275,95 @@ fn main() {
         })
         .unwrap_or_default();
     println!("Tapestry benchmarks — {cpu}, AVX2 kernel: {}\n", has_avx2());
-    println!(
-        "(a) reference voice: saw → resonant 2-pole low-pass → equal-power pan, summed to stereo\n"
-    );
-    println!("| voices | Tapestry 8-lane kernel ns/voice-sample | real-time factor | fundsp graph per voice ns/voice-sample |");
-    println!("|---:|---:|---:|---:|");
-    for voices in [16usize, 256, 1024] {
-        let ns = reference_kernel(voices);
-        let fundsp = fundsp_graph_per_voice(voices);
+    // TAPESTRY_BENCH=ce runs only tables (c) and (e)
+    let only = std::env::var("TAPESTRY_BENCH").ok();
+    let want = |table: char| only.as_ref().is_none_or(|o| o.contains(table));
+    if want('a') {
         println!(
-            "| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} |",
-            1e9 / (ns * voices as f64 * SR as f64)
+            "(a) reference voice: saw → resonant 2-pole low-pass → equal-power pan, summed to stereo\n"
         );
+        println!("| voices | Tapestry 8-lane kernel ns/voice-sample | real-time factor | fundsp graph per voice ns/voice-sample |");
+        println!("|---:|---:|---:|---:|");
+        for voices in [16usize, 256, 1024] {
+            let ns = reference_kernel(voices);
+            let fundsp = fundsp_graph_per_voice(voices);
+            println!(
+                "| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} |",
+                1e9 / (ns * voices as f64 * SR as f64)
+            );
+        }
     }
-
     let patch = Patch::load(&root.join("patches/sleep-gathering.toml")).expect("flagship patch");
-    println!("\n(b) participant voices (sleep-gathering archetypes, energy 0.8), whole engine incl. master bus\n");
-    println!("| participants | ns per participant-sample | real-time factor |");
-    println!("|---:|---:|---:|");
-    for count in [16u32, 64, 256] {
-        let (ns, rtf, present) = participants(&patch, count);
-        assert_eq!(present, count as usize);
-        println!("| {count} | {ns:.1} | {rtf:.1}x |");
+    if want('b') {
+        println!("\n(b) participant voices (sleep-gathering archetypes, energy 0.8), whole engine incl. master bus\n");
+        println!("| participants | ns per participant-sample | real-time factor |");
+        println!("|---:|---:|---:|");
+        for count in [16u32, 64, 256] {
+            let (ns, rtf, present) = participants(&patch, count);
+            assert_eq!(present, count as usize);
+            println!("| {count} | {ns:.1} | {rtf:.1}x |");
+        }
     }
-
-    println!("\n(c) shipped performances rendered offline (`tapestry render`, 512-frame blocks)\n");
-    println!("| performance | length | render time | real-time factor |");
-    println!("|---|---:|---:|---:|");
-    let mut entries: Vec<_> = std::fs::read_dir(root.join("patches"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
-    for path in entries {
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".toml") || name.ends_with(".performance.toml") {
-            continue;
-        }
-        let patch = Patch::load(&path).unwrap();
-        let perf_path = root
-            .join("patches")
-            .join(name.replace(".toml", ".performance.toml"));
-        let perf = Performance::load(&perf_path, &patch, SR as u32).unwrap();
-        let secs = perf.duration_frames as f64 / SR as f64;
-        let mut best = f64::INFINITY;
-        for _ in 0..2 {
-            let start = Instant::now();
-            black_box(render(&patch, &perf, &RenderOptions::default(), |_, _| {}));
-            best = best.min(start.elapsed().as_secs_f64());
-        }
+    if want('c') {
         println!(
-            "| {} | {secs:.0} s | {best:.2} s | {:.0}x |",
-            name.trim_end_matches(".toml"),
-            secs / best
+            "\n(c) shipped performances rendered offline (`tapestry render`, 512-frame blocks)\n"
         );
+        println!("| performance | length | render time | real-time factor |");
+        println!("|---|---:|---:|---:|");
+        let mut entries: Vec<_> = std::fs::read_dir(root.join("patches"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".toml") || name.ends_with(".performance.toml") {
+                continue;
+            }
+            let patch = Patch::load(&path).unwrap();
+            let perf_path = root
+                .join("patches")
+                .join(name.replace(".toml", ".performance.toml"));
+            let perf = Performance::load(&perf_path, &patch, SR as u32).unwrap();
+            let secs = perf.duration_frames as f64 / SR as f64;
+            let mut best = f64::INFINITY;
+            for _ in 0..2 {
+                let start = Instant::now();
+                black_box(render(&patch, &perf, &RenderOptions::default(), |_, _| {}));
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            println!(
+                "| {} | {secs:.0} s | {best:.2} s | {:.0}x |",
+                name.trim_end_matches(".toml"),
+                secs / best
+            );
+        }
     }
-
-    println!("\n(d) audio callback, 256-frame blocks (deadline 5.33 ms), whole engine\n");
-    println!("| participants | median % of deadline | 99.9th percentile % of deadline |");
-    println!("|---:|---:|---:|");
-    for count in [64u32, 256, 1024] {
-        let (median, p999) = callback_load(&patch, count);
-        println!("| {count} | {median:.1}% | {p999:.1}% |");
+    if want('d') {
+        println!("\n(d) audio callback, 256-frame blocks (deadline 5.33 ms), whole engine\n");
+        println!("| participants | median % of deadline | 99.9th percentile % of deadline |");
+        println!("|---:|---:|---:|");
+        for count in [64u32, 256, 1024] {
+            let (median, p999) = callback_load(&patch, count);
+            println!("| {count} | {median:.1}% | {p999:.1}% |");
+        }
     }
-    let (per_sec, refused) = message_throughput(&patch);
-    println!(
-        "\n(e) control pipeline: a sender thread into a real-time-paced engine (256-frame blocks):"
-    );
-    println!(
-        "{per_sec:.0} messages/s carried (queue of {} per block; {refused} refused by the engine)",
-        tapestry::engine::QUEUE_CAPACITY
-    );
+    if want('e') {
+        let limits = tapestry::ControlLimits::default();
+        println!(
+            "\n(e) control pipeline under a flood: sender threads (a ring each) into a real-time-paced engine\n\
+             with 64 participants (256-frame blocks), one more producer parked mid-send throughout;\n\
+             rings of {}, {} applied per 32-sample control period, schedule share {} per source\n",
+            limits.ring_capacity, limits.apply_per_tick, limits.schedule_share
+        );
+        println!("| senders | messages/s sent | applied/s | refused | callback median % of deadline | worst % |");
+        println!("|---:|---:|---:|---:|---:|---:|");
+        for senders in [1usize, 4] {
+            let f = control_flood(&patch, senders);
+            println!(
+                "| {senders} | {:.0} | {:.0} | {} | {:.1}% | {:.1}% |",
+                f.sent_per_sec, f.applied_per_sec, f.refused, f.median_pct, f.worst_pct
+            );
+        }
+    }
 }

@@ -29,8 +29,10 @@ fn main() {
         peak
     });
 
-    // the "game": players arrive, the room heats up, one leaves
+    // the "game": players arrive, the room heats up, one leaves. A clone gets a ring of its
+    // own, so the game's messages never wait behind another sender's.
     let game = controller.clone();
+    assert_ne!(game.source(), controller.source());
     for player in 1..=6 {
         game.join(player, None).expect("queue has room");
     }

@@ -8,15 +8,21 @@
 //! ## Threads
 //!
 //! ```text
-//!  control threads (CLI, MIDI, OSC, game logic …)          audio thread (cpal, host, renderer)
-//!  ┌────────────────────────┐  bounded crossbeam channel  ┌──────────────────────────────────┐
-//!  │ Controller (Send+Clone)│ ── Message{at, Command} ──▶ │ Engine::process(&mut [f32])      │
-//!  │  join / leave / mood / │     (try_send, Copy)        │  drain with try_recv → schedule  │
-//!  │  note / cue            │                             │  apply at exact sample offsets   │
-//!  │                        │ ◀── Notice (try_send) ───── │  voices (8 SIMD lanes each)      │
-//!  │ Status (atomics)       │ ◀── levels, section, mood ─ │  → reverb → leveler → limiter    │
-//!  └────────────────────────┘                             └──────────────────────────────────┘
+//!  control threads (CLI, MIDI, OSC, game logic …)            audio thread (cpal, host, renderer)
+//!  ┌─────────────────────────┐  one SPSC ring per controller ┌────────────────────────────────┐
+//!  │ Controller (Send+Clone) │ ─ Message{at, Command} ─────▶ │ Engine::process(&mut [f32])    │
+//!  │  each clone: own ring   │   (Copy; written, then        │  drain rings round-robin,      │
+//!  │  join / leave / mood /  │    published by one store)    │  budget per source and block   │
+//!  │  note / cue             │                               │  → schedule (heap, share per   │
+//!  │                         │ ◀── Notice ring ───────────── │    source, horizon)            │
+//!  │ Status (atomics)        │ ◀── levels, section, mood ─── │  apply ≤ 64 per 32 samples     │
+//!  └─────────────────────────┘                               │  voices → reverb → limiter     │
+//!                                                            └────────────────────────────────┘
 //! ```
+//!
+//! The audio thread never waits on another thread: a producer preempted (or stalled) in the
+//! middle of a send holds back only its own unpublished message, never the rings of others
+//! and never the audio thread. The bounds are [`ControlLimits`].
 //!
 //! ## Lifecycle
 //!
@@ -70,8 +76,8 @@ pub mod status_view;
 pub mod timeline;
 
 pub use control::{
-    Command, ControlError, Controller, Expression, Message, MoodTarget, Notice, ParticipantId,
-    Refusal, Status, Timing, VoiceSelector,
+    Command, ControlError, ControlLimits, Controller, Expression, Journal, Message, MoodTarget,
+    Notice, ParticipantId, Refusal, Status, Timing, VoiceSelector,
 };
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use engine::Engine;
@@ -83,6 +89,7 @@ const _: () = {
     const fn assert_send<T: Send>() {}
     const fn assert_sync<T: Sync>() {}
     assert_send::<Engine>();
+    assert_sync::<Engine>();
     assert_send::<Controller>();
     assert_sync::<Status>();
 };

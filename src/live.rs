@@ -110,7 +110,12 @@ pub fn play(args: PlayArgs) -> Result<()> {
         args.osc.and_then(
             |addr| match OscServer::spawn(addr, controller.clone(), clock.clone()) {
                 Ok(server) => {
-                    eprintln!("OSC on {}", server.local_addr());
+                    let buffer = server.stats().recv_buffer_bytes.load(Ordering::Relaxed);
+                    eprintln!(
+                        "OSC on {} (receive buffer {} KiB)",
+                        server.local_addr(),
+                        buffer / 1024
+                    );
                     Some(server)
                 }
                 Err(e) => {
@@ -578,6 +583,7 @@ impl ViewState {
                 accepted: o.accepted,
                 malformed: o.malformed,
                 dropped: o.dropped(),
+                kernel_drops: o.kernel_drops,
             }
         });
     }

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-
-use crate::control::{Command, MoodTarget, Names};
+use crate::control::{Command, Journal, MoodTarget, Names};
 use crate::engine::config::Param;
 use crate::engine::Applied;
 
@@ -157,11 +155,7 @@ const RUNNING: u64 = u64::MAX;
 
 impl RecorderThread {
     /// Starts recording `journal` into `recorder`.
-    pub fn spawn(
-        mut recorder: Recorder,
-        journal: Receiver<Applied>,
-        path: PathBuf,
-    ) -> RecorderThread {
+    pub fn spawn(mut recorder: Recorder, journal: Journal, path: PathBuf) -> RecorderThread {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(RUNNING));
         let stop_flag = stop.clone();
         let handle = thread::spawn(move || loop {

@@ -85,8 +85,10 @@ pub struct OscCounters {
     pub accepted: u64,
     /// Packets that did not decode.
     pub malformed: u64,
-    /// Messages dropped (malformed, unknown, undeliverable).
+    /// Messages dropped (malformed, unknown, refused by the client budgets, undeliverable).
     pub dropped: u64,
+    /// Datagrams the kernel dropped before the server read them (receive buffer full).
+    pub kernel_drops: u64,
 }
 
 /// The state of the audio output.
@@ -240,8 +242,8 @@ pub fn plain_line(s: &Snapshot) -> String {
     if let Some(o) = &s.osc {
         let _ = write!(
             inputs,
-            "  osc packets {} accepted {} dropped {}",
-            o.received, o.accepted, o.dropped
+            "  osc packets {} accepted {} dropped {} kernel drops {}",
+            o.received, o.accepted, o.dropped, o.kernel_drops
         );
     }
     let mood: Vec<String> = s
@@ -366,8 +368,8 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
     ));
     if let Some(o) = &s.osc {
         lines.push(format!(
-            "OSC       received {}  accepted {}  malformed {}  dropped {}",
-            o.received, o.accepted, o.malformed, o.dropped
+            "OSC       received {}  accepted {}  malformed {}  dropped {}  kernel drops {}",
+            o.received, o.accepted, o.malformed, o.dropped, o.kernel_drops
         ));
     }
     if let Some(m) = &s.midi {
@@ -570,6 +572,7 @@ mod tests {
                 accepted: 40,
                 malformed: 8,
                 dropped: 10,
+                kernel_drops: 6,
             }),
             ..Snapshot::default()
         }
@@ -621,9 +624,8 @@ mod tests {
         assert_eq!(load.matches('█').count(), 3);
         let problems = line_with(&view, "problems");
         assert!(problems.contains("xruns 3  stream errors 1  dropped 4  refused 5"));
-        assert!(
-            line_with(&view, "OSC").ends_with("received 50  accepted 40  malformed 8  dropped 10")
-        );
+        assert!(line_with(&view, "OSC")
+            .ends_with("received 50  accepted 40  malformed 8  dropped 10  kernel drops 6"));
         assert!(line_with(&view, "MIDI")
             .ends_with("ports 2  received 100  routed 90  malformed 9  dropped 1"));
         assert!(line_with(&view, "PARTICIPANTS").ends_with("PARTICIPANTS 2"));
@@ -714,7 +716,7 @@ mod tests {
         let line = plain_line(&snapshot());
         assert_eq!(
             line,
-            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0  osc packets 50 accepted 40 dropped 10  energy 0.75, tension 0.00"
+            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0  osc packets 50 accepted 40 dropped 10 kernel drops 6  energy 0.75, tension 0.00"
         );
     }
 

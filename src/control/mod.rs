@@ -1,13 +1,29 @@
 //! The control side: the [`Controller`] handle that any thread uses to drive an
 //! [`Engine`](crate::Engine), the small `Copy` messages it sends, and the lock-free
 //! [`Status`] the engine publishes back.
+//!
+//! # The hand-off
+//!
+//! Each controller posts into a single-producer ring of its own (rtrb), taken from a pool the
+//! engine allocates once ([`ControlLimits::sources`]); the audio thread drains the rings
+//! round-robin. A producer writes its slot and then publishes it with one atomic store, so a
+//! producer that is preempted (or stalled) mid-send leaves only its own unpublished message
+//! behind: the audio thread never waits for it, and never meets a slot claimed but not
+//! written, as it could in a shared multi-producer queue. Notices and the journal travel back
+//! the same way, with the engine as the single producer.
 
+pub mod limits;
+
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::TryRecvError;
+use rtrb::{Consumer, Producer, RingBuffer};
 
 use crate::engine::config::{Role, Timbre, MAX_DIMS};
+use crate::engine::Applied;
+pub use limits::ControlLimits;
 
 /// A participant's identity, chosen by whoever brings them in (MIDI channel, OSC id, performance).
 pub type ParticipantId = u32;
@@ -205,8 +221,11 @@ pub enum Refusal {
     /// Index out of the patch's range (archetype, dimension or section), or a value that
     /// is not a finite number.
     OutOfRange,
-    /// The engine's schedule of future messages is full.
+    /// The sender's share of the engine's schedule of future messages is full
+    /// ([`ControlLimits::schedule_share`]).
     ScheduleFull,
+    /// Stamped further ahead than the engine schedules ([`ControlLimits::horizon_secs`]).
+    TooFarAhead,
 }
 
 impl std::fmt::Display for Refusal {
@@ -218,7 +237,8 @@ impl std::fmt::Display for Refusal {
             Refusal::OutOfRange => {
                 "archetype, dimension or section index out of range, or a value not a number"
             }
-            Refusal::ScheduleFull => "the engine's schedule of future messages is full",
+            Refusal::ScheduleFull => "the sender's share of the engine's schedule is full",
+            Refusal::TooFarAhead => "stamped further ahead than the engine's scheduling horizon",
         })
     }
 }
@@ -265,7 +285,8 @@ pub enum Notice {
 /// Errors the [`Controller`] returns to its caller.
 #[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
 pub enum ControlError {
-    /// The queue to the audio thread is full; the message was dropped and counted.
+    /// This controller's ring to the audio thread is full; the message was dropped and
+    /// counted.
     #[error("the engine's message queue is full; message dropped")]
     QueueFull,
     /// The engine is gone.
@@ -284,7 +305,7 @@ pub struct Status {
     pub bar: AtomicU64,
     /// Participants present.
     pub participants: AtomicU32,
-    /// Messages the controller could not queue (queue full).
+    /// Messages a controller could not queue (its ring was full).
     pub dropped_messages: AtomicU64,
     /// Messages the engine refused (capacity, unknown participant, ...).
     pub refused_messages: AtomicU64,
@@ -351,43 +372,174 @@ impl Names {
     }
 }
 
-/// A cloneable, `Send` handle that drives an engine from any thread.
-///
-/// Every call is non-blocking: it posts one `Copy` message on a bounded queue, or returns
-/// [`ControlError::QueueFull`] (and counts it) if the audio thread has not caught up.
-#[derive(Clone)]
-pub struct Controller {
-    tx: Sender<Message>,
-    notices: Receiver<Notice>,
+/// Locks a control-side mutex. A panic elsewhere while it was held leaves the ring itself
+/// consistent (its operations are single atomic publishes), so a poisoned lock is taken as is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A free ring of the pool: its index (the engine's source number) and its producing end.
+struct FreeRing {
+    index: usize,
+    producer: Producer<Message>,
+}
+
+/// What every controller of one engine shares (control side only: the audio thread never
+/// touches these mutexes).
+struct Shared {
+    free: Mutex<Vec<FreeRing>>,
+    notices: Mutex<Consumer<Notice>>,
     status: Arc<Status>,
     names: Arc<Names>,
+    limits: ControlLimits,
+}
+
+/// One claimed ring, held by one controller (or by several once the pool is exhausted);
+/// returned to the pool when the last of them drops.
+struct Source {
+    index: usize,
+    producer: Mutex<Option<Producer<Message>>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        let producer = self
+            .producer
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(producer) = producer {
+            // what is still in the ring is delivered; the next owner's messages follow it
+            lock(&self.shared.free).push(FreeRing {
+                index: self.index,
+                producer,
+            });
+        }
+    }
+}
+
+/// The engine's ends of the hand-off, made by [`channels`].
+pub(crate) struct EngineEnds {
+    /// The consuming end of every ring, by source index.
+    pub sources: Vec<Consumer<Message>>,
+    /// The producing end of the notice ring.
+    pub notices: Producer<Notice>,
+}
+
+/// Allocates the ring pool and the notice ring for an engine with these (clamped) limits;
+/// returns the first controller (holding ring 0) and the engine's ends.
+pub(crate) fn channels(
+    limits: ControlLimits,
+    status: Arc<Status>,
+    names: Arc<Names>,
+) -> (Controller, EngineEnds) {
+    let mut free = Vec::with_capacity(limits.sources);
+    let mut consumers = Vec::with_capacity(limits.sources);
+    for index in 0..limits.sources {
+        let (producer, consumer) = RingBuffer::new(limits.ring_capacity);
+        free.push(FreeRing { index, producer });
+        consumers.push(consumer);
+    }
+    free.reverse(); // claimed from the end: ring 0 first
+    let first = free.pop().expect("at least one source");
+    let (notice_tx, notice_rx) = RingBuffer::new(limits.notice_capacity);
+    let shared = Arc::new(Shared {
+        free: Mutex::new(free),
+        notices: Mutex::new(notice_rx),
+        status,
+        names,
+        limits,
+    });
+    let controller = Controller::holding(first, shared);
+    let ends = EngineEnds {
+        sources: consumers,
+        notices: notice_tx,
+    };
+    (controller, ends)
+}
+
+/// A cloneable, `Send` handle that drives an engine from any thread.
+///
+/// Every call is non-blocking for the audio thread: it posts one `Copy` message into this
+/// controller's own ring, or returns [`ControlError::QueueFull`] (and counts it) if the audio
+/// thread has not caught up. Each clone claims a ring of its own from the engine's pool
+/// ([`ControlLimits::sources`]), so one busy or stalled sender never delays another's
+/// messages; once the pool is used up, clones share their parent's ring. Clones that share
+/// a ring serialize their sends on a control-side lock; the audio thread never takes it.
+pub struct Controller {
+    source: Arc<Source>,
+}
+
+impl Clone for Controller {
+    /// A controller with a ring of its own if one is free, else sharing this one's.
+    fn clone(&self) -> Self {
+        let shared = &self.source.shared;
+        let claimed = lock(&shared.free).pop();
+        match claimed {
+            Some(ring) => Controller::holding(ring, shared.clone()),
+            None => Controller {
+                source: self.source.clone(),
+            },
+        }
+    }
 }
 
 impl Controller {
-    pub(crate) fn new(
-        tx: Sender<Message>,
-        notices: Receiver<Notice>,
-        status: Arc<Status>,
-        names: Arc<Names>,
-    ) -> Self {
-        Self {
-            tx,
-            notices,
-            status,
-            names,
+    fn holding(ring: FreeRing, shared: Arc<Shared>) -> Controller {
+        Controller {
+            source: Arc::new(Source {
+                index: ring.index,
+                producer: Mutex::new(Some(ring.producer)),
+                shared,
+            }),
         }
     }
 
     /// Posts a message.
     pub fn send(&self, message: Message) -> Result<(), ControlError> {
-        match self.tx.try_send(message) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.status.dropped_messages.fetch_add(1, Ordering::Relaxed);
-                Err(ControlError::QueueFull)
-            }
-            Err(TrySendError::Disconnected(_)) => Err(ControlError::Disconnected),
+        self.post(message, || {})
+    }
+
+    /// Posts a message in two steps, calling `between` after its slot in the ring is claimed
+    /// and written and before it is published to the audio thread: lets a test stall a
+    /// producer exactly there and prove that the audio thread never waits for it.
+    #[doc(hidden)]
+    pub fn send_stalling(
+        &self,
+        message: Message,
+        between: impl FnOnce(),
+    ) -> Result<(), ControlError> {
+        self.post(message, between)
+    }
+
+    fn post(&self, message: Message, between: impl FnOnce()) -> Result<(), ControlError> {
+        let mut guard = lock(&self.source.producer);
+        let Some(producer) = guard.as_mut() else {
+            return Err(ControlError::Disconnected);
+        };
+        if producer.is_abandoned() {
+            return Err(ControlError::Disconnected);
         }
+        let Ok(mut chunk) = producer.write_chunk_uninit(1) else {
+            self.source
+                .shared
+                .status
+                .dropped_messages
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(ControlError::QueueFull);
+        };
+        let (first, _) = chunk.as_mut_slices();
+        let Some(slot) = first.first_mut() else {
+            return Err(ControlError::QueueFull); // rtrb never gives an empty chunk of 1
+        };
+        slot.write(message);
+        between();
+        // SAFETY: the chunk's only slot was initialized just above.
+        unsafe { chunk.commit_all() };
+        Ok(())
     }
 
     /// Posts a command to take effect at once.
@@ -423,7 +575,7 @@ impl Controller {
         value: f32,
         ramp_secs: f32,
     ) -> Result<(), ControlError> {
-        let dim = self.names.dim(dimension).unwrap_or(u8::MAX);
+        let dim = self.names().dim(dimension).unwrap_or(u8::MAX);
         self.command(Command::Mood {
             target,
             dim,
@@ -466,22 +618,70 @@ impl Controller {
 
     /// Cues a section by name at the next bar line.
     pub fn cue(&self, section: &str) -> Result<(), ControlError> {
-        let section = self.names.section(section).unwrap_or(u16::MAX);
+        let section = self.names().section(section).unwrap_or(u16::MAX);
         self.command(Command::Cue { section })
     }
 
-    /// Takes the next notice from the engine, if any.
+    /// Takes the next notice from the engine, if any. Notices are shared: whichever
+    /// controller asks first gets each one.
     pub fn try_notice(&self) -> Option<Notice> {
-        self.notices.try_recv().ok()
+        lock(&self.source.shared.notices).pop().ok()
     }
 
     /// The live status the engine publishes.
     pub fn status(&self) -> &Arc<Status> {
-        &self.status
+        &self.source.shared.status
     }
 
     /// Names of dimensions, archetypes and sections in the engine's patch.
     pub fn names(&self) -> &Names {
-        &self.names
+        &self.source.shared.names
+    }
+
+    /// The bounds of the engine's control path.
+    pub fn limits(&self) -> &ControlLimits {
+        &self.source.shared.limits
+    }
+
+    /// The number of the ring this controller posts into (0 for the engine's first
+    /// controller); the engine's per-source shares and budgets count by it.
+    pub fn source(&self) -> usize {
+        self.source.index
+    }
+}
+
+/// The receiving end of the engine's journal of applied commands
+/// ([`Engine::enable_journal`](crate::Engine::enable_journal)): one consumer, polled.
+pub struct Journal {
+    consumer: RefCell<Consumer<Applied>>,
+}
+
+impl Journal {
+    /// A journal ring of `capacity` entries: the engine's producing end and this.
+    pub(crate) fn new(capacity: usize) -> (Producer<Applied>, Journal) {
+        let (producer, consumer) = RingBuffer::new(capacity.max(1));
+        let journal = Journal {
+            consumer: RefCell::new(consumer),
+        };
+        (producer, journal)
+    }
+
+    /// The next applied command, if any; `Disconnected` once the engine is gone and
+    /// everything it journaled has been taken.
+    pub fn try_recv(&self) -> Result<Applied, TryRecvError> {
+        let mut consumer = self.consumer.borrow_mut();
+        match consumer.pop() {
+            Ok(applied) => Ok(applied),
+            Err(_) if consumer.is_abandoned() => {
+                // the engine may have pushed between the pop and the check
+                consumer.pop().map_err(|_| TryRecvError::Disconnected)
+            }
+            Err(_) => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Everything journaled so far.
+    pub fn try_iter(&self) -> impl Iterator<Item = Applied> + '_ {
+        std::iter::from_fn(|| self.try_recv().ok())
     }
 }

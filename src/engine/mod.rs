@@ -2,9 +2,11 @@
 //!
 //! This folder holds the only code the audio callback runs. [`Engine::new`] allocates
 //! everything up front; [`Engine::process`] and [`Engine::reset`] never allocate, free, lock,
-//! block, do I/O, log or panic. Messages arrive from [`Controller`](crate::Controller)s over a
-//! bounded crossbeam channel drained with `try_recv`; status leaves through atomics and a
-//! bounded notice channel fed with `try_send`.
+//! block, do I/O, log or panic. Messages arrive from [`Controller`]s over
+//! single-producer rings, one per controller, drained round-robin with a budget per source
+//! and per block (a stalled producer only holds back its own unpublished message); status
+//! leaves through atomics, notices and the journal through single-producer rings the engine
+//! fills. Nothing here ever spins on, or waits for, another thread.
 //!
 //! Timing: everything is computed on an absolute sample timeline. Control work (score, mood,
 //! envelopes) runs every [`CONTROL_PERIOD`] samples on that timeline and messages apply at
@@ -15,15 +17,18 @@ pub mod master;
 pub mod mood;
 pub mod participant;
 pub mod reverb;
+mod schedule;
 pub mod voice;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
+use rtrb::{Consumer, Producer};
 
+use crate::control::limits::DRAIN_ROUND;
 use crate::control::{
-    Command, Controller, Message, MoodTarget, Names, Notice, Refusal, Status, Timing, VoiceSelector,
+    channels, Command, ControlLimits, Controller, Journal, Message, MoodTarget, Names, Notice,
+    Refusal, Status, Timing, VoiceSelector,
 };
 use crate::rng::Rng;
 use crate::score::{darker, Chord, Scale};
@@ -31,6 +36,7 @@ use config::{Comparison, EngineConfig, Param, Role, Timbre, MAX_DIMS};
 use master::MasterBus;
 use mood::{evaluate_params, robust_center, MoodState};
 use participant::{coef, render_chunk, Participant, ScoreContext};
+use schedule::Schedule;
 use voice::{fold_lanes, LaneFrame, VoicePool, LANES};
 
 /// Samples between control ticks (score, envelopes, mood).
@@ -41,12 +47,6 @@ pub const VOICE_UPDATE_TICKS: u64 = 8;
 pub const MAX_SPAN: usize = 64;
 /// Most frames `process` accepts per call.
 pub const MAX_BLOCK_FRAMES: usize = 8192;
-/// Capacity of the message queue from controllers.
-pub const QUEUE_CAPACITY: usize = 4096;
-/// Capacity of the engine's schedule of future messages.
-pub const SCHEDULE_CAPACITY: usize = 8192;
-/// Capacity of the notice queue back to controllers.
-pub const NOTICE_CAPACITY: usize = 1024;
 /// Slowest tempo a `Command::Tempo` may set.
 pub const MIN_TEMPO_BPM: f32 = 20.0;
 /// Fastest tempo a `Command::Tempo` may set.
@@ -57,12 +57,20 @@ pub const MIN_SMOOTHING_SECS: f32 = 0.02;
 /// The engine: owns every voice, the score clock, mood and master bus.
 pub struct Engine {
     cfg: EngineConfig,
-    rx: Receiver<Message>,
-    notice_tx: Sender<Notice>,
+    limits: ControlLimits,
+    sources: Exclusive<Vec<Consumer<Message>>>,
+    next_source: usize,
+    horizon_samples: u64,
+    applied_this_tick: usize,
+    notice_tx: Exclusive<Producer<Notice>>,
     status: Arc<Status>,
-    schedule: Vec<(u64, u64, Command)>,
-    arrival: u64,
+    schedule: Schedule,
     participants: Vec<Participant>,
+    /// The id of each slot's participant while present (joined, not leaving): a compact
+    /// copy that lookups scan instead of the participants themselves.
+    present_ids: Vec<Option<u32>>,
+    /// Participants present per archetype, for balancing joins in O(archetypes²).
+    present_per_archetype: Vec<u32>,
     pool: VoicePool,
     present: usize,
     time: u64,
@@ -91,7 +99,7 @@ pub struct Engine {
     buf_l: [f32; MAX_SPAN],
     buf_r: [f32; MAX_SPAN],
     block_peak: (f32, f32),
-    journal_tx: Option<Sender<Applied>>,
+    journal_tx: Option<Exclusive<Producer<Applied>>>,
     /// The command being applied, as it will be journaled (None once refused).
     journal_entry: Option<Command>,
 }
@@ -107,12 +115,23 @@ pub struct Applied {
 }
 
 impl Engine {
-    /// Builds an engine and its first controller. Allocates; call off the audio thread.
+    /// Builds an engine and its first controller, with the default [`ControlLimits`].
+    /// Allocates; call off the audio thread.
     pub fn new(cfg: EngineConfig, names: Names) -> (Engine, Controller) {
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
-        let (notice_tx, notice_rx) = crossbeam_channel::bounded(NOTICE_CAPACITY);
+        Self::with_limits(cfg, names, ControlLimits::default())
+    }
+
+    /// Builds an engine and its first controller with these bounds of the control path
+    /// (clamped into their documented ranges). Allocates; call off the audio thread.
+    pub fn with_limits(
+        cfg: EngineConfig,
+        names: Names,
+        limits: ControlLimits,
+    ) -> (Engine, Controller) {
+        let limits = limits.clamped();
         let status = Arc::new(Status::default());
-        let controller = Controller::new(tx, notice_rx, status.clone(), Arc::new(names));
+        let (controller, ends) = channels(limits, status.clone(), Arc::new(names));
+        let horizon_samples = (limits.horizon_secs * cfg.sample_rate as f64) as u64;
         let conductor = MoodState::new(&cfg.dims);
         let first = cfg.archetypes[0];
         let participants = vec![Participant::empty(first, conductor); cfg.capacity];
@@ -125,12 +144,17 @@ impl Engine {
         }
         let mut engine = Engine {
             chord: cfg.sections[cfg.start_section as usize].chords[0],
-            rx,
-            notice_tx,
+            limits,
+            sources: Exclusive(ends.sources),
+            next_source: 0,
+            horizon_samples,
+            applied_this_tick: 0,
+            notice_tx: Exclusive(ends.notices),
             status,
-            schedule: Vec::with_capacity(SCHEDULE_CAPACITY),
-            arrival: 0,
+            schedule: Schedule::new(limits.sources, limits.schedule_share),
             scratch: Vec::with_capacity(cfg.capacity),
+            present_ids: vec![None; participants.len()],
+            present_per_archetype: vec![0; cfg.archetypes.len()],
             participants,
             pool: VoicePool::new(cfg.capacity + cfg.capacity / 4 + 8, cfg.seed),
             present: 0,
@@ -169,15 +193,25 @@ impl Engine {
     /// Starts a journal of every applied command (for session recording) and returns its
     /// receiving end; `capacity` bounds what may wait undrained (a full journal counts
     /// `Status::dropped_journal`). Allocates: call before moving the engine to the audio thread.
-    pub fn enable_journal(&mut self, capacity: usize) -> Receiver<Applied> {
-        let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
-        self.journal_tx = Some(tx);
-        rx
+    pub fn enable_journal(&mut self, capacity: usize) -> Journal {
+        let (tx, journal) = Journal::new(capacity);
+        self.journal_tx = Some(Exclusive(tx));
+        journal
     }
 
     /// The resolved configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// The bounds of the control path (clamped).
+    pub fn limits(&self) -> &ControlLimits {
+        &self.limits
+    }
+
+    /// Messages waiting in the schedule for their sample: from one source, and in all.
+    pub fn scheduled(&self, source: usize) -> (usize, usize) {
+        (self.schedule.pending(source), self.schedule.len())
     }
 
     /// Absolute sample position of the next sample `process` will produce.
@@ -195,6 +229,8 @@ impl Engine {
         }
         self.pool.reset();
         self.present = 0;
+        self.present_ids.fill(None);
+        self.present_per_archetype.fill(0);
         self.time = 0;
         self.conductor = conductor;
         self.room = conductor;
@@ -233,13 +269,16 @@ impl Engine {
         self.block_peak = (0.0, 0.0);
         let mut pos = 0;
         while pos < frames {
+            if self.time.is_multiple_of(CONTROL_PERIOD) {
+                self.applied_this_tick = 0;
+            }
             self.apply_due_messages();
             if self.time.is_multiple_of(CONTROL_PERIOD) {
                 self.control_tick();
             }
             let to_tick = CONTROL_PERIOD - self.time % CONTROL_PERIOD;
             let mut span = (frames - pos).min(to_tick as usize).min(MAX_SPAN);
-            if let Some(&(at, _, _)) = self.schedule.first() {
+            if let Some(at) = self.schedule.next_at() {
                 if at > self.time {
                     span = span.min((at - self.time) as usize);
                 }
@@ -271,47 +310,75 @@ impl Engine {
         self.block_peak = (pl, pr);
     }
 
-    /// Takes at most one queue's worth of messages per block, so a flooding sender cannot
-    /// make the audio thread's work unbounded; the rest wait for the next block.
+    /// Moves messages from the controllers' rings into the schedule: round-robin, at most
+    /// [`DRAIN_ROUND`] from each source per round, at most a ring's worth from one source and
+    /// `drain_per_block` in all, so a flooding sender can neither make this block's work
+    /// unbounded nor keep the others waiting. Each source's turn to go first rotates.
     fn drain_messages(&mut self) {
-        for _ in 0..QUEUE_CAPACITY {
-            let Ok(message) = self.rx.try_recv() else {
-                break;
-            };
-            let at = match message.at {
-                Timing::Immediate => self.time,
-                Timing::At(t) => t,
-            };
-            if self.schedule.len() >= self.schedule.capacity() {
-                self.refuse(message.command, Refusal::ScheduleFull);
-                continue;
+        let sources = self.sources.get_mut().len();
+        let budget = self.limits.drain_per_block;
+        let rounds = self.limits.ring_capacity.div_ceil(DRAIN_ROUND);
+        let mut total = 0;
+        for _ in 0..rounds {
+            let mut this_round = 0;
+            for k in 0..sources {
+                let source = (self.next_source + k) % sources;
+                let quota = DRAIN_ROUND.min(budget - total);
+                let mut taken = 0;
+                while taken < quota {
+                    let Ok(message) = self.sources.get_mut()[source].pop() else {
+                        break;
+                    };
+                    self.schedule_message(source, message);
+                    taken += 1;
+                }
+                total += taken;
+                this_round += taken;
+                if total >= budget {
+                    break;
+                }
             }
-            // keep the schedule sorted by time, then by arrival
-            let key = (at, self.arrival);
-            self.arrival += 1;
-            let index = self.schedule.partition_point(|&(t, a, _)| (t, a) < key);
-            self.schedule.insert(index, (at, key.1, message.command));
+            if this_round == 0 || total >= budget {
+                break;
+            }
+        }
+        self.next_source = (self.next_source + 1) % sources;
+    }
+
+    /// Puts one message in the schedule, or refuses it: stamped beyond the horizon, or its
+    /// source's share of the schedule full.
+    fn schedule_message(&mut self, source: usize, message: Message) {
+        let at = match message.at {
+            Timing::Immediate => self.time,
+            Timing::At(t) => t,
+        };
+        if at.saturating_sub(self.time) > self.horizon_samples {
+            return self.refuse(message.command, Refusal::TooFarAhead);
+        }
+        if let Err(reason) = self.schedule.insert(at, source, message.command) {
+            self.refuse(message.command, reason);
         }
     }
 
+    /// Applies the messages due now, at most `apply_per_tick` per control period; the rest
+    /// wait for the next period, in order.
     fn apply_due_messages(&mut self) {
-        let due = self.schedule.partition_point(|&(t, _, _)| t <= self.time);
-        for i in 0..due {
-            let command = self.schedule[i].2;
+        while self.applied_this_tick < self.limits.apply_per_tick {
+            let Some(command) = self.schedule.pop_due(self.time) else {
+                break;
+            };
+            self.applied_this_tick += 1;
             self.journal_entry = Some(command);
             self.apply(command);
-            if let (Some(tx), Some(entry)) = (&self.journal_tx, self.journal_entry) {
+            if let (Some(tx), Some(entry)) = (&mut self.journal_tx, self.journal_entry) {
                 let applied = Applied {
                     sample: self.time,
                     command: entry,
                 };
-                if tx.try_send(applied).is_err() {
+                if tx.get_mut().push(applied).is_err() {
                     self.status.dropped_journal.fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
-        if due > 0 {
-            self.schedule.drain(..due);
         }
     }
 
@@ -340,10 +407,9 @@ impl Engine {
         self.tempo_bpm
     }
 
+    /// The slot of a present participant (joined, not leaving).
     fn find(&self, id: u32) -> Option<usize> {
-        self.participants
-            .iter()
-            .position(|p| p.active && !p.leaving && p.id == id)
+        self.present_ids.iter().position(|&p| p == Some(id))
     }
 
     fn apply(&mut self, command: Command) {
@@ -356,6 +422,11 @@ impl Engine {
                 Some(i) => {
                     self.participants[i].leave(&mut self.pool);
                     self.present -= 1;
+                    self.present_ids[i] = None;
+                    let archetype = self.participants[i].archetype as usize;
+                    if let Some(n) = self.present_per_archetype.get_mut(archetype) {
+                        *n = n.saturating_sub(1);
+                    }
                     self.notify(Notice::Left {
                         participant,
                         at_sample: self.time,
@@ -465,17 +536,17 @@ impl Engine {
         if self.find(id).is_some() {
             return self.refuse(command, Refusal::AlreadyPresent);
         }
-        let archetype = match archetype {
-            Some(a) if (a as usize) < self.cfg.archetypes.len() => a,
-            Some(_) => return self.refuse(command, Refusal::OutOfRange),
-            None => self.balanced_archetype(id),
-        };
-        let Some(slot) = self.participants.iter().position(|p| !p.active) else {
-            return self.refuse(command, Refusal::CapacityReached);
-        };
+        if archetype.is_some_and(|a| a as usize >= self.cfg.archetypes.len()) {
+            return self.refuse(command, Refusal::OutOfRange);
+        }
+        // the cheap refusal first: a flood of joins at capacity costs little
         if self.present >= self.cfg.capacity {
             return self.refuse(command, Refusal::CapacityReached);
         }
+        let Some(slot) = self.participants.iter().position(|p| !p.active) else {
+            return self.refuse(command, Refusal::CapacityReached);
+        };
+        let archetype = archetype.unwrap_or_else(|| self.balanced_archetype(id));
         let cfg = self.cfg.archetypes[archetype as usize];
         let mut mood = MoodState::new(&self.cfg.dims);
         for d in 0..self.cfg.dims.len() {
@@ -492,6 +563,8 @@ impl Engine {
         );
         self.participants[slot].start(id, archetype, cfg, seed, mood, params, beat, sr);
         self.present += 1;
+        self.present_ids[slot] = Some(id);
+        self.present_per_archetype[archetype as usize] += 1;
         self.journal_entry = Some(Command::Join {
             participant: id,
             archetype: Some(archetype),
@@ -505,7 +578,9 @@ impl Engine {
     }
 
     /// The archetype whose role and register are least represented, ties broken by a hash
-    /// of the participant's id so the choice is deterministic.
+    /// of the participant's id so the choice is deterministic. Counts participants per
+    /// archetype (every participant of an archetype has its register), so the cost does not
+    /// grow with the number present.
     fn balanced_archetype(&self, id: u32) -> u16 {
         const ROLE_SHARE: [(Role, f32); 4] = [
             (Role::Bass, 0.15),
@@ -523,17 +598,13 @@ impl Engine {
                 .map_or(0.25, |s| s.1);
             let same_role_archetypes =
                 archetypes.iter().filter(|x| x.role == arch.role).count() as f32;
-            let mut same = 0.0;
+            let same = self.present_per_archetype[a] as f32;
             let mut near_register = 0.0;
             let centre = (arch.register_low as f32 + arch.register_high as f32) * 0.5;
-            for p in self.participants.iter().filter(|p| p.active && !p.leaving) {
-                if p.archetype as usize == a {
-                    same += 1.0;
-                }
-                let c = p.config();
+            for (c, present) in archetypes.iter().zip(&self.present_per_archetype) {
                 let pc = (c.register_low as f32 + c.register_high as f32) * 0.5;
                 if (pc - centre).abs() < 7.0 {
-                    near_register += 1.0;
+                    near_register += *present as f32;
                 }
             }
             let tie = Rng::derive(id as u64, a as u64).next_f32() * 0.01;
@@ -556,8 +627,8 @@ impl Engine {
         });
     }
 
-    fn notify(&self, notice: Notice) {
-        if self.notice_tx.try_send(notice).is_err() {
+    fn notify(&mut self, notice: Notice) {
+        if self.notice_tx.get_mut().push(notice).is_err() {
             self.status.dropped_notices.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -735,6 +806,23 @@ impl Engine {
         &self.status
     }
 }
+
+/// A value only ever reached through `&mut`: sharing `&Exclusive<T>` between threads gives
+/// access to nothing, so it is `Sync` whenever `T` is `Send` (the reasoning of the standard
+/// library's unstable `Exclusive` and of the `sync_wrapper` crate). The engine keeps its ring
+/// ends (single-producer, single-consumer, not `Sync`) in it and so stays `Sync` for hosts
+/// that park it in a shared cell, as `play` does to take it back from a dead stream.
+struct Exclusive<T>(T);
+
+impl<T> Exclusive<T> {
+    fn get_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+// SAFETY: `Exclusive` has no method taking `&self`; its contents are reached only through
+// `&mut Exclusive`, which is unique, so no two threads ever touch them at once.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
 
 /// Sets flush-to-zero and denormals-are-zero for the duration of a block (x86-64), so
 /// decaying tails never fall into slow denormal arithmetic, and restores the caller's mode.

@@ -4,9 +4,11 @@
 //! - [`OscDecoder`] is pure (no sockets): bytes and the instant they arrived in, messages and
 //!   counters out. Names (archetypes, dimensions, sections) are resolved here with the
 //!   patch's [`Names`], so the audio thread only sees indices.
-//! - [`OscServer`] owns a thread with a UDP socket: it decodes every datagram, posts the
-//!   messages through a [`Controller`] (never blocking), acknowledges every packet to its
-//!   sender and answers status queries.
+//! - [`OscServer`] owns a thread with a UDP socket: it decodes every datagram, keeps each
+//!   client address within its budgets ([`gate`]), posts the messages through a
+//!   [`Controller`] (never blocking), and answers — acks and status replies — only addresses
+//!   that proved themselves with the `/tapestry/hello` handshake; to anyone else it sends
+//!   nothing larger than what they sent. The kernel's drops on the socket are counted.
 //!
 //! Timing: a message outside a bundle applies at the sample its packet arrived at
 //! ([`SampleClock::sample_at`], which includes one block of safety offset); a bundle applies
@@ -17,14 +19,18 @@
 //! (`malformed`, the whole packet), messages to an address outside the address space
 //! (`unknown_address`), with the wrong number or types of arguments or values out of range
 //! (`bad_arguments`), naming an archetype, dimension or section the patch does not have
-//! (`unknown_name`), and messages the engine's queue had no room for (`undelivered`). A
+//! (`unknown_name`), messages refused by the client budgets (`too_far_ahead`, `over_rate`,
+//! `schedule_share`), and messages the engine's queue had no room for (`undelivered`). A
 //! message for a participant who is not present cannot be known here: the engine refuses it
 //! with a [`Notice::Refused`](crate::Notice::Refused) (reason `UnknownParticipant`) and
 //! counts it in [`Status::refused_messages`].
 
+pub mod gate;
+mod socket;
+
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,10 +39,13 @@ use std::time::{Duration, Instant};
 use rosc::{OscMessage, OscPacket, OscType};
 
 use super::SampleClock;
+use crate::control::limits::osc::RECV_BUFFER_BYTES;
 use crate::control::{
     Command, ControlError, Controller, Expression, Message, MoodTarget, Names, ParticipantId,
     Status, Timing,
 };
+use gate::Gate;
+use socket::{DropTotal, OscSocket};
 
 /// Where the server listens unless the performer asks otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
@@ -70,15 +79,24 @@ pub const EXPR: &str = "/tapestry/expr";
 pub const CUE: &str = "/tapestry/cue";
 /// Address of the status query (no arguments) and of its reply.
 pub const STATUS: &str = "/tapestry/status";
-/// Address of the acknowledgement sent after every packet: `i:accepted i:dropped`.
+/// Address of the acknowledgement sent to subscribers after every packet:
+/// `i:accepted i:dropped s:reasons`.
 pub const ACK: &str = "/tapestry/ack";
+/// Address of the handshake's first step, `h:nonce` (any 64-bit number; it makes the request
+/// as large as the reply), answered to the sender with `/tapestry/hello h:cookie`.
+pub const HELLO: &str = "/tapestry/hello";
+/// Address of the handshake's second step, `h:cookie` as the hello reply gave it: the
+/// sender gets acks and status replies from then on.
+pub const SUBSCRIBE: &str = "/tapestry/subscribe";
 
 /// Counters of the OSC input, by what happened; read from any thread.
 #[derive(Debug, Default)]
 pub struct OscStats {
     /// Datagrams received.
     pub packets: AtomicU64,
-    /// Messages decoded into a command (or a status query).
+    /// Messages decoded into a command or a request (status, hello, subscribe).
+    pub decoded: AtomicU64,
+    /// Messages handed to the engine, and requests answered or granted.
     pub accepted: AtomicU64,
     /// Packets that did not decode as OSC (dropped whole).
     pub malformed: AtomicU64,
@@ -88,9 +106,23 @@ pub struct OscStats {
     pub bad_arguments: AtomicU64,
     /// Messages naming an archetype, dimension or section the patch does not have.
     pub unknown_name: AtomicU64,
-    /// Accepted messages the engine's queue had no room for (or the engine was gone).
+    /// Messages stamped further ahead than the engine's scheduling horizon allows.
+    pub too_far_ahead: AtomicU64,
+    /// Messages over their client address's rate.
+    pub over_rate: AtomicU64,
+    /// Future-dated messages past their client's (or all clients') share of the schedule.
+    pub schedule_share: AtomicU64,
+    /// Decoded messages the engine's queue had no room for (or the engine was gone).
     pub undelivered: AtomicU64,
-    /// Replies (acks, status) that could not be sent.
+    /// Datagrams the kernel dropped because the socket's receive buffer was full (Linux;
+    /// reported with the next datagram that arrives).
+    pub kernel_drops: AtomicU64,
+    /// Receive buffer the kernel granted the socket, in bytes (0 if unknown).
+    pub recv_buffer_bytes: AtomicU64,
+    /// Requests (status, hello) left unanswered: the sender has not subscribed, or the
+    /// answer would be larger than the request.
+    pub unanswered: AtomicU64,
+    /// Replies (acks, status, hello) that could not be sent.
     pub reply_errors: AtomicU64,
 }
 
@@ -99,6 +131,8 @@ pub struct OscStats {
 pub struct OscCounts {
     /// See [`OscStats::packets`].
     pub packets: u64,
+    /// See [`OscStats::decoded`].
+    pub decoded: u64,
     /// See [`OscStats::accepted`].
     pub accepted: u64,
     /// See [`OscStats::malformed`].
@@ -109,8 +143,20 @@ pub struct OscCounts {
     pub bad_arguments: u64,
     /// See [`OscStats::unknown_name`].
     pub unknown_name: u64,
+    /// See [`OscStats::too_far_ahead`].
+    pub too_far_ahead: u64,
+    /// See [`OscStats::over_rate`].
+    pub over_rate: u64,
+    /// See [`OscStats::schedule_share`].
+    pub schedule_share: u64,
     /// See [`OscStats::undelivered`].
     pub undelivered: u64,
+    /// See [`OscStats::kernel_drops`].
+    pub kernel_drops: u64,
+    /// See [`OscStats::recv_buffer_bytes`].
+    pub recv_buffer_bytes: u64,
+    /// See [`OscStats::unanswered`].
+    pub unanswered: u64,
     /// See [`OscStats::reply_errors`].
     pub reply_errors: u64,
 }
@@ -121,12 +167,19 @@ impl OscStats {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         OscCounts {
             packets: r(&self.packets),
+            decoded: r(&self.decoded),
             accepted: r(&self.accepted),
             malformed: r(&self.malformed),
             unknown_address: r(&self.unknown_address),
             bad_arguments: r(&self.bad_arguments),
             unknown_name: r(&self.unknown_name),
+            too_far_ahead: r(&self.too_far_ahead),
+            over_rate: r(&self.over_rate),
+            schedule_share: r(&self.schedule_share),
             undelivered: r(&self.undelivered),
+            kernel_drops: r(&self.kernel_drops),
+            recv_buffer_bytes: r(&self.recv_buffer_bytes),
+            unanswered: r(&self.unanswered),
             reply_errors: r(&self.reply_errors),
         }
     }
@@ -137,19 +190,28 @@ impl OscStats {
             DropKind::UnknownAddress => &self.unknown_address,
             DropKind::BadArguments => &self.bad_arguments,
             DropKind::UnknownName => &self.unknown_name,
+            DropKind::TooFarAhead => &self.too_far_ahead,
+            DropKind::OverRate => &self.over_rate,
+            DropKind::ScheduleShare => &self.schedule_share,
             DropKind::Undelivered => &self.undelivered,
         }
     }
 }
 
 impl OscCounts {
-    /// Everything dropped, of every kind.
+    /// Everything the server dropped or refused, of every kind (not the kernel's drops).
     pub fn dropped(&self) -> u64 {
         self.malformed
             + self.unknown_address
             + self.bad_arguments
             + self.unknown_name
-            + self.undelivered
+            + self.refused()
+    }
+
+    /// Decoded messages refused: by the client budgets, or for want of room in the engine's
+    /// queue.
+    pub fn refused(&self) -> u64 {
+        self.too_far_ahead + self.over_rate + self.schedule_share + self.undelivered
     }
 }
 
@@ -164,16 +226,25 @@ pub enum DropKind {
     BadArguments,
     /// An archetype, dimension or section the patch does not have.
     UnknownName,
+    /// Stamped further ahead than the engine's scheduling horizon.
+    TooFarAhead,
+    /// Over the client address's message rate.
+    OverRate,
+    /// Future-dated, and the client's (or all clients') share of the schedule is full.
+    ScheduleShare,
     /// The engine's queue was full (or the engine was gone).
     Undelivered,
 }
 
 impl DropKind {
-    const ALL: [DropKind; 5] = [
+    const ALL: [DropKind; 8] = [
         DropKind::Malformed,
         DropKind::UnknownAddress,
         DropKind::BadArguments,
         DropKind::UnknownName,
+        DropKind::TooFarAhead,
+        DropKind::OverRate,
+        DropKind::ScheduleShare,
         DropKind::Undelivered,
     ];
 }
@@ -185,7 +256,10 @@ impl fmt::Display for DropKind {
             DropKind::UnknownAddress => "unknown address",
             DropKind::BadArguments => "bad arguments",
             DropKind::UnknownName => "unknown name",
-            DropKind::Undelivered => "undelivered",
+            DropKind::TooFarAhead => "too far ahead",
+            DropKind::OverRate => "over the client's rate",
+            DropKind::ScheduleShare => "schedule share full",
+            DropKind::Undelivered => "engine queue full",
         })
     }
 }
@@ -227,14 +301,21 @@ pub struct DecodeOutcome {
     pub messages: Vec<Message>,
     /// How many `/tapestry/status` queries the packet held.
     pub status_queries: u32,
+    /// The packet held a `/tapestry/hello`.
+    pub hello: bool,
+    /// The cookie of the packet's (last) `/tapestry/subscribe`.
+    pub subscribe: Option<i64>,
     /// Everything dropped from the packet (a malformed packet is one problem).
     pub problems: Vec<Problem>,
 }
 
 impl DecodeOutcome {
-    /// Messages accepted: commands plus status queries.
+    /// Messages decoded: commands plus requests.
     pub fn accepted(&self) -> usize {
-        self.messages.len() + self.status_queries as usize
+        self.messages.len()
+            + self.status_queries as usize
+            + self.hello as usize
+            + self.subscribe.is_some() as usize
     }
 }
 
@@ -242,6 +323,8 @@ impl DecodeOutcome {
 enum Parsed {
     Command(Command),
     StatusQuery,
+    Hello,
+    Subscribe(i64),
 }
 
 /// Decodes OSC packets into engine messages. Pure: no sockets, no clock reads of its own
@@ -266,6 +349,11 @@ impl OscDecoder {
     /// The counters this decoder adds to.
     pub fn stats(&self) -> &Arc<OscStats> {
         &self.stats
+    }
+
+    /// The names it resolves.
+    pub fn names(&self) -> &Names {
+        &self.names
     }
 
     /// Decodes one datagram received at `received`. Never panics; every problem is counted
@@ -301,20 +389,22 @@ impl OscDecoder {
 
     fn walk(&self, packet: &OscPacket, at: u64, received: Instant, outcome: &mut DecodeOutcome) {
         match packet {
-            OscPacket::Message(message) => match self.parse(message) {
-                Ok(Parsed::Command(command)) => {
-                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    outcome.messages.push(Message {
+            OscPacket::Message(message) => {
+                let parsed = self.parse(message);
+                if parsed.is_ok() {
+                    self.stats.decoded.fetch_add(1, Ordering::Relaxed);
+                }
+                match parsed {
+                    Ok(Parsed::Command(command)) => outcome.messages.push(Message {
                         at: Timing::At(at),
                         command,
-                    });
+                    }),
+                    Ok(Parsed::StatusQuery) => outcome.status_queries += 1,
+                    Ok(Parsed::Hello) => outcome.hello = true,
+                    Ok(Parsed::Subscribe(cookie)) => outcome.subscribe = Some(cookie),
+                    Err(problem) => self.reject(outcome, problem),
                 }
-                Ok(Parsed::StatusQuery) => {
-                    self.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    outcome.status_queries += 1;
-                }
-                Err(problem) => self.reject(outcome, problem),
-            },
+            }
             OscPacket::Bundle(bundle) => {
                 let tag = bundle.timetag;
                 let own = self
@@ -477,6 +567,18 @@ impl OscDecoder {
                     Err(bad("no arguments"))
                 }
             }
+            HELLO => {
+                return match args {
+                    [OscType::Long(_)] => Ok(Parsed::Hello),
+                    _ => Err(bad("h:nonce")),
+                }
+            }
+            SUBSCRIBE => {
+                return match args {
+                    [OscType::Long(cookie)] => Ok(Parsed::Subscribe(*cookie)),
+                    _ => Err(bad("h:cookie")),
+                }
+            }
             _ => return Err(Problem::new(DropKind::UnknownAddress, format!("{addr:?}"))),
         };
         Ok(Parsed::Command(command))
@@ -593,25 +695,41 @@ fn bundles_deeper_than(packet: &[u8], limit: usize) -> bool {
     nested(packet, 0, packet.len(), limit)
 }
 
-/// The acknowledgement sent after every packet.
-pub fn ack_message(accepted: u32, dropped: u32) -> OscMessage {
+/// The acknowledgement sent to a subscriber after every packet: messages of the packet
+/// handed to the engine (requests answered count too), messages dropped or refused, and why
+/// (`"too far ahead 3, schedule share full 9"`; empty when nothing was).
+pub fn ack_message(accepted: u32, dropped: u32, reasons: &str) -> OscMessage {
     OscMessage {
         addr: ACK.to_string(),
         args: vec![
             OscType::Int(accepted.min(i32::MAX as u32) as i32),
             OscType::Int(dropped.min(i32::MAX as u32) as i32),
+            OscType::String(reasons.to_string()),
         ],
     }
 }
 
-/// The reply to `/tapestry/status`: `i:participants i:section i:bar`, then for every mood
-/// dimension of the patch, in its order, `s:name f:communal_value`.
-pub fn status_message(status: &Status, names: &Names) -> OscMessage {
+/// The reply to `/tapestry/hello`: `h:cookie`, exactly as large as a hello carrying its
+/// `h:nonce`.
+pub fn hello_message(cookie: i64) -> OscMessage {
+    OscMessage {
+        addr: HELLO.to_string(),
+        args: vec![OscType::Long(cookie)],
+    }
+}
+
+/// The reply to `/tapestry/status`: `i:participants i:section i:bar i:lost i:dropped`, then
+/// for every mood dimension of the patch, in its order, `s:name f:communal_value`. `lost`
+/// counts the datagrams the kernel dropped (receive buffer full), `dropped` the messages the
+/// server dropped or refused.
+pub fn status_message(status: &Status, names: &Names, osc: &OscCounts) -> OscMessage {
     let int = |v: u64| OscType::Int(v.min(i32::MAX as u64) as i32);
     let mut args = vec![
         int(status.participants.load(Ordering::Relaxed) as u64),
         int(status.section.load(Ordering::Relaxed) as u64),
         int(status.bar.load(Ordering::Relaxed)),
+        int(osc.kernel_drops),
+        int(osc.dropped()),
     ];
     for (i, name) in names.dims.iter().enumerate() {
         args.push(OscType::String(name.clone()));
@@ -621,6 +739,18 @@ pub fn status_message(status: &Status, names: &Names) -> OscMessage {
         addr: STATUS.to_string(),
         args,
     }
+}
+
+/// Why a packet's messages were dropped, as "kind count" pairs.
+fn reasons(problems: &[Problem]) -> String {
+    DropKind::ALL
+        .iter()
+        .filter_map(|kind| {
+            let n = problems.iter().filter(|p| p.kind == *kind).count();
+            (n > 0).then(|| format!("{kind} {n}"))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Dropped input, logged to stderr at most once per [`LOG_INTERVAL`] with a count.
@@ -679,9 +809,25 @@ impl DropLog {
     }
 }
 
-/// An OSC server on its own thread: receives datagrams, posts their messages to the engine,
-/// acknowledges every packet and answers status queries. Stops when [`stop`](Self::stop)ped
-/// or dropped.
+/// Options of an [`OscServer`].
+#[derive(Clone, Copy, Debug)]
+pub struct OscOptions {
+    /// Receive buffer asked of the kernel, in bytes (default
+    /// [`RECV_BUFFER_BYTES`]).
+    pub recv_buffer_bytes: usize,
+}
+
+impl Default for OscOptions {
+    fn default() -> Self {
+        OscOptions {
+            recv_buffer_bytes: RECV_BUFFER_BYTES,
+        }
+    }
+}
+
+/// An OSC server on its own thread: receives datagrams, keeps each client address within
+/// its budgets, posts their messages to the engine, and answers subscribed addresses (acks,
+/// status) and hellos. Stops when [`stop`](Self::stop)ped or dropped.
 pub struct OscServer {
     local_addr: SocketAddr,
     stats: Arc<OscStats>,
@@ -697,19 +843,47 @@ impl OscServer {
         controller: Controller,
         clock: Arc<SampleClock>,
     ) -> io::Result<OscServer> {
-        let socket = UdpSocket::bind(addr)?;
-        socket.set_read_timeout(Some(READ_TIMEOUT))?;
-        socket.set_write_timeout(Some(Duration::from_millis(20)))?;
-        let local_addr = socket.local_addr()?;
+        Self::spawn_with(addr, controller, clock, OscOptions::default())
+    }
+
+    /// [`spawn`](Self::spawn) with options.
+    pub fn spawn_with(
+        addr: SocketAddr,
+        controller: Controller,
+        clock: Arc<SampleClock>,
+        options: OscOptions,
+    ) -> io::Result<OscServer> {
+        let socket = OscSocket::bind(addr, options.recv_buffer_bytes)?;
+        socket.udp().set_read_timeout(Some(READ_TIMEOUT))?;
+        socket
+            .udp()
+            .set_write_timeout(Some(Duration::from_millis(20)))?;
+        let local_addr = socket.udp().local_addr()?;
         let stats = Arc::new(OscStats::default());
+        let granted = socket.recv_buffer_bytes.unwrap_or(0) as u64;
+        stats.recv_buffer_bytes.store(granted, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
         let names = clone_names(controller.names());
+        let gate = Gate::new(
+            clock.sample_rate(),
+            controller.limits().horizon_secs,
+            Instant::now(),
+        );
         let decoder = OscDecoder::new(names, clock, stats.clone());
         let thread = {
-            let (stats, stop) = (stats.clone(), stop.clone());
+            let server = Server {
+                socket,
+                decoder,
+                controller,
+                gate,
+                stats: stats.clone(),
+                drops: DropTotal::default(),
+                log: DropLog::new(),
+            };
+            let stop = stop.clone();
             std::thread::Builder::new()
                 .name("tapestry-osc".into())
-                .spawn(move || serve(socket, decoder, controller, stats, stop))?
+                .spawn(move || server.run(&stop))?
         };
         Ok(OscServer {
             local_addr,
@@ -756,69 +930,171 @@ fn clone_names(names: &Names) -> Names {
     }
 }
 
-fn serve(
-    socket: UdpSocket,
-    mut decoder: OscDecoder,
+/// The server thread's state.
+struct Server {
+    socket: OscSocket,
+    decoder: OscDecoder,
     controller: Controller,
+    gate: Gate,
     stats: Arc<OscStats>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; MAX_PACKET_BYTES];
-    let mut log = DropLog::new();
-    let names = clone_names(controller.names());
-    let reply = |message: OscMessage, to: SocketAddr| {
-        let sent = rosc::encoder::encode(&OscPacket::Message(message))
-            .ok()
-            .and_then(|bytes| socket.send_to(&bytes, to).ok());
-        if sent.is_none() {
-            stats.reply_errors.fetch_add(1, Ordering::Relaxed);
-        }
-    };
-    while !stop.load(Ordering::Relaxed) {
-        // timeouts let the loop see `stop`; other errors (an ICMP "port unreachable" from an
-        // earlier reply, on some systems) concern one datagram, not the socket
-        let (len, from) = match socket.recv_from(&mut buf) {
-            Ok(datagram) => datagram,
-            Err(e) => {
-                if !matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) {
-                    std::thread::sleep(Duration::from_millis(1)); // never spin on an error
+    drops: DropTotal,
+    log: DropLog,
+}
+
+impl Server {
+    fn run(mut self, stop: &AtomicBool) {
+        let mut buf = vec![0u8; MAX_PACKET_BYTES];
+        while !stop.load(Ordering::Relaxed) {
+            // timeouts let the loop see `stop`; other errors (an ICMP "port unreachable" from
+            // an earlier reply, on some systems) concern one datagram, not the socket
+            match self.socket.recv(&mut buf) {
+                Ok(datagram) => {
+                    if let Some(counter) = datagram.kernel_drops {
+                        let total = self.drops.update(counter);
+                        self.stats.kernel_drops.store(total, Ordering::Relaxed);
+                    }
+                    self.packet(&buf[..datagram.len], datagram.from);
                 }
-                log.flush_if_due(Instant::now());
-                continue;
-            }
-        };
-        let received = Instant::now();
-        let mut outcome = decoder.decode(&buf[..len], received);
-        let mut accepted = outcome.status_queries;
-        for message in &outcome.messages {
-            match controller.send(*message) {
-                Ok(()) => accepted += 1,
                 Err(e) => {
-                    let detail = match e {
-                        ControlError::QueueFull => "the engine's queue is full",
-                        ControlError::Disconnected => "the engine is gone",
-                    };
-                    stats.undelivered.fetch_add(1, Ordering::Relaxed);
-                    outcome
-                        .problems
-                        .push(Problem::new(DropKind::Undelivered, detail));
+                    if !matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) {
+                        std::thread::sleep(Duration::from_millis(1)); // never spin on an error
+                    }
+                }
+            }
+            self.log.flush_if_due(Instant::now());
+        }
+        self.log.flush(Instant::now()); // what is still pending when the server stops
+    }
+
+    /// Decodes one datagram, hands what its sender's budgets allow to the engine, and
+    /// answers as the handshake allows.
+    fn packet(&mut self, packet: &[u8], from: SocketAddr) {
+        let received = Instant::now();
+        let mut outcome = self.decoder.decode(packet, received);
+        self.gate.heard(from, received);
+        let now_sample = self.decoder.clock.sample_at(received);
+        let mut accepted = outcome.status_queries;
+        for message in std::mem::take(&mut outcome.messages) {
+            match self.hand_over(from, message, now_sample, received) {
+                Ok(()) => accepted += 1,
+                Err(problem) => {
+                    self.stats
+                        .counter(problem.kind)
+                        .fetch_add(1, Ordering::Relaxed);
+                    outcome.problems.push(problem);
                 }
             }
         }
-        reply(ack_message(accepted, outcome.problems.len() as u32), from);
+        if let Some(cookie) = outcome.subscribe {
+            if self.gate.subscribe(from, cookie, received) {
+                accepted += 1;
+            } else {
+                let problem = Problem::new(
+                    DropKind::BadArguments,
+                    "/tapestry/subscribe: not this address's cookie",
+                );
+                self.stats.bad_arguments.fetch_add(1, Ordering::Relaxed);
+                outcome.problems.push(problem);
+            }
+        }
+        if outcome.hello {
+            // answered whatever the subscription, but never with more bytes than it carried
+            let reply = encode(hello_message(self.gate.cookie(from)));
+            match reply {
+                Some(bytes) if bytes.len() <= packet.len() => {
+                    accepted += 1;
+                    self.send(&bytes, from);
+                }
+                _ => {
+                    self.stats.unanswered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.stats
+            .accepted
+            .fetch_add(accepted as u64, Ordering::Relaxed);
+        self.reply(&outcome, accepted, from, received);
+        for problem in &outcome.problems {
+            self.log.add(from, problem);
+        }
+    }
+
+    /// Hands one decoded message to the engine if its sender's budgets allow.
+    fn hand_over(
+        &mut self,
+        from: SocketAddr,
+        message: Message,
+        now_sample: u64,
+        received: Instant,
+    ) -> Result<(), Problem> {
+        let at = match message.at {
+            Timing::At(t) => t,
+            Timing::Immediate => now_sample,
+        };
+        let admitted = self
+            .gate
+            .admit(from, at, now_sample, received)
+            .map_err(|kind| Problem::new(kind, refusal_detail(kind, at, now_sample)))?;
+        match self.controller.send(message) {
+            Ok(()) => {
+                self.gate.handed(from, at, admitted, received);
+                Ok(())
+            }
+            Err(e) => {
+                let detail = match e {
+                    ControlError::QueueFull => "the engine's queue is full",
+                    ControlError::Disconnected => "the engine is gone",
+                };
+                Err(Problem::new(DropKind::Undelivered, detail))
+            }
+        }
+    }
+
+    /// Acks (and status replies) go to subscribers only; to anyone else nothing.
+    fn reply(&mut self, outcome: &DecodeOutcome, accepted: u32, from: SocketAddr, now: Instant) {
+        if !self.gate.is_subscriber(from, now) {
+            if outcome.status_queries > 0 {
+                self.stats.unanswered.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        let dropped = outcome.problems.len() as u32;
+        if let Some(bytes) = encode(ack_message(accepted, dropped, &reasons(&outcome.problems))) {
+            self.send(&bytes, from);
+        }
         if outcome.status_queries > 0 {
             // once per packet, however many queries it holds
-            reply(status_message(controller.status(), &names), from);
+            let counts = self.stats.snapshot();
+            let status = status_message(self.controller.status(), self.decoder.names(), &counts);
+            if let Some(bytes) = encode(status) {
+                self.send(&bytes, from);
+            }
         }
-        for problem in &outcome.problems {
-            log.add(from, problem);
-        }
-        log.flush_if_due(Instant::now());
     }
-    log.flush(Instant::now()); // what is still pending when the server stops
+
+    fn send(&self, bytes: &[u8], to: SocketAddr) {
+        if self.socket.udp().send_to(bytes, to).is_err() {
+            self.stats.reply_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn encode(message: OscMessage) -> Option<Vec<u8>> {
+    rosc::encoder::encode(&OscPacket::Message(message)).ok()
+}
+
+/// What a budget refusal says in the log.
+fn refusal_detail(kind: DropKind, at: u64, now_sample: u64) -> String {
+    let ahead = at.saturating_sub(now_sample);
+    match kind {
+        DropKind::TooFarAhead => format!("stamped {ahead} samples ahead, past the horizon"),
+        DropKind::ScheduleShare => "too many future-dated messages pending".into(),
+        DropKind::OverRate => "over the client's message rate".into(),
+        _ => kind.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -984,8 +1260,28 @@ mod tests {
         assert_eq!((out.status_queries, out.messages.len()), (1, 0));
         let counts = f.decoder.stats().snapshot();
         assert_eq!(counts.packets, n + 1);
-        assert_eq!(counts.accepted, n + 1);
+        assert_eq!(counts.decoded, n + 1);
         assert_eq!(counts.dropped(), 0);
+    }
+
+    #[test]
+    fn the_handshake_decodes_with_64_bit_arguments_only() {
+        let mut f = fixture();
+        let out = decode_one(&mut f, msg(HELLO, vec![OscType::Long(-3)]));
+        assert!(out.hello && out.problems.is_empty());
+        let out = decode_one(&mut f, msg(SUBSCRIBE, vec![OscType::Long(99)]));
+        assert_eq!(out.subscribe, Some(99));
+        assert_eq!(out.accepted(), 1);
+        for bad in [
+            msg(HELLO, vec![]),
+            msg(HELLO, vec![OscType::Int(1)]), // smaller than the reply
+            msg(SUBSCRIBE, vec![OscType::Int(99)]),
+            msg(SUBSCRIBE, vec![OscType::Long(1), OscType::Long(2)]),
+        ] {
+            let out = decode_one(&mut f, bad.clone());
+            assert_eq!(out.problems[0].kind, DropKind::BadArguments, "{bad:?}");
+            assert!(!out.hello && out.subscribe.is_none());
+        }
     }
 
     #[test]
@@ -1054,7 +1350,7 @@ mod tests {
         assert_eq!(c.bad_arguments, bad_arguments.len() as u64);
         assert_eq!(c.unknown_name, unknown_names.len() as u64);
         assert_eq!(c.unknown_address, unknown_addresses.len() as u64);
-        assert_eq!((c.malformed, c.accepted), (0, 0));
+        assert_eq!((c.malformed, c.decoded), (0, 0));
     }
 
     fn bundle(tag: (u32, u32), content: Vec<OscPacket>) -> OscPacket {
@@ -1229,7 +1525,7 @@ mod tests {
         }
         let c = f.decoder.stats().snapshot();
         assert_eq!(c.packets, packets);
-        assert_eq!(c.accepted, accepted);
+        assert_eq!(c.decoded, accepted);
         assert_eq!(
             c.malformed + c.unknown_address + c.bad_arguments + c.unknown_name,
             problems
@@ -1245,23 +1541,44 @@ mod tests {
         status.section.store(1, Ordering::Relaxed);
         status.bar.store(17, Ordering::Relaxed);
         status.mood[0].store(0.75f32.to_bits(), Ordering::Relaxed);
-        let m = status_message(&status, &names());
+        let osc = OscCounts {
+            kernel_drops: 12,
+            malformed: 2,
+            too_far_ahead: 5,
+            ..OscCounts::default()
+        };
+        let m = status_message(&status, &names(), &osc);
         assert_eq!(m.addr, STATUS);
         assert_eq!(
-            m.args[..5],
+            m.args[..7],
             [
                 OscType::Int(3),
                 OscType::Int(1),
                 OscType::Int(17),
+                OscType::Int(12),
+                OscType::Int(7),
                 s("energy"),
                 OscType::Float(0.75)
             ]
         );
-        assert_eq!(m.args.len(), 3 + 2 * 3);
+        assert_eq!(m.args.len(), 5 + 2 * 3);
+        let problems = [
+            Problem::new(DropKind::TooFarAhead, "x"),
+            Problem::new(DropKind::Malformed, "x"),
+            Problem::new(DropKind::TooFarAhead, "x"),
+        ];
         assert_eq!(
-            ack_message(2, 1).args,
-            vec![OscType::Int(2), OscType::Int(1)]
+            ack_message(2, 3, &reasons(&problems)).args,
+            vec![
+                OscType::Int(2),
+                OscType::Int(3),
+                s("malformed 1, too far ahead 2")
+            ]
         );
+        // the hello reply is exactly as large as a hello carrying its nonce
+        let hello = bytes(&msg(HELLO, vec![OscType::Long(7)]));
+        let reply = encode(hello_message(i64::MAX)).unwrap();
+        assert_eq!(reply.len(), hello.len());
     }
 
     #[test]

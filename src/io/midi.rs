@@ -636,7 +636,7 @@ archetype = "lead"
 
     struct Fixture {
         engine: Engine,
-        journal: crossbeam_channel::Receiver<crate::engine::Applied>,
+        journal: crate::control::Journal,
         handler: PortHandler,
         router: Router,
         control: Sender<RouterControl>,

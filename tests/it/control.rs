@@ -116,7 +116,7 @@ fn a_full_queue_refuses_the_caller_and_counts_while_the_engine_never_waits() {
     let patch = patch_text(PATCH);
     let (mut engine, controller) = Engine::new(patch.config(SR, None), patch.names());
     let mut refused = 0;
-    for i in 0..(tapestry::engine::QUEUE_CAPACITY + 100) {
+    for i in 0..(controller.limits().ring_capacity + 100) {
         let m = Command::Mood {
             target: MoodTarget::Communal,
             dim: 0,

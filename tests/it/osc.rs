@@ -1,7 +1,7 @@
 //! OSC input from outside: a real UDP socket on loopback drives a running engine (joins, moods,
-//! notes take effect, every packet is acknowledged, status queries are answered, floods of
-//! garbage are counted while the music goes on), and a message lands on the sample its arrival
-//! maps to, inside the block rather than at its start.
+//! notes take effect, every packet of a subscribed client is acknowledged, status queries are
+//! answered, floods of garbage are counted while the music goes on), and a message lands on
+//! the sample its arrival maps to, inside the block rather than at its start.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
@@ -10,13 +10,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::*;
 use rosc::{OscMessage, OscPacket, OscType};
-use tapestry::input::osc::{OscDecoder, OscServer, OscStats};
+use tapestry::input::osc::{OscDecoder, OscOptions, OscServer, OscStats};
 use tapestry::input::SampleClock;
 use tapestry::{Controller, Engine};
 
 const BLOCK: usize = 256;
 
-fn encode(addr: &str, args: Vec<OscType>) -> Vec<u8> {
+pub fn encode(addr: &str, args: Vec<OscType>) -> Vec<u8> {
     rosc::encoder::encode(&OscPacket::Message(OscMessage {
         addr: addr.into(),
         args,
@@ -24,23 +24,23 @@ fn encode(addr: &str, args: Vec<OscType>) -> Vec<u8> {
     .unwrap()
 }
 
-fn s(v: &str) -> OscType {
+pub fn s(v: &str) -> OscType {
     OscType::String(v.into())
 }
 
 use OscType::{Float, Int};
 
 /// The audio side of the test: processes blocks and publishes the clock before each.
-struct Audio {
-    engine: Engine,
-    clock: Arc<SampleClock>,
-    block: Vec<f32>,
-    all_finite: bool,
-    energy: f64,
+pub struct Audio {
+    pub engine: Engine,
+    pub clock: Arc<SampleClock>,
+    pub block: Vec<f32>,
+    pub all_finite: bool,
+    pub energy: f64,
 }
 
 impl Audio {
-    fn pump(&mut self, blocks: usize) {
+    pub fn pump(&mut self, blocks: usize) {
         for _ in 0..blocks {
             self.clock
                 .publish(self.engine.sample_position(), Instant::now());
@@ -51,7 +51,7 @@ impl Audio {
     }
 
     /// Pumps until `done` holds (or panics after a few seconds of wall time).
-    fn until(&mut self, what: &str, mut done: impl FnMut(&mut Audio) -> bool) {
+    pub fn until(&mut self, what: &str, mut done: impl FnMut(&mut Audio) -> bool) {
         let start = Instant::now();
         while !done(self) {
             assert!(
@@ -64,7 +64,7 @@ impl Audio {
     }
 }
 
-fn replies(client: &UdpSocket, address: &str, count: usize) -> Vec<Vec<OscType>> {
+pub fn replies(client: &UdpSocket, address: &str, count: usize) -> Vec<Vec<OscType>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 65_536];
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -86,7 +86,8 @@ fn replies(client: &UdpSocket, address: &str, count: usize) -> Vec<Vec<OscType>>
     out
 }
 
-fn client(server: &OscServer) -> UdpSocket {
+/// A client socket connected to the server (no replies until it subscribes).
+pub fn client(server: &OscServer) -> UdpSocket {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -95,12 +96,43 @@ fn client(server: &OscServer) -> UdpSocket {
     socket
 }
 
+/// The handshake: hello with a nonce, the cookie back, subscribe with it; the subscribe's own
+/// ack comes back.
+pub fn subscribe(osc: &UdpSocket) {
+    osc.send(&encode("/tapestry/hello", vec![OscType::Long(0x5EED)]))
+        .unwrap();
+    let cookie = match replies(osc, "/tapestry/hello", 1).remove(0)[..] {
+        [OscType::Long(cookie)] => cookie,
+        ref other => panic!("hello reply {other:?}"),
+    };
+    osc.send(&encode("/tapestry/subscribe", vec![OscType::Long(cookie)]))
+        .unwrap();
+    assert_eq!(replies(osc, "/tapestry/ack", 1)[0], ack(1, 0, ""));
+}
+
+/// An ack's arguments.
+pub fn ack(accepted: i32, dropped: i32, reasons: &str) -> Vec<OscType> {
+    vec![Int(accepted), Int(dropped), s(reasons)]
+}
+
+/// A subscribed client.
+pub fn subscribed_client(server: &OscServer) -> UdpSocket {
+    let socket = client(server);
+    subscribe(&socket);
+    socket
+}
+
 fn setup() -> (Audio, Controller, OscServer) {
+    setup_with(OscOptions::default())
+}
+
+pub fn setup_with(options: OscOptions) -> (Audio, Controller, OscServer) {
     let patch = patch("minimal.toml");
     let (engine, controller) = Engine::new(patch.config(SR, None), patch.names());
     let clock = Arc::new(SampleClock::new(SR, BLOCK as u64));
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = OscServer::spawn(loopback, controller.clone(), clock.clone()).unwrap();
+    let server =
+        OscServer::spawn_with(loopback, controller.clone(), clock.clone(), options).unwrap();
     assert!(server.local_addr().ip().is_loopback());
     assert_ne!(server.local_addr().port(), 0);
     let audio = Audio {
@@ -129,7 +161,7 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     let (mut audio, controller, server) = setup();
     let status = controller.status().clone();
     let energy = controller.names().dim("energy").unwrap() as usize;
-    let osc = client(&server);
+    let osc = subscribed_client(&server);
 
     // participants join, the conductor raises the energy, someone plays
     let packets = [
@@ -147,7 +179,7 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
         osc.send(p).unwrap();
     }
     let acks = replies(&osc, "/tapestry/ack", packets.len());
-    assert!(acks.iter().all(|a| a == &vec![Int(1), Int(0)]), "{acks:?}");
+    assert!(acks.iter().all(|a| a == &ack(1, 0, "")), "{acks:?}");
     audio.until("three participants", |_| {
         status.participants.load(Ordering::Relaxed) == 3
     });
@@ -162,7 +194,8 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     assert!(matches!(reply[2], Int(bar) if bar > 0), "{reply:?}");
     let at = reply.iter().position(|a| a == &s("energy")).unwrap();
     assert!(matches!(reply[at + 1], Float(e) if e > 0.85), "{reply:?}");
-    assert_eq!(reply.len(), 3 + 2 * controller.names().dims.len());
+    assert_eq!(reply[3], Int(0), "no datagram lost in the kernel");
+    assert_eq!(reply.len(), 5 + 2 * controller.names().dims.len());
 
     // a flood of garbage from another socket: 20 000 packets of four kinds, sent in bursts
     // (so the kernel's receive buffer never overflows and every one reaches the server)
@@ -216,7 +249,7 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     let refused = status.refused_messages.load(Ordering::Relaxed);
     osc.send(&encode("/tapestry/leave", vec![Int(77)])).unwrap();
     let acks = replies(&osc, "/tapestry/ack", 3);
-    assert!(acks.iter().all(|a| a == &vec![Int(1), Int(0)]), "{acks:?}");
+    assert!(acks.iter().all(|a| a == &ack(1, 0, "")), "{acks:?}");
     audio.until("the leave and the mood", |_| {
         status.participants.load(Ordering::Relaxed) == 2 && status.mood(energy) < 0.2
     });

@@ -223,3 +223,86 @@ fn reset_reproduces_the_first_render() {
     let second = run(&mut engine);
     assert!(first == second);
 }
+
+#[test]
+fn process_never_allocates_with_every_source_busy_and_every_queue_overflowing() {
+    // every ring of the pool claimed (and two more controllers sharing one), each flooding
+    // live, future and far-future messages; notices and the journal never drained
+    let patch = patch("minimal.toml");
+    let (mut engine, controller) = Engine::new(patch.config(SR, None), patch.names());
+    let _journal = engine.enable_journal(64);
+    let sources = controller.limits().sources;
+    let senders: Vec<_> = (0..sources + 1).map(|_| controller.clone()).collect();
+    let mut claimed: Vec<usize> = senders.iter().map(|c| c.source()).collect();
+    claimed.push(controller.source());
+    claimed.sort();
+    claimed.dedup();
+    assert_eq!(claimed.len(), sources, "the pool is used up, then shared");
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let threads: Vec<_> = senders
+        .into_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let running = running.clone();
+            thread::spawn(move || {
+                let mut sent = 0u64;
+                let mut i = 0u64;
+                while running.load(Ordering::Relaxed) {
+                    // each of its 8 participants in turn joins, leaves and gets moods
+                    let id = (k as u32) * 8 + (i % 8) as u32 + 1;
+                    let command = match (i / 8) % 4 {
+                        0 => Command::Join {
+                            participant: id,
+                            archetype: None,
+                        },
+                        1 => Command::Leave { participant: id },
+                        _ => Command::Mood {
+                            target: MoodTarget::Participant(id),
+                            dim: 0,
+                            value: 0.5,
+                            ramp_secs: 0.1,
+                        },
+                    };
+                    let at = match i % 3 {
+                        0 => tapestry::Timing::Immediate,
+                        1 => tapestry::Timing::At(48_000 * (1 + i % 5)),
+                        _ => tapestry::Timing::At(u64::MAX / 2),
+                    };
+                    if c.send(tapestry::Message { at, command }).is_ok() {
+                        sent += 1;
+                    } else {
+                        thread::yield_now();
+                    }
+                    i += 1;
+                }
+                sent
+            })
+        })
+        .collect();
+    let mut block = vec![0.0f32; 2 * 256];
+    reset_violation_count();
+    for _ in 0..1500 {
+        assert_no_alloc(|| engine.process(&mut block));
+    }
+    for frames in [1usize, 333, 8192] {
+        let mut b = vec![0.0f32; 2 * frames];
+        assert_no_alloc(|| engine.process(&mut b));
+    }
+    running.store(false, Ordering::Relaxed);
+    let sent: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(violation_count(), 0, "process allocated or freed memory");
+    let status = controller.status();
+    let (refused, lost_notices, lost_journal) = (
+        status.refused_messages.load(Ordering::Relaxed),
+        status.dropped_notices.load(Ordering::Relaxed),
+        status.dropped_journal.load(Ordering::Relaxed),
+    );
+    println!(
+        "{sent} messages sent by {} producers; refused {refused}, notices lost {lost_notices}, \
+         journal entries lost {lost_journal}",
+        sources + 1
+    );
+    assert!(sent > 100_000, "the producers were busy: {sent}");
+    assert!(refused > 0 && lost_notices > 0 && lost_journal > 0);
+    assert!(block.iter().all(|x| x.is_finite()));
+}

@@ -276,7 +276,8 @@ fn external_osc_and_midi_senders_drive_a_live_show_captured_on_jack() {
     println!("{status}");
     assert_no_allocations(&log);
     assert!(status.contains("stream errors 0"), "{status}");
-    // every message arrived and was used: 8 notes on and off, 5 controller moves; 3 OSC packets from oscsend, 4 from python-osc
+    // every message arrived and was used: 8 notes on and off, 5 controller moves; 3 OSC
+    // packets from oscsend, 6 from python-osc (with its hello and subscribe, both answered)
     let counts = ["msgs", "routed", "malformed", "lost", "packets", "accepted"];
     let [msgs, routed, malformed, lost, packets, accepted] =
         counts.map(|k| number_after(status, k));
@@ -285,7 +286,11 @@ fn external_osc_and_midi_senders_drive_a_live_show_captured_on_jack() {
         (13.0, 13.0, 0.0, 0.0),
         "{status}"
     );
-    assert_eq!((packets, accepted), (7.0, 7.0), "{status}");
+    assert_eq!((packets, accepted), (9.0, 9.0), "{status}");
+    assert!(
+        sent.contains("python-osc acks [[1, 0, ''], [1, 0, '']]"),
+        "python-osc subscribed and its join was acknowledged: {sent}"
+    );
     let osc = &status[status.find("osc packets").unwrap()..];
     assert_eq!(number_after(osc, "dropped"), 0.0, "{status}");
 

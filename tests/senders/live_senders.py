@@ -63,6 +63,21 @@ def connect(source, dest):
                    for line in listing.splitlines())
 
 
+def osc_subscribe(osc):
+    """The reply handshake: hello with a 64-bit nonce, the cookie back, subscribe with it.
+    Returns the subscribe's ack arguments."""
+    hello = OscMessageBuilder("/tapestry/hello")
+    hello.add_arg(0x5EED, "h")
+    osc.send(hello.build())
+    reply = next(osc.get_messages(5.0))
+    if reply.address != "/tapestry/hello":
+        raise SystemExit(f"unexpected reply {reply.address} {reply.params}")
+    subscribe = OscMessageBuilder("/tapestry/subscribe")
+    subscribe.add_arg(reply.params[0], "h")
+    osc.send(subscribe.build())
+    return next(osc.get_messages(5.0)).params
+
+
 def oscsend(port, address, types, *args):
     subprocess.run(["oscsend", "127.0.0.1", str(port), address, types, *map(str, args)], check=True)
 
@@ -94,7 +109,12 @@ def show(osc_port, midi_dest):
     at(5.6, "midi note off 57", lambda: note_off(57))
     # joins through both OSC clients
     at(6.0, "oscsend join 1 pad", lambda: oscsend(osc_port, "/tapestry/join", "is", 1, "pad"))
+    # python-osc also asks for replies: the handshake, then the join is acknowledged
+    acks = []
+    at(6.1, "python-osc hello and subscribe", lambda: acks.append(osc_subscribe(osc)))
     at(6.3, "python-osc join 2 pluck", lambda: osc.send_message("/tapestry/join", [2, "pluck"]))
+    at(6.4, "python-osc reads the join's ack",
+       lambda: acks.append(next(osc.get_messages(5.0)).params))
     # the room heats up and brightens
     at(8.5, "python-osc mood 0 energy 1.0",
        lambda: osc.send_message("/tapestry/mood", [0, "energy", 1.0]))
@@ -105,6 +125,7 @@ def show(osc_port, midi_dest):
     at(10.5, "python-osc leave 2 and 9", lambda: (osc.send_message("/tapestry/leave", [2]),
                                                   osc.send_message("/tapestry/leave", [9])))
     midi.close()
+    print(f"python-osc acks {acks}", flush=True)
 
 
 def osc_garbage(rng):
