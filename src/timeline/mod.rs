@@ -56,7 +56,7 @@ use crate::control::{Command, MoodTarget, Names, Notice, Refusal};
 use crate::engine::config::EngineConfig;
 use crate::engine::Applied;
 
-pub use tap::{render_with_timeline, TimelineTap, JOURNAL_CAPACITY};
+pub use tap::{render_with_timeline, TimelineTap};
 
 /// Format version of the timeline JSON.
 pub const TIMELINE_VERSION: u32 = 1;
@@ -546,6 +546,7 @@ fn refusal_name(reason: Refusal) -> &'static str {
         Refusal::UnknownParticipant => "unknown_participant",
         Refusal::OutOfRange => "out_of_range",
         Refusal::ScheduleFull => "schedule_full",
+        Refusal::TooFarAhead => "too_far_ahead",
     }
 }
 

@@ -3,18 +3,19 @@
 
 use std::sync::atomic::Ordering;
 
-use crossbeam_channel::Receiver;
-
 use super::Timeline;
-use crate::control::{Controller, Message, Timing};
-use crate::engine::{Applied, Engine, MAX_BLOCK_FRAMES, SCHEDULE_CAPACITY};
+use crate::control::{Controller, Journal, Message, Timing};
+use crate::engine::{Engine, CONTROL_PERIOD, MAX_BLOCK_FRAMES};
 use crate::patch::Patch;
 use crate::performance::Performance;
 use crate::render::RenderOptions;
 
-/// Capacity of the journal a tap opens: one `process` call applies at most the engine's
-/// schedule, so draining after every call loses nothing.
-pub const JOURNAL_CAPACITY: usize = SCHEDULE_CAPACITY + 1;
+/// Capacity of the journal a tap opens: one `process` call of at most [`MAX_BLOCK_FRAMES`]
+/// applies at most `apply_per_tick` commands per control period, so draining after every
+/// call loses nothing.
+fn journal_capacity(engine: &Engine) -> usize {
+    engine.limits().apply_per_tick * MAX_BLOCK_FRAMES.div_ceil(CONTROL_PERIOD as usize) + 1
+}
 
 /// Feeds a [`Timeline`] from an engine's control side. Call [`TimelineTap::after_process`]
 /// after every `Engine::process` (zero-length calls included) and end every block on
@@ -22,7 +23,7 @@ pub const JOURNAL_CAPACITY: usize = SCHEDULE_CAPACITY + 1;
 pub struct TimelineTap {
     timeline: Timeline,
     controller: Controller,
-    journal: Receiver<Applied>,
+    journal: Journal,
 }
 
 impl TimelineTap {
@@ -30,7 +31,7 @@ impl TimelineTap {
     /// timeline of `piece` at the engine's position; takes over the controller's notices.
     /// Allocates: call before rendering.
     pub fn attach(piece: &str, engine: &mut Engine, controller: &Controller) -> Self {
-        let journal = engine.enable_journal(JOURNAL_CAPACITY);
+        let journal = engine.enable_journal(journal_capacity(engine));
         let timeline = Timeline::new(piece, controller.names(), engine.config());
         let mut tap = Self {
             timeline,
