@@ -7,7 +7,8 @@ use std::process::Command;
 use crate::common::measure;
 use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count};
 use tapestry::analysis::{
-    analyze_samples, read_wav, Analyzer, Feature, FeatureFrame, LOUDNESS_FLOOR_LUFS,
+    analyze_samples, read_wav, Analyzer, Feature, FeatureFrame, WavStream, LOUDNESS_FLOOR_LUFS,
+    MAX_CHANNELS,
 };
 use tapestry::rng::Rng;
 
@@ -928,6 +929,176 @@ fn read_wav_reports_missing_and_invalid_files() {
     write_wav(&ok, 48_000, 1, true, &[0.0; 100]);
     assert!(read_wav(&ok, Some(0)).is_err());
     assert_eq!(read_wav(&ok, None).unwrap().0.len(), 100);
+}
+
+/// A WAV of `frames` frames (a chirp on channel 0, seeded noise on the others) in the given
+/// format; returns the samples as a reader decodes them (-1..1).
+fn write_format(path: &Path, rate: u32, channels: u16, bits: u16, frames: usize) -> Vec<f32> {
+    let float = bits == 32;
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
+    let full_scale = (1i64 << (bits - 1)) as f64;
+    let mut rng = Rng::new(u64::from(bits) + u64::from(channels));
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut decoded = Vec::new();
+    for i in 0..frames {
+        let t = i as f32 / rate as f32;
+        for c in 0..channels {
+            let x = if c == 0 {
+                0.6 * (std::f32::consts::TAU * (200.0 + 900.0 * t) * t).sin()
+            } else {
+                0.3 * (rng.next_f32() * 2.0 - 1.0)
+            };
+            if float {
+                w.write_sample(x).unwrap();
+                decoded.push(x);
+            } else {
+                let v = (f64::from(x) * (full_scale - 1.0)).round() as i32;
+                w.write_sample(v).unwrap();
+                decoded.push((f64::from(v) / full_scale) as f32);
+            }
+        }
+    }
+    w.finalize().unwrap();
+    decoded
+}
+
+/// How reading a recording worked before it streamed: everything decoded, then resampled
+/// whole by rubato's `process_all`.
+fn resampled_whole(samples: &[f32], channels: u16, from: u32, to: u32) -> Vec<f32> {
+    use rubato::audioadapter_buffers::direct::InterleavedSlice;
+    use rubato::{Fft, FixedSync, Resampler};
+    let (channels, frames) = (usize::from(channels), samples.len() / usize::from(channels));
+    if frames == 0 || from == to {
+        return samples.to_vec();
+    }
+    let input = InterleavedSlice::new(samples, channels, frames).unwrap();
+    let mut resampler =
+        Fft::<f32>::new(from as usize, to as usize, 1024, channels, FixedSync::Input).unwrap();
+    resampler
+        .process_all(&input, frames, None)
+        .unwrap()
+        .take_data()
+}
+
+#[test]
+fn streamed_reading_gives_exactly_what_a_whole_read_and_resample_gave() {
+    // lengths around the resampler's 1024-frame chunk and the 4096-frame pieces
+    let lengths = [1, 500, 1023, 1024, 1025, 4096, 4097, 2 * 44_100 + 777];
+    for (rate, to, channels, bits) in [
+        (44_100, 48_000, 1, 16),
+        (44_100, 48_000, 2, 24),
+        (48_000, 44_100, 2, 32),
+        (32_000, 48_000, 3, 16),
+    ] {
+        for frames in lengths {
+            let path = temp(&format!("stream-{rate}-{channels}-{bits}-{frames}.wav"));
+            let decoded = write_format(&path, rate, channels, bits, frames);
+            let what = format!("{frames} frames, {channels} ch, {bits} bit, {rate} → {to} Hz");
+            let (same_rate, _) = read_wav(&path, None).unwrap();
+            assert!(same_rate == decoded, "{what}: decoding differs");
+            let expected = resampled_whole(&decoded, channels, rate, to);
+            let mut stream = WavStream::open(&path, Some(to)).unwrap();
+            assert_eq!(stream.truncation(), None);
+            assert_eq!(
+                stream.frames() as usize * usize::from(channels),
+                expected.len(),
+                "{what}"
+            );
+            let mut pieces = Vec::new();
+            let mut largest = 0;
+            while let Some(piece) = stream.next_piece().unwrap() {
+                assert_eq!(
+                    piece.len() % usize::from(channels),
+                    0,
+                    "{what}: whole frames"
+                );
+                largest = largest.max(piece.len());
+                pieces.extend_from_slice(piece);
+            }
+            // bit for bit, compared as bits so that a NaN could not hide
+            let bits_of = |x: &[f32]| x.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits_of(&pieces) == bits_of(&expected),
+                "{what}: samples differ"
+            );
+            assert!(
+                largest <= 4096 * usize::from(channels),
+                "{what}: a piece of {largest}"
+            );
+            assert!(read_wav(&path, Some(to)).unwrap().0 == expected, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_wav_cut_short_is_read_as_far_as_it_goes() {
+    for bits in [16u16, 24, 32] {
+        let (channels, claimed) = (2u16, 10_000u64);
+        let path = temp(&format!("cut-{bits}.wav"));
+        let decoded = write_format(&path, SR, channels, bits, claimed as usize);
+        let whole_bytes = std::fs::metadata(&path).unwrap().len();
+        let frame_bytes = u64::from(channels * bits / 8);
+        let data_start = whole_bytes - claimed * frame_bytes;
+        for (held, extra) in [(3_000u64, 1u64), (0, 0), (1, frame_bytes - 1), (9_999, 0)] {
+            let cut = temp(&format!("cut-{bits}-{held}.wav"));
+            std::fs::copy(&path, &cut).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(&cut).unwrap();
+            file.set_len(data_start + held * frame_bytes + extra)
+                .unwrap();
+            let stream = WavStream::open(&cut, None).unwrap();
+            let truncation = stream.truncation().expect("the cut is seen");
+            assert_eq!(
+                (truncation.claimed_frames, truncation.held_frames),
+                (claimed, held),
+                "{bits} bit"
+            );
+            assert_eq!(stream.frames(), held);
+            let message = truncation.to_string();
+            assert!(
+                message.contains(cut.to_str().unwrap())
+                    && message.contains(&format!("({held} frames)"))
+                    && message.contains("(10000 frames)"),
+                "{message}"
+            );
+            let n = held as usize * usize::from(channels);
+            let (x, _) = read_wav(&cut, None).unwrap();
+            assert!(
+                x == decoded[..n],
+                "{bits} bit, {held} frames: samples differ"
+            );
+            // resampled, it is what a whole file of those frames gives
+            let (y, _) = read_wav(&cut, Some(44_100)).unwrap();
+            assert!(y == resampled_whole(&decoded[..n], channels, SR, 44_100));
+        }
+    }
+    // a header with nothing after it is not a WAV file
+    let path = temp("cut-16.wav");
+    let head = temp("cut-head.wav");
+    std::fs::copy(&path, &head).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&head).unwrap();
+    file.set_len(20).unwrap();
+    let err = read_wav(&head, None).unwrap_err();
+    assert!(err.to_string().contains("cannot read as WAV"), "{err}");
+}
+
+#[test]
+fn a_recording_with_too_many_channels_is_refused_clearly() {
+    let path = temp("65-channels.wav");
+    write_format(&path, SR, MAX_CHANNELS + 1, 16, 10);
+    let err = read_wav(&path, None).unwrap_err();
+    assert!(err.to_string().contains("65 channels"), "{err}");
+    let path = temp("64-channels.wav");
+    write_format(&path, SR, MAX_CHANNELS, 16, 10);
+    assert_eq!(read_wav(&path, None).unwrap().1, MAX_CHANNELS);
 }
 
 // ---------------------------------------------------------------------------
