@@ -437,18 +437,7 @@ fn analyze(
         None => Analyzer::new(sample_rate, channels),
     };
     analyzer.set_input_gain_db(input_gain_db);
-    let mut csv_out = match csv {
-        Some(path) => {
-            let mut out = std::io::BufWriter::new(
-                std::fs::File::create(path)
-                    .with_context(|| format!("writing {}", path.display()))?,
-            );
-            writeln!(out, "{}", report::csv_header())
-                .with_context(|| format!("writing {}", path.display()))?;
-            Some(out)
-        }
-        None => None,
-    };
+    let mut csv_out = csv.map(create_csv).transpose()?;
     println!(
         "{}: {} channel(s) at {} Hz, hop {} frames ({:.2} ms)",
         input.display(),
@@ -494,20 +483,7 @@ fn analyze(
         );
     }
     if let Some(suggester) = suggester {
-        println!(
-            "\n# Suggested [analysis] mappings for {}{}: the default mappings with feature_range\n\
-             # = 10th..90th percentile of the frames above {gate} LUFS. Paste under [analysis].\n",
-            input.display(),
-            if input_gain_db != 0.0 {
-                format!(" at input gain {input_gain_db:+.1} dB (set input_gain_db to match)")
-            } else {
-                String::new()
-            }
-        );
-        print!(
-            "{}",
-            tapestry::room::suggest::suggestion_toml(&suggester.finish())
-        );
+        print_suggestions(input, input_gain_db, gate, suggester);
     }
     if let (Some(mut out), Some(path)) = (csv_out, csv) {
         csv_result
@@ -516,4 +492,38 @@ fn analyze(
         println!("wrote {frames} frames to {}", path.display());
     }
     Ok(())
+}
+
+/// A CSV file for `analyze --csv`, its header written.
+fn create_csv(path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    use std::io::Write as _;
+    let write = || -> std::io::Result<_> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        writeln!(out, "{}", tapestry::analysis::report::csv_header())?;
+        Ok(out)
+    };
+    write().with_context(|| format!("writing {}", path.display()))
+}
+
+/// `analyze --suggest`: the default mappings fitted to the recording, as TOML to paste.
+fn print_suggestions(
+    input: &std::path::Path,
+    input_gain_db: f32,
+    gate_lufs: f32,
+    suggester: tapestry::room::suggest::Suggester,
+) {
+    println!(
+        "\n# Suggested [analysis] mappings for {}{}: the default mappings with feature_range\n\
+         # = 10th..90th percentile of the frames above {gate_lufs} LUFS. Paste under [analysis].\n",
+        input.display(),
+        if input_gain_db != 0.0 {
+            format!(" at input gain {input_gain_db:+.1} dB (set input_gain_db to match)")
+        } else {
+            String::new()
+        }
+    );
+    print!(
+        "{}",
+        tapestry::room::suggest::suggestion_toml(&suggester.finish())
+    );
 }
