@@ -967,6 +967,75 @@ archetype = "lead"
         assert_eq!(f.router.queue.len(), 1);
     }
 
+    /// 20 000 generated messages of 0 to 3000 bytes (SysEx with a stray status or no end now
+    /// and then, channel messages, random bytes): what the router gets from a callback's copy
+    /// is what parsing the whole message gives, and every message is counted exactly once.
+    #[test]
+    fn generated_messages_keep_their_verdict_through_the_callback() {
+        let mut f = fixture(64);
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut events, mut sysex, mut malformed) = (0, 0, 0);
+        for i in 0..20_000 {
+            let len = match next() % 4 {
+                0 => (next() % 4) as usize,
+                1 => (next() % (2 * MAX_MESSAGE_BYTES as u64)) as usize,
+                _ => (next() % 3000) as usize,
+            };
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            match i % 3 {
+                // a SysEx, a status byte inside now and then, its end byte usually there
+                0 if len >= 2 => {
+                    bytes.iter_mut().for_each(|b| *b &= 0x7F);
+                    bytes[0] = 0xF0;
+                    if next() % 500 == 0 {
+                        bytes[1 + (next() as usize) % (len - 1)] = 0x90;
+                    }
+                    if next() % 8 != 0 {
+                        bytes[len - 1] = 0xF7;
+                    }
+                }
+                // a channel message, most often of the right length
+                1 => {
+                    bytes = vec![
+                        0x80 | next() as u8,
+                        next() as u8 & 0x7F,
+                        next() as u8 & 0x7F,
+                    ];
+                    bytes.truncate(if next() % 8 == 0 { len.min(3) } else { 3 });
+                }
+                // anything
+                _ => {}
+            }
+            let raw = RawMessage::new(0, &bytes, f.t0);
+            let whole = parse_message(&bytes);
+            assert_eq!(raw.parse(), whole, "{} bytes", bytes.len());
+            assert_eq!(raw.len(), bytes.len());
+            match whole {
+                Ok(_) => events += 1,
+                Err(MidiError::Unsupported(0xF0)) => sysex += 1,
+                Err(e) if e.is_malformed() => malformed += 1,
+                Err(_) => {}
+            }
+            f.handler.handle(&bytes);
+            route_all(&mut f);
+        }
+        let counts = f.router.stats.snapshot();
+        assert_eq!((counts.messages, counts.lost()), (20_000, 0));
+        assert_eq!((counts.sysex, counts.malformed), (sysex, malformed));
+        assert!(counts.routed <= events, "{counts:?}");
+        assert!(
+            sysex > 2_000 && malformed > 2_000 && events > 2_000,
+            "{counts:?}, {events} events"
+        );
+        assert_eq!(counts.callback_allocations, 0);
+    }
+
     #[test]
     fn a_full_queue_is_counted_and_dropped() {
         let mut f = fixture(2);

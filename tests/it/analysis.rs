@@ -1090,6 +1090,77 @@ fn a_wav_cut_short_is_read_as_far_as_it_goes() {
     assert!(err.to_string().contains("cannot read as WAV"), "{err}");
 }
 
+/// 10 000 generated WAV files — a valid one with its header bytes overwritten, its header
+/// fields set to extreme values and its length cut anywhere — read whole: no panic, every
+/// piece whole frames of at most 4096 frames, never more samples than the file has bytes
+/// for, and an error (never a guess) when hound cannot read the header.
+#[test]
+fn ten_thousand_mutilated_wav_headers_read_safely() {
+    let base = temp("fuzz-base.wav");
+    write_format(&base, SR, 2, 16, 300);
+    let valid = std::fs::read(&base).unwrap();
+    let mut rng = Rng::new(11);
+    let mut below = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    let (mut read, mut refused, mut cut) = (0, 0, 0);
+    let path = temp("fuzz.wav");
+    for _ in 0..10_000 {
+        let mut bytes = valid.clone();
+        match below(4) {
+            // random bytes anywhere in the header
+            0 => {
+                for _ in 0..1 + below(4) {
+                    let i = below(44);
+                    bytes[i] = below(256) as u8;
+                }
+            }
+            // a header field set to an extreme: channels, rate, block align, bits, data size
+            1 => {
+                let (at, width) = [(22, 2), (24, 4), (32, 2), (34, 2), (40, 4)][below(5)];
+                let value: u32 = [0, 1, 3, 65_535, 0x7FFF_FFFF, u32::MAX][below(6)];
+                bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            }
+            // the data size claims more than the file holds
+            2 => {
+                let claim = 4 * (below(1 << 20) as u32 + 300);
+                bytes[40..44].copy_from_slice(&claim.to_le_bytes());
+            }
+            _ => {}
+        }
+        bytes.truncate(below(bytes.len() + 1));
+        std::fs::write(&path, &bytes).unwrap();
+        let mut stream = match WavStream::open(&path, None) {
+            Ok(stream) => stream,
+            Err(e) => {
+                assert!(e.to_string().contains("fuzz.wav"), "{e}");
+                refused += 1;
+                continue;
+            }
+        };
+        cut += usize::from(stream.truncation().is_some());
+        let channels = usize::from(stream.channels());
+        let mut samples = 0;
+        loop {
+            match stream.next_piece() {
+                Ok(Some(piece)) => {
+                    assert!(piece.len() % channels == 0 && piece.len() <= 4096 * channels);
+                    samples += piece.len();
+                }
+                Ok(None) => break,
+                Err(e) => panic!("an error after the header was read: {e}"),
+            }
+        }
+        assert_eq!(samples as u64, stream.frames() * channels as u64);
+        assert!(
+            samples <= bytes.len(),
+            "{samples} samples from {} bytes",
+            bytes.len()
+        );
+        read += 1;
+    }
+    println!("10 000 mutilated WAVs: {read} read ({cut} cut short), {refused} refused");
+    assert!(read > 2_000 && refused > 2_000 && cut > 1_000);
+}
+
 #[test]
 fn a_recording_with_too_many_channels_is_refused_clearly() {
     let path = temp("65-channels.wav");
