@@ -1247,6 +1247,78 @@ fn cli_analyze_prints_a_timeline_and_summary_and_writes_csv() {
 }
 
 #[test]
+fn cli_analyze_streams_a_long_recording_and_reads_one_cut_short() {
+    // 30 s of 16 channels, 16-bit: 46 MB on disk, 92 MB decoded to f32
+    let mono = temp("long-mono.wav");
+    let long = temp("long-16ch.wav");
+    let status = Command::new("sox")
+        .args(["-R", "-n", "-r", "48000", "-b", "16", "-c", "1"])
+        .arg(&mono)
+        .args(["synth", "30", "pinknoise", "gain", "-12"])
+        .status()
+        .expect("sox runs");
+    assert!(status.success());
+    let status = Command::new("sox")
+        .arg(&mono)
+        .arg(&long)
+        .arg("remix")
+        .args(["1"; 16])
+        .status()
+        .expect("sox runs");
+    assert!(status.success());
+    let decoded_bytes = 30 * 48_000 * 16 * 4;
+    let (out, peak_rss, took) = crate::common::rss::run_with_peak_rss(
+        Command::new(env!("CARGO_BIN_EXE_tapestry"))
+            .arg("analyze")
+            .arg(&long),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "analyze of 30 s x 16 channels ({} MB decoded): peak RSS {:.1} MB, {:.1} s\n{stdout}",
+        decoded_bytes >> 20,
+        peak_rss as f64 / (1 << 20) as f64,
+        took.as_secs_f64()
+    );
+    assert!(stdout.contains("16 channel(s)") && stdout.contains("duration        30.00 s"));
+    assert!(peak_rss < 40 << 20, "peak RSS {peak_rss} bytes");
+    for big in [&mono, &long] {
+        let _ = std::fs::remove_file(big);
+    }
+
+    // cut in its data: what is there is analysed, and the warning says how much that is
+    let (x, _) = claps(2.0, 4.0, 5);
+    let wav = temp("cli-cut.wav");
+    write_wav(&wav, SR, 1, false, &x);
+    let whole = std::fs::metadata(&wav).unwrap().len();
+    let cut = whole - 2 * 3 * u64::from(SR) / 2;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wav)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let out = tapestry_analyze(&[wav.as_os_str()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("cli-cut.wav")
+            && stderr.contains("(120000 frames)")
+            && stderr.contains("(192000 frames)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("duration        2.50 s"), "{stdout}");
+}
+
+#[test]
 fn cli_analyze_fails_clearly_on_missing_or_invalid_input() {
     let missing = tapestry_analyze(&["/nonexistent/room.wav".as_ref()]);
     let stderr = String::from_utf8_lossy(&missing.stderr);

@@ -348,6 +348,7 @@ fn a_twenty_minute_room_is_read_only_as_far_as_a_short_render_needs() {
     let (from_short, _) = render_secs(&patch, &room, "short-out.wav", "2");
     assert_eq!(from_long.len(), 2 * 2 * 48_000);
     assert!(from_long == from_short);
+    let _ = std::fs::remove_file(&long);
 }
 
 #[test]
