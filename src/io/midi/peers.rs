@@ -14,8 +14,10 @@
 //!   (`snd_seq_query_port_subscribers`, through the `alsa` crate), in midir's port id form
 //!   `client:port`.
 //! - **CoreMIDI** and elsewhere: nothing to ask. A CoreMIDI virtual destination has no
-//!   connections: an app sends to it directly, and no source port stands for that stream,
-//!   so the watcher never connects the same stream twice. (Windows has no virtual ports.)
+//!   connections: an app sends to it directly, and CoreMIDI does not say where that stream
+//!   came from. Only an app that forwards a source `ports` also selects (a patchbay) makes
+//!   it heard twice there; the docs say to leave such a source out of `ports`. (Windows has
+//!   no virtual ports.)
 //!
 //! Which port is ours is found by listing the input ports with the virtual port's name
 //! before and after midir creates it: the one that appeared.
