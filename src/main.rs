@@ -300,11 +300,8 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(db) = input_gain {
                 p.set_room_input_gain_db(db);
             }
-            let room = match &input {
-                Some(path) => Some(
-                    tapestry::analysis::read_wav(path, Some(sample_rate))
-                        .with_context(|| format!("reading the room input {}", path.display()))?,
-                ),
+            let mut room = match &input {
+                Some(path) => Some(open_room(path, Some(sample_rate))?),
                 None => None,
             };
             let mut perf = match &performance {
@@ -312,16 +309,13 @@ fn run(cli: Cli) -> Result<()> {
                     .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
                 None => Performance {
                     commands: Vec::new(),
-                    duration_frames: room.as_ref().map_or(60 * sample_rate as u64, |(s, c)| {
-                        (s.len() / (*c).max(1) as usize) as u64
-                    }),
+                    duration_frames: room
+                        .as_ref()
+                        .map_or(60 * sample_rate as u64, |r| r.frames()),
                     seed: None,
                     peak_participants: 0,
                 },
             };
-            if let Some((samples, channels)) = &room {
-                tapestry::room::add_room_input(&mut perf, &p, samples, *channels, sample_rate);
-            }
             let duration_frames = match duration {
                 Some(d) if d > 0.0 && d <= 86_400.0 => {
                     Some((d * sample_rate as f64).round() as u64)
@@ -329,6 +323,12 @@ fn run(cli: Cli) -> Result<()> {
                 Some(d) => bail!("--duration must be between 0 and 86400 seconds, got {d}"),
                 None => None,
             };
+            if let (Some(room), Some(path)) = (&mut room, &input) {
+                // only what the render plays is read
+                let frames = duration_frames.unwrap_or(perf.duration_frames);
+                tapestry::room::add_room_recording(&mut perf, &p, room, frames)
+                    .with_context(|| format!("reading the room input {}", path.display()))?;
+            }
             let options = RenderOptions {
                 sample_rate,
                 seed,
@@ -385,6 +385,16 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Opens a room recording as a stream (resampled to `rate`), warning when it is cut short.
+fn open_room(path: &std::path::Path, rate: Option<u32>) -> Result<tapestry::analysis::WavStream> {
+    let room = tapestry::analysis::WavStream::open(path, rate)
+        .with_context(|| format!("reading the room input {}", path.display()))?;
+    if let Some(cut) = room.truncation() {
+        eprintln!("warning: {cut}");
+    }
+    Ok(room)
+}
+
 /// `--input-gain`: a number of dB within the limits.
 fn input_gain(s: &str) -> Result<f32, String> {
     let limit = tapestry::room::INPUT_GAIN_DB_LIMIT;
@@ -405,13 +415,18 @@ fn analyze(
     suggest: bool,
 ) -> Result<()> {
     use std::io::Write as _;
-    use tapestry::analysis::{read_wav, report, wav_sample_rate, Analyzer};
+    use tapestry::analysis::report::{self, SummaryBuilder};
+    use tapestry::analysis::{Analyzer, WavStream};
 
     if !(every.is_finite() && every >= 0.0) {
         bail!("--every must be 0 or more seconds, got {every}");
     }
-    let (samples, channels) = read_wav(input, None)?;
-    let sample_rate = wav_sample_rate(input)?;
+    // streamed: memory stays bounded whatever the recording's length
+    let mut stream = WavStream::open(input, None)?;
+    if let Some(cut) = stream.truncation() {
+        eprintln!("warning: {cut}");
+    }
+    let (channels, sample_rate) = (stream.channels(), stream.sample_rate());
     let mut analyzer = match hop_ms {
         Some(ms) if (1.0..=20.0).contains(&ms) => Analyzer::with_hop(
             sample_rate,
@@ -422,8 +437,7 @@ fn analyze(
         None => Analyzer::new(sample_rate, channels),
     };
     analyzer.set_input_gain_db(input_gain_db);
-    let mut frames = Vec::new();
-    analyzer.process(&samples, |f| frames.push(*f));
+    let mut csv_out = csv.map(create_csv).transpose()?;
     println!(
         "{}: {} channel(s) at {} Hz, hop {} frames ({:.2} ms)",
         input.display(),
@@ -437,49 +451,79 @@ fn analyze(
     }
     if every > 0.0 {
         println!("{}", report::timeline_header());
-        let mut printed = 0u64;
-        for f in &frames {
-            let index = (f.end_secs(sample_rate) / every).floor() as u64;
-            if index > printed {
-                printed = index;
-                println!("{}", report::timeline_line(f, sample_rate));
-            }
-        }
     }
-    let total = (samples.len() / usize::from(channels.max(1))) as u64;
-    print!("{}", report::Summary::new(&frames, total, sample_rate));
+    let gate = tapestry::room::DEFAULT_GATE_LUFS;
+    let mut suggester = suggest.then(|| tapestry::room::suggest::Suggester::new(gate, sample_rate));
+    let mut summary = SummaryBuilder::default();
+    let (mut printed, mut frames, mut csv_result) = (0u64, 0usize, Ok(()));
+    while let Some(piece) = stream.next_piece()? {
+        analyzer.process(piece, |f| {
+            frames += 1;
+            if every > 0.0 {
+                let index = (f.end_secs(sample_rate) / every).floor() as u64;
+                if index > printed {
+                    printed = index;
+                    println!("{}", report::timeline_line(f, sample_rate));
+                }
+            }
+            summary.add(f);
+            if let Some(s) = &mut suggester {
+                s.add(f);
+            }
+            if let (Some(out), Ok(())) = (&mut csv_out, &csv_result) {
+                csv_result = writeln!(out, "{}", report::csv_row(f, sample_rate));
+            }
+        });
+    }
+    print!("{}", summary.finish(stream.frames(), sample_rate));
     if analyzer.replaced_samples() > 0 {
         println!(
             "replaced        {} non-finite samples by 0",
             analyzer.replaced_samples()
         );
     }
-    if suggest {
-        let gate = tapestry::room::DEFAULT_GATE_LUFS;
-        let suggestions = tapestry::room::suggest::suggest(&frames, gate, sample_rate);
-        println!(
-            "\n# Suggested [analysis] mappings for {}{}: the default mappings with feature_range\n\
-             # = 10th..90th percentile of the frames above {gate} LUFS. Paste under [analysis].\n",
-            input.display(),
-            if input_gain_db != 0.0 {
-                format!(" at input gain {input_gain_db:+.1} dB (set input_gain_db to match)")
-            } else {
-                String::new()
-            }
-        );
-        print!("{}", tapestry::room::suggest::suggestion_toml(&suggestions));
+    if let Some(suggester) = suggester {
+        print_suggestions(input, input_gain_db, gate, suggester);
     }
-    if let Some(path) = csv {
-        let write = || -> std::io::Result<()> {
-            let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-            writeln!(out, "{}", report::csv_header())?;
-            for f in &frames {
-                writeln!(out, "{}", report::csv_row(f, sample_rate))?;
-            }
-            out.flush()
-        };
-        write().with_context(|| format!("writing {}", path.display()))?;
-        println!("wrote {} frames to {}", frames.len(), path.display());
+    if let (Some(mut out), Some(path)) = (csv_out, csv) {
+        csv_result
+            .and_then(|()| out.flush())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {frames} frames to {}", path.display());
     }
     Ok(())
+}
+
+/// A CSV file for `analyze --csv`, its header written.
+fn create_csv(path: &std::path::Path) -> Result<std::io::BufWriter<std::fs::File>> {
+    use std::io::Write as _;
+    let write = || -> std::io::Result<_> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        writeln!(out, "{}", tapestry::analysis::report::csv_header())?;
+        Ok(out)
+    };
+    write().with_context(|| format!("writing {}", path.display()))
+}
+
+/// `analyze --suggest`: the default mappings fitted to the recording, as TOML to paste.
+fn print_suggestions(
+    input: &std::path::Path,
+    input_gain_db: f32,
+    gate_lufs: f32,
+    suggester: tapestry::room::suggest::Suggester,
+) {
+    println!(
+        "\n# Suggested [analysis] mappings for {}{}: the default mappings with feature_range\n\
+         # = 10th..90th percentile of the frames above {gate_lufs} LUFS. Paste under [analysis].\n",
+        input.display(),
+        if input_gain_db != 0.0 {
+            format!(" at input gain {input_gain_db:+.1} dB (set input_gain_db to match)")
+        } else {
+            String::new()
+        }
+    );
+    print!(
+        "{}",
+        tapestry::room::suggest::suggestion_toml(&suggester.finish())
+    );
 }

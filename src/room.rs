@@ -6,7 +6,7 @@
 
 pub mod suggest;
 
-use crate::analysis::{Analyzer, Feature, FeatureFrame};
+use crate::analysis::{AnalysisError, Analyzer, Feature, FeatureFrame, WavStream};
 use crate::control::{Command, MoodTarget, VoiceSelector};
 use crate::engine::config::{Curve, Param};
 use crate::patch::Patch;
@@ -329,6 +329,41 @@ pub fn add_room_input(
     let room = room_commands(patch, samples, channels, sample_rate);
     performance.commands.extend(room);
     performance.commands.sort_by_key(|c| c.sample);
+}
+
+/// Adds the room's commands to a performance rendered for `frames` frames, from a recording
+/// of the room streamed at the render's rate: only its first `frames` frames are read and
+/// analysed (memory: one piece of the stream; time: in proportion to the render), and the
+/// commands are exactly those [`add_room_input`] adds from the whole recording, less the
+/// ones at or after `frames`, which no render of that length plays.
+pub fn add_room_recording(
+    performance: &mut Performance,
+    patch: &Patch,
+    room: &mut WavStream,
+    frames: u64,
+) -> Result<(), AnalysisError> {
+    let channels = usize::from(room.channels());
+    let mut listener = RoomListener::new(patch, room.sample_rate(), room.channels());
+    let mut read = 0u64;
+    while read < frames {
+        let Some(piece) = room.next_piece()? else {
+            break;
+        };
+        let take = ((piece.len() / channels) as u64).min(frames - read);
+        let commands = &mut performance.commands;
+        listener.process(
+            &piece[..take as usize * channels],
+            |_| {},
+            |sample, command| {
+                if sample < frames {
+                    commands.push(TimedCommand { sample, command });
+                }
+            },
+        );
+        read += take;
+    }
+    performance.commands.sort_by_key(|c| c.sample);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,7 +41,10 @@ pub use loudness::{LOUDNESS_FLOOR_LUFS, MOMENTARY_SECS, SHORT_TERM_SECS};
 pub use onset::{MIN_ONSET_GAP_SECS, ONSET_RATE_SECS};
 pub use pitch::{PITCH_MAX_HZ, PITCH_MIN_HZ};
 pub use tempo::{TEMPO_MAX_BPM, TEMPO_MIN_BPM, TEMPO_WINDOW_SECS};
-pub use wav::{read_wav, wav_sample_rate, AnalysisError, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE};
+pub use wav::{
+    read_wav, wav_sample_rate, AnalysisError, Truncation, WavStream, MAX_CHANNELS, MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE, PIECE_FRAMES,
+};
 
 use loudness::{HighPass, Loudness};
 use onset::OnsetDetector;

@@ -97,45 +97,61 @@ pub struct Summary {
 impl Summary {
     /// Summarises `frames` of a recording of `total_frames` frames at `sample_rate`.
     pub fn new(frames: &[FeatureFrame], total_frames: u64, sample_rate: u32) -> Summary {
+        let mut builder = SummaryBuilder::default();
+        frames.iter().for_each(|f| builder.add(f));
+        builder.finish(total_frames, sample_rate)
+    }
+}
+
+/// Builds a [`Summary`] from frames as they come, so a recording of any length can be
+/// summarised while it streams. Memory: one `f32` per frame that reports a tempo (for the
+/// median), 0.75 kB per second of a recording with a steady pulse at a 5.3 ms hop.
+#[derive(Clone, Debug, Default)]
+pub struct SummaryBuilder {
+    frames: usize,
+    energy_sum: f64,
+    peak_momentary_lufs: Option<f32>,
+    onsets: usize,
+    tempi: Vec<f32>,
+    steadiness_sum: f64,
+}
+
+impl SummaryBuilder {
+    /// Takes the next frame.
+    pub fn add(&mut self, f: &FeatureFrame) {
+        self.frames += 1;
+        self.energy_sum += 10f64.powf(f64::from(f.momentary_lufs) / 10.0);
+        let peak = self.peak_momentary_lufs.unwrap_or(LOUDNESS_FLOOR_LUFS);
+        self.peak_momentary_lufs = Some(peak.max(f.momentary_lufs));
+        self.onsets += f.onset_times.len();
+        if f.tempo_bpm > 0.0 {
+            self.tempi.push(f.tempo_bpm);
+        }
+        self.steadiness_sum += f64::from(f.pulse_steadiness);
+    }
+
+    /// The summary of a recording of `total_frames` frames at `sample_rate`.
+    pub fn finish(mut self, total_frames: u64, sample_rate: u32) -> Summary {
         let duration_secs = total_frames as f64 / f64::from(sample_rate);
-        let n = frames.len().max(1) as f64;
-        let mean_energy = frames
-            .iter()
-            .map(|f| 10f64.powf(f64::from(f.momentary_lufs) / 10.0))
-            .sum::<f64>()
-            / n;
-        let mean_loudness_lufs = if frames.is_empty() {
+        let n = self.frames.max(1) as f64;
+        let mean_loudness_lufs = if self.frames == 0 {
             LOUDNESS_FLOOR_LUFS
         } else {
-            ((10.0 * mean_energy.log10()) as f32).max(LOUDNESS_FLOOR_LUFS)
+            ((10.0 * (self.energy_sum / n).log10()) as f32).max(LOUDNESS_FLOOR_LUFS)
         };
-        let peak_momentary_lufs = frames
-            .iter()
-            .map(|f| f.momentary_lufs)
-            .fold(LOUDNESS_FLOOR_LUFS, f32::max);
-        let onsets = frames.iter().map(|f| f.onset_times.len()).sum();
-        let mut tempi: Vec<f32> = frames
-            .iter()
-            .map(|f| f.tempo_bpm)
-            .filter(|&t| t > 0.0)
-            .collect();
-        tempi.sort_by(f32::total_cmp);
+        self.tempi.sort_by(f32::total_cmp);
         Summary {
             duration_secs,
             mean_loudness_lufs,
-            peak_momentary_lufs,
-            onsets,
+            peak_momentary_lufs: self.peak_momentary_lufs.unwrap_or(LOUDNESS_FLOOR_LUFS),
+            onsets: self.onsets,
             onset_rate: if duration_secs > 0.0 {
-                (onsets as f64 / duration_secs) as f32
+                (self.onsets as f64 / duration_secs) as f32
             } else {
                 0.0
             },
-            tempo_bpm: tempi.get(tempi.len() / 2).copied().unwrap_or(0.0),
-            pulse_steadiness: (frames
-                .iter()
-                .map(|f| f64::from(f.pulse_steadiness))
-                .sum::<f64>()
-                / n) as f32,
+            tempo_bpm: self.tempi.get(self.tempi.len() / 2).copied().unwrap_or(0.0),
+            pulse_steadiness: (self.steadiness_sum / n) as f32,
         }
     }
 }

@@ -7,18 +7,28 @@
 //! [`RESCAN_INTERVAL`]: ports that appear later are connected, ports that disappear are
 //! closed (and connected again if they come back).
 //!
+//! **One source, one delivery.** A source port that is also connected to the virtual port
+//! (by hand, a patchbay or a session manager) is heard there: the watcher mutes its own
+//! connection to that source while the other connection lasts, checking every
+//! [`PEER_CHECK_INTERVAL`] (on JACK and ALSA, which can list a port's connections; see
+//! `peers.rs` for each platform), and listens to it directly again when it is gone.
+//!
 //! Each port's callback runs on midir's thread (with the `jack` feature, a JACK client's
 //! real-time process thread — never the engine's audio thread, but just as strict). It only
-//! copies the message's bytes and its arrival [`Instant`] into a fixed-size [`RawMessage`] and
-//! pushes it onto a bounded, preallocated lock-free queue ([`ArrayQueue`]): no lock, no heap,
-//! no system call. Messages longer than [`MAX_MESSAGE_BYTES`] (long SysEx, which Tapestry does
-//! not use) and messages that find the queue full are counted and dropped.
+//! copies the message's first [`MAX_MESSAGE_BYTES`] bytes, its length and its arrival
+//! [`Instant`] into a fixed-size [`RawMessage`] and pushes it onto a bounded, preallocated
+//! lock-free queue ([`ArrayQueue`]): no lock, no heap, no system call. A longer message (a
+//! SysEx of any length: Tapestry maps none) is checked whole in the callback, in one pass
+//! without copying, and handed over as its head, its length and the verdict. Messages that
+//! find the queue full are counted and dropped.
 //!
 //! A router thread drains the queue: it parses each message with [`parse_message`], routes it
 //! through one [`MidiRouter`] (so a participant joins once, whichever port plays it first),
 //! feeds MIDI learn, stamps every command with [`Timing::At`] the sample the message's
 //! arrival maps to on the [`SampleClock`], and posts it through the [`Controller`]. Counters
 //! are atomics ([`MidiInputStats`]).
+
+mod peers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,13 +41,22 @@ use crossbeam_queue::ArrayQueue;
 use midir::{Ignore, MidiInput, MidiInputConnection};
 
 use crate::control::{Command, Controller, Message, Notice, ParticipantId, Refusal, Timing};
-use crate::input::midi::{parse_message, MidiLearn, MidiMap, MidiRouter};
+use crate::input::midi::{parse_message, MidiError, MidiEvent, MidiLearn, MidiMap, MidiRouter};
 use crate::input::SampleClock;
+use peers::VirtualPeers;
 
 /// How often the watcher looks for new ports.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Longest message the port callbacks hand over; longer ones are counted and dropped.
+/// How often the watcher asks which sources are connected to the virtual port: a source
+/// connected there while the watcher also listens to it directly may be heard twice for at
+/// most this long.
+pub const PEER_CHECK_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Bytes of each message the port callbacks copy for the router (every channel, system
+/// common and real-time message fits). A longer message — only a SysEx can be well-formed
+/// and longer — is checked whole in the callback and handed over as its first
+/// `MAX_MESSAGE_BYTES` bytes, its length and the verdict.
 pub const MAX_MESSAGE_BYTES: usize = 16;
 
 /// Messages the queue between the port callbacks and the router holds.
@@ -85,8 +104,11 @@ pub struct MidiInputStats {
     pub commands: AtomicU64,
     /// Commands the engine's queue did not take (full or gone).
     pub dropped: AtomicU64,
-    /// Messages longer than [`MAX_MESSAGE_BYTES`], dropped in the port callback.
-    pub oversized: AtomicU64,
+    /// Well-formed SysEx messages, any length (Tapestry maps none: counted, then dropped).
+    pub sysex: AtomicU64,
+    /// Messages from a source that also feeds the virtual port, taken from there only (not
+    /// counted in `messages`).
+    pub duplicates: AtomicU64,
     /// Messages dropped because the router's queue was full.
     pub queue_full: AtomicU64,
     /// Allocations made inside the port callbacks (counted only with the `alloc-check`
@@ -113,8 +135,10 @@ pub struct MidiCounts {
     pub commands: u64,
     /// See [`MidiInputStats::dropped`].
     pub dropped: u64,
-    /// See [`MidiInputStats::oversized`].
-    pub oversized: u64,
+    /// See [`MidiInputStats::sysex`].
+    pub sysex: u64,
+    /// See [`MidiInputStats::duplicates`].
+    pub duplicates: u64,
     /// See [`MidiInputStats::queue_full`].
     pub queue_full: u64,
     /// See [`MidiInputStats::callback_allocations`].
@@ -137,7 +161,8 @@ impl MidiInputStats {
             routed: r(&self.routed),
             commands: r(&self.commands),
             dropped: r(&self.dropped),
-            oversized: r(&self.oversized),
+            sysex: r(&self.sysex),
+            duplicates: r(&self.duplicates),
             queue_full: r(&self.queue_full),
             callback_allocations: r(&self.callback_allocations),
             ports: r(&self.ports),
@@ -148,9 +173,9 @@ impl MidiInputStats {
 }
 
 impl MidiCounts {
-    /// Messages dropped before routing: too long, or the queue was full.
+    /// Messages dropped before routing: the queue was full.
     pub fn lost(&self) -> u64 {
-        self.oversized + self.queue_full
+        self.queue_full
     }
 }
 
@@ -159,28 +184,60 @@ impl MidiCounts {
 pub struct RawMessage {
     /// Index of the port it came from (the router knows the names).
     port: u32,
-    len: u8,
-    bytes: [u8; MAX_MESSAGE_BYTES],
+    /// The message's length in bytes (saturating at `u32::MAX`).
+    len: u32,
+    /// Its first bytes (all of them up to [`MAX_MESSAGE_BYTES`]).
+    head: [u8; MAX_MESSAGE_BYTES],
+    /// For a message longer than `head`: why [`parse_message`] refused it, found in the
+    /// callback while the whole message was there.
+    long: Option<MidiError>,
     /// When the callback received it.
     received: Instant,
 }
 
 impl RawMessage {
-    /// The message; `None` when it is longer than [`MAX_MESSAGE_BYTES`].
-    pub fn new(port: u32, bytes: &[u8], received: Instant) -> Option<RawMessage> {
-        let mut raw = RawMessage {
-            port,
-            len: bytes.len() as u8,
-            bytes: [0; MAX_MESSAGE_BYTES],
-            received,
+    /// The message: copied whole up to [`MAX_MESSAGE_BYTES`]; a longer one is checked whole
+    /// (one pass, no copy: real-time safe) and keeps its first bytes and the verdict.
+    pub fn new(port: u32, bytes: &[u8], received: Instant) -> RawMessage {
+        let kept = bytes.len().min(MAX_MESSAGE_BYTES);
+        let mut head = [0; MAX_MESSAGE_BYTES];
+        head[..kept].copy_from_slice(&bytes[..kept]);
+        // only a SysEx can be longer and well-formed, and no SysEx is an event
+        let long = if bytes.len() > MAX_MESSAGE_BYTES {
+            parse_message(bytes).err()
+        } else {
+            None
         };
-        raw.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
-        Some(raw)
+        RawMessage {
+            port,
+            len: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            head,
+            long,
+            received,
+        }
     }
 
-    /// Its bytes.
+    /// Its bytes, or its first [`MAX_MESSAGE_BYTES`] when it is longer.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.len as usize]
+        &self.head[..(self.len as usize).min(MAX_MESSAGE_BYTES)]
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// `true` for a message of no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The event it carries, as [`parse_message`] finds it.
+    pub fn parse(&self) -> Result<MidiEvent, MidiError> {
+        match self.long {
+            Some(e) => Err(e),
+            None => parse_message(self.bytes()),
+        }
     }
 }
 
@@ -189,6 +246,8 @@ struct PortHandler {
     port: u32,
     queue: Arc<ArrayQueue<RawMessage>>,
     stats: Arc<MidiInputStats>,
+    /// Set by the watcher while this port's source also feeds the virtual port.
+    muted: Arc<AtomicBool>,
 }
 
 impl PortHandler {
@@ -205,11 +264,12 @@ impl PortHandler {
     fn hand_over(&self, bytes: &[u8]) {
         let received = Instant::now();
         let stats = &self.stats;
-        stats.messages.fetch_add(1, Ordering::Relaxed);
-        let Some(raw) = RawMessage::new(self.port, bytes, received) else {
-            stats.oversized.fetch_add(1, Ordering::Relaxed);
+        if self.muted.load(Ordering::Relaxed) {
+            stats.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
-        };
+        }
+        stats.messages.fetch_add(1, Ordering::Relaxed);
+        let raw = RawMessage::new(self.port, bytes, received);
         if self.queue.push(raw).is_err() {
             stats.queue_full.fetch_add(1, Ordering::Relaxed);
         }
@@ -268,8 +328,12 @@ impl Router {
     }
 
     fn route(&mut self, raw: RawMessage) {
-        let event = match parse_message(raw.bytes()) {
+        let event = match raw.parse() {
             Ok(event) => event,
+            Err(MidiError::Unsupported(0xF0)) => {
+                self.stats.sysex.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             Err(e) => {
                 if e.is_malformed() {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);
@@ -356,14 +420,26 @@ struct Watcher {
     stats: Arc<MidiInputStats>,
     /// Index the next connection's messages carry.
     next_port: u32,
-    /// Open connections by port id, with the port's name.
-    connections: HashMap<String, (String, MidiInputConnection<PortHandler>)>,
+    /// Open connections by port id.
+    connections: HashMap<String, Connection>,
     virtual_connection: Option<MidiInputConnection<PortHandler>>,
+    /// Which sources feed the virtual port, where the platform can say.
+    peers: Option<VirtualPeers>,
+    /// The ids `peers` gave last (reused: no allocation per check once warm).
+    peer_ids: Vec<String>,
+}
+
+/// One connection the watcher made to a source port.
+struct Connection {
+    name: String,
+    connection: MidiInputConnection<PortHandler>,
+    /// Its callback drops what it receives: the source also feeds the virtual port.
+    muted: Arc<AtomicBool>,
 }
 
 impl Watcher {
     /// A callback state for a new connection to `port`; the router learns its name first.
-    fn handler(&mut self, port: &str) -> PortHandler {
+    fn handler(&mut self, port: &str, muted: Arc<AtomicBool>) -> PortHandler {
         let index = self.next_port;
         self.next_port = self.next_port.wrapping_add(1);
         let _ = self
@@ -373,6 +449,7 @@ impl Watcher {
             port: index,
             queue: self.queue.clone(),
             stats: self.stats.clone(),
+            muted,
         }
     }
 
@@ -386,41 +463,100 @@ impl Watcher {
             .cloned()
             .collect();
         for id in gone {
-            if let Some((name, connection)) = self.connections.remove(&id) {
-                connection.close();
+            if let Some(c) = self.connections.remove(&id) {
+                c.connection.close();
                 self.stats.ports.fetch_sub(1, Ordering::Relaxed);
-                eprintln!("tapestry: MIDI port \"{name}\" is gone");
+                eprintln!("tapestry: MIDI port \"{}\" is gone", c.name);
             }
         }
+        self.ask_peers();
         for (id, name) in now {
-            if self.connections.contains_key(&id) || !self.map.listens_to(&name) {
+            if !self.connections.contains_key(&id) && self.map.listens_to(&name) {
+                self.connect(id, name);
+            }
+        }
+    }
+
+    /// Connects the source port `id`, muted from the start if it feeds the virtual port.
+    fn connect(&mut self, id: String, name: String) {
+        let port = self.scanner.ports().into_iter().find(|p| p.id() == id);
+        let (Some(port), Ok(mut input)) = (port, MidiInput::new(INPUT_CLIENT)) else {
+            self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        input.ignore(Ignore::None);
+        let feeds_virtual = self.peer_ids.contains(&id);
+        let muted = Arc::new(AtomicBool::new(feeds_virtual));
+        let handler = self.handler(&name, muted.clone());
+        match input.connect(&port, "in", |_, bytes, h| h.handle(bytes), handler) {
+            Ok(connection) => {
+                self.stats.ports.fetch_add(1, Ordering::Relaxed);
+                self.stats.connections.fetch_add(1, Ordering::Relaxed);
+                if feeds_virtual {
+                    eprintln!(
+                        "tapestry: MIDI port \"{name}\" is connected to the virtual port \"{}\": \
+                         heard there only",
+                        self.virtual_name()
+                    );
+                } else {
+                    eprintln!("tapestry: listening to MIDI port \"{name}\"");
+                }
+                let c = Connection {
+                    name,
+                    connection,
+                    muted,
+                };
+                self.connections.insert(id, c);
+            }
+            Err(e) => {
+                self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("tapestry: cannot connect MIDI port \"{name}\": {e}");
+            }
+        }
+    }
+
+    /// Asks which sources feed the virtual port now, into `peer_ids`.
+    fn ask_peers(&mut self) {
+        if let Some(peers) = &self.peers {
+            peers.sources(&mut self.peer_ids);
+        }
+    }
+
+    fn virtual_name(&self) -> &str {
+        self.peers.as_ref().map_or("", |p| p.name())
+    }
+
+    /// Mutes each connection whose source now also feeds the virtual port, and unmutes the
+    /// ones whose source no longer does.
+    fn follow_virtual_peers(&mut self) {
+        if self.peers.is_none() {
+            return;
+        }
+        self.ask_peers();
+        for (id, c) in &self.connections {
+            let feeds_virtual = self.peer_ids.contains(id);
+            if c.muted.swap(feeds_virtual, Ordering::Relaxed) == feeds_virtual {
                 continue;
             }
-            let port = self.scanner.ports().into_iter().find(|p| p.id() == id);
-            let (Some(port), Ok(mut input)) = (port, MidiInput::new(INPUT_CLIENT)) else {
-                self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            input.ignore(Ignore::None);
-            let handler = self.handler(&name);
-            match input.connect(&port, "in", |_, bytes, h| h.handle(bytes), handler) {
-                Ok(connection) => {
-                    self.stats.ports.fetch_add(1, Ordering::Relaxed);
-                    self.stats.connections.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("tapestry: listening to MIDI port \"{name}\"");
-                    self.connections.insert(id, (name, connection));
-                }
-                Err(e) => {
-                    self.stats.connect_errors.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("tapestry: cannot connect MIDI port \"{name}\": {e}");
-                }
+            let virtual_name = self.peers.as_ref().map_or("", |p| p.name());
+            if feeds_virtual {
+                eprintln!(
+                    "tapestry: MIDI port \"{}\" is also connected to the virtual port \"{virtual_name}\": \
+                     heard there only",
+                    c.name
+                );
+            } else {
+                eprintln!(
+                    "tapestry: MIDI port \"{}\" left the virtual port: listening to it directly",
+                    c.name
+                );
             }
         }
     }
 
     fn close_all(&mut self) {
-        for (_, (_, connection)) in self.connections.drain() {
-            connection.close();
+        for (_, c) in self.connections.drain() {
+            c.connection.close();
             self.stats.ports.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(connection) = self.virtual_connection.take() {
@@ -473,6 +609,8 @@ impl MidiInputs {
             next_port: 0,
             connections: HashMap::new(),
             virtual_connection: None,
+            peers: None,
+            peer_ids: Vec::new(),
         };
         let virtual_port = open_virtual(&mut watcher);
         watcher.scan();
@@ -484,10 +622,12 @@ impl MidiInputs {
                 .spawn(move || {
                     let mut last = Instant::now();
                     while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(20));
+                        std::thread::sleep(PEER_CHECK_INTERVAL);
                         if last.elapsed() >= RESCAN_INTERVAL {
                             last = Instant::now();
                             watcher.scan();
+                        } else {
+                            watcher.follow_virtual_peers();
                         }
                     }
                     watcher.close_all();
@@ -566,7 +706,8 @@ impl Drop for MidiInputs {
     }
 }
 
-/// Opens the virtual port; its name, or `None` where the platform has none or it failed.
+/// Opens the virtual port (and finds out how to ask which sources feed it); its name, or
+/// `None` where the platform has none or it failed.
 #[cfg(unix)]
 fn open_virtual(watcher: &mut Watcher) -> Option<String> {
     use midir::os::unix::VirtualInput;
@@ -578,19 +719,22 @@ fn open_virtual(watcher: &mut Watcher) -> Option<String> {
             return None;
         }
     };
-    let handler = watcher.handler(&name);
-    match input.create_virtual(&name, |_, bytes, h| h.handle(bytes), handler) {
-        Ok(connection) => {
-            watcher.stats.ports.fetch_add(1, Ordering::Relaxed);
-            watcher.stats.connections.fetch_add(1, Ordering::Relaxed);
-            watcher.virtual_connection = Some(connection);
-            Some(name)
+    let handler = watcher.handler(&name, Arc::new(AtomicBool::new(false)));
+    let (connection, peers) = VirtualPeers::around(&name, || {
+        match input.create_virtual(&name, |_, bytes, h| h.handle(bytes), handler) {
+            Ok(connection) => Some(connection),
+            Err(e) => {
+                eprintln!("tapestry: cannot open the virtual MIDI port \"{name}\": {e}");
+                None
+            }
         }
-        Err(e) => {
-            eprintln!("tapestry: cannot open the virtual MIDI port \"{name}\": {e}");
-            None
-        }
-    }
+    });
+    let connection = connection?;
+    watcher.stats.ports.fetch_add(1, Ordering::Relaxed);
+    watcher.stats.connections.fetch_add(1, Ordering::Relaxed);
+    watcher.virtual_connection = Some(connection);
+    watcher.peers = peers;
+    Some(name)
 }
 
 /// No virtual ports on this platform.
@@ -668,6 +812,7 @@ archetype = "lead"
             port: 3,
             queue,
             stats,
+            muted: Arc::new(AtomicBool::new(false)),
         };
         Fixture {
             engine,
@@ -688,7 +833,7 @@ archetype = "lead"
             .unwrap();
         // arrival 10 ms after the published block start: sample 480 plus one block of safety
         let arrived = f.t0 + Duration::from_millis(10);
-        let raw = RawMessage::new(3, &[0x90, 69, 100], arrived).unwrap();
+        let raw = RawMessage::new(3, &[0x90, 69, 100], arrived);
         f.handler.queue.push(raw).unwrap();
         // the router runs later; the stamp must not move
         std::thread::sleep(Duration::from_millis(5));
@@ -718,28 +863,189 @@ archetype = "lead"
         assert_eq!((counts.routed, counts.commands), (1, 2));
     }
 
+    /// A SysEx of `len` bytes in all (status and end included), data bytes 0x11.
+    fn sysex(len: usize) -> Vec<u8> {
+        let mut bytes = vec![0x11; len.max(2)];
+        bytes[0] = 0xF0;
+        *bytes.last_mut().unwrap() = 0xF7;
+        bytes
+    }
+
+    fn route_all(f: &mut Fixture) {
+        while let Some(raw) = f.router.queue.pop() {
+            f.router.route(raw);
+        }
+    }
+
     #[test]
-    fn long_messages_and_a_full_queue_are_counted_and_dropped() {
+    fn sysex_of_any_length_is_counted_not_lost_and_notes_around_it_play() {
+        let mut f = fixture(64);
+        f.control
+            .send(RouterControl::Port(3, "keys".into()))
+            .unwrap();
+        let lengths = [2, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 1, 300, 1 << 20];
+        f.handler.handle(&[0x90, 60, 100]);
+        for len in lengths {
+            f.handler.handle(&sysex(len));
+        }
+        f.handler.handle(&[0x80, 60, 0]);
+        route_all(&mut f);
+        let counts = f.router.stats.snapshot();
+        assert_eq!(counts.messages, lengths.len() as u64 + 2);
+        assert_eq!(counts.sysex, lengths.len() as u64, "{counts:?}");
+        assert_eq!((counts.lost(), counts.malformed), (0, 0), "{counts:?}");
+        assert_eq!(counts.routed, 2, "the note on and off around them");
+    }
+
+    #[test]
+    fn broken_sysex_is_malformed_on_both_sides_of_the_copied_length() {
+        let mut f = fixture(64);
+        let mut broken = Vec::new();
+        for len in [MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES + 1, 5000] {
+            // a status byte inside, a missing end, and a wrong last byte
+            let mut inside = sysex(len);
+            inside[len / 2] = 0x90;
+            let mut unterminated = sysex(len);
+            *unterminated.last_mut().unwrap() = 0x11;
+            let mut wrong_end = sysex(len);
+            *wrong_end.last_mut().unwrap() = 0xF8;
+            broken.extend([inside, unterminated, wrong_end]);
+        }
+        for bytes in &broken {
+            f.handler.handle(bytes);
+        }
+        // a long message that is not a SysEx is no message at all
+        f.handler.handle(&[0x90; 40]);
+        route_all(&mut f);
+        let counts = f.router.stats.snapshot();
+        assert_eq!(counts.malformed, broken.len() as u64 + 1, "{counts:?}");
+        assert_eq!((counts.sysex, counts.lost(), counts.routed), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_long_message_keeps_its_head_its_length_and_the_verdict() {
+        let t0 = Instant::now();
+        let long = sysex(1000);
+        let raw = RawMessage::new(0, &long, t0);
+        assert_eq!(raw.len(), 1000);
+        assert_eq!(raw.bytes(), &long[..MAX_MESSAGE_BYTES]);
+        assert_eq!(raw.parse(), Err(MidiError::Unsupported(0xF0)));
+        let whole = [0x11; MAX_MESSAGE_BYTES];
+        let raw = RawMessage::new(0, &whole, t0);
+        assert_eq!((raw.len(), raw.bytes()), (MAX_MESSAGE_BYTES, &whole[..]));
+        assert_eq!(raw.parse(), Err(MidiError::NoStatus(0x11)));
+        let empty = RawMessage::new(0, &[], t0);
+        assert!(empty.is_empty());
+        assert_eq!(empty.parse(), Err(MidiError::Empty));
+    }
+
+    #[test]
+    fn a_megabyte_of_sysex_makes_no_allocation_in_the_callback() {
+        let mut f = fixture(4);
+        let long = sysex(1 << 20);
+        f.handler.handle(&long);
+        f.handler.handle(&long);
+        assert_eq!(f.handler.stats.snapshot().callback_allocations, 0);
+        if crate::io::ALLOCATIONS_CHECKED {
+            // the detector is live in this test binary: an allocation in the same place counts
+            let ((), n) =
+                crate::io::count_allocations(|| drop(std::hint::black_box(vec![0u8; 64])));
+            assert!(n >= 1, "the allocation detector saw nothing");
+        }
+    }
+
+    #[test]
+    fn a_muted_port_counts_duplicates_and_hands_nothing_over() {
+        let mut f = fixture(16);
+        f.handler.muted.store(true, Ordering::Relaxed);
+        f.handler.handle(&[0x90, 60, 100]);
+        f.handler.handle(&sysex(100));
+        f.handler.muted.store(false, Ordering::Relaxed);
+        f.handler.handle(&[0x80, 60, 0]);
+        let counts = f.handler.stats.snapshot();
+        assert_eq!((counts.duplicates, counts.messages), (2, 1));
+        assert_eq!(f.router.queue.len(), 1);
+    }
+
+    /// 20 000 generated messages of 0 to 3000 bytes (SysEx with a stray status or no end now
+    /// and then, channel messages, random bytes): what the router gets from a callback's copy
+    /// is what parsing the whole message gives, and every message is counted exactly once.
+    #[test]
+    fn generated_messages_keep_their_verdict_through_the_callback() {
+        let mut f = fixture(64);
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut events, mut sysex, mut malformed) = (0, 0, 0);
+        for i in 0..20_000 {
+            let len = match next() % 4 {
+                0 => (next() % 4) as usize,
+                1 => (next() % (2 * MAX_MESSAGE_BYTES as u64)) as usize,
+                _ => (next() % 3000) as usize,
+            };
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            match i % 3 {
+                // a SysEx, a status byte inside now and then, its end byte usually there
+                0 if len >= 2 => {
+                    bytes.iter_mut().for_each(|b| *b &= 0x7F);
+                    bytes[0] = 0xF0;
+                    if next() % 500 == 0 {
+                        bytes[1 + (next() as usize) % (len - 1)] = 0x90;
+                    }
+                    if next() % 8 != 0 {
+                        bytes[len - 1] = 0xF7;
+                    }
+                }
+                // a channel message, most often of the right length
+                1 => {
+                    bytes = vec![
+                        0x80 | next() as u8,
+                        next() as u8 & 0x7F,
+                        next() as u8 & 0x7F,
+                    ];
+                    bytes.truncate(if next() % 8 == 0 { len.min(3) } else { 3 });
+                }
+                // anything
+                _ => {}
+            }
+            let raw = RawMessage::new(0, &bytes, f.t0);
+            let whole = parse_message(&bytes);
+            assert_eq!(raw.parse(), whole, "{} bytes", bytes.len());
+            assert_eq!(raw.len(), bytes.len());
+            match whole {
+                Ok(_) => events += 1,
+                Err(MidiError::Unsupported(0xF0)) => sysex += 1,
+                Err(e) if e.is_malformed() => malformed += 1,
+                Err(_) => {}
+            }
+            f.handler.handle(&bytes);
+            route_all(&mut f);
+        }
+        let counts = f.router.stats.snapshot();
+        assert_eq!((counts.messages, counts.lost()), (20_000, 0));
+        assert_eq!((counts.sysex, counts.malformed), (sysex, malformed));
+        assert!(counts.routed <= events, "{counts:?}");
+        assert!(
+            sysex > 2_000 && malformed > 2_000 && events > 2_000,
+            "{counts:?}, {events} events"
+        );
+        assert_eq!(counts.callback_allocations, 0);
+    }
+
+    #[test]
+    fn a_full_queue_is_counted_and_dropped() {
         let mut f = fixture(2);
-        let sysex: Vec<u8> = std::iter::once(0xF0)
-            .chain(std::iter::repeat_n(0x11, MAX_MESSAGE_BYTES))
-            .chain(std::iter::once(0xF7))
-            .collect();
-        f.handler.handle(&sysex);
         for _ in 0..5 {
             f.handler.handle(&[0x90, 60, 1]);
         }
-        f.handler.handle(&[0x90, 0x90]);
-        let longest = [0x11; MAX_MESSAGE_BYTES];
-        assert_eq!(
-            RawMessage::new(0, &longest, f.t0).map(|r| r.bytes().len()),
-            Some(MAX_MESSAGE_BYTES)
-        );
         let counts = f.handler.stats.snapshot();
-        assert_eq!(counts.messages, 7);
-        assert_eq!(counts.oversized, 1);
-        assert_eq!(counts.queue_full, 4);
-        assert_eq!(counts.lost(), 5);
+        assert_eq!(counts.messages, 5);
+        assert_eq!(counts.queue_full, 3);
+        assert_eq!(counts.lost(), 3);
         assert_eq!(f.router.queue.len(), 2);
         // a short malformed message is handed over and counted by the router
         while f.router.queue.pop().is_some() {}

@@ -54,19 +54,82 @@ pub struct Suggestion {
 /// `gate_lufs`, after the first 3 s (the loudness and onset windows filling) when the
 /// recording is long enough.
 pub fn suggest(frames: &[FeatureFrame], gate_lufs: f32, sample_rate: u32) -> Vec<Suggestion> {
-    let warm_up = SHORT_TERM_SECS.max(ONSET_RATE_SECS);
-    let long = frames
-        .last()
-        .is_some_and(|f| f.end_secs(sample_rate) > 2.0 * warm_up);
-    let gated: Vec<&FeatureFrame> = frames
-        .iter()
-        .filter(|f| !long || f.end_secs(sample_rate) >= warm_up)
-        .filter(|f| f.momentary_lufs >= gate_lufs)
-        .collect();
-    default_mappings(&core(), &[])
-        .into_iter()
-        .map(|m| fit(m, &gated))
-        .collect()
+    let mut suggester = Suggester::new(gate_lufs, sample_rate);
+    frames.iter().for_each(|f| suggester.add(f));
+    suggester.finish()
+}
+
+/// [`suggest`] for frames as they come, so a recording of any length can stream through it.
+/// Memory: one `f32` per default mapping per frame above the gate (28 bytes per 5.3 ms hop,
+/// about 19 MB for an hour of a room that is never silent).
+pub struct Suggester {
+    gate_lufs: f32,
+    sample_rate: u32,
+    defaults: Vec<RoomMapping>,
+    /// Per default mapping: its feature's values in the frames above the gate, during the
+    /// warm-up and after it.
+    warm_up_values: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    /// End of the last frame, seconds.
+    end_secs: f64,
+}
+
+impl Suggester {
+    /// A suggester for frames of a recording at `sample_rate`, gated at `gate_lufs`.
+    pub fn new(gate_lufs: f32, sample_rate: u32) -> Suggester {
+        let defaults = default_mappings(&core(), &[]);
+        Suggester {
+            gate_lufs,
+            sample_rate,
+            warm_up_values: vec![Vec::new(); defaults.len()],
+            values: vec![Vec::new(); defaults.len()],
+            defaults,
+            end_secs: 0.0,
+        }
+    }
+
+    /// Takes the next frame.
+    pub fn add(&mut self, f: &FeatureFrame) {
+        let end_secs = f.end_secs(self.sample_rate);
+        self.end_secs = end_secs;
+        let above_gate = f.momentary_lufs >= self.gate_lufs;
+        if !above_gate {
+            return;
+        }
+        let into = if end_secs < warm_up_secs() {
+            &mut self.warm_up_values
+        } else {
+            &mut self.values
+        };
+        for (m, values) in self.defaults.iter().zip(into) {
+            let v = f.get(m.feature);
+            if v.is_finite() && (!m.log || v > 0.0) {
+                values.push(v);
+            }
+        }
+    }
+
+    /// The suggestions: the warm-up counts only in a recording too short to leave it out.
+    pub fn finish(self) -> Vec<Suggestion> {
+        let long = self.end_secs > 2.0 * warm_up_secs();
+        self.defaults
+            .into_iter()
+            .zip(self.warm_up_values.into_iter().zip(self.values))
+            .map(|(m, (mut warm_up, values))| {
+                if long {
+                    fit(m, values)
+                } else {
+                    warm_up.extend(values);
+                    fit(m, warm_up)
+                }
+            })
+            .collect()
+    }
+}
+
+/// Seconds before the loudness and onset windows have filled.
+fn warm_up_secs() -> f64 {
+    SHORT_TERM_SECS.max(ONSET_RATE_SECS)
 }
 
 fn core() -> CoreDims {
@@ -108,14 +171,10 @@ fn bounds(f: Feature) -> (f32, f32) {
     }
 }
 
-fn fit(default: RoomMapping, frames: &[&FeatureFrame]) -> Suggestion {
+/// `default` with its range fitted to `values` (finite, and positive on a log scale).
+fn fit(default: RoomMapping, mut values: Vec<f32>) -> Suggestion {
     let feature = default.feature;
     let log = default.log;
-    let mut values: Vec<f32> = frames
-        .iter()
-        .map(|f| f.get(feature))
-        .filter(|v| v.is_finite() && (!log || *v > 0.0))
-        .collect();
     if values.is_empty() {
         return Suggestion {
             mapping: default,

@@ -7,7 +7,8 @@ use std::process::Command;
 use crate::common::measure;
 use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count};
 use tapestry::analysis::{
-    analyze_samples, read_wav, Analyzer, Feature, FeatureFrame, LOUDNESS_FLOOR_LUFS,
+    analyze_samples, read_wav, Analyzer, Feature, FeatureFrame, WavStream, LOUDNESS_FLOOR_LUFS,
+    MAX_CHANNELS,
 };
 use tapestry::rng::Rng;
 
@@ -930,6 +931,247 @@ fn read_wav_reports_missing_and_invalid_files() {
     assert_eq!(read_wav(&ok, None).unwrap().0.len(), 100);
 }
 
+/// A WAV of `frames` frames (a chirp on channel 0, seeded noise on the others) in the given
+/// format; returns the samples as a reader decodes them (-1..1).
+fn write_format(path: &Path, rate: u32, channels: u16, bits: u16, frames: usize) -> Vec<f32> {
+    let float = bits == 32;
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: if float {
+            hound::SampleFormat::Float
+        } else {
+            hound::SampleFormat::Int
+        },
+    };
+    let full_scale = (1i64 << (bits - 1)) as f64;
+    let mut rng = Rng::new(u64::from(bits) + u64::from(channels));
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut decoded = Vec::new();
+    for i in 0..frames {
+        let t = i as f32 / rate as f32;
+        for c in 0..channels {
+            let x = if c == 0 {
+                0.6 * (std::f32::consts::TAU * (200.0 + 900.0 * t) * t).sin()
+            } else {
+                0.3 * (rng.next_f32() * 2.0 - 1.0)
+            };
+            if float {
+                w.write_sample(x).unwrap();
+                decoded.push(x);
+            } else {
+                let v = (f64::from(x) * (full_scale - 1.0)).round() as i32;
+                w.write_sample(v).unwrap();
+                decoded.push((f64::from(v) / full_scale) as f32);
+            }
+        }
+    }
+    w.finalize().unwrap();
+    decoded
+}
+
+/// How reading a recording worked before it streamed: everything decoded, then resampled
+/// whole by rubato's `process_all`.
+fn resampled_whole(samples: &[f32], channels: u16, from: u32, to: u32) -> Vec<f32> {
+    use rubato::audioadapter_buffers::direct::InterleavedSlice;
+    use rubato::{Fft, FixedSync, Resampler};
+    let (channels, frames) = (usize::from(channels), samples.len() / usize::from(channels));
+    if frames == 0 || from == to {
+        return samples.to_vec();
+    }
+    let input = InterleavedSlice::new(samples, channels, frames).unwrap();
+    let mut resampler =
+        Fft::<f32>::new(from as usize, to as usize, 1024, channels, FixedSync::Input).unwrap();
+    resampler
+        .process_all(&input, frames, None)
+        .unwrap()
+        .take_data()
+}
+
+#[test]
+fn streamed_reading_gives_exactly_what_a_whole_read_and_resample_gave() {
+    // lengths around the resampler's 1024-frame chunk and the 4096-frame pieces
+    let lengths = [1, 500, 1023, 1024, 1025, 4096, 4097, 2 * 44_100 + 777];
+    for (rate, to, channels, bits) in [
+        (44_100, 48_000, 1, 16),
+        (44_100, 48_000, 2, 24),
+        (48_000, 44_100, 2, 32),
+        (32_000, 48_000, 3, 16),
+    ] {
+        for frames in lengths {
+            let path = temp(&format!("stream-{rate}-{channels}-{bits}-{frames}.wav"));
+            let decoded = write_format(&path, rate, channels, bits, frames);
+            let what = format!("{frames} frames, {channels} ch, {bits} bit, {rate} → {to} Hz");
+            let (same_rate, _) = read_wav(&path, None).unwrap();
+            assert!(same_rate == decoded, "{what}: decoding differs");
+            let expected = resampled_whole(&decoded, channels, rate, to);
+            let mut stream = WavStream::open(&path, Some(to)).unwrap();
+            assert_eq!(stream.truncation(), None);
+            assert_eq!(
+                stream.frames() as usize * usize::from(channels),
+                expected.len(),
+                "{what}"
+            );
+            let mut pieces = Vec::new();
+            let mut largest = 0;
+            while let Some(piece) = stream.next_piece().unwrap() {
+                assert_eq!(
+                    piece.len() % usize::from(channels),
+                    0,
+                    "{what}: whole frames"
+                );
+                largest = largest.max(piece.len());
+                pieces.extend_from_slice(piece);
+            }
+            // bit for bit, compared as bits so that a NaN could not hide
+            let bits_of = |x: &[f32]| x.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits_of(&pieces) == bits_of(&expected),
+                "{what}: samples differ"
+            );
+            assert!(
+                largest <= 4096 * usize::from(channels),
+                "{what}: a piece of {largest}"
+            );
+            assert!(read_wav(&path, Some(to)).unwrap().0 == expected, "{what}");
+        }
+    }
+}
+
+#[test]
+fn a_wav_cut_short_is_read_as_far_as_it_goes() {
+    for bits in [16u16, 24, 32] {
+        let (channels, claimed) = (2u16, 10_000u64);
+        let path = temp(&format!("cut-{bits}.wav"));
+        let decoded = write_format(&path, SR, channels, bits, claimed as usize);
+        let whole_bytes = std::fs::metadata(&path).unwrap().len();
+        let frame_bytes = u64::from(channels * bits / 8);
+        let data_start = whole_bytes - claimed * frame_bytes;
+        for (held, extra) in [(3_000u64, 1u64), (0, 0), (1, frame_bytes - 1), (9_999, 0)] {
+            let cut = temp(&format!("cut-{bits}-{held}.wav"));
+            std::fs::copy(&path, &cut).unwrap();
+            let file = std::fs::OpenOptions::new().write(true).open(&cut).unwrap();
+            file.set_len(data_start + held * frame_bytes + extra)
+                .unwrap();
+            let stream = WavStream::open(&cut, None).unwrap();
+            let truncation = stream.truncation().expect("the cut is seen");
+            assert_eq!(
+                (truncation.claimed_frames, truncation.held_frames),
+                (claimed, held),
+                "{bits} bit"
+            );
+            assert_eq!(stream.frames(), held);
+            let message = truncation.to_string();
+            assert!(
+                message.contains(cut.to_str().unwrap())
+                    && message.contains(&format!("({held} frames)"))
+                    && message.contains("(10000 frames)"),
+                "{message}"
+            );
+            let n = held as usize * usize::from(channels);
+            let (x, _) = read_wav(&cut, None).unwrap();
+            assert!(
+                x == decoded[..n],
+                "{bits} bit, {held} frames: samples differ"
+            );
+            // resampled, it is what a whole file of those frames gives
+            let (y, _) = read_wav(&cut, Some(44_100)).unwrap();
+            assert!(y == resampled_whole(&decoded[..n], channels, SR, 44_100));
+        }
+    }
+    // a header with nothing after it is not a WAV file
+    let path = temp("cut-16.wav");
+    let head = temp("cut-head.wav");
+    std::fs::copy(&path, &head).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&head).unwrap();
+    file.set_len(20).unwrap();
+    let err = read_wav(&head, None).unwrap_err();
+    assert!(err.to_string().contains("cannot read as WAV"), "{err}");
+}
+
+/// 10 000 generated WAV files — a valid one with its header bytes overwritten, its header
+/// fields set to extreme values and its length cut anywhere — read whole: no panic, every
+/// piece whole frames of at most 4096 frames, never more samples than the file has bytes
+/// for, and an error (never a guess) when hound cannot read the header.
+#[test]
+fn ten_thousand_mutilated_wav_headers_read_safely() {
+    let base = temp("fuzz-base.wav");
+    write_format(&base, SR, 2, 16, 300);
+    let valid = std::fs::read(&base).unwrap();
+    let mut rng = Rng::new(11);
+    let mut below = |n: usize| (rng.next_u64() % n.max(1) as u64) as usize;
+    let (mut read, mut refused, mut cut) = (0, 0, 0);
+    let path = temp("fuzz.wav");
+    for _ in 0..10_000 {
+        let mut bytes = valid.clone();
+        match below(4) {
+            // random bytes anywhere in the header
+            0 => {
+                for _ in 0..1 + below(4) {
+                    let i = below(44);
+                    bytes[i] = below(256) as u8;
+                }
+            }
+            // a header field set to an extreme: channels, rate, block align, bits, data size
+            1 => {
+                let (at, width) = [(22, 2), (24, 4), (32, 2), (34, 2), (40, 4)][below(5)];
+                let value: u32 = [0, 1, 3, 65_535, 0x7FFF_FFFF, u32::MAX][below(6)];
+                bytes[at..at + width].copy_from_slice(&value.to_le_bytes()[..width]);
+            }
+            // the data size claims more than the file holds
+            2 => {
+                let claim = 4 * (below(1 << 20) as u32 + 300);
+                bytes[40..44].copy_from_slice(&claim.to_le_bytes());
+            }
+            _ => {}
+        }
+        bytes.truncate(below(bytes.len() + 1));
+        std::fs::write(&path, &bytes).unwrap();
+        let mut stream = match WavStream::open(&path, None) {
+            Ok(stream) => stream,
+            Err(e) => {
+                assert!(e.to_string().contains("fuzz.wav"), "{e}");
+                refused += 1;
+                continue;
+            }
+        };
+        cut += usize::from(stream.truncation().is_some());
+        let channels = usize::from(stream.channels());
+        let mut samples = 0;
+        loop {
+            match stream.next_piece() {
+                Ok(Some(piece)) => {
+                    assert!(piece.len() % channels == 0 && piece.len() <= 4096 * channels);
+                    samples += piece.len();
+                }
+                Ok(None) => break,
+                Err(e) => panic!("an error after the header was read: {e}"),
+            }
+        }
+        assert_eq!(samples as u64, stream.frames() * channels as u64);
+        assert!(
+            samples <= bytes.len(),
+            "{samples} samples from {} bytes",
+            bytes.len()
+        );
+        read += 1;
+    }
+    println!("10 000 mutilated WAVs: {read} read ({cut} cut short), {refused} refused");
+    assert!(read > 2_000 && refused > 2_000 && cut > 1_000);
+}
+
+#[test]
+fn a_recording_with_too_many_channels_is_refused_clearly() {
+    let path = temp("65-channels.wav");
+    write_format(&path, SR, MAX_CHANNELS + 1, 16, 10);
+    let err = read_wav(&path, None).unwrap_err();
+    assert!(err.to_string().contains("65 channels"), "{err}");
+    let path = temp("64-channels.wav");
+    write_format(&path, SR, MAX_CHANNELS, 16, 10);
+    assert_eq!(read_wav(&path, None).unwrap().1, MAX_CHANNELS);
+}
+
 // ---------------------------------------------------------------------------
 // `tapestry analyze`
 // ---------------------------------------------------------------------------
@@ -1002,6 +1244,78 @@ fn cli_analyze_prints_a_timeline_and_summary_and_writes_csv() {
             "{found} vs {t}"
         );
     }
+}
+
+#[test]
+fn cli_analyze_streams_a_long_recording_and_reads_one_cut_short() {
+    // 30 s of 16 channels, 16-bit: 46 MB on disk, 92 MB decoded to f32
+    let mono = temp("long-mono.wav");
+    let long = temp("long-16ch.wav");
+    let status = Command::new("sox")
+        .args(["-R", "-n", "-r", "48000", "-b", "16", "-c", "1"])
+        .arg(&mono)
+        .args(["synth", "30", "pinknoise", "gain", "-12"])
+        .status()
+        .expect("sox runs");
+    assert!(status.success());
+    let status = Command::new("sox")
+        .arg(&mono)
+        .arg(&long)
+        .arg("remix")
+        .args(["1"; 16])
+        .status()
+        .expect("sox runs");
+    assert!(status.success());
+    let decoded_bytes = 30 * 48_000 * 16 * 4;
+    let (out, peak_rss, took) = crate::common::rss::run_with_peak_rss(
+        Command::new(env!("CARGO_BIN_EXE_tapestry"))
+            .arg("analyze")
+            .arg(&long),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "analyze of 30 s x 16 channels ({} MB decoded): peak RSS {:.1} MB, {:.1} s\n{stdout}",
+        decoded_bytes >> 20,
+        peak_rss as f64 / (1 << 20) as f64,
+        took.as_secs_f64()
+    );
+    assert!(stdout.contains("16 channel(s)") && stdout.contains("duration        30.00 s"));
+    assert!(peak_rss < 40 << 20, "peak RSS {peak_rss} bytes");
+    for big in [&mono, &long] {
+        let _ = std::fs::remove_file(big);
+    }
+
+    // cut in its data: what is there is analysed, and the warning says how much that is
+    let (x, _) = claps(2.0, 4.0, 5);
+    let wav = temp("cli-cut.wav");
+    write_wav(&wav, SR, 1, false, &x);
+    let whole = std::fs::metadata(&wav).unwrap().len();
+    let cut = whole - 2 * 3 * u64::from(SR) / 2;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wav)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    let out = tapestry_analyze(&[wav.as_os_str()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("cli-cut.wav")
+            && stderr.contains("(120000 frames)")
+            && stderr.contains("(192000 frames)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("duration        2.50 s"), "{stdout}");
 }
 
 #[test]

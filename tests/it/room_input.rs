@@ -17,51 +17,66 @@ fn temp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A quiet room: faint pink noise.
+/// A quiet room: faint pink noise (made once per test run: the tests share it).
 fn quiet_room() -> PathBuf {
-    let path = temp("quiet.wav");
-    sox(&[
-        "-n",
-        "-r",
-        "44100",
-        path.to_str().unwrap(),
-        "synth",
-        "24",
-        "pinknoise",
-        "gain",
-        "-50",
-    ]);
-    path
+    static ROOM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOM.get_or_init(|| {
+        let path = temp("quiet.wav");
+        sox(&[
+            "-n",
+            "-r",
+            "44100",
+            path.to_str().unwrap(),
+            "synth",
+            "24",
+            "pinknoise",
+            "gain",
+            "-50",
+        ]);
+        path
+    })
+    .clone()
 }
 
-/// A lively room: loud noise-burst claps, 6 per second, over a murmur.
+/// A lively room: loud noise-burst claps, 6 per second, over a murmur (made once per test
+/// run: the tests share it).
 fn loud_room() -> PathBuf {
-    let claps = temp("claps.wav");
-    let murmur = temp("murmur.wav");
-    let path = temp("loud.wav");
-    let p = |x: &PathBuf| x.to_str().unwrap().to_string();
-    sox::claps(&claps, "44100", "-4", "0.14666", "143");
-    sox(&[
-        "-n",
-        "-r",
-        "44100",
-        &p(&murmur),
-        "synth",
-        "24",
-        "brownnoise",
-        "gain",
-        "-28",
-    ]);
-    sox(&["-m", &p(&claps), &p(&murmur), &p(&path), "trim", "0", "24"]);
-    path
+    static ROOM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOM.get_or_init(|| {
+        let claps = temp("claps.wav");
+        let murmur = temp("murmur.wav");
+        let path = temp("loud.wav");
+        let p = |x: &PathBuf| x.to_str().unwrap().to_string();
+        sox::claps(&claps, "44100", "-4", "0.14666", "143");
+        sox(&[
+            "-n",
+            "-r",
+            "44100",
+            &p(&murmur),
+            "synth",
+            "24",
+            "brownnoise",
+            "gain",
+            "-28",
+        ]);
+        sox(&["-m", &p(&claps), &p(&murmur), &p(&path), "trim", "0", "24"]);
+        path
+    })
+    .clone()
 }
 
+/// The minimal patch without its leveler (written once per test run: the tests share it).
 fn patch_without_leveler() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
-    let path = temp("minimal-raw.toml");
-    std::fs::write(&path, format!("{text}\n[master]\nleveler = false\n")).unwrap();
-    path
+    static PATCH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATCH
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+            let path = temp("minimal-raw.toml");
+            std::fs::write(&path, format!("{text}\n[master]\nleveler = false\n")).unwrap();
+            path
+        })
+        .clone()
 }
 
 fn render(patch: &Path, input: &Path, out: &str, block: &str) -> Vec<f32> {
@@ -191,4 +206,176 @@ fn the_score_follows_a_steady_clap_within_the_patch_limits() {
     let rate = onset_rate_per_sec(&mono(&followed[2 * 48_000 * 20..]), 48_000.0);
     println!("score tempo ends at {last:.1} BPM; pulse {rate:.2}/s (120 BPM = 2.00/s)");
     assert!((rate - 2.0).abs() < 0.25, "{rate}");
+}
+
+/// `tapestry render` of the minimal performance with `input` as the room for `secs`,
+/// float32; the samples and what it said on stderr.
+fn render_secs(patch: &Path, input: &Path, out: &str, secs: &str) -> (Vec<f32>, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = temp(out);
+    let run = Command::new(env!("CARGO_BIN_EXE_tapestry"))
+        .arg("render")
+        .arg(patch)
+        .arg("-p")
+        .arg(root.join("patches/minimal.performance.toml"))
+        .arg("--input")
+        .arg(input)
+        .args(["--duration", secs, "--format", "float32", "-o"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert!(run.status.success(), "render failed: {stderr}");
+    let mut r = hound::WavReader::open(&output).unwrap();
+    (r.samples::<f32>().map(|s| s.unwrap()).collect(), stderr)
+}
+
+/// The first `frames` frames of a WAV, as a whole WAV of the same format.
+fn prefix(from: &Path, to: &Path, frames: u32) {
+    let mut r = hound::WavReader::open(from).unwrap();
+    let spec = r.spec();
+    let mut w = hound::WavWriter::create(to, spec).unwrap();
+    let n = (frames * u32::from(spec.channels)) as usize;
+    match spec.sample_format {
+        hound::SampleFormat::Float => {
+            for s in r.samples::<f32>().take(n) {
+                w.write_sample(s.unwrap()).unwrap();
+            }
+        }
+        hound::SampleFormat::Int => {
+            for s in r.samples::<i32>().take(n) {
+                w.write_sample(s.unwrap()).unwrap();
+            }
+        }
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn a_room_recording_cut_short_renders_from_what_is_there_with_a_warning() {
+    // what a crashed recorder leaves: the header claims 24 s, the data stops after 10.5 s
+    let patch = patch_without_leveler();
+    let room = loud_room();
+    let spec = hound::WavReader::open(&room).unwrap().spec();
+    let claimed = hound::WavReader::open(&room).unwrap().duration();
+    let frame_bytes = u64::from(spec.channels * spec.bits_per_sample / 8);
+    let whole_bytes = std::fs::metadata(&room).unwrap().len();
+    let held = (10.5 * 44_100.0) as u32;
+    let cut = temp("loud-cut.wav");
+    std::fs::copy(&room, &cut).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .unwrap()
+        .set_len(whole_bytes - u64::from(claimed - held) * frame_bytes + 1)
+        .unwrap();
+    // the same 10.5 s as a whole file
+    let whole = temp("loud-10.5s.wav");
+    prefix(&room, &whole, held);
+
+    let (from_cut, said) = render_secs(&patch, &cut, "cut-out.wav", "16");
+    let (from_whole, _) = render_secs(&patch, &whole, "whole-out.wav", "16");
+    println!("{said}");
+    let warning = said
+        .lines()
+        .find(|l| l.starts_with("warning:"))
+        .unwrap_or_else(|| panic!("no warning in {said}"));
+    assert!(warning.contains(cut.to_str().unwrap()), "{warning}");
+    assert!(
+        warning.contains(&format!("({held} frames)"))
+            && warning.contains(&format!("({claimed} frames)")),
+        "{warning}"
+    );
+    assert!(from_cut == from_whole, "the cut room renders as its data");
+    // and the room was heard: louder than the same render with a quiet room
+    let (quiet, _) = render_secs(&patch, &quiet_room(), "quiet-16-out.wav", "16");
+    let from = 2 * 48_000 * 6;
+    let (c_db, q_db) = (
+        rms_db(&mono(&from_cut[from..])),
+        rms_db(&mono(&quiet[from..])),
+    );
+    println!("cut loud room {c_db:.1} dB, quiet room {q_db:.1} dB");
+    assert!(c_db > q_db + 3.0, "{c_db} vs {q_db}");
+}
+
+#[test]
+fn a_twenty_minute_room_is_read_only_as_far_as_a_short_render_needs() {
+    let patch = patch_without_leveler();
+    // 20 minutes of a lively room, 44.1 kHz, so it is resampled: 24 s made by sox, repeated
+    let room = temp("loud-16bit.wav");
+    let long = temp("loud-20min.wav");
+    let (r, l) = (room.to_str().unwrap(), long.to_str().unwrap());
+    sox(&[loud_room().to_str().unwrap(), "-b", "16", r]);
+    sox(&[r, l, "repeat", "49"]);
+    let minutes = hound::WavReader::open(&long).unwrap().duration() as f64 / 44_100.0 / 60.0;
+    assert!(minutes >= 20.0, "{minutes} minutes");
+    let decoded_bytes = (minutes * 60.0 * 48_000.0 * 4.0) as u64;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = temp("long-out.wav");
+    let (run, peak_rss, took) = common::rss::run_with_peak_rss(
+        Command::new(env!("CARGO_BIN_EXE_tapestry"))
+            .arg("render")
+            .arg(&patch)
+            .arg("-p")
+            .arg(root.join("patches/minimal.performance.toml"))
+            .arg("--input")
+            .arg(&long)
+            .args(["--duration", "2", "--format", "float32", "-o"])
+            .arg(&output),
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mb = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "a 2 s render with a {minutes:.1}-minute room ({:.0} MB decoded at 48 kHz): peak RSS \
+         {:.1} MB, {:.2} s",
+        mb(decoded_bytes),
+        mb(peak_rss),
+        took.as_secs_f64()
+    );
+    assert!(
+        peak_rss < 100 << 20 && peak_rss < decoded_bytes / 4,
+        "peak RSS {:.1} MB",
+        mb(peak_rss)
+    );
+    // what was read is what a whole read gave: the 24 s room renders the same 2 s
+    let mut r = hound::WavReader::open(&output).unwrap();
+    let from_long: Vec<f32> = r.samples::<f32>().map(|s| s.unwrap()).collect();
+    let (from_short, _) = render_secs(&patch, &room, "short-out.wav", "2");
+    assert_eq!(from_long.len(), 2 * 2 * 48_000);
+    assert!(from_long == from_short);
+    let _ = std::fs::remove_file(&long);
+}
+
+#[test]
+fn streamed_room_commands_are_the_whole_recordings_up_to_the_render_end() {
+    use tapestry::analysis::WavStream;
+    let patch = common::patch_text(common::PULSE_PATCH);
+    let room = loud_room();
+    let (samples, channels) = tapestry::analysis::read_wav(&room, Some(48_000)).unwrap();
+    let script = common::Script::default().join(0.0, 1, Some(0));
+    let mut whole = script.clone().performance(30.0);
+    tapestry::room::add_room_input(&mut whole, &patch, &samples, channels, 48_000);
+    // shorter than the room, a frame more than a whole number of hops, and longer
+    for frames in [5 * 48_000, 12 * 48_000 + 1, 40 * 48_000] {
+        let mut streamed = script.clone().performance(30.0);
+        let mut stream = WavStream::open(&room, Some(48_000)).unwrap();
+        tapestry::room::add_room_recording(&mut streamed, &patch, &mut stream, frames).unwrap();
+        let expected: Vec<_> = whole
+            .commands
+            .iter()
+            .filter(|c| c.sample < frames)
+            .collect();
+        assert!(expected.len() > 100, "{} commands", expected.len());
+        assert!(
+            streamed.commands.iter().eq(expected.iter().copied()),
+            "{frames} frames: {} commands streamed, {} expected",
+            streamed.commands.len(),
+            expected.len()
+        );
+    }
 }

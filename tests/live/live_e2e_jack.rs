@@ -557,9 +557,13 @@ fn floods_of_garbage_over_osc_and_midi_leave_the_live_audio_intact() {
     assert!(osc_dropped >= packets, "bad messages counted: {osc}");
     assert!(refused >= 1.0, "unknown participants refused: {status}");
     assert_eq!(messages, midi_sent, "every MIDI message arrived: {midi}");
-    assert_eq!(lost, kind("midi long sysex"), "long SysEx dropped: {midi}");
-    let certainly_malformed =
-        kind("midi stray data") + kind("midi broken running status") + kind("midi truncated note");
+    // a SysEx of any length reaches the router (checked whole in the port callback): the
+    // long ones here have no end byte, so they are malformed, not lost
+    assert_eq!(lost, 0.0, "nothing lost: {midi}");
+    let certainly_malformed = kind("midi stray data")
+        + kind("midi broken running status")
+        + kind("midi truncated note")
+        + kind("midi long sysex");
     assert!(malformed >= certainly_malformed, "{midi}");
     assert_eq!(routed, 0.0, "no garbage became a command: {midi}");
 

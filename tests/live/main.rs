@@ -10,4 +10,5 @@ mod live_jack;
 mod live_midi_jack;
 mod live_recovery_jack;
 mod live_view_jack;
+mod midi_once_jack;
 mod room_jack;

@@ -3,6 +3,7 @@ python-rtmidi JACK output port drive a running `tapestry play`.
 
     live_senders.py show    OSC_PORT MIDI_DEST   the scripted show (notes, controls, joins, mood, leaves)
     live_senders.py garbage OSC_PORT MIDI_DEST SECONDS   floods of malformed OSC and MIDI
+    live_senders.py once    0 MIDI_DEST          notes from ports tapestry's watcher also listens to
 
 MIDI_DEST is tapestry's virtual JACK MIDI port; our port is connected to it with jack_connect.
 Prints one line per action ("t=<seconds> <what>") and the counts at the end.
@@ -223,12 +224,80 @@ def garbage(osc_port, midi_dest, seconds):
           f"({midi_sent / elapsed:.0f}/s)", flush=True)
 
 
+def connections(port):
+    """The ports `port` is connected to (jack_lsp -c), or None when jack_lsp got stuck."""
+    try:
+        listing = subprocess.run(["jack_lsp", "-c", port], timeout=5,
+                                 capture_output=True, text=True).stdout
+    except subprocess.TimeoutExpired:
+        return None
+    return [l.strip() for l in listing.splitlines() if l.startswith((" ", "\t"))]
+
+
+def wait_connected(port, count, seconds=10):
+    """Waits until `port` has `count` connections (tapestry's watcher connects every port)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = connections(port)
+        if found is not None and len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise SystemExit(f"{port} never had {count} connections: {connections(port)}")
+
+
+def once(midi_dest):
+    """Two ports that tapestry's watcher listens to (`ports = ["*"]`) and that are also
+    connected to its virtual port, as a performer following the README would: "early" is
+    connected to the virtual port as soon as it exists, "late" after the watcher has connected
+    it. Each note must arrive once. Then "late" leaves the virtual port and must be heard
+    directly. Channel 1 plays on "late", channel 2 on "early"."""
+    late = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="once-late")
+    late.open_virtual_port("out")
+    early = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="once-early")
+    early.open_virtual_port("out")
+    if not connect("once-early:out", midi_dest):
+        raise SystemExit("jack_connect once-early:out failed")
+    print(f"watcher connected once-late:out: {wait_connected('once-late:out', 1)}", flush=True)
+    if not connect("once-late:out", midi_dest):
+        raise SystemExit("jack_connect once-late:out failed")
+    wait_connected("once-early:out", 2)
+    time.sleep(0.5)
+    sent = 0
+
+    def play(out, channel, keys):
+        nonlocal sent
+        for key in keys:
+            out.send_message([0x90 | channel, key, 100])
+            time.sleep(0.12)
+            out.send_message([0x80 | channel, key, 0])
+            time.sleep(0.08)
+            sent += 2
+        print(f"played channel {channel + 1}: {' '.join(map(str, keys))}", flush=True)
+
+    play(late, 0, [60, 64, 67, 72])
+    play(early, 1, [55, 59, 62])
+    # SysEx on both sides of the 16 bytes a port callback copies: counted once, never lost
+    for length in [16, 17, 1000, 4096]:
+        late.send_message([0xF0] + [0x11] * (length - 2) + [0xF7])
+        sent += 1
+        time.sleep(0.02)
+    subprocess.run(["jack_disconnect", "once-late:out", midi_dest], timeout=5, check=True)
+    time.sleep(0.5)
+    play(late, 0, [65, 69])
+    print(f"midi messages {sent}", flush=True)
+    for out in (late, early):
+        out.close_port()
+        out.delete()
+
+
 if __name__ == "__main__":
     command, osc_port, midi_dest = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if command == "show":
         show(osc_port, midi_dest)
     elif command == "garbage":
         garbage(osc_port, midi_dest, float(sys.argv[4]))
+    elif command == "once":
+        once(midi_dest)
     else:
         raise SystemExit(f"unknown command {command}")
     # the tests accept a run that gets stuck after this line: python-rtmidi's JACK client can
