@@ -13,6 +13,7 @@ mod cli;
 mod clicks;
 mod control;
 mod expressive;
+mod handover;
 mod malformed;
 mod measure_selftest;
 mod midi;
