@@ -8,6 +8,11 @@
 //! measured alone in its own band (from an octave below the register to an octave above it)
 //! while the played notes sound: a saw, pulse, FM or formant voice has no partial below its
 //! fundamental.
+//!
+//! In the shipped pieces each player is rendered alone, every other voice muted, as performed
+//! and without their notes: after every rest the two carry the same generated part.
+
+use std::path::Path;
 
 use rustfft::{num_complex::Complex, FftPlanner};
 
@@ -84,13 +89,17 @@ const GRID_TOLERANCE_SECS: f64 = 0.03;
 /// The progression of the probe's one section, as pitch classes.
 const CHORDS: [[u8; 3]; 4] = [[0, 4, 7], [5, 9, 0], [7, 11, 2], [9, 0, 4]];
 
-/// The probe patch with `hold_bars = 2`: notes held past beat 8 of their bar-pair release.
+/// The probe patch with `hold_bars = 2`: no played note sounds longer than two bars.
 fn probe_patch() -> Patch {
     probe_patch_with("hold_bars = 2")
 }
 
 /// The probe patch with `extra` lines in every archetype.
 fn probe_patch_with(extra: &str) -> Patch {
+    patch_text(&probe_text(extra))
+}
+
+fn probe_text(extra: &str) -> String {
     let mut text = String::from(
         r#"
 version = 1
@@ -136,7 +145,29 @@ range = [0.0, 0.0]
             v.id, v.id, v.low, v.high, v.grid_beats
         );
     }
-    patch_text(&text)
+    text
+}
+
+#[test]
+fn resume_bars_and_hold_bars_are_checked_against_their_limits() {
+    let problems = |extra: &str| match Patch::parse(Path::new("probe.toml"), &probe_text(extra)) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    let bad = problems("resume_bars = 65\nhold_bars = 0.5");
+    for expected in [
+        "archetypes[0].resume_bars: expected a number from 0 to 64, found 65",
+        "archetypes[0].hold_bars: expected a number from 1 to 256, found 0.5",
+        "archetypes[7].hold_bars",
+    ] {
+        assert!(bad.contains(expected), "{expected:?} not in {bad}");
+    }
+    assert!(bad.contains("probe.toml:"), "file, line and column: {bad}");
+    assert_eq!(
+        problems("resume_bars = 0\nhold_bars = 256"),
+        "",
+        "the limits themselves"
+    );
 }
 
 fn note_on(pitch: u8) -> Command {
@@ -436,6 +467,11 @@ fn assert_no_click(v: &Voice, x: &[f32], played_alone: &[f32], resume: f64, labe
         let (a, b) = (at - 0.1, at + 2.0);
         let here = max_jump_ratio(seg(x, a, b), 256);
         let reference = max_jump_ratio(seg(played_alone, a, b), 256).max(steady);
+        println!(
+            "{label} {:5}: {what} jump ratio {here:.3} (steady {steady:.3}, played alone {:.3})",
+            v.id,
+            max_jump_ratio(seg(played_alone, a, b), 256)
+        );
         assert!(
             here <= (reference * 2.0).max(0.5),
             "{label} {}: {what} jump ratio {here:.3} vs {reference:.3} without a hand-over",
@@ -862,34 +898,55 @@ fn is_note_of(command: &Command, who: u32) -> bool {
     matches!(*command, Command::NoteOn { participant, .. } | Command::NoteOff { participant, .. } if participant == who)
 }
 
-/// When a player's generated part is due back after their last note, and until when they
-/// stay: (last note, back, leave) in seconds.
-fn return_window(
+/// Every rest of a player long enough to hear their generated part: (when the last held
+/// note ended, when the part is due back, until when it may play: the next note-on, the
+/// leave or the end), in seconds. The part is due back after `resume_bars`, at most one step
+/// of its grid and the voice's attack; the last rest is always listed.
+fn rests(
     cfg: &tapestry::engine::config::EngineConfig,
     perf: &Performance,
     joins: &[(u32, u16)],
     who: u32,
-) -> (f64, f64, f64) {
+) -> Vec<(f64, f64, f64)> {
     let secs = |sample: u64| sample as f64 / SR as f64;
-    let last_note = perf
-        .commands
-        .iter()
-        .filter(|c| is_note_of(&c.command, who))
-        .map(|c| secs(c.sample))
-        .fold(0.0, f64::max);
-    let leave = perf
-        .commands
-        .iter()
-        .find(|c| c.command == Command::Leave { participant: who } && secs(c.sample) > last_note)
-        .map_or(secs(perf.duration_frames), |c| secs(c.sample));
     let a = cfg.archetypes[joins.iter().find(|j| j.0 == who).expect("joined").1 as usize];
     let beat_secs = 60.0 / cfg.tempo_bpm as f64;
-    // the rest, then at most one step of its grid, then the voice's attack
-    let back = last_note
-        + a.resume_bars as f64 * cfg.beats_per_bar as f64 * beat_secs
-        + a.grid_beats as f64 * beat_secs
+    let due = (a.resume_bars * cfg.beats_per_bar as f32 + a.grid_beats) as f64 * beat_secs
         + a.attack_secs as f64;
-    (last_note, back, leave)
+    let (mut held, mut rests) = (Vec::new(), Vec::new());
+    let mut ended: Option<f64> = None;
+    for c in &perf.commands {
+        match c.command {
+            Command::NoteOn {
+                participant, pitch, ..
+            } if participant == who => {
+                if let Some(end) = ended.take() {
+                    if secs(c.sample) - (end + due) >= 2.0 {
+                        rests.push((end, end + due, secs(c.sample)));
+                    }
+                }
+                held.push(pitch);
+            }
+            Command::NoteOff { participant, pitch } if participant == who => {
+                if let Some(k) = held.iter().position(|&p| p == pitch) {
+                    held.remove(k);
+                }
+                if held.is_empty() {
+                    ended = Some(secs(c.sample));
+                }
+            }
+            Command::Leave { participant } if participant == who => {
+                if let Some(end) = ended.take() {
+                    rests.push((end, end + due, secs(c.sample)));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(end) = ended {
+        rests.push((end, end + due, secs(perf.duration_frames)));
+    }
+    rests
 }
 
 /// The generated part after a played passage starts the same notes at the same times as if
@@ -906,7 +963,7 @@ fn in_every_shipped_piece_each_player_gets_their_generated_part_back() {
     // the last note the voice sounds exactly as loud as if it had never been played.
     for name in ["minimal", "sleep-gathering", "kaleidoscope-nights"] {
         let patch = patch(&format!("{name}.toml"));
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patches");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("patches");
         let perf = Performance::load(&dir.join(format!("{name}.performance.toml")), &patch, SR)
             .unwrap_or_else(|e| panic!("{e}"));
         let mut cfg = patch.config(SR, perf.seed);
@@ -922,36 +979,41 @@ fn in_every_shipped_piece_each_player_gets_their_generated_part_back() {
         }
         assert!(!players.is_empty(), "{name}: nobody plays notes");
         for who in players {
-            let (last_note, back, leave) = return_window(&cfg, &perf, &joins, who);
             let played = isolated(&patch, &perf, &joins, who);
             let never = isolated(&patch, &without_notes(&perf, who), &joins, who);
-            let level = |x: &[f32]| rms_db(seg(x, back, leave));
-            let (as_played, as_never, all) = (level(&played), level(&never), level(&mix));
-            let heard = as_played > -50.0 && as_played > all - 24.0;
-            println!(
-                "{name}: participant {who} ({}) last note {last_note:.1} s, leaves {leave:.1} s; \
-                 from {back:.1} s alone {as_played:.1} dBFS, never played {as_never:.1} dBFS, \
-                 mix {all:.1} dBFS: {}",
-                patch.archetypes[joins.iter().find(|j| j.0 == who).unwrap().1 as usize],
-                if heard {
-                    "heard"
-                } else {
-                    "NOT HEARD (its generated part is silent there)"
-                }
-            );
-            assert!(
-                leave - back >= 2.0,
-                "{name}: participant {who} leaves at {leave:.1} s, before their part is back ({back:.1} s)"
-            );
-            assert!(
-                (as_played - as_never).abs() <= PIECE_MARGIN_DB || as_played.max(as_never) < -100.0,
-                "{name}: participant {who}'s generated part after {back:.1} s: {as_played:.1} dBFS \
-                 as performed, {as_never:.1} dBFS had they never played"
-            );
-            assert!(
-                heard || as_never < -100.0,
-                "{name}: participant {who} not heard again after {last_note:.1} s"
-            );
+            let rests = rests(&cfg, &perf, &joins, who);
+            let archetype =
+                &patch.archetypes[joins.iter().find(|j| j.0 == who).unwrap().1 as usize];
+            for (k, &(ended, back, until)) in rests.iter().enumerate() {
+                let level = |x: &[f32]| rms_db(seg(x, back, until));
+                let (as_played, as_never, all) = (level(&played), level(&never), level(&mix));
+                let heard = as_played > -50.0 && as_played > all - 24.0;
+                println!(
+                    "{name}: participant {who} ({archetype}) played until {ended:.1} s; from \
+                     {back:.1} to {until:.1} s alone {as_played:.1} dBFS, never played \
+                     {as_never:.1} dBFS, mix {all:.1} dBFS: {}",
+                    if heard {
+                        "heard"
+                    } else {
+                        "NOT HEARD (its generated part is silent there)"
+                    }
+                );
+                assert!(
+                    until - back >= 2.0,
+                    "{name}: participant {who} leaves at {until:.1} s, before their part is back ({back:.1} s)"
+                );
+                assert!(
+                    (as_played - as_never).abs() <= PIECE_MARGIN_DB
+                        || as_played.max(as_never) < -100.0,
+                    "{name}: participant {who}'s generated part from {back:.1} s: {as_played:.1} \
+                     dBFS as performed, {as_never:.1} dBFS had they never played"
+                );
+                let last = k + 1 == rests.len();
+                assert!(
+                    !last || heard || as_never < -100.0,
+                    "{name}: participant {who} not heard again after {ended:.1} s"
+                );
+            }
         }
     }
 }
