@@ -147,7 +147,21 @@ pub struct ArchetypeConfig {
     pub brightness_oct: f32,
     /// Static detune spread between lanes, in cents.
     pub detune_cents: f32,
+    /// Rest after the last played note is released before the generated part resumes, in
+    /// bars (see [`DEFAULT_RESUME_BARS`]).
+    pub resume_bars: f32,
+    /// Longest a played note sounds without its note-off, in bars (see [`DEFAULT_HOLD_BARS`]).
+    pub hold_bars: f32,
 }
+
+/// Default rest between a participant's last played note and the return of its generated part.
+pub const DEFAULT_RESUME_BARS: f32 = 2.0;
+/// Longest `resume_bars` a patch may set.
+pub const MAX_RESUME_BARS: f32 = 64.0;
+/// Default longest hold of a played note whose note-off never came.
+pub const DEFAULT_HOLD_BARS: f32 = 16.0;
+/// Shortest and longest `hold_bars` a patch may set.
+pub const HOLD_BARS_RANGE: (f32, f32) = (1.0, 256.0);
 
 /// One section of the communal score.
 #[derive(Clone, Copy, Debug)]

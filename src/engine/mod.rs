@@ -394,6 +394,7 @@ impl Engine {
             sample_rate: sr,
             tick_secs: CONTROL_PERIOD as f32 / sr,
             beat_secs: (60.0 / self.tempo_bpm) as f32,
+            beats_per_bar: self.cfg.beats_per_bar.max(1) as f64,
         }
     }
 

@@ -29,6 +29,8 @@ pub struct ScoreContext {
     pub tick_secs: f32,
     /// Seconds per beat.
     pub beat_secs: f32,
+    /// Beats per bar of the meter.
+    pub beats_per_bar: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +46,8 @@ struct Lane {
     stage: Stage,
     note: f32,
     velocity: f32,
+    /// Beat at which the note is released: a generated note's gate, a played note's hold
+    /// limit (its note-off usually comes first).
     gate_off_beat: f64,
     /// MIDI pitch of the played note this lane sounds, or -1 when generated.
     played: i16,
@@ -379,7 +383,10 @@ pub struct Participant {
     next_step_beat: f64,
     step: u64,
     chord_serial: u32,
-    played_until_beat: f64,
+    /// Beat from which the generated part plays: `NEG_INFINITY` before any played note,
+    /// `INFINITY` while played notes are held, else the first grid step after the rest that
+    /// follows the last played note.
+    resume_beat: f64,
     lanes: [Lane; LANES],
     gain_scale: f32,
     fade_coef: f32,
@@ -408,7 +415,7 @@ impl Participant {
             next_step_beat: 0.0,
             step: 0,
             chord_serial: u32::MAX,
-            played_until_beat: f64::NEG_INFINITY,
+            resume_beat: f64::NEG_INFINITY,
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
             fade_coef: 0.0,
@@ -449,7 +456,7 @@ impl Participant {
             next_step_beat: 0.0,
             step: 0,
             chord_serial: u32::MAX,
-            played_until_beat: f64::NEG_INFINITY,
+            resume_beat: f64::NEG_INFINITY,
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
             fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
@@ -494,44 +501,77 @@ impl Participant {
         self.active = false;
     }
 
-    /// A played note starts. Real-time safe.
+    /// A played note starts. The generated part yields: its sounding notes release (with the
+    /// archetype's release) and it starts nothing new until every played note is released.
+    /// A note-off releases the note, or after `hold_bars` it releases by itself. Real-time safe.
     pub fn note_on(&mut self, pitch: u8, velocity: u8, ctx: &ScoreContext, pool: &mut VoicePool) {
         if self.leaving {
             return;
         }
+        self.yield_generated(ctx.sample_rate, pool);
         let mut note = pitch as i32;
         if !self.cfg.free {
             note = ctx.chord.nearest_tone(note);
         }
+        let hold_limit = ctx.beat + self.cfg.hold_bars as f64 * ctx.beats_per_bar;
         let lane = self.free_lane(pool);
         self.start_lane(
             lane,
             note as f32,
             (velocity as f32 / 127.0).clamp(0.0, 1.0),
-            f64::INFINITY,
+            hold_limit,
             pitch as i16,
             ctx,
             pool,
         );
-        self.played_until_beat = f64::INFINITY;
+        self.resume_beat = f64::INFINITY;
     }
 
-    /// A played note ends. Real-time safe.
+    /// A played note ends: the oldest held note of that pitch releases. Real-time safe.
     pub fn note_off(&mut self, pitch: u8, ctx: &ScoreContext, pool: &mut VoicePool) {
+        let oldest = (0..LANES)
+            .filter(|&l| self.lanes[l].played == pitch as i16 && self.is_held(l))
+            .min_by(|&a, &b| {
+                let (a, b) = (self.lanes[a].gate_off_beat, self.lanes[b].gate_off_beat);
+                a.total_cmp(&b)
+            });
+        if let Some(l) = oldest {
+            self.release_lane(l, ctx.sample_rate, pool);
+        }
+        self.after_played_release(ctx);
+    }
+
+    /// Whether lane `l` sounds a played note that is not yet released.
+    fn is_held(&self, l: usize) -> bool {
+        let lane = &self.lanes[l];
+        lane.played >= 0 && matches!(lane.stage, Stage::Attack | Stage::Decay)
+    }
+
+    /// Releases every generated note still held (played notes keep sounding).
+    fn yield_generated(&mut self, sample_rate: f32, pool: &mut VoicePool) {
         for l in 0..LANES {
             let lane = self.lanes[l];
-            if lane.played == pitch as i16 && matches!(lane.stage, Stage::Attack | Stage::Decay) {
-                self.release_lane(l, ctx.sample_rate, pool);
+            if lane.played < 0 && matches!(lane.stage, Stage::Attack | Stage::Decay) {
+                self.release_lane(l, sample_rate, pool);
             }
         }
-        if !self
-            .lanes
-            .iter()
-            .any(|l| l.played >= 0 && l.stage != Stage::Release)
-        {
-            // the generated part resumes two bars after the last played note
-            self.played_until_beat = ctx.beat + 8.0;
+    }
+
+    /// Once no played note is held any more (released by its note-off, decayed to silence,
+    /// or past its hold limit), the generated part is due back after `resume_bars`, on the
+    /// first step of its own grid from then: its motif goes on where it would be had it never
+    /// stopped, and a sustained voice sings the chord of that moment.
+    fn after_played_release(&mut self, ctx: &ScoreContext) {
+        if self.resume_beat != f64::INFINITY || (0..LANES).any(|l| self.is_held(l)) {
+            return;
         }
+        let grid = self.cfg.grid_beats.max(1e-3) as f64;
+        let rest = self.cfg.resume_bars as f64 * ctx.beats_per_bar;
+        let step = ((ctx.beat + rest) / grid - 1e-9).ceil().max(0.0);
+        self.step = step as u64;
+        self.next_step_beat = step * grid;
+        self.resume_beat = self.next_step_beat;
+        self.chord_serial = u32::MAX;
     }
 
     /// Moves an expressive control to a value (already checked and clamped); the change is
@@ -543,7 +583,7 @@ impl Participant {
     /// Everything that happens at a control tick. `full` also recomputes every lane's
     /// parameters (done on a staggered slower rate). Real-time safe.
     pub fn control_tick(&mut self, ctx: &ScoreContext, full: bool, pool: &mut VoicePool) -> bool {
-        if !self.leaving && ctx.beat >= self.played_until_beat {
+        if !self.leaving && ctx.beat >= self.resume_beat {
             self.sequence(ctx, pool);
         }
         let was_engaged = self.expressive.engaged();
@@ -574,22 +614,20 @@ impl Participant {
                     }
                 }
                 Stage::Decay => {
+                    // a non-sustaining note (played or generated) ends when it has decayed
                     if self.cfg.sustain <= 0.0 && env <= 0.0 {
-                        self.lanes[l].stage = Stage::Idle;
-                        pool.free(lane.slot);
+                        self.free_lane_slot(l, pool);
                         continue;
                     }
                 }
                 Stage::Release => {
                     if env <= 0.0 {
-                        self.lanes[l].stage = Stage::Idle;
-                        pool.free(lane.slot);
+                        self.free_lane_slot(l, pool);
                         continue;
                     }
                 }
             }
             if matches!(self.lanes[l].stage, Stage::Attack | Stage::Decay)
-                && lane.played < 0
                 && ctx.beat >= lane.gate_off_beat
             {
                 self.release_lane(l, sr, pool);
@@ -606,6 +644,9 @@ impl Participant {
                     self.apply_vibrato(l, self.params[Param::Falter.index()], pool);
                 }
             }
+        }
+        if self.resume_beat == f64::INFINITY {
+            self.after_played_release(ctx);
         }
         if full {
             self.drift(ctx);
@@ -930,6 +971,13 @@ impl Participant {
         bp.env_target[l] = 1.3;
         bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
         self.update_lane(l_outer, ctx, pool);
+    }
+
+    /// Returns a silent lane's slot to the pool.
+    fn free_lane_slot(&mut self, l: usize, pool: &mut VoicePool) {
+        pool.free(self.lanes[l].slot);
+        self.lanes[l].stage = Stage::Idle;
+        self.lanes[l].played = -1;
     }
 
     fn release_lane(&mut self, l: usize, sample_rate: f32, pool: &mut VoicePool) {

@@ -681,6 +681,22 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
                 100.0,
                 8.0,
             ),
+            resume_bars: opt_in_range(
+                r,
+                &a.resume_bars,
+                &format!("{key}.resume_bars"),
+                0.0,
+                MAX_RESUME_BARS as f64,
+                DEFAULT_RESUME_BARS,
+            ),
+            hold_bars: opt_in_range(
+                r,
+                &a.hold_bars,
+                &format!("{key}.hold_bars"),
+                HOLD_BARS_RANGE.0 as f64,
+                HOLD_BARS_RANGE.1 as f64,
+                DEFAULT_HOLD_BARS,
+            ),
         });
     }
 

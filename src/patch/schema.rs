@@ -171,6 +171,10 @@ pub struct ArchetypeFile {
     pub brightness_oct: Option<Spanned<f64>>,
     /// Detune spread in cents.
     pub detune_cents: Option<Spanned<f64>>,
+    /// Bars of rest after the last played note before the generated part resumes.
+    pub resume_bars: Option<Spanned<f64>>,
+    /// Longest hold of a played note without a note-off, in bars.
+    pub hold_bars: Option<Spanned<f64>>,
 }
 
 /// `motif = { ... }`

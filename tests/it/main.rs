@@ -14,6 +14,7 @@ mod clicks;
 mod control;
 mod expressive;
 mod handoff;
+mod handover;
 mod malformed;
 mod measure_selftest;
 mod midi;
