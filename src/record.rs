@@ -143,18 +143,42 @@ impl Recorder {
 
     /// Writes everything held, a position mark, and pushes it all to the disk.
     pub fn flush(&mut self) -> io::Result<()> {
-        let position = self
-            .clock
-            .as_ref()
-            .map(|s| s.sample_position.load(Ordering::Acquire));
+        let position = self.position();
         self.write_out()?;
+        self.mark(position)
+    }
+
+    /// The engine's sample position, if the recorder follows its clock.
+    fn position(&self) -> Option<u64> {
+        self.clock
+            .as_ref()
+            .map(|s| s.sample_position.load(Ordering::Acquire))
+    }
+
+    /// Writes the whole entries of every control tick the engine has passed: `position` was
+    /// read before the journal was last drained, so those ticks hold all they will hold
+    /// (without a clock, everything held is written).
+    fn write_settled(&mut self, position: Option<u64>) -> io::Result<()> {
+        match position {
+            Some(position) => {
+                let mut closed = Vec::new();
+                self.coalescer.close_before(position, &mut closed);
+                self.append(&closed);
+                self.write_buffer()
+            }
+            None => self.write_out(),
+        }
+    }
+
+    /// Writes a position mark (how far the show has got) and pushes the file to the disk.
+    fn mark(&mut self, position: Option<u64>) -> io::Result<()> {
         if let Some(position) = position {
             let mark = position.max(self.reached).min(self.max_sample);
             self.buffer.extend_from_slice(
                 format!("[[events]]\nsample = {mark}\ntype = \"position\"\n\n").as_bytes(),
             );
             self.reached = mark;
-            self.write_out()?;
+            self.write_buffer()?;
         }
         self.file.sync_data()?;
         self.last_flush = Instant::now();
@@ -323,16 +347,17 @@ impl RecorderThread {
         let stop_flag = stop.clone();
         let handle = thread::spawn(move || loop {
             let end = stop_flag.load(Ordering::Acquire);
+            // the position first: every command applied before it is in the journal
+            let position = recorder.position();
             while let Ok(applied) = journal.try_recv() {
                 recorder.write(&applied)?;
             }
             if end != RUNNING {
                 return recorder.finish(end);
             }
+            recorder.write_settled(position)?;
             if recorder.last_flush.elapsed() >= FLUSH_INTERVAL {
-                recorder.flush()?;
-            } else {
-                recorder.write_out()?;
+                recorder.mark(position)?;
             }
             thread::sleep(POLL_INTERVAL);
         });

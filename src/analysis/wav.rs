@@ -100,6 +100,17 @@ pub fn read_wav(path: &Path, rate: Option<u32>) -> Result<(Vec<f32>, u16), Analy
     if target == spec.sample_rate || samples.is_empty() {
         return Ok((samples, channels));
     }
+    // the resampler's inverse FFT refuses NaN and infinity (rubato then panics), and float
+    // samples near f32::MAX overflow into them: silence what is not a number and clip the
+    // rest far above full scale (±65536, 96 dB over), before resampling
+    let mut samples = samples;
+    for s in samples.iter_mut() {
+        *s = if s.is_finite() {
+            s.clamp(-65_536.0, 65_536.0)
+        } else {
+            0.0
+        };
+    }
     let resample_error = |e: &dyn std::fmt::Display| AnalysisError::Resample {
         path: path.to_path_buf(),
         reason: e.to_string(),

@@ -10,11 +10,13 @@
 //! - a ramp overwrites an earlier ramp to that target (both start from the same unchanged
 //!   ramp value), but not a jump before it, whose value it starts from.
 //!
-//! Discrete events are kept exactly and are barriers: a join, cue, tempo or release may read
-//! any state, so nothing before it merges with anything after it; a leave, note or bend of
-//! one participant seals that participant's changes. The kept changes stay at their own
-//! samples and in their order, so the recording re-renders bit for bit. A recording thus
-//! holds at most two changes (a jump and a ramp) per target per control tick.
+//! Discrete events are kept exactly. A join, cue, tempo change or release may read any state,
+//! so nothing before it merges with anything after it; a leave seals its participant's
+//! changes. Notes are not barriers: starting or ending a note reads only what the last
+//! control tick computed. The kept changes stay at their own samples and in their order, so
+//! the recording re-renders bit for bit (the record → re-render tests prove it under floods).
+//! Between barriers a recording thus holds at most two changes (a jump and a ramp) per target
+//! per control tick.
 
 use std::collections::HashMap;
 
@@ -41,6 +43,8 @@ enum Class {
     /// A discrete event: nothing of this participant (or of anyone, `None`) before it
     /// merges with anything after it.
     Barrier(Option<u32>),
+    /// A discrete event that reads no state a change sets before the next tick.
+    Apart,
 }
 
 /// What is alive of one target in the current window.
@@ -93,6 +97,7 @@ impl Coalescer {
         match self.class(&applied.command) {
             Class::Barrier(None) => self.alive.clear(),
             Class::Barrier(Some(p)) => self.alive.retain(|t, _| participant(*t) != Some(p)),
+            Class::Apart => {}
             Class::Jump(t) => {
                 let alive = self.alive.entry(t).or_default();
                 for i in alive.kept.drain(..) {
@@ -117,6 +122,14 @@ impl Coalescer {
                 alive.kept.push(index);
                 alive.ramp = None;
             }
+        }
+    }
+
+    /// Appends the window in progress to `out` if the engine, at `position`, has passed its
+    /// control tick (nothing more can arrive for it).
+    pub fn close_before(&mut self, position: u64, out: &mut Vec<Applied>) {
+        if self.window * CONTROL_PERIOD < position {
+            self.close(out);
         }
     }
 
@@ -153,9 +166,8 @@ impl Coalescer {
             Command::RoomParam { param, voices, .. } => {
                 Class::Jump((2, u64::from(param) << 16 | selector(voices)))
             }
-            Command::Leave { participant }
-            | Command::NoteOn { participant, .. }
-            | Command::NoteOff { participant, .. } => Class::Barrier(Some(participant)),
+            Command::Leave { participant } => Class::Barrier(Some(participant)),
+            Command::NoteOn { .. } | Command::NoteOff { .. } => Class::Apart,
             Command::Join { .. }
             | Command::ReleaseCommunal { .. }
             | Command::Cue { .. }
@@ -246,13 +258,9 @@ mod tests {
 
     #[test]
     fn discrete_events_are_barriers_and_other_targets_are_apart() {
-        let note = Applied {
+        let leave = Applied {
             sample: 5,
-            command: Command::NoteOn {
-                participant: 1,
-                pitch: 60,
-                velocity: 90,
-            },
+            command: Command::Leave { participant: 1 },
         };
         let bend = |sample, value| Applied {
             sample,
@@ -265,7 +273,7 @@ mod tests {
         let out = run(&[
             mood(1, 1, 0.1, 0.0),
             bend(2, 1.0),
-            note,
+            leave,
             mood(6, 1, 0.2, 0.0),
             bend(7, 2.0),
         ]);
@@ -273,7 +281,7 @@ mod tests {
             out,
             vec![
                 mood(1, 1, 0.1, 0.0),
-                note,
+                leave,
                 mood(6, 1, 0.2, 0.0),
                 bend(7, 2.0)
             ]
@@ -284,5 +292,15 @@ mod tests {
             mood(3, 2, 0.3, 0.0),
         ]);
         assert_eq!(out, vec![mood(2, 3, 0.2, 0.0), mood(3, 2, 0.3, 0.0)]);
+        let note = Applied {
+            sample: 8,
+            command: Command::NoteOn {
+                participant: 1,
+                pitch: 60,
+                velocity: 90,
+            },
+        };
+        let out = run(&[mood(1, 1, 0.1, 0.0), note, mood(9, 1, 0.2, 0.0)]);
+        assert_eq!(out, vec![note, mood(9, 1, 0.2, 0.0)]);
     }
 }
