@@ -1068,9 +1068,10 @@ fn can_fire(
         let (Some(d), Some(name)) = (dims.get(c.dim as usize), names.get(c.dim as usize)) else {
             continue;
         };
+        // a threshold that is not a number never compares true
         let never = match c.comparison {
-            Comparison::Above => !(c.threshold < d.max),
-            Comparison::Below => !(c.threshold > d.min),
+            Comparison::Above => c.threshold.is_nan() || c.threshold >= d.max,
+            Comparison::Below => c.threshold.is_nan() || c.threshold <= d.min,
         };
         if never {
             let sign = if c.comparison == Comparison::Above {

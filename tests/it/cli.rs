@@ -300,3 +300,42 @@ fn durations_past_a_day_are_refused_plainly() {
         }
     }
 }
+
+#[test]
+fn render_takes_a_room_recording_with_nan_and_huge_samples_at_another_rate() {
+    // float samples that are not numbers or near f32::MAX made the resampler panic
+    let room = temp("nan-room.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 96_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&room, spec).unwrap();
+    for i in 0..96_000 {
+        let s = match i {
+            100 => f32::NAN,
+            200 => f32::INFINITY,
+            300 => 3.0e38,
+            _ => 0.1 * (i as f32 * 0.05).sin(),
+        };
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let out = tapestry()
+        .args([
+            "render",
+            "patches/minimal.toml",
+            "--duration",
+            "1",
+            "--input",
+        ])
+        .arg(&room)
+        .arg("-o")
+        .arg(temp("nan-room-out.wav"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -499,7 +499,7 @@ fn midi_streams() -> Vec<Vec<u8>> {
             0x9F, 36, 127, 0xF8, 38, 0, 0xFA, 0xFC, 0xB0, 121, 0, 0xD0, 50, 0xA0, 60, 20,
         ],
         (0..64)
-            .map(|i| if i % 3 == 0 { 0x90 } else { i as u8 & 0x7F })
+            .map(|i: u8| if i.is_multiple_of(3) { 0x90 } else { i & 0x7F })
             .collect(),
     ]
 }
@@ -579,7 +579,7 @@ fn wav_headers_never_panic_hang_or_balloon() {
             calls += 1;
             let _ = tapestry::analysis::wav_sample_rate(&file);
             // every tenth file is also resampled to 48 kHz, as `render --input` does
-            let rate = (calls % 10 == 0).then_some(48_000);
+            let rate = (calls.is_multiple_of(10)).then_some(48_000);
             let _ = tapestry::analysis::read_wav(&file, rate);
         },
     );
