@@ -1,7 +1,7 @@
 //! Performance files: a timeline of joins, leaves, moods, notes and cues at exact times
 //! (seconds, bar:beat or sample), resolved against a patch into sample-stamped commands.
 //!
-//! A file is read one `[[events]]` table at a time ([`layout`]) and each event is resolved as
+//! A file is read one `[[events]]` table at a time (see `layout`) and each event is resolved as
 //! soon as it is parsed, so memory grows with the compact commands (about 40 bytes each), not
 //! with a document tree. A session recording (`recording = true`) cut short by a crash keeps
 //! everything up to its last complete event: the unfinished one is dropped with a warning.

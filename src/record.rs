@@ -72,6 +72,8 @@ pub struct Recorder {
     last_flush: Instant,
     /// Latest sample written (event or mark).
     reached: u64,
+    /// Sample of the last position mark (none is repeated while the show's clock waits).
+    marked: Option<u64>,
     bytes: u64,
     summary: Summary,
 }
@@ -98,6 +100,7 @@ impl Recorder {
             max_sample: u64::MAX,
             last_flush: Instant::now(),
             reached: 0,
+            marked: None,
             bytes: header.len() as u64,
             summary: Summary::default(),
         })
@@ -174,11 +177,14 @@ impl Recorder {
     fn mark(&mut self, position: Option<u64>) -> io::Result<()> {
         if let Some(position) = position {
             let mark = position.max(self.reached).min(self.max_sample);
-            self.buffer.extend_from_slice(
-                format!("[[events]]\nsample = {mark}\ntype = \"position\"\n\n").as_bytes(),
-            );
-            self.reached = mark;
-            self.write_buffer()?;
+            if self.marked != Some(mark) {
+                self.buffer.extend_from_slice(
+                    format!("[[events]]\nsample = {mark}\ntype = \"position\"\n\n").as_bytes(),
+                );
+                self.reached = mark;
+                self.marked = Some(mark);
+                self.write_buffer()?;
+            }
         }
         self.file.sync_data()?;
         self.last_flush = Instant::now();

@@ -263,7 +263,7 @@ pub struct MappingFile {
     pub to: Spanned<String>,
     /// Output at the dimension's [min, max].
     pub range: Spanned<Pair<f64>>,
-    /// "linear", "smooth", "pow:<p>", "threshold:<t>".
+    /// `"linear"`, `"smooth"`, `"pow:<p>"`, `"threshold:<t>"`.
     pub curve: Option<Spanned<String>>,
 }
 
