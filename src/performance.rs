@@ -36,6 +36,9 @@ pub const DEFAULT_TAIL_SECS: u64 = 8;
 pub const MAX_EVENTS: usize = 4_000_000;
 /// Largest performance file read, in bytes (512 MiB).
 pub const MAX_PERFORMANCE_BYTES: usize = 512 << 20;
+/// Most text outside the `[[events]]` tables (the header, `[session]`, inline events): it is
+/// parsed as one tree, so it is kept small.
+pub const MAX_HEAD_BYTES: usize = 1 << 20;
 
 /// The part of a performance file outside its `[[events]]` tables.
 #[derive(Debug, Deserialize)]
@@ -182,6 +185,22 @@ impl Performance {
         let resolver = Resolver::new(patch, sample_rate);
         let mut timeline = Timeline::default();
         let rest = read_tables(text, &resolver, &mut timeline, &mut r);
+        if rest.text.len() > MAX_HEAD_BYTES {
+            // one tree of that much text could take gigabytes: say where it went wrong instead
+            let (at, what) = match rest.unclosed {
+                Some(at) => (at, "a value opened here never closes, so the rest of the file is part of it; expected"),
+                None => (rest.to_file(0), "expected"),
+            };
+            r.error(
+                at..at,
+                "",
+                format!(
+                    "{what} at most {MAX_HEAD_BYTES} bytes outside [[events]] tables, found {}",
+                    rest.text.len()
+                ),
+            );
+            return Err(r.finish().err().unwrap_or(Diagnostics(Vec::new())));
+        }
         let head = r.deserialize_view::<PerformanceFile>(&rest.text, |o| rest.to_file(o));
         let mut perf = Performance::default();
         if let Some(head) = head {
@@ -205,6 +224,8 @@ struct Rest {
     text: String,
     /// (offset in `text`, offset in the file) where each copied piece starts.
     pieces: Vec<(usize, usize)>,
+    /// Where a value that never closed opened (see [`Tables::unclosed`]).
+    unclosed: Option<usize>,
 }
 
 impl Rest {
@@ -229,6 +250,7 @@ fn read_tables(text: &str, resolver: &Resolver, timeline: &mut Timeline, r: &mut
     let mut rest = Rest {
         text: String::new(),
         pieces: Vec::new(),
+        unclosed: None,
     };
     rest.copy(text, 0..preamble_end);
     let torn = is_recording(&text[..preamble_end]) && !ends_with_blank_line(text);
@@ -236,9 +258,11 @@ fn read_tables(text: &str, resolver: &Resolver, timeline: &mut Timeline, r: &mut
     timeline
         .entries
         .reserve_exact(text.matches("[[events]]").count().min(MAX_EVENTS));
-    let mut tables = Tables::new(text).peekable();
+    let mut tables = Tables::new(text);
+    let mut next = tables.next();
     let mut index = 0;
-    while let Some(table) = tables.next() {
+    while let Some(table) = next {
+        next = tables.next();
         let key = if table.events {
             format!("events[{index}]")
         } else {
@@ -246,7 +270,7 @@ fn read_tables(text: &str, resolver: &Resolver, timeline: &mut Timeline, r: &mut
                 .trim_matches(['[', ']', ' '])
                 .to_string()
         };
-        if torn && tables.peek().is_none() {
+        if torn && next.is_none() {
             r.warning(
                 table.header.clone(),
                 key,
@@ -282,6 +306,7 @@ fn read_tables(text: &str, resolver: &Resolver, timeline: &mut Timeline, r: &mut
         };
         timeline.add(resolver.event(&event, &key, &mut spans));
     }
+    rest.unclosed = tables.unclosed();
     rest
 }
 
@@ -325,6 +350,9 @@ fn is_recording(preamble: &str) -> bool {
     #[derive(Deserialize)]
     struct Preamble {
         recording: Option<bool>,
+    }
+    if preamble.len() > MAX_HEAD_BYTES {
+        return false;
     }
     toml::from_str::<Preamble>(preamble)
         .ok()

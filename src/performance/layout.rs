@@ -33,18 +33,31 @@ impl Table {
 pub struct Tables<'a> {
     text: &'a str,
     next: Option<(usize, usize)>,
+    unclosed: Option<usize>,
 }
 
 impl<'a> Tables<'a> {
     /// Scans `text` lazily.
     pub fn new(text: &'a str) -> Tables<'a> {
-        let next = find_header(text.as_bytes(), 0, true);
-        Tables { text, next }
+        let (next, unclosed) = find_header(text.as_bytes(), 0, true);
+        Tables {
+            text,
+            next,
+            unclosed,
+        }
     }
 
     /// End of the preamble: where the first table starts.
     pub fn preamble_end(text: &str) -> usize {
-        find_header(text.as_bytes(), 0, true).map_or(text.len(), |(line, _)| line)
+        find_header(text.as_bytes(), 0, true)
+            .0
+            .map_or(text.len(), |(line, _)| line)
+    }
+
+    /// Once the tables are all read: where a value (array, inline table or multi-line string)
+    /// opened that never closed, so that the rest of the text became part of it.
+    pub fn unclosed(&self) -> Option<usize> {
+        self.unclosed
     }
 }
 
@@ -55,7 +68,7 @@ impl Iterator for Tables<'_> {
         let bytes = self.text.as_bytes();
         let (start, bracket) = self.next?;
         let (header_end, events) = read_header(bytes, bracket);
-        self.next = find_header(bytes, header_end, false);
+        (self.next, self.unclosed) = find_header(bytes, header_end, false);
         Some(Table {
             start,
             header: bracket..header_end,
@@ -65,10 +78,14 @@ impl Iterator for Tables<'_> {
     }
 }
 
-/// The next table header at or after `from`: (its line's start, its `[`).
-fn find_header(b: &[u8], from: usize, at_line_start: bool) -> Option<(usize, usize)> {
+/// The next table header at or after `from`: (its line's start, its `[`); at the end of the
+/// text, where a value that never closed was opened, if one was.
+type Found = (Option<(usize, usize)>, Option<usize>);
+
+fn find_header(b: &[u8], from: usize, at_line_start: bool) -> Found {
     let mut i = from;
     let mut depth = 0usize;
+    let mut opened = None;
     let mut line_start = at_line_start.then_some(from);
     while i < b.len() {
         if let (Some(line), 0) = (line_start, depth) {
@@ -77,7 +94,7 @@ fn find_header(b: &[u8], from: usize, at_line_start: bool) -> Option<(usize, usi
                 j += 1;
             }
             if b.get(j) == Some(&b'[') {
-                return Some((line, j));
+                return (Some((line, j)), None);
             }
             i = j;
             line_start = None;
@@ -89,8 +106,17 @@ fn find_header(b: &[u8], from: usize, at_line_start: bool) -> Option<(usize, usi
                 i += 1;
             }
             b'#' => i = line_end(b, i),
-            b'"' | b'\'' => i = string_end(b, i),
+            b'"' | b'\'' => {
+                let end = string_end(b, i);
+                if end >= b.len() && b[i..].starts_with(&[b[i]; 3]) {
+                    return (None, Some(opened.unwrap_or(i)));
+                }
+                i = end;
+            }
             b'[' | b'{' => {
+                if depth == 0 {
+                    opened = Some(i);
+                }
                 depth += 1;
                 i += 1;
             }
@@ -105,7 +131,7 @@ fn find_header(b: &[u8], from: usize, at_line_start: bool) -> Option<(usize, usi
             }
         }
     }
-    None
+    (None, if depth > 0 { opened } else { None })
 }
 
 /// Reads a header starting at its `[`: where it ends and whether it is `[[events]]`.
@@ -206,6 +232,21 @@ mod tests {
         assert_eq!(&text[tables[0].body()], "\nb = 2\n");
         assert!(tables[0].events && !tables[1].events && tables[2].events);
         assert_eq!(tables[2].end, text.len());
+    }
+
+    #[test]
+    fn a_value_that_never_closes_is_found() {
+        let text = "a = 1\n[[events]]\nx = [1,\n[[events]]\ny = 2\n";
+        let mut tables = Tables::new(text);
+        assert_eq!(tables.by_ref().count(), 1);
+        assert_eq!(tables.unclosed(), Some(text.find("[1,").unwrap()));
+        let text = "a = \"\"\"\n[[events]]\n";
+        let mut tables = Tables::new(text);
+        assert_eq!(tables.by_ref().count(), 0);
+        assert_eq!(tables.unclosed(), Some(4));
+        let mut tables = Tables::new("a = [1]\n[b]\n");
+        assert_eq!(tables.by_ref().count(), 1);
+        assert_eq!(tables.unclosed(), None);
     }
 
     #[test]

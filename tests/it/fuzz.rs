@@ -347,10 +347,11 @@ fn patches_never_panic_hang_or_balloon() {
 }
 
 /// Bytes a performance parse may hold: one event's tree at a time, the compact commands
-/// (about 40 bytes each, one per 20 input bytes at the very most) and the document without
-/// its events.
+/// (40 bytes each, an event being at least 20 bytes of text) and the text outside the events
+/// as one tree (about 35 bytes per byte of TOML, and at most 1 MiB of it: past that the file
+/// is refused before parsing it).
 fn performance_bound(len: usize) -> usize {
-    (1 << 20) + 8 * len
+    (1 << 20) + 64 * len.min(1 << 20) + 2 * len
 }
 
 #[test]

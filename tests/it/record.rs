@@ -586,3 +586,29 @@ fn a_one_target_flood_is_recorded_at_a_bounded_rate() {
     assert!(bytes < 200 * 2 * ticks, "{bytes} bytes");
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_long_file_broken_near_its_top_is_refused_at_the_break_in_little_memory() {
+    use crate::alloc_count::peak_bytes;
+    let patch = patch("minimal.toml");
+    // an array that never closes swallows every table after it: as one TOML tree these
+    // 50,000 events would take about 170 MB
+    let text =
+        long_recording(50_000).replacen("seed = 1\n", "seed = 1\ndescription = [\"a\",\n", 1);
+    let (result, held) =
+        peak_bytes(|| Performance::parse(std::path::Path::new("broken.toml"), &text, &patch, SR));
+    let Err(tapestry::Diagnostics(d)) = result else {
+        panic!("a broken file was accepted");
+    };
+    assert_eq!((d[0].line, d[0].column), (4, 15), "{}", d[0]);
+    assert!(
+        d[0].message.contains("a value opened here never closes"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        held < text.len() * 2,
+        "{held} bytes held for {} bytes of text",
+        text.len()
+    );
+}
