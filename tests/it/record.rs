@@ -612,3 +612,89 @@ fn a_long_file_broken_near_its_top_is_refused_at_the_break_in_little_memory() {
         text.len()
     );
 }
+
+/// Values the engine clamps (a mood past its range, a ramp over an hour, a room offset past
+/// its span, as OSC and the API may send them) are recorded as applied: the recording loads
+/// (the file format refuses them) and re-renders bit for bit.
+#[test]
+fn clamped_values_are_recorded_as_applied() {
+    use tapestry::engine::config::Param;
+    let patch = patch("minimal.toml");
+    let (mut engine, controller) = Engine::new(patch.config(SR, None), patch.names());
+    let journal = engine.enable_journal(1024);
+    let path = std::env::temp_dir().join(format!(
+        "tapestry-clamped-{}.performance.toml",
+        std::process::id()
+    ));
+    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed())
+        .unwrap()
+        .with_clock(controller.status().clone(), SR);
+    let recording = RecorderThread::spawn(recorder, journal, path.clone());
+    let commands = [
+        (
+            0,
+            Command::Join {
+                participant: 1,
+                archetype: Some(0),
+            },
+        ),
+        (
+            0,
+            Command::Join {
+                participant: 2,
+                archetype: Some(1),
+            },
+        ),
+        (
+            4_800,
+            Command::Mood {
+                target: MoodTarget::Participant(1),
+                dim: 0,
+                value: 1.5,
+                ramp_secs: 1e9,
+            },
+        ),
+        (
+            9_600,
+            Command::Mood {
+                target: MoodTarget::Communal,
+                dim: 2,
+                value: -3.0,
+                ramp_secs: 7_200.0,
+            },
+        ),
+        (
+            14_400,
+            Command::RoomParam {
+                param: Param::BrightnessOct.index() as u8,
+                voices: tapestry::control::VoiceSelector::All,
+                value: 100.0,
+            },
+        ),
+    ];
+    for (sample, command) in commands {
+        controller
+            .send(Message {
+                at: Timing::At(sample),
+                command,
+            })
+            .unwrap();
+    }
+    let total = 2 * SR as usize;
+    let mut live = vec![0.0f32; 2 * total];
+    for chunk in live.chunks_mut(2 * 300) {
+        engine.process(chunk);
+    }
+    let events = recording.finish(engine.sample_position()).unwrap();
+    assert_eq!(events, 5);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("value = 1.0\nramp_secs = 3600.0"), "{text}");
+    let perf = Performance::load(&path, &patch, SR).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let offline = render(&patch, &perf, &RenderOptions::default(), |_, _| {});
+    let first_difference = live
+        .iter()
+        .zip(&offline)
+        .position(|(a, b)| a.to_bits() != b.to_bits());
+    assert_eq!(first_difference, None);
+    let _ = std::fs::remove_file(&path);
+}
