@@ -65,8 +65,17 @@ pub fn play(args: PlayArgs) -> Result<()> {
             args.reconnect_timeout
         ));
     }
+    let max_secs = tapestry::performance::MAX_SHOW_SECS;
+    if let Some(d) = args.duration.filter(|d| !(*d > 0.0 && *d <= max_secs)) {
+        return Err(anyhow!(
+            "--duration must be more than 0 and at most {max_secs} seconds (24 h), got {d}"
+        ));
+    }
     let mut patch = Patch::load(&args.patch)
         .map_err(|d| anyhow!("{} has problems:\n{d}", args.patch.display()))?;
+    for w in &patch.warnings {
+        eprintln!("{w}");
+    }
     if let Some(db) = args.input_gain_db {
         patch.set_room_input_gain_db(db);
     }
@@ -78,6 +87,9 @@ pub fn play(args: PlayArgs) -> Result<()> {
         ),
         None => None,
     };
+    for w in perf.iter().flat_map(|p| &p.warnings) {
+        eprintln!("{w}");
+    }
     let seed = args.seed.or(perf.as_ref().and_then(|p| p.seed));
     let config = patch.config(sample_rate, seed);
     let dims: Vec<(String, f32, f32)> = patch
@@ -96,7 +108,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 patch.names(),
                 seed.unwrap_or(patch.seed()),
             )
-            .with_context(|| format!("creating {}", path.display()))?;
+            .with_context(|| format!("creating {}", path.display()))?
+            .with_clock(controller.status().clone(), sample_rate);
             Some(RecorderThread::spawn(recorder, journal, path.clone()))
         }
         None => None,
@@ -326,10 +339,23 @@ pub fn play(args: PlayArgs) -> Result<()> {
     let end = status.sample_position.load(Ordering::Relaxed);
     if let Some(rec) = recording {
         let path = rec.path().to_path_buf();
-        let events = rec
-            .finish(end)
+        let summary = rec
+            .finish_summary(end)
             .with_context(|| format!("finishing {}", path.display()))?;
-        eprintln!("recorded {events} events to {}", path.display());
+        eprintln!(
+            "recorded {} events to {} ({} changes overwritten within a control tick left out{})",
+            summary.events,
+            path.display(),
+            summary.coalesced,
+            if summary.unrecorded > 0 {
+                format!(
+                    "; {} events NOT recorded: the recording was full",
+                    summary.unrecorded
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     let learned = match midi {
         // libjack crashes (SIGSEGV in jack_port_unregister) when midir closes a port whose

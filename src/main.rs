@@ -253,6 +253,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Check { patch, performance } => {
             let p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            print_warnings(&p.warnings);
             println!(
                 "{}: ok — \"{}\", {} sections, {} archetypes, {} mood dimensions",
                 patch.display(),
@@ -264,6 +265,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(perf) = performance {
                 let f = Performance::load(&perf, &p, 48_000)
                     .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", perf.display()))?;
+                print_warnings(&f.warnings);
                 println!(
                     "{}: ok — {} events, {:.1} s, up to {} participants",
                     perf.display(),
@@ -297,9 +299,14 @@ fn run(cli: Cli) -> Result<()> {
             }
             let mut p = Patch::load(&patch)
                 .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+            print_warnings(&p.warnings);
             if let Some(db) = input_gain {
                 p.set_room_input_gain_db(db);
             }
+            let duration_frames = match duration {
+                Some(d) => Some(duration_frames(d, sample_rate)?),
+                None => None,
+            };
             let mut room = match &input {
                 Some(path) => Some(open_room(path, Some(sample_rate))?),
                 None => None,
@@ -308,21 +315,13 @@ fn run(cli: Cli) -> Result<()> {
                 Some(path) => Performance::load(path, &p, sample_rate)
                     .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
                 None => Performance {
-                    commands: Vec::new(),
                     duration_frames: room
                         .as_ref()
                         .map_or(60 * sample_rate as u64, |r| r.frames()),
-                    seed: None,
-                    peak_participants: 0,
+                    ..Performance::default()
                 },
             };
-            let duration_frames = match duration {
-                Some(d) if d > 0.0 && d <= 86_400.0 => {
-                    Some((d * sample_rate as f64).round() as u64)
-                }
-                Some(d) => bail!("--duration must be between 0 and 86400 seconds, got {d}"),
-                None => None,
-            };
+            print_warnings(&perf.warnings);
             if let (Some(room), Some(path)) = (&mut room, &input) {
                 // only what the render plays is read
                 let frames = duration_frames.unwrap_or(perf.duration_frames);
@@ -393,6 +392,24 @@ fn open_room(path: &std::path::Path, rate: Option<u32>) -> Result<tapestry::anal
         eprintln!("warning: {cut}");
     }
     Ok(room)
+}
+
+/// Prints the warnings of a patch or performance (harmless: the file is used).
+fn print_warnings(warnings: &[tapestry::Diagnostic]) {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+}
+
+/// `--duration` in frames: more than 0 and at most [`MAX_SHOW_SECS`] seconds.
+///
+/// [`MAX_SHOW_SECS`]: tapestry::performance::MAX_SHOW_SECS
+fn duration_frames(secs: f64, sample_rate: u32) -> Result<u64> {
+    let max = tapestry::performance::MAX_SHOW_SECS;
+    if !(secs > 0.0 && secs <= max) {
+        bail!("--duration must be more than 0 and at most {max} seconds (24 h), got {secs}");
+    }
+    Ok((secs * sample_rate as f64).round() as u64)
 }
 
 /// `--input-gain`: a number of dB within the limits.

@@ -309,6 +309,16 @@ impl WavStream {
             let partial = (left <= RESAMPLER_CHUNK_FRAMES as u64).then_some(frames);
             self.piece.clear();
             self.decode(frames)?;
+            // the resampler's inverse FFT refuses NaN and infinity (rubato then panics), and
+            // float samples near f32::MAX overflow into them: silence what is not a number and
+            // clip the rest far above full scale (±65536, 96 dB over) before resampling
+            for s in self.piece.iter_mut() {
+                *s = if s.is_finite() {
+                    s.clamp(-65_536.0, 65_536.0)
+                } else {
+                    0.0
+                };
+            }
             let channels = usize::from(self.channels);
             let Some(r) = &mut self.resampling else {
                 return Ok(false);

@@ -448,8 +448,15 @@ impl Engine {
                     return self.refuse(command, Refusal::OutOfRange);
                 }
                 let value = value.clamp(d.min, d.max);
-                let ticks = (ramp_secs.clamp(0.0, 3600.0) * self.cfg.sample_rate
-                    / CONTROL_PERIOD as f32) as u32;
+                let ramp_secs = ramp_secs.clamp(0.0, 3600.0);
+                let ticks = (ramp_secs * self.cfg.sample_rate / CONTROL_PERIOD as f32) as u32;
+                // journaled as applied, so a recording re-reads within range
+                self.journal_entry = Some(Command::Mood {
+                    target,
+                    dim,
+                    value,
+                    ramp_secs,
+                });
                 match target {
                     MoodTarget::Communal => self.conductor.set(dim as usize, value, ticks),
                     MoodTarget::Room => self.room.set(dim as usize, value, ticks),
@@ -518,7 +525,14 @@ impl Engine {
                     if value.is_finite() && (p.is_per_voice() || voices == VoiceSelector::All) =>
                 {
                     let span = high - low;
-                    *self.room_params.slot(voices, p) = value.clamp(-span, span);
+                    let value = value.clamp(-span, span);
+                    *self.room_params.slot(voices, p) = value;
+                    // journaled as applied, so a recording re-reads within range
+                    self.journal_entry = Some(Command::RoomParam {
+                        param,
+                        voices,
+                        value,
+                    });
                 }
                 _ => self.refuse(command, Refusal::OutOfRange),
             },

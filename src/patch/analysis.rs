@@ -3,7 +3,7 @@
 
 use toml::Spanned;
 
-use super::schema::{AnalysisFile, AnalysisMappingFile};
+use super::schema::{AnalysisFile, AnalysisMappingFile, MAX_ROOM_MAPPINGS};
 use super::{name_list, opt_in_range, parse_curve};
 use crate::analysis::Feature;
 use crate::control::VoiceSelector;
@@ -125,11 +125,22 @@ pub(super) fn resolve(f: Option<&AnalysisFile>, d: &Defined, r: &mut Reporter) -
         limit,
         0.0,
     );
+    if let Some(extra) = f.mappings.get(MAX_ROOM_MAPPINGS) {
+        r.error(
+            extra.feature.span(),
+            format!("analysis.mappings[{MAX_ROOM_MAPPINGS}]"),
+            format!(
+                "expected at most {MAX_ROOM_MAPPINGS} [[analysis.mappings]] entries, found {}",
+                f.mappings.len()
+            ),
+        );
+    }
     let mappings = if f.mappings.is_empty() {
         default_mappings(d.core, d.dims)
     } else {
         f.mappings
             .iter()
+            .take(MAX_ROOM_MAPPINGS)
             .enumerate()
             .filter_map(|(i, m)| mapping(m, &format!("analysis.mappings[{i}]"), d, r))
             .collect()

@@ -3,7 +3,9 @@
 use toml::Spanned;
 
 use super::name_list;
-use super::schema::{MidiControlFile, MidiCueFile, MidiFile, MidiParticipantFile};
+use super::schema::{
+    MidiControlFile, MidiCueFile, MidiFile, MidiParticipantFile, MAX_MIDI_PORTS, MAX_MIDI_ROUTES,
+};
 use crate::diagnostic::Reporter;
 use crate::engine::config::MoodDimConfig;
 use crate::input::midi::{
@@ -107,8 +109,18 @@ pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter)
                 "expected at least one port name substring, or \"*\" for every port",
             );
         }
+        if ports.get_ref().len() > MAX_MIDI_PORTS {
+            r.error(
+                ports.get_ref()[MAX_MIDI_PORTS].span(),
+                format!("midi.ports[{MAX_MIDI_PORTS}]"),
+                format!(
+                    "expected at most {MAX_MIDI_PORTS} port names, found {}",
+                    ports.get_ref().len()
+                ),
+            );
+        }
         map.ports.clear();
-        for (i, p) in ports.get_ref().iter().enumerate() {
+        for (i, p) in ports.get_ref().iter().enumerate().take(MAX_MIDI_PORTS) {
             if let Some(p) = port(r, &Some(p.clone()), &format!("midi.ports[{i}]")) {
                 map.ports.push(p);
             }
@@ -128,16 +140,44 @@ pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter)
         .conductor_channel
         .as_ref()
         .map(|c| channel(r, c, "midi.conductor_channel"));
-    for (i, p) in f.participants.iter().enumerate() {
+    let routes = [
+        (
+            "midi.participants",
+            f.participants.len(),
+            f.participants
+                .get(MAX_MIDI_ROUTES)
+                .map(|p| p.participant.span()),
+        ),
+        (
+            "midi.controls",
+            f.controls.len(),
+            f.controls.get(MAX_MIDI_ROUTES).map(|c| c.cc.span()),
+        ),
+        (
+            "midi.cues",
+            f.cues.len(),
+            f.cues.get(MAX_MIDI_ROUTES).map(|c| c.section.span()),
+        ),
+    ];
+    for (key, len, extra) in routes {
+        if let Some(span) = extra {
+            r.error(
+                span,
+                format!("{key}[{MAX_MIDI_ROUTES}]"),
+                format!("expected at most {MAX_MIDI_ROUTES} [[{key}]] entries, found {len}"),
+            );
+        }
+    }
+    for (i, p) in f.participants.iter().enumerate().take(MAX_MIDI_ROUTES) {
         let route = participant(p, &format!("midi.participants[{i}]"), &map, defined, r);
         map.participants.push(route);
     }
-    for (i, c) in f.controls.iter().enumerate() {
+    for (i, c) in f.controls.iter().enumerate().take(MAX_MIDI_ROUTES) {
         if let Some(route) = control(c, &format!("midi.controls[{i}]"), &map, defined, r) {
             map.controls.push(route);
         }
     }
-    for (i, c) in f.cues.iter().enumerate() {
+    for (i, c) in f.cues.iter().enumerate().take(MAX_MIDI_ROUTES) {
         if let Some(route) = cue(c, &format!("midi.cues[{i}]"), &map, f, defined, r) {
             map.cues.push(route);
         }
@@ -323,7 +363,7 @@ fn control(
     let d = defined.dims.get(dim)?;
     let range = match &c.range {
         Some(v) => {
-            let [a, b] = *v.get_ref();
+            let [a, b] = v.get_ref().0;
             let inside = |x: f64| x.is_finite() && (d.min as f64..=d.max as f64).contains(&x);
             if !inside(a) || !inside(b) || a == b {
                 r.error(

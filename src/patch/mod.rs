@@ -8,12 +8,13 @@ mod midi;
 mod schema;
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use toml::Spanned;
 
 use crate::control::Names;
-use crate::diagnostic::{Diagnostics, Reporter};
+use crate::diagnostic::{Diagnostic, Diagnostics, Reporter};
 use crate::engine::config::*;
 use crate::engine::master::{MasterSettings, ReverbKind};
 use crate::input::midi::MidiMap;
@@ -43,32 +44,42 @@ pub struct Patch {
     midi: MidiMap,
     /// The room's analysis mappings from `[analysis]`.
     room: RoomMap,
+    /// Harmless oddities found while validating (printed by `check`, `render` and `play`).
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Patch {
     /// Reads and validates a patch file.
     pub fn load(path: &Path) -> Result<Patch, Diagnostics> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostics(vec![crate::diagnostic::Diagnostic {
-                file: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                key: String::new(),
-                message: format!("cannot read the file: {e}"),
-            }])
-        })?;
+        let whole = |message: String| Diagnostics(vec![Diagnostic::whole_file(path, message)]);
+        let size = std::fs::metadata(path)
+            .map_err(|e| whole(format!("cannot read the file: {e}")))?
+            .len();
+        if size > MAX_PATCH_BYTES as u64 {
+            return Err(whole(too_long(size as usize)));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| whole(format!("cannot read the file: {e}")))?;
         Self::parse(path, &text)
     }
 
     /// Parses and validates patch text; `path` names it in diagnostics.
     pub fn parse(path: &Path, text: &str) -> Result<Patch, Diagnostics> {
+        if text.len() > MAX_PATCH_BYTES {
+            return Err(Diagnostics(vec![Diagnostic::whole_file(
+                path,
+                too_long(text.len()),
+            )]));
+        }
         let mut r = Reporter::new(path, text);
         let Some(file) = r.deserialize::<PatchFile>() else {
-            return Err(Diagnostics(r.found));
+            return Err(r.finish().err().unwrap_or(Diagnostics(Vec::new())));
         };
         let patch = resolve(&file, &mut r);
-        r.finish()?;
-        Ok(patch.expect("resolve returns a patch when no problem was reported"))
+        let warnings = r.finish()?;
+        let mut patch = patch.expect("resolve returns a patch when no problem was reported");
+        patch.warnings = warnings;
+        Ok(patch)
     }
 
     /// The engine configuration at a sample rate, optionally with another seed.
@@ -136,10 +147,76 @@ impl Patch {
         }
     }
 
+    /// The range (min, max) of a mood dimension.
+    pub fn dim_range(&self, dim: usize) -> Option<(f32, f32)> {
+        self.config.dims.get(dim).map(|d| (d.min, d.max))
+    }
+
     /// Default value of every mood dimension, in patch order.
     pub fn dim_defaults(&self) -> Vec<f32> {
         self.config.dims.iter().map(|d| d.default).collect()
     }
+}
+
+fn too_long(bytes: usize) -> String {
+    format!("expected a patch of at most {MAX_PATCH_BYTES} bytes, found {bytes} bytes")
+}
+
+/// Checks a list's length against its limit; the error is at the first entry past it.
+fn at_most(
+    r: &mut Reporter,
+    len: usize,
+    max: usize,
+    first_extra: impl FnOnce() -> Range<usize>,
+    key: &str,
+) {
+    if len > max {
+        r.error(
+            first_extra(),
+            format!("{key}[{max}]"),
+            format!("expected at most {max} [[{key}]] entries, found {len}"),
+        );
+    }
+}
+
+/// Checks an id or name: not empty, at most [`MAX_NAME_CHARS`] characters, no control
+/// characters (it is printed, sent over OSC and written into recordings).
+fn check_name(r: &mut Reporter, v: &Spanned<String>, key: &str) {
+    let name = v.get_ref();
+    let chars = name.chars().count();
+    if name.trim().is_empty() {
+        r.error(v.span(), key, "expected a non-empty name");
+    } else if chars > MAX_NAME_CHARS {
+        r.error(
+            v.span(),
+            key,
+            format!("expected a name of at most {MAX_NAME_CHARS} characters, found {chars}"),
+        );
+    } else if name.chars().any(char::is_control) {
+        r.error(v.span(), key, "expected a name without control characters");
+    }
+}
+
+/// Where a mood dimension is named: its `[mood.<name>]` header, else its first value.
+fn dim_header(r: &Reporter, name: &str, d: &MoodDimFile) -> Range<usize> {
+    let quoted = [
+        format!("[mood.{name}]"),
+        format!("[mood.\"{name}\"]"),
+        format!("[mood.'{name}']"),
+    ];
+    if let Some(at) = quoted.iter().find_map(|h| r.find(h)) {
+        return at + "[mood.".len()..at + "[mood.".len() + name.len();
+    }
+    let first = [
+        d.range.as_ref().map(|v| v.span()),
+        d.default.as_ref().map(|v| v.span()),
+        d.smoothing_secs.as_ref().map(|v| v.span()),
+    ];
+    first
+        .into_iter()
+        .flatten()
+        .min_by_key(|s| s.start)
+        .unwrap_or(0..0)
 }
 
 fn in_range(r: &mut Reporter, v: &Spanned<f64>, key: &str, lo: f64, hi: f64, unit: &str) -> f32 {
@@ -191,6 +268,12 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     let piece = &f.piece;
     if piece.name.get_ref().trim().is_empty() {
         r.error(piece.name.span(), "piece.name", "expected a non-empty name");
+    } else if piece.name.get_ref().chars().count() > MAX_TITLE_CHARS {
+        r.error(
+            piece.name.span(),
+            "piece.name",
+            format!("expected a name of at most {MAX_TITLE_CHARS} characters"),
+        );
     }
     let capacity = match &piece.capacity {
         Some(c) => {
@@ -263,14 +346,16 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
     let mut dim_names = Vec::new();
     for (name, d) in &f.mood {
         let key = format!("mood.{name}");
+        check_name(r, &Spanned::new(dim_header(r, name, d), name.clone()), &key);
         let (min, max) = match &d.range {
             Some(rg) => {
-                let [a, b] = *rg.get_ref();
-                if !a.is_finite() || !b.is_finite() || a >= b {
+                let [a, b] = rg.get_ref().0;
+                let limit = f64::from(MAX_MOOD_MAGNITUDE);
+                if !(-limit..=limit).contains(&a) || !(-limit..=limit).contains(&b) || a >= b {
                     r.error(
                         rg.span(),
                         format!("{key}.range"),
-                        "expected [low, high] with low < high",
+                        format!("expected [low, high] with low < high, within -{limit} to {limit}"),
                     );
                 }
                 (a as f32, b as f32)
@@ -308,8 +393,13 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         dim_names.push(name.to_string());
     }
     if dims.len() > MAX_DIMS {
+        let extra = f
+            .mood
+            .iter()
+            .nth(MAX_DIMS)
+            .map_or(0..0, |(name, d)| dim_header(r, name, d));
         r.error(
-            0..0,
+            extra,
             "mood",
             format!(
                 "expected at most {MAX_DIMS} mood dimensions, found {}",
@@ -386,8 +476,16 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             "expected at least one [[score.sections]]",
         );
     }
-    for (i, sec) in s.sections.iter().enumerate() {
+    at_most(
+        r,
+        s.sections.len(),
+        MAX_SECTIONS,
+        || s.sections[MAX_SECTIONS].name.span(),
+        "score.sections",
+    );
+    for (i, sec) in s.sections.iter().enumerate().take(MAX_SECTIONS) {
         let key = format!("score.sections[{i}]");
+        check_name(r, &sec.name, &format!("{key}.name"));
         let name = sec.name.get_ref();
         if section_names.contains(name) {
             r.error(
@@ -480,7 +578,14 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         None => 0,
     };
     let mut transitions = Vec::new();
-    for (i, t) in s.transitions.iter().enumerate() {
+    at_most(
+        r,
+        s.transitions.len(),
+        MAX_TRANSITIONS,
+        || s.transitions[MAX_TRANSITIONS].to.span(),
+        "score.transitions",
+    );
+    for (i, t) in s.transitions.iter().enumerate().take(MAX_TRANSITIONS) {
         let key = format!("score.transitions[{i}]");
         let from = match &t.from {
             Some(v) if v.get_ref() == "*" => None,
@@ -494,16 +599,31 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             threshold: 0.0,
         }; MAX_CONDITIONS];
         let count = match parse_conditions(t.when.get_ref(), &dim_index, &mut conditions) {
-            Ok(n) => n,
+            Ok(n) => {
+                if let Err(e) = can_fire(&conditions[..n], &dims, &dim_names) {
+                    r.error(t.when.span(), format!("{key}.when"), e);
+                }
+                n
+            }
             Err(e) => {
                 r.error(t.when.span(), format!("{key}.when"), e);
                 0
             }
         };
-        let min_bars = t
-            .min_bars
-            .as_ref()
-            .map_or(0, |b| (*b.get_ref()).clamp(0, 10_000) as u16);
+        let min_bars = match &t.min_bars {
+            Some(b) => {
+                let v = *b.get_ref();
+                if !(0..=MAX_MIN_BARS).contains(&v) {
+                    r.error(
+                        b.span(),
+                        format!("{key}.min_bars"),
+                        format!("expected 0 to {MAX_MIN_BARS} bars, found {v}"),
+                    );
+                }
+                v.clamp(0, MAX_MIN_BARS) as u16
+            }
+            None => 0,
+        };
         transitions.push(TransitionConfig {
             from,
             to,
@@ -523,8 +643,16 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             "expected at least one [[archetypes]] entry",
         );
     }
-    for (i, a) in f.archetypes.iter().enumerate() {
+    at_most(
+        r,
+        f.archetypes.len(),
+        MAX_ARCHETYPES,
+        || f.archetypes[MAX_ARCHETYPES].id.span(),
+        "archetypes",
+    );
+    for (i, a) in f.archetypes.iter().enumerate().take(MAX_ARCHETYPES) {
         let key = format!("archetypes[{i}]");
+        check_name(r, &a.id, &format!("{key}.id"));
         if archetype_ids.contains(a.id.get_ref()) {
             r.error(
                 a.id.span(),
@@ -571,7 +699,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             },
             None => default_role(timbre),
         };
-        let [lo, hi] = *a.register.get_ref();
+        let [lo, hi] = a.register.get_ref().0;
         if !(12..=120).contains(&lo) || !(12..=120).contains(&hi) || hi < lo + 5 {
             r.error(a.register.span(), format!("{key}.register"), format!("expected [low, high] MIDI notes within 12..120 spanning at least 5 semitones, found [{lo}, {hi}]"));
         }
@@ -702,7 +830,14 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
 
     // mappings
     let mut mappings = Vec::new();
-    for (i, mp) in f.mappings.iter().enumerate() {
+    at_most(
+        r,
+        f.mappings.len(),
+        MAX_MAPPINGS,
+        || f.mappings[MAX_MAPPINGS].from.span(),
+        "mappings",
+    );
+    for (i, mp) in f.mappings.iter().enumerate().take(MAX_MAPPINGS) {
         let key = format!("mappings[{i}]");
         let dim = match dim_index.get(mp.from.get_ref().as_str()) {
             Some(&d) => d,
@@ -736,7 +871,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             }
         };
         let (plo, phi) = param.range();
-        let [a, b] = *mp.range.get_ref();
+        let [a, b] = mp.range.get_ref().0;
         if !(plo as f64..=phi as f64).contains(&a) || !(plo as f64..=phi as f64).contains(&b) {
             r.error(
                 mp.range.span(),
@@ -795,7 +930,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         r,
     );
 
-    if !r.found.is_empty() {
+    if r.has_errors() {
         return None;
     }
     Some(Patch {
@@ -823,6 +958,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         sections: section_names,
         midi: midi_map,
         room,
+        warnings: Vec::new(),
     })
 }
 
@@ -934,6 +1070,51 @@ fn parse_curve(s: &str) -> Option<Curve> {
             }
         }
     }
+}
+
+/// Refuses conditions that can never hold together on the communal mood, which stays inside
+/// each dimension's range: a threshold at or past the range's end, or a dimension asked to be
+/// above one value and below a lower one.
+fn can_fire(
+    conditions: &[Condition],
+    dims: &[MoodDimConfig],
+    names: &[String],
+) -> Result<(), String> {
+    for (i, c) in conditions.iter().enumerate() {
+        let (Some(d), Some(name)) = (dims.get(c.dim as usize), names.get(c.dim as usize)) else {
+            continue;
+        };
+        // a threshold that is not a number never compares true
+        let never = match c.comparison {
+            Comparison::Above => c.threshold.is_nan() || c.threshold >= d.max,
+            Comparison::Below => c.threshold.is_nan() || c.threshold <= d.min,
+        };
+        if never {
+            let sign = if c.comparison == Comparison::Above {
+                '>'
+            } else {
+                '<'
+            };
+            return Err(format!(
+                "\"{name} {sign} {}\" can never be true: {name} ranges from {} to {}; expected a threshold inside that range",
+                c.threshold, d.min, d.max
+            ));
+        }
+        for o in &conditions[..i] {
+            let (above, below) = match (c.comparison, o.comparison) {
+                (Comparison::Above, Comparison::Below) => (c, o),
+                (Comparison::Below, Comparison::Above) => (o, c),
+                _ => continue,
+            };
+            if o.dim == c.dim && above.threshold >= below.threshold {
+                return Err(format!(
+                    "\"{name} > {}\" and \"{name} < {}\" can never both be true; expected a lower bound below the upper one",
+                    above.threshold, below.threshold
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses `"tension > 0.6 and energy < 0.4"` (also `&&`).

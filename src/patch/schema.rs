@@ -1,10 +1,74 @@
 //! The patch file as written: serde structs with `deny_unknown_fields`; values that are
-//! validated later keep their source span.
+//! validated later keep their source span. The limits on sizes and lists live here, beside
+//! the types they bound; `resolve` enforces them with located errors.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
+
+/// Largest patch file read, in bytes (the shipped patches are under 20 KB).
+pub const MAX_PATCH_BYTES: usize = 1 << 20;
+/// Longest id or name (archetype ids, section and dimension names, the piece's name), in
+/// characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest `[piece] name`, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Largest magnitude of a mood dimension's `range` ends.
+pub const MAX_MOOD_MAGNITUDE: f32 = 1.0e6;
+/// Most `[[score.sections]]`.
+pub const MAX_SECTIONS: usize = 64;
+/// Most `[[score.transitions]]` (all are checked at every bar line).
+pub const MAX_TRANSITIONS: usize = 64;
+/// Most bars a transition's `min_bars` may ask for.
+pub const MAX_MIN_BARS: i64 = 10_000;
+/// Most `[[archetypes]]`.
+pub const MAX_ARCHETYPES: usize = 64;
+/// Most `[[mappings]]` (each is evaluated for every voice at control rate).
+pub const MAX_MAPPINGS: usize = 64;
+/// Most entries in `[midi] ports`.
+pub const MAX_MIDI_PORTS: usize = 32;
+/// Most `[[midi.participants]]`, `[[midi.controls]]` and `[[midi.cues]]` entries (each).
+pub const MAX_MIDI_ROUTES: usize = 256;
+/// Most `[[analysis.mappings]]`.
+pub const MAX_ROOM_MAPPINGS: usize = 32;
+
+/// Exactly two values, `[low, high]`: a longer or shorter list is an error, never
+/// truncated, and a long list is refused without being collected.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pair<T>(pub [T; 2]);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Pair<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PairVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for PairVisitor<T> {
+            type Value = Pair<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("exactly two values [low, high]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Pair<T>, A::Error> {
+                let low = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let high = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                let mut len = 2;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    len += 1;
+                }
+                if len > 2 {
+                    return Err(de::Error::invalid_length(len, &self));
+                }
+                Ok(Pair([low, high]))
+            }
+        }
+        deserializer.deserialize_seq(PairVisitor(PhantomData))
+    }
+}
 
 /// A whole patch file.
 #[derive(Debug, Deserialize)]
@@ -132,7 +196,7 @@ pub struct TransitionFile {
 #[serde(deny_unknown_fields)]
 pub struct MoodDimFile {
     /// Value range (default [0, 1]).
-    pub range: Option<Spanned<[f64; 2]>>,
+    pub range: Option<Spanned<Pair<f64>>>,
     /// Starting value (default: middle of the range).
     pub default: Option<Spanned<f64>>,
     /// Smoothing time (default 1 s).
@@ -150,7 +214,7 @@ pub struct ArchetypeFile {
     /// Role (default from the timbre).
     pub role: Option<Spanned<String>>,
     /// [low, high] MIDI notes.
-    pub register: Spanned<[i64; 2]>,
+    pub register: Spanned<Pair<i64>>,
     /// Motif shape.
     pub motif: Option<MotifFile>,
     /// Motif step length in beats.
@@ -202,8 +266,8 @@ pub struct MappingFile {
     /// Parameter.
     pub to: Spanned<String>,
     /// Output at the dimension's [min, max].
-    pub range: Spanned<[f64; 2]>,
-    /// "linear", "smooth", "pow:<p>", "threshold:<t>".
+    pub range: Spanned<Pair<f64>>,
+    /// `"linear"`, `"smooth"`, `"pow:<p>"`, `"threshold:<t>"`.
     pub curve: Option<Spanned<String>>,
 }
 
@@ -259,7 +323,7 @@ pub struct MidiControlFile {
     /// Mood dimension.
     pub dimension: Spanned<String>,
     /// Values at controller 0 and 127 (default the dimension's range).
-    pub range: Option<Spanned<[f64; 2]>>,
+    pub range: Option<Spanned<Pair<f64>>>,
     /// "conductor" (communal mood) or "participant" (the channel's participant).
     pub target: Spanned<String>,
 }

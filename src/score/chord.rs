@@ -251,6 +251,7 @@ fn parse_roman(s: &str, key: &Key) -> Result<Chord, String> {
     let mut shift = 0i32;
     let mut rest = s;
     let mut has_accidental = false;
+    let mut accidentals = 0;
     while let Some(c) = rest.chars().next() {
         match c {
             'b' | '♭' => shift -= 1,
@@ -259,6 +260,10 @@ fn parse_roman(s: &str, key: &Key) -> Result<Chord, String> {
         }
         has_accidental = true;
         rest = &rest[c.len_utf8()..];
+        accidentals += 1;
+        if accidentals > 2 {
+            return Err(err("more than two accidentals"));
+        }
     }
     // Numeral.
     let numeral_len = rest

@@ -168,8 +168,10 @@ pub fn parse_pitch_class(s: &str) -> Result<u8, String> {
         _ => return Err(err()),
     };
     let mut shift = 0i32;
-    for c in chars {
+    for (i, c) in chars.enumerate() {
         match c {
+            // at most a double sharp or flat: "C##########" is a typo, not a key
+            _ if i >= 2 => return Err(err()),
             '#' | '♯' => shift += 1,
             'b' | '♭' => shift -= 1,
             _ => return Err(err()),

@@ -72,6 +72,7 @@ impl Script {
             duration_frames: (secs * SR as f64) as u64,
             seed: None,
             peak_participants: 0,
+            ..Performance::default()
         }
     }
 }

@@ -224,3 +224,118 @@ fn input_gain_refuses_bad_values_plainly_on_every_command() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--input <INPUT>"), "{stderr}");
 }
+
+#[test]
+fn check_prints_warnings_and_still_accepts_the_file() {
+    let perf = temp("late.performance.toml");
+    std::fs::write(
+        &perf,
+        "version = 1\nduration_secs = 2.0\n\n[[events]]\ntime = 0.5\ntype = \"join\"\nparticipant = 1\n\n[[events]]\ntime = 3.0\ntype = \"leave\"\nparticipant = 1\n",
+    )
+    .unwrap();
+    let out = tapestry()
+        .args(["check", "patches/minimal.toml"])
+        .arg(&perf)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("late.performance.toml:11:8: warning: events[1]: at 3.000 s, at or after the end of the performance (2.000 s): not played"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok — 2 events, 2.0 s"));
+}
+
+#[test]
+fn check_reads_a_recording_cut_short_up_to_its_last_whole_event() {
+    let rec = temp("torn.performance.toml");
+    std::fs::write(
+        &rec,
+        "version = 1\nrecording = true\nseed = 1\n\n[[events]]\nsample = 0\ntype = \"join\"\nparticipant = 1\n\n[[events]]\nsample = 96000\ntype = \"position\"\n\n[[events]]\nsample = 96100\ntype = \"mood\"\nparticipant = 1\ndimension = \"ene",
+    )
+    .unwrap();
+    let out = tapestry()
+        .args(["check", "patches/minimal.toml"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("torn.performance.toml:14:1: warning: events[2]: the recording ends in an unfinished entry"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dropped: `[[events]] ⏎ sample = 96100"),
+        "{stderr}"
+    );
+    // it lasts until the last position the show wrote, 2 s, not the last event plus 8 s
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ok — 1 events, 2.0 s"), "{stdout}");
+}
+
+#[test]
+fn durations_past_a_day_are_refused_plainly() {
+    for bad in ["86401", "0", "-3", "nan", "inf"] {
+        let out = render(&[&format!("--duration={bad}")], &temp("d.wav"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("--duration must be more than 0 and at most 86400 seconds (24 h)"),
+            "{stderr}"
+        );
+        if cfg!(feature = "live") {
+            let out = tapestry()
+                .args(["play", "patches/minimal.toml", "--no-midi", "--no-osc"])
+                .arg(format!("--duration={bad}"))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(
+                stderr.contains("--duration must be more than 0"),
+                "{stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn render_takes_a_room_recording_with_nan_and_huge_samples_at_another_rate() {
+    // float samples that are not numbers or near f32::MAX made the resampler panic
+    let room = temp("nan-room.wav");
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 96_000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(&room, spec).unwrap();
+    for i in 0..96_000 {
+        let s = match i {
+            100 => f32::NAN,
+            200 => f32::INFINITY,
+            300 => 3.0e38,
+            _ => 0.1 * (i as f32 * 0.05).sin(),
+        };
+        w.write_sample(s).unwrap();
+    }
+    w.finalize().unwrap();
+    let out = tapestry()
+        .args([
+            "render",
+            "patches/minimal.toml",
+            "--duration",
+            "1",
+            "--input",
+        ])
+        .arg(&room)
+        .arg("-o")
+        .arg(temp("nan-room-out.wav"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

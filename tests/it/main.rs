@@ -1,9 +1,12 @@
 //! Every offline integration test, gathered in one binary (one link instead of one per file).
 //! The live tests on a JACK server are in `tests/live`.
 
-/// Counts allocations inside `assert_no_alloc` scopes (realtime, analysis and expressive tests).
+/// Counts allocations inside `assert_no_alloc` scopes (realtime, analysis and expressive tests)
+/// and the bytes a measured thread holds (fuzz tests).
 #[global_allocator]
-static ALLOCATOR: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
+static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
+
+mod alloc_count;
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -13,6 +16,7 @@ mod cli;
 mod clicks;
 mod control;
 mod expressive;
+mod fuzz;
 mod handoff;
 mod handover;
 mod malformed;

@@ -8,6 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
+use tapestry::diagnostic::Severity;
 use tapestry::{Diagnostic, Diagnostics, Patch, Performance};
 
 /// A copy of `patches/minimal.toml` (kept here so edits to the shipped patch cannot break
@@ -894,7 +895,7 @@ fn perf_cases() -> Vec<Case> {
             edit(base, &[("sample = 120000", "sample = -1")]),
             At::Token("-1"),
             "events[3].sample",
-            &["expected a sample index of 0 or more"],
+            &["expected a sample index from 0 to 4147200000"],
         ),
         case(
             "negative time",
@@ -1114,8 +1115,18 @@ fn diagnostics_display_as_file_line_column_key_message() {
         column: 1,
         key: String::new(),
         message: "something".into(),
+        severity: Severity::Error,
     };
     assert_eq!(document.to_string(), "p.toml:1:1: (document): something");
+    let warning = Diagnostic {
+        severity: Severity::Warning,
+        key: "events[3]".into(),
+        ..document.clone()
+    };
+    assert_eq!(
+        warning.to_string(),
+        "p.toml:1:1: warning: events[3]: something"
+    );
     let all = Diagnostics(vec![d.clone(), document.clone()]);
     assert_eq!(all.to_string(), format!("{d}\n{document}"));
 }
@@ -1316,4 +1327,452 @@ fn crlf_line_endings_and_tabs_do_not_shift_positions() {
         (diags[0].key.as_str(), diags[0].line, diags[0].column),
         ("score.tempo_bpm", line, column)
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Nonsense that used to pass (issue 8): lists of the wrong length, names and keys that mean
+// nothing, transitions that can never fire, lists and times without bounds. Each is a
+// located error.
+
+/// `base` with `count` copies of `entry` appended.
+fn with_copies(base: &str, entry: &str, count: usize) -> String {
+    let mut text = base.to_string();
+    for _ in 0..count {
+        text.push_str(entry);
+    }
+    text
+}
+
+fn nonsense_patch_cases() -> Vec<Case> {
+    let plus = minimal_plus();
+    let long_range = format!("range = [0.2, 1.0{}]", ", 0.5".repeat(100_000));
+    vec![
+        case(
+            "register with five values, one a string",
+            edit(
+                MINIMAL,
+                &[("register = [52, 72]", "register = [52, 72, 99, -5, \"x\"]")],
+            ),
+            At::Token("[52, 72, 99"),
+            "archetypes[0].register",
+            &["invalid length 5", "exactly two values [low, high]"],
+        ),
+        case(
+            "register with one value",
+            edit(MINIMAL, &[("register = [52, 72]", "register = [52]")]),
+            At::Token("[52]"),
+            "archetypes[0].register",
+            &["invalid length 1", "exactly two values"],
+        ),
+        case(
+            "mapping range with 100002 values",
+            edit(&plus, &[("range = [0.2, 1.0]", &long_range)]),
+            At::Token("[0.2, 1.0, 0.5"),
+            "mappings[0].range",
+            &["invalid length 100002", "exactly two values"],
+        ),
+        case(
+            "mood range with three values",
+            edit(
+                MINIMAL,
+                &[(
+                    "[mood.energy]\n",
+                    "[mood.energy]\nrange = [0.0, 1.0, 2.0]\n",
+                )],
+            ),
+            At::Token("[0.0, 1.0, 2.0]"),
+            "mood.energy.range",
+            &["invalid length 3"],
+        ),
+        case(
+            "key with ten sharps",
+            edit(MINIMAL, &[("key = \"C\"", "key = \"C##########\"")]),
+            At::Token("\"C###"),
+            "score.key",
+            &["expected a key like"],
+        ),
+        case(
+            "empty archetype id",
+            edit(MINIMAL, &[("id = \"bell\"", "id = \"\"")]),
+            At::Token("\"\"\ntimbre = \"bell\""),
+            "archetypes[3].id",
+            &["expected a non-empty name"],
+        ),
+        case(
+            "blank section name",
+            edit(MINIMAL, &[("name = \"main\"", "name = \"  \"")]),
+            At::Token("\"  \""),
+            "score.sections[0].name",
+            &["expected a non-empty name"],
+        ),
+        case(
+            "empty mood dimension name",
+            format!("{MINIMAL}\n[mood.\"\"]\ndefault = 0.5\n"),
+            At::Token("\"\"]"),
+            "mood",
+            &["expected a non-empty name"],
+        ),
+        case(
+            "archetype id of 65 characters",
+            edit(
+                MINIMAL,
+                &[("id = \"bell\"", &format!("id = \"{}\"", "b".repeat(65)))],
+            ),
+            At::Token("\"bbbb"),
+            "archetypes[3].id",
+            &["at most 64 characters", "found 65"],
+        ),
+        case(
+            "transition on a threshold above the dimension's range",
+            edit(
+                &plus,
+                &[("when = \"tension > 0.6\"", "when = \"energy > 5\"")],
+            ),
+            At::Token("\"energy > 5\""),
+            "score.transitions[0].when",
+            &[
+                "\"energy > 5\" can never be true",
+                "energy ranges from 0 to 1",
+            ],
+        ),
+        case(
+            "transition below the bottom of the range",
+            edit(
+                &plus,
+                &[("when = \"tension > 0.6\"", "when = \"unity < 0\"")],
+            ),
+            At::Token("\"unity < 0\""),
+            "score.transitions[0].when",
+            &["can never be true"],
+        ),
+        case(
+            "transition with contradictory clauses",
+            edit(
+                &plus,
+                &[(
+                    "when = \"tension > 0.6\"",
+                    "when = \"tension > 0.6 and tension < 0.4\"",
+                )],
+            ),
+            At::Token("\"tension > 0.6 and"),
+            "score.transitions[0].when",
+            &["can never both be true"],
+        ),
+        case(
+            "transition on a threshold that is not a number",
+            edit(
+                &plus,
+                &[("when = \"tension > 0.6\"", "when = \"tension > nan\"")],
+            ),
+            At::Token("\"tension > nan\""),
+            "score.transitions[0].when",
+            &["can never be true"],
+        ),
+        case(
+            "negative min_bars",
+            insert_after(&plus, "when = \"tension > 0.6\"\n", "min_bars = -1\n"),
+            At::Token("-1\n"),
+            "score.transitions[0].min_bars",
+            &["expected 0 to 10000 bars", "found -1"],
+        ),
+        case(
+            "min_bars past its limit",
+            insert_after(&plus, "when = \"tension > 0.6\"\n", "min_bars = 10001\n"),
+            At::Token("10001"),
+            "score.transitions[0].min_bars",
+            &["expected 0 to 10000 bars"],
+        ),
+        case(
+            "65 mappings",
+            with_copies(
+                MINIMAL,
+                "\n[[mappings]]\nfrom = \"energy\"\nto = \"density\"\nrange = [0.2, 1.0]\n",
+                65,
+            ),
+            At::Nth("\"energy\"", 64),
+            "mappings[64]",
+            &["expected at most 64 [[mappings]] entries, found 65"],
+        ),
+        case(
+            "65 archetypes",
+            with_copies(
+                MINIMAL,
+                "\n[[archetypes]]\nid = \"x\"\ntimbre = \"pad\"\nregister = [52, 72]\n",
+                61,
+            ),
+            At::Nth("\"x\"", 60),
+            "archetypes[64]",
+            &["expected at most 64 [[archetypes]] entries, found 65"],
+        ),
+        case(
+            "mood range too wide",
+            edit(
+                MINIMAL,
+                &[("[mood.energy]\n", "[mood.energy]\nrange = [0.0, 1e30]\n")],
+            ),
+            At::Token("[0.0, 1e30]"),
+            "mood.energy.range",
+            &["within -1000000 to 1000000"],
+        ),
+    ]
+}
+
+#[test]
+fn nonsense_patches_are_located() {
+    let cases = nonsense_patch_cases();
+    assert_no_failures("nonsense patch cases", cases.len(), patch_failures(&cases));
+}
+
+#[test]
+fn a_patch_over_its_size_limit_is_refused_before_parsing() {
+    // 1,000,000 values in one range (and 100,000 mappings) are megabytes: refused whole
+    let range = format!("range = [0.2{}]", ", 1.0".repeat(1_000_000));
+    let text = edit(&minimal_plus(), &[("range = [0.2, 1.0]", &range)]);
+    let mappings = with_copies(
+        MINIMAL,
+        "\n[[mappings]]\nfrom = \"energy\"\nto = \"density\"\nrange = [0.2, 1.0]\n",
+        100_000,
+    );
+    for text in [text, mappings] {
+        let Err(Diagnostics(d)) = Patch::parse(Path::new(PATCH_FILE), &text) else {
+            panic!("a {} byte patch was accepted", text.len());
+        };
+        assert_eq!(d.len(), 1, "{}", render(&d));
+        assert!(
+            d[0].message
+                .contains("expected a patch of at most 1048576 bytes"),
+            "{}",
+            d[0]
+        );
+    }
+}
+
+/// [`PERFORMANCE`] with its first event's `time = 0.0` replaced.
+fn first_time(to: &str) -> String {
+    edit(PERFORMANCE, &[("time = 0.0", to)])
+}
+
+fn limit_performance_cases() -> Vec<Case> {
+    vec![
+        case(
+            "sample at i64::MAX",
+            first_time("sample = 9223372036854775807"),
+            At::Token("9223372036854775807"),
+            "events[0].sample",
+            &[
+                "expected a sample index from 0 to 4147200000",
+                "86400 s at 48000 Hz",
+            ],
+        ),
+        case(
+            "sample one past 24 h",
+            first_time("sample = 4147200001"),
+            At::Token("4147200001"),
+            "events[0].sample",
+            &["expected a sample index from 0 to 4147200000"],
+        ),
+        case(
+            "bar 100000",
+            edit(PERFORMANCE, &[("bar = 2", "bar = 100000")]),
+            At::Token("100000"),
+            "events[1].bar",
+            &[
+                "bar 100000 is 249998 s into the piece at 96 BPM",
+                "within 86400 s (24 h)",
+            ],
+        ),
+        case(
+            "bar at i64::MAX",
+            edit(PERFORMANCE, &[("bar = 2", "bar = 9223372036854775807")]),
+            At::Token("9223372036854775807"),
+            "events[1].bar",
+            &["within 86400 s"],
+        ),
+        case(
+            "time not a number",
+            first_time("time = nan"),
+            At::Token("nan"),
+            "events[0].time",
+            &["expected seconds from 0 to 86400 (24 h), found NaN"],
+        ),
+        case(
+            "time infinite",
+            first_time("time = inf"),
+            At::Token("inf"),
+            "events[0].time",
+            &["expected seconds from 0 to 86400"],
+        ),
+        case(
+            "ramp of a billion seconds",
+            edit(PERFORMANCE, &[("ramp_secs = 2.0", "ramp_secs = 1e9")]),
+            At::Token("1e9"),
+            "events[1].ramp_secs",
+            &["expected 0 to 3600 seconds"],
+        ),
+        case(
+            "duration past 24 h",
+            edit(
+                PERFORMANCE,
+                &[("duration_secs = 20.0", "duration_secs = 86400.5")],
+            ),
+            At::Token("86400.5"),
+            "duration_secs",
+            &["expected 0.1 to 86400 seconds (24 h)"],
+        ),
+        case(
+            "session end at i64::MAX",
+            format!(
+                "{}\n[session]\nend_sample = 9223372036854775807\n",
+                edit(PERFORMANCE, &[("duration_secs = 20.0\n", "")])
+            ),
+            At::Token("9223372036854775807"),
+            "session.end_sample",
+            &["expected a sample index from 0 to 4147200000"],
+        ),
+        case(
+            "session end 1e14",
+            format!(
+                "{}\n[session]\nend_sample = 100000000000000\n",
+                edit(PERFORMANCE, &[("duration_secs = 20.0\n", "")])
+            ),
+            At::Token("100000000000000"),
+            "session.end_sample",
+            &["expected a sample index from 0 to 4147200000"],
+        ),
+        case(
+            "position mark with a field",
+            insert_after(
+                PERFORMANCE,
+                "duration_secs = 20.0\n",
+                "\n[[events]]\ntime = 1.0\ntype = \"position\"\nparticipant = 77\n",
+            ),
+            At::Token("77"),
+            "events[0].participant",
+            &[
+                "does not belong to a \"position\" event",
+                "no fields but its time",
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn time_values_past_their_limits_are_located() {
+    let cases = limit_performance_cases();
+    assert_no_failures(
+        "time limit cases",
+        cases.len(),
+        performance_failures(&cases),
+    );
+}
+
+#[test]
+fn a_day_long_performance_is_valid() {
+    let patch = minimal_patch();
+    let text = edit(
+        PERFORMANCE,
+        &[("duration_secs = 20.0", "duration_secs = 86400")],
+    );
+    let perf = Performance::parse(Path::new(PERFORMANCE_FILE), &text, &patch, SAMPLE_RATE)
+        .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(perf.duration_frames, 86_400 * 48_000);
+    // a join at the very last sample is a valid time (the notes before it are not)
+    let text = first_time("sample = 4147200000");
+    let Err(Diagnostics(d)) =
+        Performance::parse(Path::new(PERFORMANCE_FILE), &text, &patch, SAMPLE_RATE)
+    else {
+        panic!("notes before the join were accepted");
+    };
+    assert!(
+        d.iter().all(|d| d.key != "events[0].sample"),
+        "{}",
+        render(&d)
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Warnings: harmless oddities are located and reported, and the file is still used.
+
+#[test]
+fn events_after_the_end_are_a_located_warning() {
+    let patch = minimal_patch();
+    let text = edit(
+        PERFORMANCE,
+        &[("duration_secs = 20.0", "duration_secs = 5.0")],
+    );
+    let perf = Performance::parse(Path::new(PERFORMANCE_FILE), &text, &patch, SAMPLE_RATE)
+        .unwrap_or_else(|d| panic!("events after the end are not an error: {d}"));
+    assert_eq!(perf.commands.len(), 6, "every event is kept");
+    assert_eq!(perf.warnings.len(), 1, "{}", render(&perf.warnings));
+    let w = &perf.warnings[0];
+    // the cue at 6 s is the first event past 5 s; the leave at 8 s follows it
+    let (line, column) = At::Token("\"cue\"").locate(&text);
+    assert_eq!(
+        (w.line, w.column, w.key.as_str()),
+        (line, column, "events[4]"),
+        "{w}"
+    );
+    assert_eq!(w.severity, Severity::Warning);
+    assert!(w.message.contains("at 6.000 s, at or after the end of the performance (5.000 s): not played, nor the 1 events after it"), "{w}");
+    assert!(
+        w.to_string().starts_with(&format!(
+            "{PERFORMANCE_FILE}:{line}:{column}: warning: events[4]: "
+        )),
+        "{w}"
+    );
+    let none = Performance::parse(
+        Path::new(PERFORMANCE_FILE),
+        PERFORMANCE,
+        &patch,
+        SAMPLE_RATE,
+    )
+    .unwrap();
+    assert!(none.warnings.is_empty(), "{}", render(&none.warnings));
+}
+
+#[test]
+fn a_flood_of_problems_is_listed_up_to_a_limit_and_counted() {
+    let patch = minimal_patch();
+    let bad = "\n[[events]]\ntime = 1.0\ntype = \"leave\"\nparticipant = -3\n";
+    let text = with_copies(PERFORMANCE, bad, 5_000);
+    let Err(Diagnostics(d)) =
+        Performance::parse(Path::new(PERFORMANCE_FILE), &text, &patch, SAMPLE_RATE)
+    else {
+        panic!("5000 bad events accepted");
+    };
+    assert_eq!(d.len(), tapestry::diagnostic::MAX_DIAGNOSTICS + 1);
+    assert!(
+        d[0].message.contains("expected a participant id from 1"),
+        "{}",
+        d[0]
+    );
+    assert!(
+        d.last()
+            .unwrap()
+            .message
+            .contains("4900 more problems not shown"),
+        "{}",
+        d.last().unwrap()
+    );
+}
+
+#[test]
+fn events_as_an_inline_array_still_read_and_are_located() {
+    let patch = minimal_patch();
+    let text = "version = 1\nevents = [\n  { time = 0.0, type = \"join\", participant = 1 },\n  { time = 1.0, type = \"leave\", participant = 2 },\n]\n";
+    let Err(Diagnostics(d)) =
+        Performance::parse(Path::new(PERFORMANCE_FILE), text, &patch, SAMPLE_RATE)
+    else {
+        panic!("a leave of someone absent was accepted");
+    };
+    let (line, column) = At::Token("\"leave\"").locate(text);
+    assert_eq!(
+        (d[0].line, d[0].column, d[0].key.as_str()),
+        (line, column, "events[1]"),
+        "{}",
+        render(&d)
+    );
+    let ok = text.replace("participant = 2", "participant = 1");
+    let perf = Performance::parse(Path::new(PERFORMANCE_FILE), &ok, &patch, SAMPLE_RATE).unwrap();
+    assert_eq!(perf.commands.len(), 2);
 }
