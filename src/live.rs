@@ -29,10 +29,38 @@ use tapestry::status_view::{
     self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
     Snapshot,
 };
+use tapestry::engine::master::MasterChain;
+use tapestry::render::calibrate_live_gain_db;
 use tapestry::{Controller, Engine, Patch, Performance};
 
 use audio::{Audio, Change};
 use screen::Screen;
+
+/// The live leveler's start gain: a quick offline render of the patch (or of the performance
+/// being played) measured for loudness, so the show starts on its target and the leveler only
+/// has to follow what the crowd does differently.
+fn live_leveler_start(
+    patch: &Patch,
+    perf: Option<&Performance>,
+    sample_rate: u32,
+    seed: Option<u64>,
+) -> f32 {
+    if !patch.config(sample_rate, seed).master.leveler {
+        return 0.0;
+    }
+    let started = Instant::now();
+    let gain = calibrate_live_gain_db(patch, perf, sample_rate, seed);
+    eprintln!(
+        "loudness: the live leveler starts at {gain:+.1} dB (calibrated on {} in {:.1} s)",
+        if perf.is_some_and(|p| !p.commands.is_empty()) {
+            "the performance"
+        } else {
+            "every archetype at the default mood"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    gain
+}
 
 /// Everything `play` was asked for.
 pub struct PlayArgs {
@@ -79,7 +107,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
         None => None,
     };
     let seed = args.seed.or(perf.as_ref().and_then(|p| p.seed));
-    let config = patch.config(sample_rate, seed);
+    let mut config = patch.config(sample_rate, seed);
+    let leveler_start_db = live_leveler_start(&patch, perf.as_ref(), sample_rate, seed);
+    config.master.chain = MasterChain::Live {
+        start_gain_db: leveler_start_db,
+    };
     let dims: Vec<(String, f32, f32)> = patch
         .dims
         .iter()
@@ -90,13 +122,14 @@ pub fn play(args: PlayArgs) -> Result<()> {
     let recording = match &args.record {
         Some(path) => {
             let journal = engine.enable_journal(1 << 16);
-            let recorder = Recorder::create(
+            let mut recorder = Recorder::create(
                 path,
                 &patch.name,
                 patch.names(),
                 seed.unwrap_or(patch.seed()),
             )
             .with_context(|| format!("creating {}", path.display()))?;
+            recorder.set_leveler_start_db(leveler_start_db);
             Some(RecorderThread::spawn(recorder, journal, path.clone()))
         }
         None => None,

@@ -40,6 +40,8 @@ pub struct PerformanceFile {
 pub struct SessionFile {
     /// Sample at which the session stopped; the render lasts exactly as long.
     pub end_sample: Spanned<i64>,
+    /// Gain the live leveler started from, in dB (default 0).
+    pub leveler_start_db: Option<Spanned<f64>>,
 }
 
 /// One `[[events]]` entry: one time field, a `type` and that type's fields.
@@ -104,6 +106,9 @@ pub struct Performance {
     pub seed: Option<u64>,
     /// Most participants present at once.
     pub peak_participants: usize,
+    /// `Some` for a recorded live session (`[session]`): it renders through the live master
+    /// chain, its leveler starting at this gain (dB), so it re-renders to what was played.
+    pub live_start_gain_db: Option<f32>,
 }
 
 const KINDS: [&str; 13] = [
@@ -699,6 +704,24 @@ fn resolve(f: &PerformanceFile, patch: &Patch, sample_rate: u32, r: &mut Reporte
         duration_frames,
         seed,
         peak_participants: peak,
+        live_start_gain_db: f.session.as_ref().map(|s| leveler_start(r, s)),
+    }
+}
+
+/// `[session] leveler_start_db`, within the live leveler's limits (default 0).
+fn leveler_start(r: &mut Reporter, session: &SessionFile) -> f32 {
+    let limit = crate::render::MAX_GAIN_DB;
+    match &session.leveler_start_db {
+        Some(db) if !(-limit..=limit).contains(db.get_ref()) => {
+            r.error(
+                db.span(),
+                "session.leveler_start_db",
+                format!("expected a gain from -{limit} to {limit} dB, found {}", db.get_ref()),
+            );
+            0.0
+        }
+        Some(db) => *db.get_ref() as f32,
+        None => 0.0,
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Recorder {
     names: Names,
     last_flush: Instant,
     events: u64,
+    /// The live leveler's start gain, written in `[session]`.
+    leveler_start_db: f32,
 }
 
 impl Recorder {
@@ -43,7 +45,14 @@ impl Recorder {
             names,
             last_flush: Instant::now(),
             events: 0,
+            leveler_start_db: 0.0,
         })
+    }
+
+    /// Notes the gain the engine's live leveler started from
+    /// (`MasterChain::Live { start_gain_db }`), so the re-render starts there too.
+    pub fn set_leveler_start_db(&mut self, db: f32) {
+        self.leveler_start_db = db;
     }
 
     /// Appends one applied command.
@@ -125,7 +134,11 @@ impl Recorder {
 
     /// Ends the recording: notes where the session stopped, so a render lasts as long.
     pub fn finish(mut self, end_sample: u64) -> io::Result<()> {
-        writeln!(self.out, "\n[session]\nend_sample = {end_sample}")?;
+        writeln!(
+            self.out,
+            "\n[session]\nend_sample = {end_sample}\nleveler_start_db = {:?}",
+            f64::from(self.leveler_start_db)
+        )?;
         self.flush()
     }
 }

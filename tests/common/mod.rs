@@ -71,6 +71,7 @@ impl Script {
             duration_frames: (secs * SR as f64) as u64,
             seed: None,
             peak_participants: 0,
+            live_start_gain_db: None,
         }
     }
 }
