@@ -275,9 +275,9 @@ impl OutputMeters {
     pub(super) fn push(&mut self, samples: &[f32]) {
         for f in samples.chunks_exact(2) {
             self.loudness.push(f[0], f[1]);
-            self.peak = self.peak.max(self.true_peak.push(f[0], f[1]));
-            self.sample_peak = self.sample_peak.max(f[0].abs()).max(f[1].abs());
         }
+        self.peak = self.peak.max(self.true_peak.push_block(samples));
+        self.sample_peak = samples.iter().fold(self.sample_peak, |m, s| m.max(s.abs()));
     }
 
     pub(super) fn finish(mut self) -> Finished {
@@ -308,28 +308,29 @@ pub(super) fn finish_pass(
     sink.restart()?;
     let mut to_skip = limiter.latency_frames();
     let mut meters = OutputMeters::new(sample_rate);
-    let mut input = vec![0.0f32; 2 * CHUNK_FRAMES];
-    let mut output = Vec::with_capacity(2 * CHUNK_FRAMES);
+    let mut buffer = vec![0.0f32; 2 * CHUNK_FRAMES];
     let mut emitted = 0u64;
     while emitted < total {
-        let read = store.read(&mut input)?;
-        if read == 0 {
+        let read = store.read(&mut buffer)?;
+        let frames = if read == 0 {
             // the program is over: the zeros that push its last frames out of the look-ahead
-            input.fill(0.0);
+            buffer.fill(0.0);
+            CHUNK_FRAMES
+        } else {
+            read
+        };
+        let chunk = &mut buffer[..2 * frames];
+        for s in chunk.iter_mut() {
+            *s *= gain;
         }
-        let frames = if read == 0 { CHUNK_FRAMES } else { read };
-        output.clear();
-        for f in input[..2 * frames].chunks_exact(2) {
-            let (l, r) = limiter.process_frame(f[0] * gain, f[1] * gain);
-            if to_skip > 0 {
-                to_skip -= 1;
-            } else if emitted < total {
-                output.extend_from_slice(&[l, r]);
-                emitted += 1;
-            }
-        }
-        meters.push(&output);
-        sink.write(&output)?;
+        limiter.process_block(chunk);
+        let skip = to_skip.min(frames);
+        to_skip -= skip;
+        let keep = (frames - skip).min((total - emitted) as usize);
+        let output = &chunk[2 * skip..2 * (skip + keep)];
+        emitted += keep as u64;
+        meters.push(output);
+        sink.write(output)?;
         progress(emitted);
     }
     Ok(meters.finish())

@@ -140,28 +140,61 @@ impl TruePeakDetector {
     /// ([`DETECTOR_DELAY_FRAMES`]): its samples and the points interpolated after them.
     #[inline]
     pub fn push(&mut self, l: f32, r: f32) -> f32 {
+        self.push_inline(l, r)
+    }
+
+    /// The largest [`TruePeakDetector::push`] over interleaved stereo `samples` (with the
+    /// AVX2 build of the same arithmetic where the CPU has it: identical results).
+    pub fn push_block(&mut self, samples: &[f32]) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if crate::engine::voice::has_avx2() {
+            // SAFETY: the CPU reports AVX2.
+            return unsafe { self.push_block_avx2(samples) };
+        }
+        self.push_block_body(samples)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn push_block_avx2(&mut self, samples: &[f32]) -> f32 {
+        self.push_block_body(samples)
+    }
+
+    #[inline(always)]
+    fn push_block_body(&mut self, samples: &[f32]) -> f32 {
+        samples
+            .chunks_exact(2)
+            .map(|f| self.push_inline(f[0], f[1]))
+            .fold(0.0, f32::max)
+    }
+
+    #[inline(always)]
+    fn push_inline(&mut self, l: f32, r: f32) -> f32 {
         self.pos = if self.pos == 0 {
             PHASE_TAPS - 1
         } else {
             self.pos - 1
         };
         let pos = self.pos;
-        let mut peak = 0.0f32;
-        for (history, x) in self.history.iter_mut().zip([l, r]) {
+        let mut points = [[0.0f32; LANES]; 2];
+        for ((history, x), points) in self.history.iter_mut().zip([l, r]).zip(&mut points) {
             history[pos] = x;
             history[pos + PHASE_TAPS] = x;
             let window: &[f32; PHASE_TAPS] = history[pos..pos + PHASE_TAPS]
                 .try_into()
                 .expect("the window is 12 samples");
-            let mut points = [0.0f32; LANES];
             for (row, &x) in self.taps.iter().zip(window) {
                 for (point, &t) in points.iter_mut().zip(row) {
                     *point += t * x;
                 }
             }
-            peak = points.iter().fold(peak, |m, p| m.max(p.abs()));
         }
-        peak
+        // magnitudes compared as integers: the same order as the floats', and it vectorizes
+        let mut peak = 0u32;
+        for p in points.iter().flatten() {
+            peak = peak.max(p.to_bits() & 0x7fff_ffff);
+        }
+        f32::from_bits(peak)
     }
 
     /// Clears the history. Never allocates.
@@ -227,9 +260,9 @@ impl GainStage {
     }
 
     /// One frame in, one frame (`latency` frames old, scaled) out.
-    #[inline]
+    #[inline(always)]
     fn process(&mut self, l: f32, r: f32, ceiling: f32) -> (f32, f32) {
-        let peak = self.detector.push(l, r);
+        let peak = self.detector.push_inline(l, r);
         let required = if peak <= ceiling {
             1.0
         } else {
@@ -242,8 +275,9 @@ impl GainStage {
         let smoothed = held.min(released);
         self.released = smoothed;
 
-        // Moving average of length L, exact in fixed point.
-        let q = (smoothed * GAIN_FIXED_ONE).floor() as u64;
+        // Moving average of length L, exact in fixed point (`as` truncates: the floor of a
+        // non-negative gain).
+        let q = (smoothed * GAIN_FIXED_ONE) as u64;
         self.avg_sum = self.avg_sum - self.avg_ring[self.avg_pos] + q;
         self.avg_ring[self.avg_pos] = q;
         self.avg_pos = (self.avg_pos + 1) % self.average_len;
@@ -260,7 +294,7 @@ impl GainStage {
     }
 
     /// Running minimum of the required gain over arrivals `[n − hold_span, n]`.
-    #[inline]
+    #[inline(always)]
     fn hold(&mut self, required: f64) -> f64 {
         let cap = self.deque_index.len();
         let n = self.frame;
@@ -370,13 +404,43 @@ impl Limiter {
     /// and its true peak stays under the ceiling.
     #[inline]
     pub fn process_frame(&mut self, l: f32, r: f32) -> (f32, f32) {
+        self.frame_inline(l, r)
+    }
+
+    /// [`Limiter::process_frame`] over interleaved stereo `samples`, in place (with the AVX2
+    /// build of the same arithmetic where the CPU has it: identical results).
+    pub fn process_block(&mut self, samples: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::engine::voice::has_avx2() {
+            // SAFETY: the CPU reports AVX2.
+            unsafe { self.process_block_avx2(samples) };
+            return;
+        }
+        self.process_block_body(samples);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn process_block_avx2(&mut self, samples: &mut [f32]) {
+        self.process_block_body(samples);
+    }
+
+    #[inline(always)]
+    fn process_block_body(&mut self, samples: &mut [f32]) {
+        for f in samples.chunks_exact_mut(2) {
+            (f[0], f[1]) = self.frame_inline(f[0], f[1]);
+        }
+    }
+
+    #[inline(always)]
+    fn frame_inline(&mut self, l: f32, r: f32) -> (f32, f32) {
         let (l, r) = (finite_or_zero(l), finite_or_zero(r));
         let (l, r) = self.main.process(l, r, self.ceiling);
         let (l, r) = self.catch.process(l, r, self.ceiling);
         (self.safety_clamp(l), self.safety_clamp(r))
     }
 
-    #[inline]
+    #[inline(always)]
     fn safety_clamp(&mut self, x: f32) -> f32 {
         if x.abs() > self.ceiling {
             self.safety_clamps += 1;

@@ -357,6 +357,33 @@ fn limiter_passes_a_signal_under_the_ceiling_unchanged() {
 }
 
 #[test]
+fn limiter_blocks_equal_frames_bit_for_bit() {
+    // process_block runs the AVX2 build where the CPU has one, process_frame the portable one
+    let mut sig: Vec<f32> = pink_stereo(48_000, 3.0, 21)
+        .into_iter()
+        .flat_map(|(l, r)| [6.0 * l, 6.0 * r])
+        .collect();
+    let mut by_frame = Limiter::new(48_000.0, -1.0);
+    let expected: Vec<u32> = sig
+        .chunks_exact(2)
+        .flat_map(|f| {
+            let (l, r) = by_frame.process_frame(f[0], f[1]);
+            [l.to_bits(), r.to_bits()]
+        })
+        .collect();
+    let mut by_block = Limiter::new(48_000.0, -1.0);
+    for chunk in sig.chunks_mut(2 * 333) {
+        by_block.process_block(chunk);
+    }
+    let got: Vec<u32> = sig.iter().map(|s| s.to_bits()).collect();
+    assert!(got == expected, "blocks differ from frames");
+    let mut a = TruePeakDetector::new();
+    let mut b = TruePeakDetector::new();
+    let frames = sig.chunks_exact(2).map(|f| a.push(f[0], f[1])).fold(0.0, f32::max);
+    assert_eq!(b.push_block(&sig).to_bits(), frames.to_bits());
+}
+
+#[test]
 fn limiter_recovers_after_a_peak() {
     let mut lim = Limiter::new(48_000.0, -1.0);
     lim.process_frame(10.0, 10.0);
