@@ -286,8 +286,14 @@ fn main() {
         for _ in 0..2 {
             let start = Instant::now();
             black_box(
-                render_to_wav(&patch, &perf, &RenderOptions::default(), &target, |_, _, _| {})
-                    .expect("the bench writes its file"),
+                render_to_wav(
+                    &patch,
+                    &perf,
+                    &RenderOptions::default(),
+                    &target,
+                    |_, _, _| {},
+                )
+                .expect("the bench writes its file"),
             );
             best = best.min(start.elapsed().as_secs_f64());
         }

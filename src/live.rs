@@ -17,6 +17,7 @@ use anyhow::{anyhow, Context, Result};
 
 use tapestry::analysis::Feature;
 use tapestry::control::{Message, Names, Notice, Status, Timing};
+use tapestry::engine::master::MasterChain;
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::io::input::{open_room_input, InputOptions, RoomInput};
@@ -25,12 +26,11 @@ use tapestry::io::{
     close_within, output_sample_rate, play as open_output, OutputOptions, CLOSE_TIMEOUT,
 };
 use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
+use tapestry::render::calibrate_live_gain_db;
 use tapestry::status_view::{
     self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
     Snapshot,
 };
-use tapestry::engine::master::MasterChain;
-use tapestry::render::calibrate_live_gain_db;
 use tapestry::{Controller, Engine, Patch, Performance};
 
 use audio::{Audio, Change};

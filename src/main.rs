@@ -360,9 +360,11 @@ fn render_file(
     let total = options.duration_frames.unwrap_or(perf.duration_frames);
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:40}] {percent:>3}% {msg} (eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:40}] {percent:>3}% {msg} (eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     let started = Instant::now();
     let mut shown = false;
@@ -412,7 +414,7 @@ fn render_file(
     };
     eprintln!(
         "wrote {}{} — {:.1} s of audio in {:.2} s ({:.0}x real time); {leveling}{:.1} LUFS, \
-         true peak {:.2} dBTP",
+         true peak under {:.1} dBTP",
         output.display(),
         if report.container == Some(tapestry::render::Container::Rf64) {
             " (RF64)"
@@ -423,7 +425,7 @@ fn render_file(
         elapsed,
         secs / elapsed.max(1e-9),
         report.integrated_lufs,
-        report.true_peak_dbtp,
+        report.ceiling_dbtp,
     );
     Ok(())
 }

@@ -716,7 +716,10 @@ fn leveler_start(r: &mut Reporter, session: &SessionFile) -> f32 {
             r.error(
                 db.span(),
                 "session.leveler_start_db",
-                format!("expected a gain from -{limit} to {limit} dB, found {}", db.get_ref()),
+                format!(
+                    "expected a gain from -{limit} to {limit} dB, found {}",
+                    db.get_ref()
+                ),
             );
             0.0
         }

@@ -110,8 +110,8 @@ pub struct RenderReport {
     pub leveling: Leveling,
     /// Integrated loudness of the output (BS.1770), LUFS.
     pub integrated_lufs: f64,
-    /// True peak of the output (BS.1770-4 Annex 2), dBTP.
-    pub true_peak_dbtp: f64,
+    /// The limiter's true-peak ceiling, dBTP.
+    pub ceiling_dbtp: f32,
     /// Sample peak of the output, dBFS.
     pub sample_peak_dbfs: f64,
     /// The file's container ([`render_to_wav`] only).
@@ -199,7 +199,10 @@ pub fn render_to_wav(
         .prefix(".tapestry-")
         .suffix(".wav.part")
         .tempfile_in(dir)
-        .map_err(fail(format!("cannot create the output in {}", dir.display())))?;
+        .map_err(fail(format!(
+            "cannot create the output in {}",
+            dir.display()
+        )))?;
     let file = output
         .reopen()
         .map_err(fail(format!("cannot open the output in {}", dir.display())))?;
@@ -318,12 +321,19 @@ fn program_loudness(
     let mut meter = KWeightedMeter::new(cfg.sample_rate);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
     let block = RenderOptions::default().block_frames;
-    let measured = drive(&mut engine, &controller, performance, frames, block, |chunk, _| {
-        for f in chunk.chunks_exact(2) {
-            meter.push(f[0], f[1]);
-        }
-        Ok(())
-    });
+    let measured = drive(
+        &mut engine,
+        &controller,
+        performance,
+        frames,
+        block,
+        |chunk, _| {
+            for f in chunk.chunks_exact(2) {
+                meter.push(f[0], f[1]);
+            }
+            Ok(())
+        },
+    );
     match measured {
         Ok(()) => meter.integrated_lufs_f64(),
         Err(_) => f64::NEG_INFINITY,
@@ -339,7 +349,9 @@ fn run(
     progress: &mut dyn FnMut(Stage, u64, u64),
 ) -> io::Result<RenderReport> {
     match performance.live_start_gain_db {
-        Some(start_gain_db) => render_live(patch, performance, options, start_gain_db, sink, progress),
+        Some(start_gain_db) => {
+            render_live(patch, performance, options, start_gain_db, sink, progress)
+        }
         None => render_offline(patch, performance, options, store, sink, progress),
     }
 }
@@ -370,14 +382,21 @@ fn render_offline(
     let sample_rate = cfg.sample_rate;
     let mut meter = KWeightedMeter::new(sample_rate);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
-    drive(&mut engine, &controller, performance, total, block, |chunk, done| {
-        for f in chunk.chunks_exact(2) {
-            meter.push(f[0], f[1]);
-        }
-        store.push(chunk)?;
-        progress(Stage::Program, done, total);
-        Ok(())
-    })?;
+    drive(
+        &mut engine,
+        &controller,
+        performance,
+        total,
+        block,
+        |chunk, done| {
+            for f in chunk.chunks_exact(2) {
+                meter.push(f[0], f[1]);
+            }
+            store.push(chunk)?;
+            progress(Stage::Program, done, total);
+            Ok(())
+        },
+    )?;
     drop(engine);
     let program_lufs = meter.integrated_lufs_f64();
     let target = f64::from(master.loudness_target_lufs);
@@ -405,7 +424,7 @@ fn render_offline(
                     passes,
                 },
                 integrated_lufs: finished.integrated_lufs,
-                true_peak_dbtp: to_db(finished.true_peak),
+                ceiling_dbtp: master.ceiling_dbtp,
                 sample_peak_dbfs: to_db(finished.sample_peak),
                 container: None,
             });
@@ -426,21 +445,29 @@ fn render_live(
     let (total, block) = total_and_block(performance, options);
     let mut cfg = patch.config(options.sample_rate, options.seed.or(performance.seed));
     cfg.master.chain = MasterChain::Live { start_gain_db };
+    let ceiling_dbtp = cfg.master.ceiling_dbtp;
     let mut meters = OutputMeters::new(cfg.sample_rate);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
     sink.restart()?;
-    drive(&mut engine, &controller, performance, total, block, |chunk, done| {
-        meters.push(chunk);
-        sink.write(chunk)?;
-        progress(Stage::Live, done, total);
-        Ok(())
-    })?;
+    drive(
+        &mut engine,
+        &controller,
+        performance,
+        total,
+        block,
+        |chunk, done| {
+            meters.push(chunk);
+            sink.write(chunk)?;
+            progress(Stage::Live, done, total);
+            Ok(())
+        },
+    )?;
     let finished = meters.finish();
     Ok(RenderReport {
         frames: total,
         leveling: Leveling::Live { start_gain_db },
         integrated_lufs: finished.integrated_lufs,
-        true_peak_dbtp: to_db(finished.true_peak),
+        ceiling_dbtp,
         sample_peak_dbfs: to_db(finished.sample_peak),
         container: None,
     })

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use crate::control::{Controller, Message, Timing};
-use crate::engine::master::{KWeightedMeter, Limiter, TruePeakDetector};
+use crate::engine::master::{KWeightedMeter, Limiter};
 use crate::engine::Engine;
 use crate::performance::Performance;
 
@@ -74,8 +74,10 @@ impl FileStore {
 
 impl ProgramStore for FileStore {
     fn push(&mut self, samples: &[f32]) -> io::Result<()> {
-        for s in samples {
-            self.bytes.extend_from_slice(&s.to_le_bytes());
+        let at = self.bytes.len();
+        self.bytes.resize(at + 4 * samples.len(), 0);
+        for (b, s) in self.bytes[at..].chunks_exact_mut(4).zip(samples) {
+            b.copy_from_slice(&s.to_le_bytes());
         }
         self.frames_written += (samples.len() / 2) as u64;
         if self.bytes.len() >= CHUNK_FRAMES * 8 {
@@ -250,25 +252,20 @@ pub(super) struct Finished {
     pub(super) integrated_lufs: f64,
     /// Largest sample magnitude.
     pub(super) sample_peak: f32,
-    /// Largest true peak (BS.1770-4 Annex 2, 4x).
-    pub(super) true_peak: f32,
 }
 
-/// Output meters of a finishing or live pass.
+/// Output meters of a finishing or live pass. (The true peak is the limiter's to keep; tests
+/// read it with an independent meter.)
 pub(super) struct OutputMeters {
     loudness: KWeightedMeter,
-    true_peak: TruePeakDetector,
     sample_peak: f32,
-    peak: f32,
 }
 
 impl OutputMeters {
     pub(super) fn new(sample_rate: f32) -> Self {
         Self {
             loudness: KWeightedMeter::new(sample_rate),
-            true_peak: TruePeakDetector::new(),
             sample_peak: 0.0,
-            peak: 0.0,
         }
     }
 
@@ -276,19 +273,13 @@ impl OutputMeters {
         for f in samples.chunks_exact(2) {
             self.loudness.push(f[0], f[1]);
         }
-        self.peak = self.peak.max(self.true_peak.push_block(samples));
         self.sample_peak = samples.iter().fold(self.sample_peak, |m, s| m.max(s.abs()));
     }
 
-    pub(super) fn finish(mut self) -> Finished {
-        // the detector lags by a few frames: flush them
-        for _ in 0..crate::engine::master::DETECTOR_DELAY_FRAMES {
-            self.peak = self.peak.max(self.true_peak.push(0.0, 0.0));
-        }
+    pub(super) fn finish(self) -> Finished {
         Finished {
             integrated_lufs: self.loudness.integrated_lufs_f64(),
             sample_peak: self.sample_peak,
-            true_peak: self.peak,
         }
     }
 }

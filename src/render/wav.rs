@@ -95,20 +95,26 @@ impl<W: Write + Seek> WavWriter<W> {
             self.encoded.clear();
             match self.format {
                 WavFormat::Float32 => {
-                    for &s in chunk {
-                        self.encoded.extend_from_slice(&s.to_le_bytes());
+                    self.encoded.resize(4 * chunk.len(), 0);
+                    for (out, &s) in self.encoded.chunks_exact_mut(4).zip(chunk) {
+                        out.copy_from_slice(&s.to_le_bytes());
                     }
                 }
                 WavFormat::Pcm24 => {
-                    const SCALE: f64 = 8_388_607.0;
-                    for &s in chunk {
-                        // TPDF dither of ±1 LSB
-                        let d = f64::from(self.dither.next_f32())
-                            - f64::from(self.dither.next_f32());
-                        let v = round_half_away(f64::from(s) * SCALE + d)
-                            .clamp(-8_388_608, 8_388_607) as i32;
-                        self.encoded.extend_from_slice(&v.to_le_bytes()[..3]);
+                    self.encoded.resize(3 * chunk.len(), 0);
+                    let mut dither = self.dither;
+                    let mut pairs = self.encoded.chunks_exact_mut(6);
+                    let mut samples = chunk.chunks_exact(2);
+                    for (out, pair) in (&mut pairs).zip(&mut samples) {
+                        // TPDF dither of ±1 LSB: two 16-bit uniforms a sample, one draw a pair
+                        let draw = dither.next_u64();
+                        out[..3].copy_from_slice(&pcm24(pair[0], draw));
+                        out[3..].copy_from_slice(&pcm24(pair[1], draw >> 32));
                     }
+                    if let ([s], out) = (samples.remainder(), pairs.into_remainder()) {
+                        out.copy_from_slice(&pcm24(*s, dither.next_u64()));
+                    }
+                    self.dither = dither;
                 }
             }
             let encoded = std::mem::take(&mut self.encoded);
@@ -181,20 +187,23 @@ impl<W: Write + Seek> WavWriter<W> {
     }
 }
 
-/// `x.round()` for the range of 24-bit samples, without the libm call baseline x86-64 makes
-/// for it: truncation is an instruction, and `x − trunc(x)` is exact.
-#[inline]
-fn round_half_away(x: f64) -> i64 {
-    let x = x.clamp(-1e15, 1e15);
-    let t = x as i64;
-    let frac = x - t as f64;
-    if frac >= 0.5 {
-        t + 1
-    } else if frac <= -0.5 {
-        t - 1
-    } else {
-        t
-    }
+/// A sample as 24-bit PCM: scaled by 2^23 − 1, TPDF-dithered with the low 32 bits of `draw`
+/// (two 16-bit uniforms), rounded and clipped.
+#[inline(always)]
+fn pcm24(s: f32, draw: u64) -> [u8; 3] {
+    let (a, b) = ((draw & 0xFFFF) as f64, ((draw >> 16) & 0xFFFF) as f64);
+    let d = (a - b) * (1.0 / 65_536.0);
+    let v = round_nearest(f64::from(s) * 8_388_607.0 + d).clamp(-8_388_608.0, 8_388_607.0) as i32;
+    let [b0, b1, b2, _] = v.to_le_bytes();
+    [b0, b1, b2]
+}
+
+/// Rounds to the nearest integer (ties to even) for |x| < 2^51, in two additions: baseline
+/// x86-64 has no rounding instruction and would call libm.
+#[inline(always)]
+fn round_nearest(x: f64) -> f64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 × 2^52
+    (x + MAGIC) - MAGIC
 }
 
 /// The header up to the `data` chunk's size field: `RIFF`, `WAVE`, a `JUNK` chunk reserving
@@ -297,17 +306,17 @@ mod tests {
     }
 
     #[test]
-    fn rounding_matches_the_standard_library() {
+    fn rounding_matches_the_standard_library_away_from_ties() {
         let mut x = -8_388_610.0f64;
         while x < 8_388_610.0 {
-            for frac in [0.0, 0.25, 0.5, 0.5 - 1e-9, 0.5 + 1e-9, 0.75, 0.999_999] {
+            for frac in [0.0, 0.25, 0.5 - 1e-9, 0.5 + 1e-9, 0.75, 0.999_999] {
                 for v in [x + frac, -(x + frac)] {
-                    assert_eq!(round_half_away(v), v.round() as i64, "{v}");
+                    assert_eq!(round_nearest(v), v.round(), "{v}");
                 }
             }
+            assert_eq!(round_nearest(x + 0.5), (x + 0.5).round_ties_even());
             x += 8_191.0;
         }
-        assert_eq!(round_half_away(f64::NAN), 0);
     }
 
     #[test]

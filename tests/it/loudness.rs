@@ -9,9 +9,7 @@ use crate::common::*;
 use ebur128::{EbuR128, Mode};
 use tapestry::control::{Command, MoodTarget};
 use tapestry::record::Recorder;
-use tapestry::render::{
-    calibrate_live_gain_db, render, render_in_memory, Leveling, RenderOptions,
-};
+use tapestry::render::{calibrate_live_gain_db, render, render_in_memory, Leveling, RenderOptions};
 use tapestry::{Engine, Patch, Performance};
 
 /// Integrated loudness (ebur128) of the frames in `[from, to)` seconds.
@@ -88,7 +86,10 @@ fn assert_dynamics_kept(name: &str, out: &[f32]) {
         true_peak_dbtp(out)
     );
     assert!(high - low >= 6.0, "{name}: {low} -> {high}");
-    assert!(later - low >= 6.0, "{name}: {low} -> {later} half a minute later");
+    assert!(
+        later - low >= 6.0,
+        "{name}: {low} -> {later} half a minute later"
+    );
     assert!(true_peak_dbtp(out) <= -1.0, "{name}");
 }
 
@@ -137,7 +138,12 @@ fn an_energy_ramp_swell_is_not_taken_back_offline_or_live() {
     let perf = swell(&patch);
     let offline = render(&patch, &perf, &RenderOptions::default(), |_, _| {});
     assert_swell_kept("offline", &offline);
-    let live_out = render(&patch, &live(&patch, &perf), &RenderOptions::default(), |_, _| {});
+    let live_out = render(
+        &patch,
+        &live(&patch, &perf),
+        &RenderOptions::default(),
+        |_, _| {},
+    );
     assert_swell_kept("live chain", &live_out);
 }
 
@@ -211,7 +217,10 @@ fn a_recorded_session_re_renders_through_the_live_chain_from_its_start_gain() {
         .iter()
         .zip(&offline)
         .position(|(a, b)| a.to_bits() != b.to_bits());
-    assert_eq!(first_difference, None, "the re-render differs from the show");
+    assert_eq!(
+        first_difference, None,
+        "the re-render differs from the show"
+    );
     // the same events as an offline performance take the two-pass path: another sound
     let mut as_offline = perf.clone();
     as_offline.live_start_gain_db = None;

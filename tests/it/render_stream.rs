@@ -54,9 +54,16 @@ fn render_peak_rss_mb(dir: &Path, secs: u32) -> f64 {
         std::thread::sleep(Duration::from_millis(5));
     }
     let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let len = std::fs::metadata(&out).unwrap().len();
-    assert!(len >= u64::from(secs) * 48_000 * 6, "{len} bytes for {secs} s");
+    assert!(
+        len >= u64::from(secs) * 48_000 * 6,
+        "{len} bytes for {secs} s"
+    );
     std::fs::remove_file(&out).unwrap();
     peak_kb as f64 / 1024.0
 }
@@ -69,7 +76,10 @@ fn render_memory_does_not_grow_with_the_length() {
     println!("peak RSS: 1 minute {short:.1} MB, 16 minutes {long:.1} MB");
     assert!(short > 1.0, "the memory was read ({short} MB)");
     assert!(long <= 100.0, "{long} MB");
-    assert!(long <= short + 4.0, "memory grows with the length: {short} -> {long} MB");
+    assert!(
+        long <= short + 4.0,
+        "memory grows with the length: {short} -> {long} MB"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -91,7 +101,11 @@ fn render_file(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
         .args(extra)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     out
 }
 
@@ -199,10 +213,15 @@ fn soxi_samples(dir: &Path, frames: u64) -> (Container, u64) {
     // the same bytes on disk: the header, then a hole the size of the data
     let path = dir.join(format!("{frames}.wav"));
     let mut file = std::fs::File::create(&path).unwrap();
-    file.write_all(&sink.head[..(sink.len as usize).min(4096)]).unwrap();
+    file.write_all(&sink.head[..(sink.len as usize).min(4096)])
+        .unwrap();
     file.set_len(sink.len).unwrap();
     let out = Command::new("soxi").arg("-s").arg(&path).output().unwrap();
-    assert!(out.status.success(), "soxi: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "soxi: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let samples = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     std::fs::remove_file(&path).unwrap();
     (container, samples)

@@ -118,8 +118,7 @@ impl LiveLeveler {
         let heard_secs = self.meter.gated_blocks() as f32 * self.hop_secs;
         let trust = heard_secs / (heard_secs + Self::PRIOR_SECS);
         let measured = self.target_lufs - integrated - self.start_gain_db;
-        let wanted = self.start_gain_db
-            + (trust * measured).clamp(-Self::RANGE_DB, Self::RANGE_DB);
+        let wanted = self.start_gain_db + (trust * measured).clamp(-Self::RANGE_DB, Self::RANGE_DB);
         let error = wanted - self.control_gain_db;
         if error.abs() <= Self::DEADBAND_DB {
             return;

@@ -115,6 +115,9 @@ fn detector_taps() -> [[f32; LANES]; PHASE_TAPS] {
 #[derive(Clone, Debug)]
 pub struct TruePeakDetector {
     taps: [[f32; LANES]; PHASE_TAPS],
+    /// No point can be larger than this times the largest sample under the filters (the
+    /// largest sum of a lane's tap magnitudes, with room for rounding).
+    gain_bound: f32,
     /// Per channel, the last 12 samples twice over, newest first from `pos` on.
     history: [[f32; 2 * PHASE_TAPS]; 2],
     pos: usize,
@@ -129,8 +132,17 @@ impl Default for TruePeakDetector {
 impl TruePeakDetector {
     /// A detector with an empty (silent) history.
     pub fn new() -> Self {
+        let taps = detector_taps();
+        let gain_bound = (0..LANES)
+            .map(|lane| {
+                taps.iter()
+                    .map(|row| f64::from(row[lane]).abs())
+                    .sum::<f64>()
+            })
+            .fold(0.0, f64::max);
         Self {
-            taps: detector_taps(),
+            taps,
+            gain_bound: (gain_bound * (1.0 + 1e-4)) as f32,
             history: [[0.0; 2 * PHASE_TAPS]; 2],
             pos: 0,
         }
@@ -140,7 +152,7 @@ impl TruePeakDetector {
     /// ([`DETECTOR_DELAY_FRAMES`]): its samples and the points interpolated after them.
     #[inline]
     pub fn push(&mut self, l: f32, r: f32) -> f32 {
-        self.push_inline(l, r)
+        self.push_above(l, r, -1.0)
     }
 
     /// The largest [`TruePeakDetector::push`] over interleaved stereo `samples` (with the
@@ -162,24 +174,38 @@ impl TruePeakDetector {
 
     #[inline(always)]
     fn push_block_body(&mut self, samples: &[f32]) -> f32 {
-        samples
-            .chunks_exact(2)
-            .map(|f| self.push_inline(f[0], f[1]))
-            .fold(0.0, f32::max)
+        // a plain loop: a closure would be compiled apart, without AVX2
+        let mut peak = 0.0f32;
+        for f in samples.chunks_exact(2) {
+            peak = peak.max(self.push_above(f[0], f[1], peak));
+        }
+        peak
     }
 
+    /// [`TruePeakDetector::push`], except that it returns 0 without interpolating when no point
+    /// can be above `threshold`: cheap where the signal is well under it, and the same answer
+    /// for a limiter (no reduction) or a running maximum (no change).
     #[inline(always)]
-    fn push_inline(&mut self, l: f32, r: f32) -> f32 {
+    pub(super) fn push_above(&mut self, l: f32, r: f32, threshold: f32) -> f32 {
         self.pos = if self.pos == 0 {
             PHASE_TAPS - 1
         } else {
             self.pos - 1
         };
         let pos = self.pos;
-        let mut points = [[0.0f32; LANES]; 2];
-        for ((history, x), points) in self.history.iter_mut().zip([l, r]).zip(&mut points) {
+        let mut largest = 0u32;
+        for (history, x) in self.history.iter_mut().zip([l, r]) {
             history[pos] = x;
             history[pos + PHASE_TAPS] = x;
+            for x in &history[pos..pos + PHASE_TAPS] {
+                largest = largest.max(x.to_bits() & 0x7fff_ffff);
+            }
+        }
+        if f32::from_bits(largest) * self.gain_bound <= threshold {
+            return 0.0;
+        }
+        let mut points = [[0.0f32; LANES]; 2];
+        for (history, points) in self.history.iter().zip(&mut points) {
             let window: &[f32; PHASE_TAPS] = history[pos..pos + PHASE_TAPS]
                 .try_into()
                 .expect("the window is 12 samples");
@@ -189,12 +215,14 @@ impl TruePeakDetector {
                 }
             }
         }
-        // magnitudes compared as integers: the same order as the floats', and it vectorizes
-        let mut peak = 0u32;
-        for p in points.iter().flatten() {
-            peak = peak.max(p.to_bits() & 0x7fff_ffff);
+        // magnitudes compared as integers (the same order as the floats'), lane by lane
+        let mut lanes = [0u32; LANES];
+        for channel in &points {
+            for (m, p) in lanes.iter_mut().zip(channel) {
+                *m = (*m).max(p.to_bits() & 0x7fff_ffff);
+            }
         }
-        f32::from_bits(peak)
+        f32::from_bits(lanes.into_iter().fold(0, u32::max))
     }
 
     /// Clears the history. Never allocates.
@@ -227,7 +255,33 @@ struct GainStage {
     avg_ring: Box<[u64]>,
     avg_pos: usize,
     avg_sum: u64,
+    /// `1 / (L × GAIN_FIXED_ONE)`.
+    avg_scale: f64,
+    /// `avg_sum` when every averaged gain is unity.
+    avg_full: u64,
+    /// The gain an all-unity average gives.
+    unity_gain: f32,
     gain: f32,
+}
+
+/// `i + 1`, back to 0 at `len`.
+#[inline(always)]
+fn next_index(i: usize, len: usize) -> usize {
+    if i + 1 == len {
+        0
+    } else {
+        i + 1
+    }
+}
+
+/// `i` brought back under `len` (`i < 2 len`).
+#[inline(always)]
+fn wrap_index(i: usize, len: usize) -> usize {
+    if i >= len {
+        i - len
+    } else {
+        i
+    }
 }
 
 impl GainStage {
@@ -238,6 +292,7 @@ impl GainStage {
         let deque_cap = hold_span as usize + 2;
         let release_coeff = 1.0 - (-1.0 / (f64::from(release_secs) * f64::from(sample_rate))).exp();
         let one = GAIN_FIXED_ONE as u64;
+        let avg_scale = 1.0 / (average_len as f64 * GAIN_FIXED_ONE);
         Self {
             detector: TruePeakDetector::new(),
             average_len,
@@ -255,6 +310,9 @@ impl GainStage {
             avg_ring: vec![one; average_len].into_boxed_slice(),
             avg_pos: 0,
             avg_sum: one * average_len as u64,
+            avg_scale,
+            avg_full: one * average_len as u64,
+            unity_gain: ((one * average_len as u64) as f64 * avg_scale) as f32,
             gain: 1.0,
         }
     }
@@ -262,7 +320,48 @@ impl GainStage {
     /// One frame in, one frame (`latency` frames old, scaled) out.
     #[inline(always)]
     fn process(&mut self, l: f32, r: f32, ceiling: f32) -> (f32, f32) {
-        let peak = self.detector.push_inline(l, r);
+        let peak = self.detector.push_above(l, r, ceiling);
+        let gain = if peak <= ceiling && self.is_idle() {
+            self.idle_step()
+        } else {
+            self.gain_step(peak, ceiling)
+        };
+        self.gain = gain;
+
+        // Look-ahead delay.
+        let dl = self.delay_l[self.delay_pos];
+        let dr = self.delay_r[self.delay_pos];
+        self.delay_l[self.delay_pos] = l;
+        self.delay_r[self.delay_pos] = r;
+        self.delay_pos = next_index(self.delay_pos, self.delay_l.len());
+        (dl * gain, dr * gain)
+    }
+
+    /// No reduction held, releasing or averaging: a frame that needs none changes nothing but
+    /// the positions ([`GainStage::idle_step`] is then exactly what `gain_step` would do).
+    #[inline(always)]
+    fn is_idle(&self) -> bool {
+        (self.deque_len == 0 || self.deque_gain[self.deque_head] == 1.0)
+            && self.released == 1.0
+            && self.avg_sum == self.avg_full
+    }
+
+    /// `gain_step` for an idle stage and a frame that needs no reduction: the deque becomes
+    /// that one frame, the averaging ring (all unity) moves on.
+    #[inline(always)]
+    fn idle_step(&mut self) -> f32 {
+        let n = self.frame;
+        self.frame = n + 1;
+        self.deque_index[self.deque_head] = n;
+        self.deque_gain[self.deque_head] = 1.0;
+        self.deque_len = 1;
+        self.avg_pos = next_index(self.avg_pos, self.average_len);
+        self.unity_gain
+    }
+
+    /// The gain for the frame leaving the delay line, given the newest frame's peak.
+    #[inline(always)]
+    fn gain_step(&mut self, peak: f32, ceiling: f32) -> f32 {
         let required = if peak <= ceiling {
             1.0
         } else {
@@ -270,8 +369,12 @@ impl GainStage {
         };
         let held = self.hold(required);
 
-        // Release: slows the rise only, never exceeds `held`.
-        let released = self.released + self.release_coeff * (held - self.released);
+        // Release: slows the rise only, never exceeds `held`; within 1e-6 of unity it is there
+        // (an exponential never arrives, and an idle stage costs less)
+        let mut released = self.released + self.release_coeff * (held - self.released);
+        if released > 1.0 - 1e-6 {
+            released = 1.0;
+        }
         let smoothed = held.min(released);
         self.released = smoothed;
 
@@ -280,17 +383,8 @@ impl GainStage {
         let q = (smoothed * GAIN_FIXED_ONE) as u64;
         self.avg_sum = self.avg_sum - self.avg_ring[self.avg_pos] + q;
         self.avg_ring[self.avg_pos] = q;
-        self.avg_pos = (self.avg_pos + 1) % self.average_len;
-        let gain = (self.avg_sum as f64 / (self.average_len as f64 * GAIN_FIXED_ONE)) as f32;
-        self.gain = gain;
-
-        // Look-ahead delay.
-        let dl = self.delay_l[self.delay_pos];
-        let dr = self.delay_r[self.delay_pos];
-        self.delay_l[self.delay_pos] = l;
-        self.delay_r[self.delay_pos] = r;
-        self.delay_pos = (self.delay_pos + 1) % self.delay_l.len();
-        (dl * gain, dr * gain)
+        self.avg_pos = next_index(self.avg_pos, self.average_len);
+        (self.avg_sum as f64 * self.avg_scale) as f32
     }
 
     /// Running minimum of the required gain over arrivals `[n − hold_span, n]`.
@@ -300,18 +394,18 @@ impl GainStage {
         let n = self.frame;
         self.frame = n + 1;
         while self.deque_len > 0 && self.deque_index[self.deque_head] + self.hold_span < n {
-            self.deque_head = (self.deque_head + 1) % cap;
+            self.deque_head = next_index(self.deque_head, cap);
             self.deque_len -= 1;
         }
         while self.deque_len > 0 {
-            let back = (self.deque_head + self.deque_len - 1) % cap;
+            let back = wrap_index(self.deque_head + self.deque_len - 1, cap);
             if self.deque_gain[back] >= required {
                 self.deque_len -= 1;
             } else {
                 break;
             }
         }
-        let slot = (self.deque_head + self.deque_len) % cap;
+        let slot = wrap_index(self.deque_head + self.deque_len, cap);
         self.deque_index[slot] = n;
         self.deque_gain[slot] = required;
         self.deque_len += 1;
@@ -395,7 +489,11 @@ impl Limiter {
             ceiling: db_to_gain(ceiling_dbtp - TRUE_PEAK_MARGIN_DB),
             ceiling_dbtp,
             main: GainStage::new(sample_rate, Self::ATTACK_SECS, Self::RELEASE_SECS),
-            catch: GainStage::new(sample_rate, Self::CATCH_ATTACK_SECS, Self::CATCH_RELEASE_SECS),
+            catch: GainStage::new(
+                sample_rate,
+                Self::CATCH_ATTACK_SECS,
+                Self::CATCH_RELEASE_SECS,
+            ),
             safety_clamps: 0,
         }
     }

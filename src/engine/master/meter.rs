@@ -18,6 +18,19 @@ const HISTOGRAM_BINS: usize = 1000;
 /// Filter states smaller than this are flushed to zero (denormal guard).
 const FLUSH_F64: f64 = 1e-30;
 
+/// One transposed direct form II step of `b` on both channels at once: the same arithmetic as
+/// `Biquad::tick` per channel. `z` is `[z1, z2]`, each per channel.
+#[inline(always)]
+fn tick2(b: &Biquad, x: [f64; 2], z: &mut [[f64; 2]; 2]) -> [f64; 2] {
+    let mut y = [0.0; 2];
+    for c in 0..2 {
+        y[c] = b.b0 * x[c] + z[0][c];
+        z[0][c] = b.b1 * x[c] - b.a1 * y[c] + z[1][c];
+        z[1][c] = b.b2 * x[c] - b.a2 * y[c];
+    }
+    y
+}
+
 #[inline]
 fn energy_to_lufs(energy: f64) -> f64 {
     if energy > 0.0 {
@@ -26,7 +39,6 @@ fn energy_to_lufs(energy: f64) -> f64 {
         f64::NEG_INFINITY
     }
 }
-
 
 /// ITU-R BS.1770-4 stereo loudness meter (K-weighted, gated).
 ///
@@ -41,7 +53,7 @@ fn energy_to_lufs(energy: f64) -> f64 {
 pub struct KWeightedMeter {
     shelf: Biquad,
     highpass: Biquad,
-    /// Filter state per channel: `[shelf z1, shelf z2]`, `[hp z1, hp z2]`.
+    /// Filter state per stage (shelf, high-pass), per delay (z1, z2), per channel.
     state: [[[f64; 2]; 2]; 2],
     /// Samples per 100 ms hop.
     hop_len: usize,
@@ -103,17 +115,11 @@ impl KWeightedMeter {
     /// possibly a new 400 ms gating block).
     #[inline]
     pub(super) fn push_frame(&mut self, l: f32, r: f32) -> bool {
-        let mut energy = 0.0;
-        for (ch, x) in [finite_or_zero(l), finite_or_zero(r)]
-            .into_iter()
-            .enumerate()
-        {
-            let st = &mut self.state[ch];
-            let y = self.shelf.tick(f64::from(x), &mut st[0]);
-            let y = self.highpass.tick(y, &mut st[1]);
-            energy += y * y;
-        }
-        self.hop_energy += energy;
+        // both channels in lockstep, so the two filters run as one two-lane SIMD row
+        let x = [f64::from(finite_or_zero(l)), f64::from(finite_or_zero(r))];
+        let y = tick2(&self.shelf, x, &mut self.state[0]);
+        let y = tick2(&self.highpass, y, &mut self.state[1]);
+        self.hop_energy += y[0] * y[0] + y[1] * y[1];
         self.hop_pos += 1;
         if self.hop_pos < self.hop_len {
             return false;

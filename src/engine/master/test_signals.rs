@@ -58,8 +58,8 @@ pub fn pink_stereo(sr: u32, secs: f32, seed: u32) -> Vec<(f32, f32)> {
 pub fn sine_stereo(sr: u32, secs: f32, hz: f64, amp: f32, phase: f64) -> Vec<(f32, f32)> {
     (0..(sr as f32 * secs) as usize)
         .map(|i| {
-            let x = amp
-                * (std::f64::consts::TAU * hz * i as f64 / f64::from(sr) + phase).sin() as f32;
+            let x =
+                amp * (std::f64::consts::TAU * hz * i as f64 / f64::from(sr) + phase).sin() as f32;
             (x, x)
         })
         .collect()

@@ -110,7 +110,11 @@ fn leveler_keeps_the_arc_and_stays_in_its_range() {
     assert!(b - a >= 9.0, "arc flattened: {a} -> {b}");
     assert!((whole + 16.0).abs() <= 1.0, "whole {whole}");
     let max_move = LiveLeveler::SLEW_DB_PER_SEC * 120.0 + 0.01;
-    assert!((lev.gain_db() - start).abs() <= max_move, "{}", lev.gain_db());
+    assert!(
+        (lev.gain_db() - start).abs() <= max_move,
+        "{}",
+        lev.gain_db()
+    );
 }
 
 #[test]
@@ -233,7 +237,10 @@ fn detector_reads_sines_close_to_their_true_peak() {
             highest = highest.max(db);
         }
         report += &format!(" {hz} Hz {lowest:+.3}..{highest:+.3} dB;");
-        assert!(lowest >= low_db && highest <= high_db, "{hz} Hz: {lowest}..{highest}");
+        assert!(
+            lowest >= low_db && highest <= high_db,
+            "{hz} Hz: {lowest}..{highest}"
+        );
     }
     println!("detector reading against the true peak of sines:{report}");
 }
@@ -250,7 +257,9 @@ fn check_limiter(name: &str, sr: u32, input: &[(f32, f32)]) -> (Limiter, Vec<(f3
     for _ in 0..lim.latency_frames() {
         out.push(lim.process_frame(0.0, 0.0));
     }
-    let peak = out.iter().fold(0.0f32, |m, f| m.max(f.0.abs()).max(f.1.abs()));
+    let peak = out
+        .iter()
+        .fold(0.0f32, |m, f| m.max(f.0.abs()).max(f.1.abs()));
     assert!(out.iter().all(|f| f.0.is_finite() && f.1.is_finite()));
     let tp_in = ref_true_peak_dbtp(sr, input);
     let tp = ref_true_peak_dbtp(sr, &out);
@@ -289,7 +298,12 @@ fn limiter_holds_true_peak_on_full_scale_squares() {
 fn limiter_holds_true_peak_on_near_nyquist_sines_at_odd_phases() {
     for sr in [44_100u32, 48_000] {
         let nyquist = sr as f64 / 2.0;
-        for hz in [nyquist / 2.0, nyquist * 0.8, nyquist * 0.9, nyquist - 1_000.0] {
+        for hz in [
+            nyquist / 2.0,
+            nyquist * 0.8,
+            nyquist * 0.9,
+            nyquist - 1_000.0,
+        ] {
             for phase in [0.1f64, 0.785_398, 1.3, 2.9] {
                 let sig = sine_stereo(sr, 0.5, hz, 1.0, phase);
                 check_limiter(&format!("sine {hz:.0} Hz phase {phase}"), sr, &sig);
@@ -303,7 +317,11 @@ fn limiter_holds_true_peak_on_near_nyquist_sines_at_odd_phases() {
 
 #[test]
 fn limiter_holds_true_peak_on_impulses_spikes_and_steps() {
-    let (lim, _) = check_limiter("single impulse", 48_000, &[(0.0, 0.0), (100.0, 0.0), (0.0, 0.0)]);
+    let (lim, _) = check_limiter(
+        "single impulse",
+        48_000,
+        &[(0.0, 0.0), (100.0, 0.0), (0.0, 0.0)],
+    );
     assert_eq!(lim.latency_frames(), (96 + 11) + (24 + 11));
     // alternating-sign impulse pairs ring the most between samples
     let mut pairs = vec![(0.0f32, 0.0f32); 4_800];
@@ -347,9 +365,16 @@ fn limiter_passes_a_signal_under_the_ceiling_unchanged() {
     // a low sine whose true peak is its sample peak, just under the ceiling
     let input = sine_stereo(48_000, 1.0, 997.0, lim.ceiling_linear() * 0.99, 0.0);
     let lat = lim.latency_frames();
-    let out: Vec<_> = input.iter().map(|&(l, r)| lim.process_frame(l, r)).collect();
+    let out: Vec<_> = input
+        .iter()
+        .map(|&(l, r)| lim.process_frame(l, r))
+        .collect();
     for i in 0..input.len() - lat {
-        assert_eq!(out[i + lat].0.to_bits(), input[i].0.to_bits(), "changed at {i}");
+        assert_eq!(
+            out[i + lat].0.to_bits(),
+            input[i].0.to_bits(),
+            "changed at {i}"
+        );
         assert_eq!(out[i + lat].1.to_bits(), input[i].1.to_bits());
     }
     assert_eq!(lim.gain_reduction_db(), 0.0);
@@ -379,7 +404,10 @@ fn limiter_blocks_equal_frames_bit_for_bit() {
     assert!(got == expected, "blocks differ from frames");
     let mut a = TruePeakDetector::new();
     let mut b = TruePeakDetector::new();
-    let frames = sig.chunks_exact(2).map(|f| a.push(f[0], f[1])).fold(0.0, f32::max);
+    let frames = sig
+        .chunks_exact(2)
+        .map(|f| a.push(f[0], f[1]))
+        .fold(0.0, f32::max);
     assert_eq!(b.push_block(&sig).to_bits(), frames.to_bits());
 }
 
@@ -391,13 +419,21 @@ fn limiter_recovers_after_a_peak() {
         lim.process_frame(0.1, 0.1);
     }
     // The peak leaves the delay line on the next frame: full reduction.
-    assert!(lim.gain_reduction_db() > 20.0, "{}", lim.gain_reduction_db());
+    assert!(
+        lim.gain_reduction_db() > 20.0,
+        "{}",
+        lim.gain_reduction_db()
+    );
     let (out, _) = lim.process_frame(0.1, 0.1);
     assert!(out <= lim.ceiling_linear() && out > 0.8, "{out}");
     for _ in 0..48_000 {
         lim.process_frame(0.1, 0.1);
     }
-    assert!(lim.gain_reduction_db() < 0.01, "{}", lim.gain_reduction_db());
+    assert!(
+        lim.gain_reduction_db() < 0.01,
+        "{}",
+        lim.gain_reduction_db()
+    );
 }
 
 #[test]
@@ -469,7 +505,9 @@ fn bus_bit_identical_after_reset() {
 #[test]
 fn live_bus_respects_its_ceiling_and_meters() {
     let settings = MasterSettings {
-        chain: MasterChain::Live { start_gain_db: -3.0 },
+        chain: MasterChain::Live {
+            start_gain_db: -3.0,
+        },
         ..MasterSettings::default()
     };
     let mut bus = MasterBus::new(44_100.0, &settings);
@@ -487,7 +525,11 @@ fn live_bus_respects_its_ceiling_and_meters() {
     assert!(pl > 0.5 * c && pl <= c && pr <= c);
     assert_eq!((bus.peak_l(), bus.peak_r()), (0.0, 0.0));
     assert!(bus.momentary_lufs().is_finite());
-    assert_eq!(bus.leveler_gain_db(), -3.0, "no evidence yet: the start gain");
+    assert_eq!(
+        bus.leveler_gain_db(),
+        -3.0,
+        "no evidence yet: the start gain"
+    );
     assert_eq!(bus.limiter_safety_clamps(), 0);
     assert_eq!(bus.latency_frames(), (88 + 11) + (22 + 11));
     // NaN must not poison the reverb or anything after it.
@@ -543,7 +585,10 @@ fn bus_reverb_mix_is_equal_power_and_wet() {
     let lat = bus.latency_frames();
     let mut out = Vec::new();
     for i in 0..2_000 {
-        out.push(bus.process_frame(if i == 0 { 0.5 } else { 0.0 }, 0.0, 0.0).0);
+        out.push(
+            bus.process_frame(if i == 0 { 0.5 } else { 0.0 }, 0.0, 0.0)
+                .0,
+        );
     }
     assert!((out[lat] - 0.5).abs() < 1e-3, "{}", out[lat]);
 }
@@ -623,5 +668,8 @@ fn reverb_tail_does_not_slow_down() {
     }
     let silent = t1.elapsed();
     println!("reverb: active {active:?}, decayed tail {silent:?} for {frames} frames");
-    assert!(silent < active * 4, "silent tail is slow: {silent:?} vs {active:?}");
+    assert!(
+        silent < active * 4,
+        "silent tail is slow: {silent:?} vs {active:?}"
+    );
 }
