@@ -228,3 +228,48 @@ fn a_recorded_session_re_renders_through_the_live_chain_from_its_start_gain() {
     assert!(other != offline);
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn master_and_session_keys_are_checked_with_their_place() {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("patches/minimal.toml"),
+    )
+    .unwrap();
+    let errors = |extra: &str| {
+        let full = format!("{text}\n[master]\n{extra}\n");
+        let line = full.lines().count();
+        let e = Patch::parse(std::path::Path::new("p.toml"), &full)
+            .err()
+            .expect("refused")
+            .to_string();
+        (e, line)
+    };
+    let (e, line) = errors("ceiling_dbfs = -1.0");
+    assert!(
+        e.contains(&format!("p.toml:{line}:16: master.ceiling_dbfs: renamed")),
+        "{e}"
+    );
+    assert!(e.contains("ceiling_dbtp"), "{e}");
+    let (e, line) = errors("ceiling_dbtp = 3.0");
+    assert!(
+        e.contains(&format!("p.toml:{line}:16: master.ceiling_dbtp: expected")),
+        "{e}"
+    );
+    let ok = patch_text(&format!("{text}\n[master]\nceiling_dbtp = -2.0\n"));
+    let perf = Script::default().join(0.0, 1, Some(0)).performance(5.0);
+    let (out, report) = render_in_memory(&ok, &perf, &RenderOptions::default(), |_, _, _| {});
+    assert_eq!(report.ceiling_dbtp, -2.0);
+    assert!(true_peak_dbtp(&out) <= -2.0);
+
+    let patch = patch("minimal.toml");
+    let session = "version = 1\n[[events]]\nsample = 0\ntype = \"join\"\nparticipant = 1\n\n\
+                   [session]\nend_sample = 48000\nleveler_start_db = 99.0\n";
+    let e = Performance::parse(std::path::Path::new("s.toml"), session, &patch, SR)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("s.toml:9:20: session.leveler_start_db: expected a gain from -40 to 40 dB"),
+        "{e}"
+    );
+}
