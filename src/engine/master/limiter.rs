@@ -6,6 +6,8 @@ use super::{db_to_gain, finite_or_zero, gain_to_db, sanitize_sample_rate};
 
 /// ITU-R BS.1770-4 Annex 2 interpolation filter, as published: 4 phases of 12 taps,
 /// `y[4n + p] = Σ_k TRUE_PEAK_TAPS[p][k] · x[n − k]`.
+// the published digits, kept: every coefficient is a multiple of 2^-13, exact in an f32
+#[allow(clippy::excessive_precision)]
 pub const TRUE_PEAK_TAPS: [[f32; PHASE_TAPS]; 4] = [
     [
         0.001_708_984_375,

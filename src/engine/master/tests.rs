@@ -304,7 +304,7 @@ fn limiter_holds_true_peak_on_near_nyquist_sines_at_odd_phases() {
             nyquist * 0.9,
             nyquist - 1_000.0,
         ] {
-            for phase in [0.1f64, 0.785_398, 1.3, 2.9] {
+            for phase in [0.1f64, std::f64::consts::FRAC_PI_4, 1.3, 2.9] {
                 let sig = sine_stereo(sr, 0.5, hz, 1.0, phase);
                 check_limiter(&format!("sine {hz:.0} Hz phase {phase}"), sr, &sig);
             }
