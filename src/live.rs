@@ -17,6 +17,7 @@ use anyhow::{anyhow, Context, Result};
 
 use tapestry::analysis::Feature;
 use tapestry::control::{Message, Names, Notice, Status, Timing};
+use tapestry::engine::master::MasterChain;
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::io::input::{open_room_input, InputOptions, RoomInput};
@@ -25,6 +26,7 @@ use tapestry::io::{
     close_within, output_sample_rate, play as open_output, OutputOptions, CLOSE_TIMEOUT,
 };
 use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
+use tapestry::render::calibrate_live_gain_db;
 use tapestry::status_view::{
     self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
     Snapshot,
@@ -33,6 +35,32 @@ use tapestry::{Controller, Engine, Patch, Performance};
 
 use audio::{Audio, Change};
 use screen::Screen;
+
+/// The live leveler's start gain: a quick offline render of the patch (or of the performance
+/// being played) measured for loudness, so the show starts on its target and the leveler only
+/// has to follow what the crowd does differently.
+fn live_leveler_start(
+    patch: &Patch,
+    perf: Option<&Performance>,
+    sample_rate: u32,
+    seed: Option<u64>,
+) -> f32 {
+    if !patch.config(sample_rate, seed).master.leveler {
+        return 0.0;
+    }
+    let started = Instant::now();
+    let gain = calibrate_live_gain_db(patch, perf, sample_rate, seed);
+    eprintln!(
+        "loudness: the live leveler starts at {gain:+.1} dB (calibrated on {} in {:.1} s)",
+        if perf.is_some_and(|p| !p.commands.is_empty()) {
+            "the performance"
+        } else {
+            "every archetype at the default mood"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    gain
+}
 
 /// Everything `play` was asked for.
 pub struct PlayArgs {
@@ -91,7 +119,11 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("{w}");
     }
     let seed = args.seed.or(perf.as_ref().and_then(|p| p.seed));
-    let config = patch.config(sample_rate, seed);
+    let mut config = patch.config(sample_rate, seed);
+    let leveler_start_db = live_leveler_start(&patch, perf.as_ref(), sample_rate, seed);
+    config.master.chain = MasterChain::Live {
+        start_gain_db: leveler_start_db,
+    };
     let dims: Vec<(String, f32, f32)> = patch
         .dims
         .iter()
@@ -107,6 +139,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 &patch.name,
                 patch.names(),
                 seed.unwrap_or(patch.seed()),
+                Some(leveler_start_db),
             )
             .with_context(|| format!("creating {}", path.display()))?
             .with_clock(controller.status().clone(), sample_rate);

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tapestry::render::{render, write_wav, RenderOptions, WavFormat};
+use tapestry::render::{render_to_wav, Leveling, RenderOptions, Stage, WavFormat, WavTarget};
 use tapestry::{Patch, Performance};
 
 #[cfg(feature = "live")]
@@ -334,52 +334,12 @@ fn run(cli: Cli) -> Result<()> {
                 duration_frames,
                 block_frames: block,
             };
-            let total = duration_frames.unwrap_or(perf.duration_frames);
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} rendering [{bar:40}] {percent:>3}% {msg} (eta {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            let started = Instant::now();
-            let mut shown = false;
-            let samples = render(&p, &perf, &options, |done, total| {
-                // show the bar only for renders that take more than a moment
-                if !shown && started.elapsed() > Duration::from_millis(300) {
-                    shown = true;
-                    bar.reset_elapsed();
-                }
-                if shown {
-                    bar.set_position(done);
-                    bar.set_message(format!(
-                        "{:.0}s/{:.0}s",
-                        done as f64 / sample_rate as f64,
-                        total as f64 / sample_rate as f64
-                    ));
-                }
-            });
-            bar.finish_and_clear();
-            let elapsed = started.elapsed().as_secs_f64();
             let fmt = match format {
                 Format::Pcm24 => WavFormat::Pcm24,
                 Format::Float32 => WavFormat::Float32,
             };
             let dither_seed = options.seed.or(perf.seed).unwrap_or(p.seed());
-            write_wav(&output, &samples, sample_rate, fmt, dither_seed)
-                .with_context(|| format!("writing {}", output.display()))?;
-            let secs = total as f64 / sample_rate as f64;
-            let peak = samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-            eprintln!(
-                "wrote {} — {:.1} s of audio in {:.2} s ({:.0}x real time), peak {:.2} dBFS",
-                output.display(),
-                secs,
-                elapsed,
-                secs / elapsed.max(1e-9),
-                20.0 * peak.max(1e-12).log10()
-            );
-            Ok(())
+            render_file(&p, &perf, &options, &output, fmt, dither_seed)
         }
     }
 }
@@ -410,6 +370,90 @@ fn duration_frames(secs: f64, sample_rate: u32) -> Result<u64> {
         bail!("--duration must be more than 0 and at most {max} seconds (24 h), got {secs}");
     }
     Ok((secs * sample_rate as f64).round() as u64)
+}
+
+/// Renders to `output` with a progress bar for renders that take more than a moment, then
+/// says what was written.
+fn render_file(
+    patch: &Patch,
+    perf: &Performance,
+    options: &RenderOptions,
+    output: &std::path::Path,
+    format: WavFormat,
+    dither_seed: u64,
+) -> Result<()> {
+    let sample_rate = options.sample_rate;
+    let total = options.duration_frames.unwrap_or(perf.duration_frames);
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:40}] {percent:>3}% {msg} (eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let mut shown = false;
+    let mut last_stage = Stage::Program;
+    let target = WavTarget {
+        path: output,
+        format,
+        dither_seed,
+    };
+    let report = render_to_wav(patch, perf, options, &target, |stage, done, total| {
+        if !shown && started.elapsed() > Duration::from_millis(300) {
+            shown = true;
+            bar.reset_elapsed();
+        }
+        if stage != last_stage {
+            last_stage = stage;
+            bar.reset_eta();
+        }
+        if shown {
+            bar.set_prefix(match stage {
+                Stage::Program | Stage::Live => "rendering",
+                Stage::Finish => "finishing",
+            });
+            bar.set_position(done);
+            bar.set_message(format!(
+                "{:.0}s/{:.0}s",
+                done as f64 / sample_rate as f64,
+                total as f64 / sample_rate as f64
+            ));
+        }
+    })?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed().as_secs_f64();
+    let secs = report.frames as f64 / sample_rate as f64;
+    let leveling = match report.leveling {
+        Leveling::Whole {
+            program_lufs,
+            gain_db,
+            ..
+        } if program_lufs.is_finite() => {
+            format!("program {program_lufs:.1} LUFS, gain {gain_db:+.2} dB, ")
+        }
+        Leveling::Whole { .. } => "silent program, ".to_string(),
+        Leveling::Live { start_gain_db } => {
+            format!("live chain from {start_gain_db:+.2} dB, ")
+        }
+    };
+    eprintln!(
+        "wrote {}{} — {:.1} s of audio in {:.2} s ({:.0}x real time); {leveling}{:.1} LUFS, \
+         true peak under {:.1} dBTP",
+        output.display(),
+        if report.container == Some(tapestry::render::Container::Rf64) {
+            " (RF64)"
+        } else {
+            ""
+        },
+        secs,
+        elapsed,
+        secs / elapsed.max(1e-9),
+        report.integrated_lufs,
+        report.ceiling_dbtp,
+    );
+    Ok(())
 }
 
 /// `--input-gain`: a number of dB within the limits.

@@ -59,6 +59,10 @@ pub struct PerformanceFile {
     pub events: Vec<EventFile>,
     /// Written at the end of a recorded session.
     pub session: Option<SessionFile>,
+    /// Written by live session recordings: the gain (dB) the live master leveler started
+    /// from. Such a file renders through the live master chain, so it re-renders to what was
+    /// played.
+    pub live_leveler_start_db: Option<Spanned<f64>>,
 }
 
 /// `[session]`: what a recording notes when it ends.
@@ -134,6 +138,9 @@ pub struct Performance {
     pub peak_participants: usize,
     /// Harmless oddities found while reading (printed by `check`, `render` and `play`).
     pub warnings: Vec<Diagnostic>,
+    /// `Some` for a recorded live session: it renders through the live master chain, its
+    /// leveler starting at this gain (dB), so it re-renders to what was played.
+    pub live_start_gain_db: Option<f32>,
 }
 
 const KINDS: [&str; 14] = [
@@ -998,7 +1005,26 @@ fn finish(
         seed: f.seed.as_ref().map(|s| *s.get_ref() as u64),
         peak_participants: peak,
         warnings: Vec::new(),
+        live_start_gain_db: live_leveler_start(f, &mut spans),
     }
+}
+
+/// `live_leveler_start_db`, within the live leveler's limits.
+fn live_leveler_start(f: &PerformanceFile, r: &mut Spans) -> Option<f32> {
+    let db = f.live_leveler_start_db.as_ref()?;
+    let limit = crate::render::MAX_GAIN_DB;
+    if !(-limit..=limit).contains(db.get_ref()) {
+        r.error(
+            db.span(),
+            "live_leveler_start_db",
+            format!(
+                "expected a gain from -{limit} to {limit} dB, found {}",
+                db.get_ref()
+            ),
+        );
+        return Some(0.0);
+    }
+    Some(*db.get_ref() as f32)
 }
 
 /// Who is present when: leaves and notes need a participant, joins need room. Returns the

@@ -77,15 +77,27 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates the file and writes its header.
-    pub fn create(path: &Path, patch_name: &str, names: Names, seed: u64) -> io::Result<Recorder> {
+    /// Creates the file and writes its header. A live show gives the gain its master leveler
+    /// started from (`MasterChain::Live { start_gain_db }`), so the recording re-renders
+    /// through the same chain, also when the show is killed before it could say more.
+    pub fn create(
+        path: &Path,
+        patch_name: &str,
+        names: Names,
+        seed: u64,
+        live_leveler_start_db: Option<f32>,
+    ) -> io::Result<Recorder> {
         let mut file = File::create(path)?;
+        let live = live_leveler_start_db.map_or(String::new(), |db| {
+            format!("live_leveler_start_db = {}\n", number(db))
+        });
         let header = format!(
             "# Session recording of {}: every command at the sample the engine applied it.\n\
              # Render it with `tapestry render <patch> --performance <this file>` to hear the session again.\n\
              version = 1\n\
              recording = true\n\
-             seed = {seed}\n\n",
+             seed = {seed}\n\
+             {live}\n",
             toml_string(patch_name)
         );
         file.write_all(header.as_bytes())?;

@@ -16,7 +16,7 @@ use toml::Spanned;
 use crate::control::Names;
 use crate::diagnostic::{Diagnostic, Diagnostics, Reporter};
 use crate::engine::config::*;
-use crate::engine::master::{MasterSettings, ReverbKind};
+use crate::engine::master::{MasterChain, MasterSettings, ReverbKind};
 use crate::input::midi::MidiMap;
 use crate::room::RoomMap;
 use crate::score::{Chord, Key, Mode, MotifStyle};
@@ -309,9 +309,17 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
 
     // master
     let m = f.master.clone().unwrap_or_default();
+    if let Some(old) = &m.ceiling_dbfs {
+        r.error(
+            old.span(),
+            "master.ceiling_dbfs",
+            "renamed: the ceiling is a true-peak level now; write ceiling_dbtp (-20 to 0 dBTP)",
+        );
+    }
     let master = MasterSettings {
         loudness_target_lufs: target,
-        ceiling_dbfs: opt_in_range(r, &m.ceiling_dbfs, "master.ceiling_dbfs", -20.0, 0.0, -1.0),
+        ceiling_dbtp: opt_in_range(r, &m.ceiling_dbtp, "master.ceiling_dbtp", -20.0, 0.0, -1.0),
+        chain: MasterChain::default(),
         leveler: m.leveler.unwrap_or(true),
         room_size: opt_in_range(r, &m.room_size, "master.room_size", 5.0, 100.0, 20.0),
         reverb_time_secs: opt_in_range(

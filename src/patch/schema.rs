@@ -125,9 +125,11 @@ pub struct MasterFile {
     pub reverb_time_secs: Option<Spanned<f64>>,
     /// Reverb damping, 0..1.
     pub damping: Option<Spanned<f64>>,
-    /// Limiter ceiling (default -1 dBFS).
+    /// True-peak ceiling of the limiter (default -1 dBTP).
+    pub ceiling_dbtp: Option<Spanned<f64>>,
+    /// The sample-peak ceiling of old patches: refused with a message naming `ceiling_dbtp`.
     pub ceiling_dbfs: Option<Spanned<f64>>,
-    /// Loudness leveler on or off (default on).
+    /// Loudness normalization on or off (default on).
     pub leveler: Option<bool>,
     /// "hall" (default, light) or "fundsp" (fundsp's 32-line FDN, denser and heavier).
     pub reverb: Option<Spanned<String>>,
