@@ -262,14 +262,15 @@ fn master_and_session_keys_are_checked_with_their_place() {
     assert!(true_peak_dbtp(&out) <= -2.0);
 
     let patch = patch("minimal.toml");
-    let session = "version = 1\n[[events]]\nsample = 0\ntype = \"join\"\nparticipant = 1\n\n\
-                   [session]\nend_sample = 48000\nleveler_start_db = 99.0\n";
+    let session = "version = 1\nrecording = true\nlive_leveler_start_db = 99.0\n\n\
+                   [[events]]\nsample = 0\ntype = \"join\"\nparticipant = 1\n\n\
+                   [session]\nend_sample = 48000\n";
     let e = Performance::parse(std::path::Path::new("s.toml"), session, &patch, SR)
         .map(|_| ())
         .expect_err("refused")
         .to_string();
     assert!(
-        e.contains("s.toml:9:20: session.leveler_start_db: expected a gain from -40 to 40 dB"),
+        e.contains("s.toml:3:25: live_leveler_start_db: expected a gain from -40 to 40 dB"),
         "{e}"
     );
 }
