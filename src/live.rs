@@ -139,7 +139,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
                 &patch.name,
                 patch.names(),
                 seed.unwrap_or(patch.seed()),
-                Some(leveler_start_db),
+                leveler_start_db,
             )
             .with_context(|| format!("creating {}", path.display()))?
             .with_clock(controller.status().clone(), sample_rate);

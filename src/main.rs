@@ -10,7 +10,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tapestry::render::{render_to_wav, Leveling, RenderOptions, Stage, WavFormat, WavTarget};
+use tapestry::render::{render_to_wav_watched, Leveling, RenderOptions, Stage, Watch, Watched};
+use tapestry::render::{WavFormat, WavTarget};
 use tapestry::{Patch, Performance};
 
 #[cfg(feature = "live")]
@@ -76,6 +77,17 @@ enum Cmd {
         /// the patch's [analysis] input_gain_db).
         #[arg(long, value_name = "DB", allow_negative_numbers = true, value_parser = input_gain, requires = "input")]
         input_gain: Option<f32>,
+        /// Also write what happened when (sections, joins, leaves, cues, refusals, the
+        /// communal mood) as JSON to this file.
+        #[arg(long, value_name = "JSON")]
+        timeline: Option<PathBuf>,
+        /// Also draw the render (sections, who is in, spectrogram, loudness, mood) as a PNG.
+        #[arg(long, value_name = "PNG")]
+        plot: Option<PathBuf>,
+        /// Width of the --plot picture in pixels (960 to 4096).
+        #[arg(long, value_name = "PIXELS", default_value_t = tapestry::plot::DEFAULT_WIDTH,
+              value_parser = clap::value_parser!(u32).range(960..=4096), requires = "plot")]
+        plot_width: u32,
     },
     /// List audio hosts and output devices, and MIDI input ports.
     #[cfg(feature = "live")]
@@ -287,6 +299,9 @@ fn run(cli: Cli) -> Result<()> {
             block,
             input,
             input_gain,
+            timeline,
+            plot,
+            plot_width,
         } => {
             if !(8_000..=384_000).contains(&sample_rate) {
                 bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
@@ -338,8 +353,16 @@ fn run(cli: Cli) -> Result<()> {
                 Format::Pcm24 => WavFormat::Pcm24,
                 Format::Float32 => WavFormat::Float32,
             };
-            let dither_seed = options.seed.or(perf.seed).unwrap_or(p.seed());
-            render_file(&p, &perf, &options, &output, fmt, dither_seed)
+            let target = WavTarget {
+                path: &output,
+                format: fmt,
+                dither_seed: options.seed.or(perf.seed).unwrap_or(p.seed()),
+            };
+            let notes = Notes {
+                timeline: timeline.as_deref(),
+                plot: plot.as_deref().map(|path| (path, plot_width)),
+            };
+            render_file(&p, &perf, &options, &target, notes)
         }
     }
 }
@@ -372,15 +395,48 @@ fn duration_frames(secs: f64, sample_rate: u32) -> Result<u64> {
     Ok((secs * sample_rate as f64).round() as u64)
 }
 
-/// Renders to `output` with a progress bar for renders that take more than a moment, then
+/// Where `render` writes its timeline and picture.
+struct Notes<'a> {
+    timeline: Option<&'a std::path::Path>,
+    plot: Option<(&'a std::path::Path, u32)>,
+}
+
+impl Notes<'_> {
+    fn watch(&self) -> Watch {
+        Watch {
+            timeline: self.timeline.is_some(),
+            plot_width: self.plot.map(|(_, width)| width),
+        }
+    }
+
+    fn write(&self, watched: &Watched) -> Result<()> {
+        let timeline = watched.timeline.as_ref();
+        if let (Some(path), Some(timeline)) = (self.timeline, timeline) {
+            timeline.write_json(path)?;
+            eprintln!(
+                "wrote {} ({} events)",
+                path.display(),
+                timeline.events().len()
+            );
+        }
+        if let (Some((path, _)), Some(plot), Some(timeline)) = (self.plot, &watched.plot, timeline)
+        {
+            plot.finish(timeline, path)?;
+            let (width, height) = plot.size();
+            eprintln!("wrote {} ({width} x {height})", path.display());
+        }
+        Ok(())
+    }
+}
+
+/// Renders to the target with a progress bar for renders that take more than a moment, then
 /// says what was written.
 fn render_file(
     patch: &Patch,
     perf: &Performance,
     options: &RenderOptions,
-    output: &std::path::Path,
-    format: WavFormat,
-    dither_seed: u64,
+    target: &WavTarget,
+    notes: Notes,
 ) -> Result<()> {
     let sample_rate = options.sample_rate;
     let total = options.duration_frames.unwrap_or(perf.duration_frames);
@@ -395,12 +451,8 @@ fn render_file(
     let started = Instant::now();
     let mut shown = false;
     let mut last_stage = Stage::Program;
-    let target = WavTarget {
-        path: output,
-        format,
-        dither_seed,
-    };
-    let report = render_to_wav(patch, perf, options, &target, |stage, done, total| {
+    let watch = notes.watch();
+    let progress = |stage, done, total| {
         if !shown && started.elapsed() > Duration::from_millis(300) {
             shown = true;
             bar.reset_elapsed();
@@ -421,7 +473,8 @@ fn render_file(
                 total as f64 / sample_rate as f64
             ));
         }
-    })?;
+    };
+    let (report, watched) = render_to_wav_watched(patch, perf, options, target, watch, progress)?;
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
     let secs = report.frames as f64 / sample_rate as f64;
@@ -441,7 +494,7 @@ fn render_file(
     eprintln!(
         "wrote {}{} — {:.1} s of audio in {:.2} s ({:.0}x real time); {leveling}{:.1} LUFS, \
          true peak under {:.1} dBTP",
-        output.display(),
+        target.path.display(),
         if report.container == Some(tapestry::render::Container::Rf64) {
             " (RF64)"
         } else {
@@ -453,7 +506,7 @@ fn render_file(
         report.integrated_lufs,
         report.ceiling_dbtp,
     );
-    Ok(())
+    notes.write(&watched)
 }
 
 /// `--input-gain`: a number of dB within the limits.

@@ -1009,9 +1009,12 @@ fn finish(
     }
 }
 
-/// `live_leveler_start_db`, within the live leveler's limits.
+/// `live_leveler_start_db`, within the live leveler's limits; a recording without it started
+/// from 0 dB (the live chain's default).
 fn live_leveler_start(f: &PerformanceFile, r: &mut Spans) -> Option<f32> {
-    let db = f.live_leveler_start_db.as_ref()?;
+    let Some(db) = f.live_leveler_start_db.as_ref() else {
+        return (f.recording == Some(true)).then_some(0.0);
+    };
     let limit = crate::render::MAX_GAIN_DB;
     if !(-limit..=limit).contains(db.get_ref()) {
         r.error(

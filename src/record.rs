@@ -85,20 +85,18 @@ impl Recorder {
         patch_name: &str,
         names: Names,
         seed: u64,
-        live_leveler_start_db: Option<f32>,
+        live_leveler_start_db: f32,
     ) -> io::Result<Recorder> {
         let mut file = File::create(path)?;
-        let live = live_leveler_start_db.map_or(String::new(), |db| {
-            format!("live_leveler_start_db = {}\n", number(db))
-        });
         let header = format!(
             "# Session recording of {}: every command at the sample the engine applied it.\n\
              # Render it with `tapestry render <patch> --performance <this file>` to hear the session again.\n\
              version = 1\n\
              recording = true\n\
              seed = {seed}\n\
-             {live}\n",
-            toml_string(patch_name)
+             live_leveler_start_db = {}\n\n",
+            toml_string(patch_name),
+            number(live_leveler_start_db)
         );
         file.write_all(header.as_bytes())?;
         Ok(Recorder {

@@ -142,6 +142,13 @@ impl PlotBuilder {
         self
     }
 
+    /// Forgets the audio fed so far (a render pass that starts over).
+    pub fn restart(&mut self) {
+        let target = self.target_lufs;
+        *self = Self::new(self.total_frames, self.sample_rate, self.width);
+        self.target_lufs = target;
+    }
+
     /// Image width and height in pixels.
     pub fn size(&self) -> (u32, u32) {
         (self.width, draw::height_for(self.width))

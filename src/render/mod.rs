@@ -26,13 +26,15 @@ use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::Path;
 
-use crate::control::Command;
+use crate::control::{Command, Controller};
 use crate::engine::master::{KWeightedMeter, Limiter, MasterChain};
 use crate::engine::Engine;
 use crate::patch::Patch;
 use crate::performance::{Performance, TimedCommand};
+use crate::plot::PlotBuilder;
+use crate::timeline::{Timeline, TimelineTap};
 use passes::{drive, finish_pass, FileStore, MemoryStore, OutputMeters, ProgramStore, Sink};
-use passes::{VecSink, WavSink};
+use passes::{PlotSink, VecSink, WavSink};
 pub use wav::{Container, WavFormat, WavWriter};
 
 /// Largest normalization gain either way, in dB (offline and the live start gain).
@@ -68,6 +70,26 @@ impl Default for RenderOptions {
             block_frames: 512,
         }
     }
+}
+
+/// What a render notes besides its audio.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Watch {
+    /// Keep the timeline of what happened when ([`Timeline`]).
+    pub timeline: bool,
+    /// Draw the output's picture this many pixels wide (it needs the timeline, which is then
+    /// kept too).
+    pub plot_width: Option<u32>,
+}
+
+/// What a render noted, as its [`Watch`] asked.
+#[derive(Default)]
+pub struct Watched {
+    /// What happened when.
+    pub timeline: Option<Timeline>,
+    /// The output's picture, fed with every output frame: draw it with the timeline
+    /// ([`PlotBuilder::finish`]).
+    pub plot: Option<PlotBuilder>,
 }
 
 /// The pass a render is in, for progress reports.
@@ -165,19 +187,33 @@ pub fn render_in_memory(
     patch: &Patch,
     performance: &Performance,
     options: &RenderOptions,
-    mut progress: impl FnMut(Stage, u64, u64),
+    progress: impl FnMut(Stage, u64, u64),
 ) -> (Vec<f32>, RenderReport) {
+    let (samples, report, _) =
+        render_watched(patch, performance, options, Watch::default(), progress);
+    (samples, report)
+}
+
+/// [`render_in_memory`] that also notes what `watch` asks for.
+pub fn render_watched(
+    patch: &Patch,
+    performance: &Performance,
+    options: &RenderOptions,
+    watch: Watch,
+    mut progress: impl FnMut(Stage, u64, u64),
+) -> (Vec<f32>, RenderReport, Watched) {
     let mut sink = VecSink::default();
-    let report = run(
+    let (report, watched) = run(
         patch,
         performance,
         options,
+        watch,
         &mut MemoryStore::default(),
         &mut sink,
         &mut progress,
     )
     .expect("memory stores and sinks do not fail");
-    (sink.samples, report)
+    (sink.samples, report, watched)
 }
 
 /// Renders a performance into a WAV file (RF64 past 4 GiB) in constant memory. The program
@@ -188,21 +224,42 @@ pub fn render_to_wav(
     performance: &Performance,
     options: &RenderOptions,
     target: &WavTarget,
-    mut progress: impl FnMut(Stage, u64, u64),
+    progress: impl FnMut(Stage, u64, u64),
 ) -> Result<RenderReport, RenderError> {
+    render_to_wav_watched(
+        patch,
+        performance,
+        options,
+        target,
+        Watch::default(),
+        progress,
+    )
+    .map(|(report, _)| report)
+}
+
+/// [`render_to_wav`] that also notes what `watch` asks for.
+pub fn render_to_wav_watched(
+    patch: &Patch,
+    performance: &Performance,
+    options: &RenderOptions,
+    target: &WavTarget,
+    watch: Watch,
+    mut progress: impl FnMut(Stage, u64, u64),
+) -> Result<(RenderReport, Watched), RenderError> {
     let dir = match target.path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let shown = target.path.display();
-    let output = tempfile::Builder::new()
-        .prefix(".tapestry-")
-        .suffix(".wav.part")
-        .tempfile_in(dir)
-        .map_err(fail(format!(
-            "cannot create the output in {}",
-            dir.display()
-        )))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tapestry-").suffix(".wav.part");
+    // an output file like any other (the creation mask applies), not a private temporary
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let output = builder.tempfile_in(dir).map_err(fail(format!(
+        "cannot create the output in {}",
+        dir.display()
+    )))?;
     let file = output
         .reopen()
         .map_err(fail(format!("cannot open the output in {}", dir.display())))?;
@@ -217,10 +274,11 @@ pub fn render_to_wav(
         Box::new(FileStore::new(program))
     };
     let what = format!("rendering {shown} (the program waits in a temporary file beside it)");
-    let mut report = run(
+    let (mut report, watched) = run(
         patch,
         performance,
         options,
+        watch,
         store.as_mut(),
         &mut sink,
         &mut progress,
@@ -230,7 +288,7 @@ pub fn render_to_wav(
     output
         .persist(target.path)
         .map_err(|e| fail(format!("writing {shown}"))(e.error))?;
-    Ok(report)
+    Ok((report, watched))
 }
 
 /// Writes interleaved stereo samples to a WAV file (RF64 past 4 GiB).
@@ -324,8 +382,8 @@ fn program_loudness(
         &mut engine,
         &controller,
         performance,
-        frames,
-        block,
+        (frames, block),
+        None,
         |chunk, _| {
             for f in chunk.chunks_exact(2) {
                 meter.push(f[0], f[1]);
@@ -343,16 +401,52 @@ fn run(
     patch: &Patch,
     performance: &Performance,
     options: &RenderOptions,
+    watch: Watch,
     store: &mut dyn ProgramStore,
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(Stage, u64, u64),
-) -> io::Result<RenderReport> {
-    match performance.live_start_gain_db {
-        Some(start_gain_db) => {
-            render_live(patch, performance, options, start_gain_db, sink, progress)
-        }
-        None => render_offline(patch, performance, options, store, sink, progress),
-    }
+) -> io::Result<(RenderReport, Watched)> {
+    let (total, _) = total_and_block(performance, options);
+    let plot = watch.plot_width.map(|width| {
+        let target = patch
+            .config(options.sample_rate, None)
+            .master
+            .loudness_target_lufs;
+        PlotBuilder::new(total, options.sample_rate, width).with_loudness_target(target)
+    });
+    let mut sink = PlotSink { inner: sink, plot };
+    let timeline = watch.timeline || watch.plot_width.is_some();
+    let (report, timeline) = match performance.live_start_gain_db {
+        Some(start_gain_db) => render_live(
+            patch,
+            performance,
+            options,
+            (start_gain_db, timeline),
+            &mut sink,
+            progress,
+        ),
+        None => render_offline(
+            patch,
+            performance,
+            options,
+            timeline,
+            store,
+            &mut sink,
+            progress,
+        ),
+    }?;
+    Ok((
+        report,
+        Watched {
+            timeline,
+            plot: sink.plot,
+        },
+    ))
+}
+
+/// A timeline tap on `engine` when one is wanted.
+fn tap_if(wanted: bool, patch: &Patch, engine: &mut Engine, c: &Controller) -> Option<TimelineTap> {
+    wanted.then(|| TimelineTap::attach(&patch.name, engine, c))
 }
 
 fn total_and_block(performance: &Performance, options: &RenderOptions) -> (u64, usize) {
@@ -370,10 +464,11 @@ fn render_offline(
     patch: &Patch,
     performance: &Performance,
     options: &RenderOptions,
+    timeline: bool,
     store: &mut dyn ProgramStore,
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(Stage, u64, u64),
-) -> io::Result<RenderReport> {
+) -> io::Result<(RenderReport, Option<Timeline>)> {
     let (total, block) = total_and_block(performance, options);
     let mut cfg = patch.config(options.sample_rate, options.seed.or(performance.seed));
     cfg.master.chain = MasterChain::Program;
@@ -381,12 +476,13 @@ fn render_offline(
     let sample_rate = cfg.sample_rate;
     let mut meter = KWeightedMeter::new(sample_rate);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
+    let mut tap = tap_if(timeline, patch, &mut engine, &controller);
     drive(
         &mut engine,
         &controller,
         performance,
-        total,
-        block,
+        (total, block),
+        tap.as_mut(),
         |chunk, done| {
             for f in chunk.chunks_exact(2) {
                 meter.push(f[0], f[1]);
@@ -396,6 +492,7 @@ fn render_offline(
             Ok(())
         },
     )?;
+    let timeline = tap.map(TimelineTap::finish);
     drop(engine);
     let program_lufs = meter.integrated_lufs_f64();
     let target = f64::from(master.loudness_target_lufs);
@@ -415,7 +512,7 @@ fn render_offline(
         let error = target - finished.integrated_lufs;
         let settled = !master.leveler || !error.is_finite() || error.abs() <= FINISH_TOLERANCE_LU;
         if settled || passes == MAX_FINISH_PASSES {
-            return Ok(RenderReport {
+            let report = RenderReport {
                 frames: total,
                 leveling: Leveling::Whole {
                     program_lufs,
@@ -426,7 +523,8 @@ fn render_offline(
                 ceiling_dbtp: master.ceiling_dbtp,
                 sample_peak_dbfs: to_db(finished.sample_peak),
                 container: None,
-            });
+            };
+            return Ok((report, timeline));
         }
         gain_db = (gain_db + error).clamp(-MAX_GAIN_DB, MAX_GAIN_DB);
     }
@@ -437,23 +535,24 @@ fn render_live(
     patch: &Patch,
     performance: &Performance,
     options: &RenderOptions,
-    start_gain_db: f32,
+    (start_gain_db, timeline): (f32, bool),
     sink: &mut dyn Sink,
     progress: &mut dyn FnMut(Stage, u64, u64),
-) -> io::Result<RenderReport> {
+) -> io::Result<(RenderReport, Option<Timeline>)> {
     let (total, block) = total_and_block(performance, options);
     let mut cfg = patch.config(options.sample_rate, options.seed.or(performance.seed));
     cfg.master.chain = MasterChain::Live { start_gain_db };
     let ceiling_dbtp = cfg.master.ceiling_dbtp;
     let mut meters = OutputMeters::new(cfg.sample_rate);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
+    let mut tap = tap_if(timeline, patch, &mut engine, &controller);
     sink.restart()?;
     drive(
         &mut engine,
         &controller,
         performance,
-        total,
-        block,
+        (total, block),
+        tap.as_mut(),
         |chunk, done| {
             meters.push(chunk);
             sink.write(chunk)?;
@@ -462,14 +561,15 @@ fn render_live(
         },
     )?;
     let finished = meters.finish();
-    Ok(RenderReport {
+    let report = RenderReport {
         frames: total,
         leveling: Leveling::Live { start_gain_db },
         integrated_lufs: finished.integrated_lufs,
         ceiling_dbtp,
         sample_peak_dbfs: to_db(finished.sample_peak),
         container: None,
-    })
+    };
+    Ok((report, tap.map(TimelineTap::finish)))
 }
 
 fn to_db(linear: f32) -> f64 {

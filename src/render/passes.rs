@@ -9,6 +9,8 @@ use crate::control::{Controller, Message, Timing};
 use crate::engine::master::{KWeightedMeter, Limiter};
 use crate::engine::Engine;
 use crate::performance::Performance;
+use crate::plot::PlotBuilder;
+use crate::timeline::TimelineTap;
 
 use super::wav::{Container, WavFormat, WavWriter};
 
@@ -207,13 +209,15 @@ impl Sink for WavSink {
 }
 
 /// Plays `performance` through `engine` for `total` frames in blocks of `block` frames, handing
-/// each rendered block (interleaved) and the frames done so far to `each`.
+/// each rendered block (interleaved) and the frames done so far to `each`. A timeline `tap`
+/// sees every `process` call, and blocks end on its mood points (the audio is the same for any
+/// block size).
 pub(super) fn drive(
     engine: &mut Engine,
     controller: &Controller,
     performance: &Performance,
-    total: u64,
-    block: usize,
+    (total, block): (u64, usize),
+    mut tap: Option<&mut TimelineTap>,
     mut each: impl FnMut(&[f32], u64) -> io::Result<()>,
 ) -> io::Result<()> {
     let commands = &performance.commands;
@@ -221,7 +225,10 @@ pub(super) fn drive(
     let mut next = 0;
     let mut done = 0u64;
     while done < total {
-        let frames = (total - done).min(block as u64) as usize;
+        let mut frames = (total - done).min(block as u64) as usize;
+        if let Some(tap) = &tap {
+            frames = tap.frames_before_next_mood(done, frames);
+        }
         let end = done + frames as u64;
         // hand over everything due before this block ends; the engine lands each on its sample
         while next < commands.len() && commands[next].sample < end {
@@ -233,16 +240,44 @@ pub(super) fn drive(
             if controller.send(message).is_err() {
                 // queue full: let the engine drain it with an empty block of zero length
                 engine.process(&mut []);
+                if let Some(tap) = tap.as_deref_mut() {
+                    tap.after_process();
+                }
                 continue;
             }
             next += 1;
         }
         let chunk = &mut buffer[..2 * frames];
         engine.process(chunk);
+        if let Some(tap) = tap.as_deref_mut() {
+            tap.after_process();
+        }
         done = end;
         each(chunk, done)?;
     }
     Ok(())
+}
+
+/// A sink that also draws the output's picture; a restart starts the picture over.
+pub(super) struct PlotSink<'a> {
+    pub(super) inner: &'a mut dyn Sink,
+    pub(super) plot: Option<PlotBuilder>,
+}
+
+impl Sink for PlotSink<'_> {
+    fn restart(&mut self) -> io::Result<()> {
+        if let Some(plot) = &mut self.plot {
+            plot.restart();
+        }
+        self.inner.restart()
+    }
+
+    fn write(&mut self, samples: &[f32]) -> io::Result<()> {
+        if let Some(plot) = &mut self.plot {
+            plot.push_audio(samples);
+        }
+        self.inner.write(samples)
+    }
 }
 
 /// What a finishing pass measured on its output.

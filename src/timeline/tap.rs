@@ -4,11 +4,11 @@
 use std::sync::atomic::Ordering;
 
 use super::Timeline;
-use crate::control::{Controller, Journal, Message, Timing};
+use crate::control::{Controller, Journal};
 use crate::engine::{Engine, CONTROL_PERIOD, MAX_BLOCK_FRAMES};
 use crate::patch::Patch;
 use crate::performance::Performance;
-use crate::render::RenderOptions;
+use crate::render::{render_watched, RenderOptions, Watch};
 
 /// Capacity of the journal a tap opens: one `process` call of at most [`MAX_BLOCK_FRAMES`]
 /// applies at most `apply_per_tick` commands per control period, so draining after every
@@ -93,46 +93,18 @@ impl TimelineTap {
     }
 }
 
-/// Renders a performance into interleaved stereo samples, like
-/// [`render::render`](crate::render::render) (same engine, same audio for the same options)
-/// while a [`TimelineTap`] records what happened when. Blocks are split on the mood points.
+/// Renders a performance into interleaved stereo samples exactly as
+/// [`render::render`](crate::render::render) does, with the [`Timeline`] of what happened
+/// when (see [`render_watched`](crate::render::render_watched)).
 pub fn render_with_timeline(
     patch: &Patch,
     performance: &Performance,
     options: &RenderOptions,
 ) -> (Vec<f32>, Timeline) {
-    let seed = options.seed.or(performance.seed);
-    let (mut engine, controller) =
-        Engine::new(patch.config(options.sample_rate, seed), patch.names());
-    let mut tap = TimelineTap::attach(&patch.name, &mut engine, &controller);
-    let total = options
-        .duration_frames
-        .unwrap_or(performance.duration_frames);
-    let block = options.block_frames.clamp(1, MAX_BLOCK_FRAMES);
-    let mut out = vec![0.0f32; total as usize * 2];
-    let mut next = 0;
-    let mut done = 0u64;
-    while done < total {
-        let frames = tap.frames_before_next_mood(done, block.min((total - done) as usize));
-        let end = done + frames as u64;
-        // hand over everything due before this block ends; the engine lands each on its sample
-        while next < performance.commands.len() && performance.commands[next].sample < end {
-            let c = performance.commands[next];
-            let message = Message {
-                at: Timing::At(c.sample),
-                command: c.command,
-            };
-            if controller.send(message).is_err() {
-                // queue full: let the engine drain it with an empty block
-                engine.process(&mut []);
-                tap.after_process();
-                continue;
-            }
-            next += 1;
-        }
-        engine.process(&mut out[2 * done as usize..2 * end as usize]);
-        tap.after_process();
-        done = end;
-    }
-    (out, tap.finish())
+    let watch = Watch {
+        timeline: true,
+        plot_width: None,
+    };
+    let (audio, _, watched) = render_watched(patch, performance, options, watch, |_, _, _| {});
+    (audio, watched.timeline.expect("a timeline was asked for"))
 }

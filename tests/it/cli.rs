@@ -339,3 +339,70 @@ fn render_takes_a_room_recording_with_nan_and_huge_samples_at_another_rate() {
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn render_writes_its_timeline_and_picture_identically_for_any_block_and_a_normal_file() {
+    let (wav, json, png) = (temp("tl.wav"), temp("tl.json"), temp("tl.png"));
+    let mut written = Vec::new();
+    for block in ["64", "4096"] {
+        let out = render(&["--duration", "20", "--block", block, "--timeline"], &wav);
+        assert!(!out.status.success(), "--timeline needs a file");
+        let out = tapestry()
+            .args([
+                "render",
+                "patches/minimal.toml",
+                "--performance",
+                "patches/minimal.performance.toml",
+                "--duration",
+                "20",
+                "--block",
+                block,
+                "--plot-width",
+                "1200",
+                "-o",
+            ])
+            .arg(&wav)
+            .arg("--timeline")
+            .arg(&json)
+            .arg("--plot")
+            .arg(&png)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("tl.json") && stderr.contains("1200 x 750"),
+            "{stderr}"
+        );
+        let timeline: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(timeline["duration_samples"], 20 * 48_000);
+        assert!(
+            timeline["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["type"] == "join"),
+            "{timeline}"
+        );
+        let decoder = png::Decoder::new(std::io::Cursor::new(std::fs::read(&png).unwrap()));
+        let info = decoder.read_info().unwrap().info().clone();
+        assert_eq!((info.width, info.height), (1200, 750));
+        written.push((
+            std::fs::read(&wav).unwrap(),
+            std::fs::read(&json).unwrap(),
+            std::fs::read(&png).unwrap(),
+        ));
+    }
+    assert!(written[0] == written[1], "the block size changed an output");
+
+    // the WAV gets the permissions any new file gets here, not a private temporary's
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let plain = temp("plain-file");
+        std::fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&wav), mode(&plain));
+    }
+}

@@ -185,7 +185,7 @@ fn a_recorded_session_re_renders_through_the_live_chain_from_its_start_gain() {
         std::process::id()
     ));
     let mut recorder =
-        Recorder::create(&path, &patch.name, patch.names(), patch.seed(), Some(start)).unwrap();
+        Recorder::create(&path, &patch.name, patch.names(), patch.seed(), start).unwrap();
     for id in 1..=4 {
         controller.join(id, None).unwrap();
     }

@@ -25,7 +25,7 @@ fn a_recorded_session_renders_offline_sample_for_sample() {
         "tapestry-session-{}.performance.toml",
         std::process::id()
     ));
-    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), None).unwrap();
+    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), 0.0).unwrap();
     let recording = RecorderThread::spawn(recorder, journal, path.clone());
 
     // a performer and the crowd, from another thread, at whatever moments the OS gives them
@@ -170,7 +170,7 @@ fn flooded_session(
         "tapestry-{name}-{}.performance.toml",
         std::process::id()
     ));
-    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), None)
+    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), 0.0)
         .unwrap()
         .with_clock(controller.status().clone(), SR);
     let recording = RecorderThread::spawn(recorder, journal, path.clone());
@@ -417,15 +417,9 @@ fn recording_driver() {
     let patch = patch("minimal.toml");
     let (mut engine, controller) = Engine::new(patch.config(SR, None), patch.names());
     let journal = engine.enable_journal(1 << 20);
-    let recorder = Recorder::create(
-        path.as_ref(),
-        &patch.name,
-        patch.names(),
-        patch.seed(),
-        None,
-    )
-    .unwrap()
-    .with_clock(controller.status().clone(), SR);
+    let recorder = Recorder::create(path.as_ref(), &patch.name, patch.names(), patch.seed(), 0.0)
+        .unwrap()
+        .with_clock(controller.status().clone(), SR);
     let _recording = RecorderThread::spawn(recorder, journal, path.into());
     for id in 1..=4 {
         controller
@@ -556,7 +550,7 @@ fn a_one_target_flood_is_recorded_at_a_bounded_rate() {
         std::process::id()
     ));
     let status = Arc::new(tapestry::control::Status::default());
-    let mut recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), None)
+    let mut recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), 0.0)
         .unwrap()
         .with_clock(status, SR);
     let seconds = 10u64;
@@ -632,7 +626,7 @@ fn clamped_values_are_recorded_as_applied() {
         "tapestry-clamped-{}.performance.toml",
         std::process::id()
     ));
-    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), None)
+    let recorder = Recorder::create(&path, &patch.name, patch.names(), patch.seed(), 0.0)
         .unwrap()
         .with_clock(controller.status().clone(), SR);
     let recording = RecorderThread::spawn(recorder, journal, path.clone());

@@ -297,7 +297,7 @@ fn a_selected_room_param_records_and_re_renders_bit_for_bit() {
     let (mut engine, controller) = Engine::new(p.config(SR, None), p.names());
     let journal = engine.enable_journal(4096);
     let path = temp("session.performance.toml");
-    let recorder = Recorder::create(&path, &p.name, p.names(), p.seed(), None).unwrap();
+    let recorder = Recorder::create(&path, &p.name, p.names(), p.seed(), 0.0).unwrap();
     let recording = RecorderThread::spawn(recorder, journal, path.clone());
     let commands = [
         (
