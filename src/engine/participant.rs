@@ -101,6 +101,8 @@ struct TimbreDesign {
     key_track: f32,
     cutoff_hz: f32,
     q: f32,
+    /// Resonance of filter 2 (the choir's second formant).
+    q2: f32,
     fenv_oct: f32,
     fenv_secs: f32,
     lp: f32,
@@ -127,6 +129,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
         key_track: 0.0,
         cutoff_hz: 2000.0,
         q: 0.707,
+        q2: 0.707,
         fenv_oct: 0.0,
         fenv_secs: 0.2,
         lp: 1.0,
@@ -172,13 +175,13 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 0.6,
             fenv_oct: 0.0,
             fenv_secs: 0.8,
-            gain: 0.3,
+            gain: 0.2,
             gate_steps: 2.0,
             ..base
         },
         Timbre::Drone => TimbreDesign {
             pulse: 0.5,
-            width: 0.3,
+            width: 0.42,
             saw2: 0.5,
             saw2_cents: 5.0,
             cutoff_hz: 240.0,
@@ -186,7 +189,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 1.8,
             vib_hz: 0.07,
             vib_depth: 0.001,
-            gain: 0.169,
+            gain: 0.185,
             gate_steps: 1e9,
             ..base
         },
@@ -194,14 +197,17 @@ fn design(timbre: Timbre) -> TimbreDesign {
             saw: 0.6,
             saw2: 0.4,
             saw2_cents: 12.0,
-            lp: 0.15,
-            bp: 1.0,
+            // a broad first formant over a warm low-pass body keeps the fundamental the
+            // strongest partial; the narrow second formant gives the vowel
+            lp: 0.6,
+            bp: 0.8,
             bp2: 0.8,
             cutoff_hz: 700.0,
-            q: 4.0,
+            q: 1.0,
+            q2: 5.2,
             vib_hz: 5.2,
             vib_depth: 0.005,
-            gain: 0.328,
+            gain: 0.273,
             gate_steps: 1e9,
             ..base
         },
@@ -214,7 +220,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 1.1,
             fenv_oct: 2.0,
             fenv_secs: 0.15,
-            gain: 1.184,
+            gain: 0.29,
             gate_steps: 0.9,
             ..base
         },
@@ -241,7 +247,7 @@ fn design(timbre: Timbre) -> TimbreDesign {
             q: 0.9,
             vib_hz: 5.0,
             vib_depth: 0.004,
-            gain: 0.672,
+            gain: 0.25,
             gate_steps: 1.8,
             ..base
         },
@@ -695,19 +701,6 @@ impl Participant {
         let gate = ctx.beat + grid * self.design.gate_steps as f64;
         let lane = self.free_lane(pool);
         self.start_lane(lane, note as f32, velocity, gate, -1, ctx, pool);
-        if timbre == Timbre::Bass {
-            // a quiet octave below for weight, on a second lane
-            let sub = self.free_lane(pool);
-            self.start_lane(
-                sub,
-                (note - 12).max(24) as f32,
-                velocity * 0.5,
-                gate,
-                -1,
-                ctx,
-                pool,
-            );
-        }
     }
 
     fn register(&self, ctx: &ScoreContext) -> (i32, i32) {
@@ -966,7 +959,7 @@ impl Participant {
                 let shift = (0.25 * bright).exp2();
                 (
                     svf_coefficients((a * shift).min(nyquist_safe), d.q, sr),
-                    svf_coefficients((b * shift).min(nyquist_safe), d.q * 1.3, sr),
+                    svf_coefficients((b * shift).min(nyquist_safe), d.q2, sr),
                 )
             }
             Timbre::Wind => {
