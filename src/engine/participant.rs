@@ -81,6 +81,14 @@ const IDLE_LANE: Lane = Lane {
 /// (about 1.4 × its release time) and is freed at the zero crossing, inaudibly.
 const ENV_FLOOR: f32 = 0.004;
 
+/// Longest lag, in beats, of a sustained voice following a chord change (at full timing
+/// spread: low unity lets each voice change chords in its own time).
+const CHORD_LAG_BEATS: f64 = 1.5;
+/// Longest release of a sustained voice's chord tone that a chord change lets go.
+const CHORD_CHANGE_RELEASE_SECS: f32 = 0.6;
+/// Longest attack of a sustained voice's new chord tone at a chord change.
+const CHORD_CHANGE_ATTACK_SECS: f32 = 0.35;
+
 /// Fade time of a participant who leaves.
 pub const LEAVE_FADE_SECS: f32 = 1.5;
 
@@ -263,6 +271,18 @@ const VOWELS: [(f32, f32); 5] = [
     (440.0, 1020.0),
 ];
 
+/// The personal chords a participant may hold at low unity: the communal chord moved by
+/// this many scale steps (the neighbouring chords, or a fourth away in the key).
+const PERSONAL_STEPS: [i32; 4] = [1, -1, 3, -3];
+
+/// Chance that a sustained voice holds its own chord instead of the communal one at a
+/// chord change, from the chord lock: never above a lock of 0.85, rarely at the moderate
+/// locks of a calm room (0.12 at 0.72), always below 0.25.
+fn personal_chord_chance(chord_lock: f32) -> f32 {
+    let x = ((0.85 - chord_lock) / 0.6).clamp(0.0, 1.0);
+    x * x * (3.0 - 2.0 * x)
+}
+
 /// Peak vibrato deviation at full mod wheel, in semitones.
 pub const MOD_VIBRATO_SEMITONES: f32 = 0.5;
 /// Rate of the mod-wheel vibrato.
@@ -382,9 +402,13 @@ pub struct Participant {
     timing_offset: f32,
     swing: f32,
     vowel: usize,
+    /// Scale steps between the communal chord and this participant's own (low unity).
+    personal_steps: i32,
     next_step_beat: f64,
     step: u64,
     chord_serial: u32,
+    /// Beat at which the chord changed under a sustained voice that has not followed yet.
+    chord_change_beat: f64,
     played_until_beat: f64,
     lanes: [Lane; LANES],
     gain_scale: f32,
@@ -411,9 +435,11 @@ impl Participant {
             timing_offset: 0.0,
             swing: 0.0,
             vowel: 0,
+            personal_steps: 1,
             next_step_beat: 0.0,
             step: 0,
             chord_serial: u32::MAX,
+            chord_change_beat: f64::NAN,
             played_until_beat: f64::NEG_INFINITY,
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
@@ -452,9 +478,11 @@ impl Participant {
             timing_offset: rng.next_bipolar(),
             swing: rng.next_f32(),
             vowel: rng.below(VOWELS.len() as u32) as usize,
+            personal_steps: PERSONAL_STEPS[rng.below(PERSONAL_STEPS.len() as u32) as usize],
             next_step_beat: 0.0,
             step: 0,
             chord_serial: u32::MAX,
+            chord_change_beat: f64::NAN,
             played_until_beat: f64::NEG_INFINITY,
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
@@ -655,8 +683,18 @@ impl Participant {
     fn sequence(&mut self, ctx: &ScoreContext, pool: &mut VoicePool) {
         let timbre = self.cfg.timbre;
         if timbre.is_sustained() && self.chord_serial != ctx.chord_serial {
-            self.chord_serial = ctx.chord_serial;
-            self.voice_chord(ctx, pool);
+            // the first chord at once; later changes after the voice's own lag (low unity)
+            if self.chord_serial == u32::MAX || self.chord_change_beat.is_nan() {
+                self.chord_change_beat = ctx.beat;
+            }
+            let lag = CHORD_LAG_BEATS
+                * self.params[Param::TimingSpread.index()] as f64
+                * (0.5 + 0.5 * self.timing_offset as f64);
+            if self.chord_serial == u32::MAX || ctx.beat >= self.chord_change_beat + lag {
+                self.chord_serial = ctx.chord_serial;
+                self.chord_change_beat = f64::NAN;
+                self.voice_chord(ctx, pool);
+            }
         }
         let grid = self.cfg.grid_beats.max(1e-3) as f64;
         if ctx.beat < self.next_step_beat {
@@ -665,12 +703,13 @@ impl Participant {
         let step = self.step;
         self.step += 1;
         let p = self.params;
-        // timing: personal offset and swing (low unity), random waver (falter)
+        // timing: personal lag and swing (low unity), random waver (falter); only ever late,
+        // so a note meant for a bar line never sounds the chord before it
         let spread = p[Param::TimingSpread.index()];
         let falter = p[Param::Falter.index()];
-        let mut offset =
-            spread * (0.22 * self.timing_offset + 0.18 * self.swing * (self.step % 2) as f32);
-        offset += falter * 0.35 * self.rng.next_bipolar();
+        let lag = 0.5 + 0.5 * self.timing_offset;
+        let mut offset = spread * (0.22 * lag + 0.18 * self.swing * (self.step % 2) as f32);
+        offset += falter * 0.35 * self.rng.next_f32();
         self.next_step_beat =
             ((self.step as f64 + offset as f64) * grid).max(ctx.beat + grid * 0.25);
         if self.chord_serial == u32::MAX {
@@ -748,9 +787,9 @@ impl Participant {
             chord.tone_midi(i0 + self.motif.contour(step) as i32, low)
         };
         if !self.rng.chance(p[Param::ChordLock.index()]) {
-            // personal line: a passing tone of the scale next to the chord tone
-            let dir = if self.rng.chance(0.5) { 1 } else { -1 };
-            note = ctx.scale.step(note, dir);
+            // personal line: a tone of the participant's own chord (the communal one moved
+            // in the key), next to or a third from the chord tone
+            note = ctx.scale.step(note, self.personal_steps);
         }
         if self.rng.chance(p[Param::NonChord.index()]) {
             note = tension_tone(&chord, &ctx.scale, note, &mut self.rng);
@@ -764,9 +803,11 @@ impl Participant {
         let mut notes = [0i32; 4];
         let count = match self.cfg.timbre {
             Timbre::Drone => {
+                // the tonic pedal, and above it the fifth or, when the chord lacks it, the
+                // chord tone nearest it (so the pedal never blurs the chord more than its root)
                 let tonic = Self::fold(ctx.tonic_pc as i32, low, high);
                 notes[0] = tonic;
-                notes[1] = tonic + 7;
+                notes[1] = chord.nearest_tone(tonic + 7);
                 2
             }
             Timbre::Choir => {
@@ -781,17 +822,25 @@ impl Participant {
                 for (k, n) in notes.iter_mut().enumerate() {
                     *n = chord.tone_midi(i0 + k as i32, low);
                 }
-                // low unity: a personal colour tone replaces the top note
-                if !self.rng.chance(self.params[Param::ChordLock.index()]) {
-                    notes[3] = ctx.scale.step(notes[3], 1);
-                }
                 if self.rng.chance(self.params[Param::NonChord.index()]) {
                     notes[3] = tension_tone(&chord, &ctx.scale, notes[3], &mut self.rng);
                 }
                 4
             }
         };
+        // low unity: the voice holds its own chord, the communal one moved in the key
+        let lock = self.params[Param::ChordLock.index()];
+        if self.cfg.timbre != Timbre::Drone && self.rng.chance(personal_chord_chance(lock)) {
+            for n in notes.iter_mut().take(count) {
+                *n = Self::fold(ctx.scale.step(*n, self.personal_steps), low, high);
+            }
+        }
         let notes = &notes[..count];
+        // a chord change (not the first chord) moves voice by voice, quickly
+        let changing = self
+            .lanes
+            .iter()
+            .any(|l| l.played < 0 && matches!(l.stage, Stage::Attack | Stage::Decay));
         // keep common tones, release the rest, then start the new ones
         let mut kept = [false; 4];
         for l in 0..LANES {
@@ -801,14 +850,36 @@ impl Participant {
             }
             match notes.iter().position(|n| *n as f32 == lane.note) {
                 Some(k) if !kept[k] => kept[k] = true,
-                _ => self.release_lane(l, ctx.sample_rate, pool),
+                _ => self.move_off(l, changing, ctx, pool),
             }
         }
         for (k, n) in notes.iter().enumerate() {
             if !kept[k] {
-                let lane = self.free_lane(pool);
-                self.start_lane(lane, *n as f32, 0.8, f64::INFINITY, -1, ctx, pool);
+                self.move_on(*n, changing, ctx, pool);
             }
+        }
+    }
+
+    /// Releases a generated chord tone; at a chord change, within
+    /// [`CHORD_CHANGE_RELEASE_SECS`] (so the old chord does not cloud the new one).
+    fn move_off(&mut self, l: usize, changing: bool, ctx: &ScoreContext, pool: &mut VoicePool) {
+        self.release_lane(l, ctx.sample_rate, pool);
+        let secs = self.cfg.release_secs.min(CHORD_CHANGE_RELEASE_SECS);
+        if changing {
+            let (bank, i) = pool.lane(self.lanes[l].slot);
+            bank.params.env_coef[i] = coef(secs.max(0.005) / 4.0, ctx.sample_rate);
+        }
+    }
+
+    /// Starts a generated chord tone; at a chord change its attack takes at most
+    /// [`CHORD_CHANGE_ATTACK_SECS`].
+    fn move_on(&mut self, note: i32, changing: bool, ctx: &ScoreContext, pool: &mut VoicePool) {
+        let l = self.free_lane(pool);
+        self.start_lane(l, note as f32, 0.8, f64::INFINITY, -1, ctx, pool);
+        if changing && self.lanes[l].stage == Stage::Attack {
+            let secs = self.cfg.attack_secs.min(CHORD_CHANGE_ATTACK_SECS);
+            let (bank, i) = pool.lane(self.lanes[l].slot);
+            bank.params.env_coef[i] = coef(secs.max(0.001) / 1.47, ctx.sample_rate);
         }
     }
 
@@ -834,9 +905,8 @@ impl Participant {
         }
         if let Some(t) = top {
             if self.lanes[t].note as i32 != target {
-                self.release_lane(t, ctx.sample_rate, pool);
-                let lane = self.free_lane(pool);
-                self.start_lane(lane, target as f32, 0.8, f64::INFINITY, -1, ctx, pool);
+                self.move_off(t, true, ctx, pool);
+                self.move_on(target, true, ctx, pool);
             }
         }
     }

@@ -257,22 +257,29 @@ fn section_probe(name: &str, section: &str) -> Patch {
     Patch::parse(&path, &toml::to_string(&table).unwrap()).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Mean top-3 pitch-class share per bar of one participant per archetype, every core mood
+/// Mean top-3 pitch-class share per bar of two participants per archetype, every core mood
 /// held (energy 0.6, brightness 0.5, tension at the patch's default) and unity at `unity`.
+/// The participants join once the communal mood has settled, so their own moods (which
+/// show at low unity) are the room's.
 fn unity_probe(patch: &Patch, unity: f32) -> f32 {
     use crate::common::{dim, Script};
-    let secs = 34.0;
+    let secs = 40.0;
     let mut s = Script::default()
         .communal(0.0, dim(patch, "energy"), 0.6)
         .communal(0.0, dim(patch, "brightness"), 0.5)
         .communal(0.0, dim(patch, "unity"), unity);
-    for a in 0..patch.archetypes.len() {
-        s = s.join(0.1 * a as f64, a as u32 + 1, Some(a as u16));
+    let archetypes = patch.archetypes.len();
+    for i in 0..2 * archetypes {
+        s = s.join(
+            8.0 + 0.1 * i as f64,
+            i as u32 + 1,
+            Some((i % archetypes) as u16),
+        );
     }
     let out = crate::common::render_blocks(patch, &s.performance(secs), 1024, None);
     let cfg = patch.config(SR, None);
     let bar_secs = 60.0 / cfg.tempo_bpm * cfg.beats_per_bar as f32;
-    let start = (8.0 / bar_secs).ceil() * bar_secs;
+    let start = (14.0 / bar_secs).ceil() * bar_secs;
     mean(&Frames::of_stereo(&out, SR as f32).top3_per_bar(bar_secs, start, secs as f32))
 }
 
@@ -444,4 +451,124 @@ fn one_voice_of_each_timbre_is_about_as_loud_as_another() {
     let loudest = figures.iter().map(|f| f.1).fold(f64::MIN, f64::max);
     let quietest = figures.iter().map(|f| f.1).fold(f64::MAX, f64::min);
     assert!(loudest - quietest < 2.0, "{figures:?}");
+}
+
+#[test]
+#[ignore]
+fn diag_voice_chroma() {
+    use crate::common::{dim, Script};
+    for (name, section) in [
+        ("sleep-gathering", "storm"),
+        ("kaleidoscope-nights", "weave"),
+    ] {
+        let patch = section_probe(name, section);
+        for unity in [0.1f32, 0.9] {
+            let secs = 34.0;
+            for solo in 0..patch.archetypes.len() {
+                let mut s = Script::default()
+                    .communal(0.0, dim(&patch, "energy"), 0.6)
+                    .communal(0.0, dim(&patch, "brightness"), 0.5)
+                    .communal(0.0, dim(&patch, "unity"), unity);
+                s = s.join(8.0, 1, Some(solo as u16));
+                let out = crate::common::render_blocks(&patch, &s.performance(secs), 1024, None);
+                let cfg = patch.config(SR, None);
+                let bar_secs = 60.0 / cfg.tempo_bpm * cfg.beats_per_bar as f32;
+                let f = Frames::of_stereo(&out, SR as f32);
+                let energy: f64 = f
+                    .chroma
+                    .iter()
+                    .flat_map(|c| c.iter())
+                    .map(|v| *v as f64)
+                    .sum();
+                let top = mean(&f.top3_per_bar(bar_secs, 14.0, secs as f32));
+                println!(
+                    "{name} {section} unity {unity}: {} energy {:.2e} top3 {:.1} %",
+                    patch.archetypes[solo],
+                    energy,
+                    top * 100.0
+                );
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore]
+fn diag_bars() {
+    use crate::common::{dim, Script};
+    const NAMES: [&str; 12] = [
+        "C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B",
+    ];
+    let name = std::env::var("DIAG_PIECE").unwrap_or("sleep-gathering".into());
+    let section = std::env::var("DIAG_SECTION").unwrap_or("crescendo".into());
+    let unity: f32 = std::env::var("DIAG_UNITY")
+        .map(|u| u.parse().unwrap())
+        .unwrap_or(0.9);
+    let mut patch_text =
+        std::fs::read_to_string(patches_dir().join(format!("{name}.toml"))).unwrap();
+    if let Ok(extra) = std::env::var("DIAG_REPLACE") {
+        let (a, b) = extra.split_once("=>").unwrap();
+        patch_text = patch_text.replace(a, &b.replace("\\n", "\n"));
+    }
+    let mut table: toml::Table = without_leveler(&patch_text).parse().unwrap();
+    let score = table.get_mut("score").unwrap().as_table_mut().unwrap();
+    score.remove("transitions");
+    score.insert("start".into(), toml::Value::String(section.clone()));
+    let patch = Patch::parse(Path::new("x.toml"), &toml::to_string(&table).unwrap()).unwrap();
+    let only: Option<usize> = std::env::var("DIAG_ONLY").ok().map(|v| v.parse().unwrap());
+    let secs = 40.0;
+    let mut s = Script::default()
+        .communal(0.0, dim(&patch, "energy"), 0.6)
+        .communal(0.0, dim(&patch, "brightness"), 0.5)
+        .communal(0.0, dim(&patch, "unity"), unity);
+    for a in 0..patch.archetypes.len() {
+        if only.is_none_or(|o| o == a) {
+            s = s.join(8.0 + 0.1 * a as f64, a as u32 + 1, Some(a as u16));
+        }
+    }
+    let out = crate::common::render_blocks(&patch, &s.performance(secs), 1024, None);
+    let cfg = patch.config(SR, None);
+    let bar_secs = 60.0 / cfg.tempo_bpm * cfg.beats_per_bar as f32;
+    let f = Frames::of_stereo(&out, SR as f32);
+    let mut t = (14.0 / bar_secs).ceil() * bar_secs;
+    while t + bar_secs <= secs as f32 {
+        let c = f.chroma_between(t, t + bar_secs);
+        let r = ranked_classes(&c);
+        println!(
+            "bar at {t:5.1}: top3 {:.0} %  {}",
+            top3_share(&c) * 100.0,
+            r[..6]
+                .iter()
+                .map(|k| format!("{} {:.0}", NAMES[*k as usize], c[*k as usize] * 100.0))
+                .collect::<Vec<_>>()
+                .join("  ")
+        );
+        t += bar_secs;
+    }
+}
+
+#[test]
+#[ignore]
+fn diag_bass_notes() {
+    use crate::common::{dim, Script};
+    let patch = section_probe("sleep-gathering", "crescendo");
+    let s = Script::default()
+        .communal(0.0, dim(&patch, "energy"), 0.6)
+        .communal(0.0, dim(&patch, "brightness"), 0.5)
+        .communal(0.0, dim(&patch, "unity"), 0.9)
+        .join(8.3, 4, Some(3));
+    let out = crate::common::render_blocks(&patch, &s.performance(40.0), 1024, None);
+    let x = mono(&out);
+    let beat = 60.0 / 72.0;
+    for b in 0..40 {
+        let t = 16.67 + b as f32 * beat * 0.5;
+        let w = &x[(t * SR as f32) as usize..((t + beat * 0.5) * SR as f32) as usize];
+        let hz = crate::common::measure::dominant_pitch_hz(w, SR as f32);
+        let midi = 69.0 + 12.0 * (hz / 440.0).log2();
+        println!(
+            "t {t:5.2} bar {:.2}: {hz:6.1} Hz midi {midi:5.1} rms {:.4}",
+            t / (4.0 * beat),
+            crate::common::measure::rms(w)
+        );
+    }
 }
