@@ -1,7 +1,7 @@
 //! One participant's voice on the audio thread: its personal motif, timing and place in the
 //! stereo field, the notes it plays inside the communal chord, and its eight lanes.
 
-use super::config::{ArchetypeConfig, Param, SectionConfig, Timbre};
+use super::config::{ArchetypeConfig, Param, Role, SectionConfig, Timbre};
 use super::mood::MoodState;
 use super::voice::{svf_coefficients, LaneBank, LaneFrame, LaneSlot, VoicePool, LANES};
 use crate::control::{Expression, ParticipantId};
@@ -272,12 +272,12 @@ const VOWELS: [(f32, f32); 5] = [
 ];
 
 /// The personal chords a participant may hold at low unity: the communal chord moved by
-/// this many scale steps (the neighbouring chords, or a fourth away in the key).
-const PERSONAL_STEPS: [i32; 4] = [1, -1, 3, -3];
+/// this many scale steps (the neighbouring chords, or a third or a fourth away in the key).
+const PERSONAL_STEPS: [i32; 6] = [1, -1, 3, -3, 2, -2];
 
-/// Chance that a sustained voice holds its own chord instead of the communal one at a
-/// chord change, from the chord lock: never above a lock of 0.85, rarely at the moderate
-/// locks of a calm room (0.12 at 0.72), always below 0.25.
+/// Chance that a voice plays its own chord instead of the communal one (a sustained voice at
+/// a chord change, a melodic one at a note), from the chord lock: never above a lock of
+/// 0.85, rarely at the moderate locks of a calm room (0.12 at 0.72), always below 0.25.
 fn personal_chord_chance(chord_lock: f32) -> f32 {
     let x = ((0.85 - chord_lock) / 0.6).clamp(0.0, 1.0);
     x * x * (3.0 - 2.0 * x)
@@ -474,7 +474,11 @@ impl Participant {
             design: design(cfg.timbre),
             motif: Motif::generate(motif_seed, &cfg.motif),
             motif_seed,
-            home_pan: rng.next_bipolar(),
+            home_pan: {
+                // towards the sides: a wide ensemble sounds wide, not bunched in the middle
+                let h = rng.next_bipolar();
+                h.signum() * h.abs().sqrt()
+            },
             timing_offset: rng.next_bipolar(),
             swing: rng.next_f32(),
             vowel: rng.below(VOWELS.len() as u32) as usize,
@@ -786,12 +790,17 @@ impl Participant {
             let i0 = Self::center_index(&chord, low, high);
             chord.tone_midi(i0 + self.motif.contour(step) as i32, low)
         };
-        if !self.rng.chance(p[Param::ChordLock.index()]) {
+        if self
+            .rng
+            .chance(personal_chord_chance(p[Param::ChordLock.index()]))
+        {
             // personal line: a tone of the participant's own chord (the communal one moved
-            // in the key), next to or a third from the chord tone
+            // in the key), next to or a fourth from the chord tone
             note = ctx.scale.step(note, self.personal_steps);
         }
-        if self.rng.chance(p[Param::NonChord.index()]) {
+        // the bass keeps its downbeats on the harmony, whatever the tension
+        let downbeat = self.cfg.timbre == Timbre::Bass && step.is_multiple_of(2);
+        if !downbeat && self.rng.chance(p[Param::NonChord.index()]) {
             note = tension_tone(&chord, &ctx.scale, note, &mut self.rng);
         }
         Self::fold(note, low, high)
@@ -803,10 +812,11 @@ impl Participant {
         let mut notes = [0i32; 4];
         let count = match self.cfg.timbre {
             Timbre::Drone => {
-                // the tonic pedal, and above it the fifth or, when the chord lacks it, the
-                // chord tone nearest it (so the pedal never blurs the chord more than its root)
+                // the tonic pedal and the fifth above it; a chord without one of them has
+                // the pedal yield to its nearest chord tone, so the pedal never clouds the
+                // harmony
                 let tonic = Self::fold(ctx.tonic_pc as i32, low, high);
-                notes[0] = tonic;
+                notes[0] = chord.nearest_tone(tonic);
                 notes[1] = chord.nearest_tone(tonic + 7);
                 2
             }
@@ -828,11 +838,23 @@ impl Participant {
                 4
             }
         };
-        // low unity: the voice holds its own chord, the communal one moved in the key
+        // low unity: the voice holds its own chord, the communal one moved in the key, with
+        // a doubled tone turned into a colour of its own (the drone keeps its pedal and moves
+        // only its upper voice)
         let lock = self.params[Param::ChordLock.index()];
-        if self.cfg.timbre != Timbre::Drone && self.rng.chance(personal_chord_chance(lock)) {
-            for n in notes.iter_mut().take(count) {
+        if self.rng.chance(personal_chord_chance(lock)) {
+            let first = if self.cfg.timbre == Timbre::Drone {
+                1
+            } else {
+                0
+            };
+            for n in notes.iter_mut().take(count).skip(first) {
                 *n = Self::fold(ctx.scale.step(*n, self.personal_steps), low, high);
+            }
+            if let Some(k) =
+                (1..count).find(|&k| notes[..k].iter().any(|n| (n - notes[k]) % 12 == 0))
+            {
+                notes[k] = ctx.scale.step(notes[k], 1);
             }
         }
         let notes = &notes[..count];
@@ -1056,7 +1078,13 @@ impl Participant {
             * (level_db * 0.05 * std::f32::consts::LN_10).exp()
             * self.gain_scale;
         let width = p[Param::StereoWidth.index()];
-        let pan = (self.home_pan * width + lane.spread * 0.4 * width).clamp(-1.0, 1.0);
+        // the low end stays near the middle, as in any mix
+        let reach = if self.cfg.role == Role::Bass {
+            0.3
+        } else {
+            1.0
+        };
+        let pan = ((self.home_pan * reach + lane.spread * 0.4) * width).clamp(-1.0, 1.0);
         let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;
         bp.gain_l[l] = gain * angle.cos();
         bp.gain_r[l] = gain * angle.sin();
