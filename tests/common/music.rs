@@ -52,7 +52,24 @@ pub struct Frames {
     pub chroma: Vec<[f32; 12]>,
     /// Power below [`LOW_BAND_HZ`], between it and [`MID_BAND_HZ`], and above, per frame.
     pub bands: Vec<[f64; 3]>,
+    /// Power in prominent spectral peaks and in all bins, 60 Hz to 5 kHz, per frame.
+    pub tonal: Vec<(f64, f64)>,
+    /// Power in third-octave bands centred from 25 Hz to 400 Hz, per frame.
+    pub low_thirds: Vec<[f64; LOW_THIRDS]>,
+    /// Above [`WIDTH_FROM_HZ`]: the real part of the left-right cross spectrum and the
+    /// left and right powers, per frame (stereo analyses only).
+    pub stereo: Vec<[f64; 3]>,
 }
+
+/// The stereo image is measured above this frequency, where it is heard (a mix keeps its
+/// bass in the middle).
+pub const WIDTH_FROM_HZ: f32 = 200.0;
+
+/// Third-octave bands of [`Frames::low_thirds`]: centres 25 Hz × 2^(k/3), k = 0..13.
+pub const LOW_THIRDS: usize = 13;
+/// A peak is prominent when its power is this many times the mean power of the bins
+/// around it (±32 bins): white noise reaches it in 0.25 % of its bins.
+const PROMINENCE: f32 = 6.0;
 
 impl Frames {
     /// Analyses a mono signal.
@@ -94,6 +111,8 @@ impl Frames {
         let mut buf = vec![Complex::new(0.0f32, 0.0); n];
         let mut scratch = vec![Complex::new(0.0f32, 0.0); fft.get_inplace_scratch_len()];
         let mut power = vec![0.0f32; n / 2 + 1];
+        let mut first = vec![Complex::new(0.0f32, 0.0); n / 2 + 1];
+        let width_from = (WIDTH_FROM_HZ / bin_hz).round() as usize;
         let count = if len <= n {
             1
         } else {
@@ -102,7 +121,7 @@ impl Frames {
         for i in 0..count {
             let start = i * hop;
             power.fill(0.0);
-            for x in channels {
+            for (ch, x) in channels.iter().enumerate() {
                 for (j, b) in buf.iter_mut().enumerate() {
                     let v = x.get(start + j).copied().unwrap_or(0.0);
                     *b = Complex::new(v * win[j], 0.0);
@@ -110,6 +129,19 @@ impl Frames {
                 fft.process_with_scratch(&mut buf, &mut scratch);
                 for (p, c) in power.iter_mut().zip(&buf) {
                     *p += c.norm_sqr();
+                }
+                if channels.len() == 2 {
+                    if ch == 0 {
+                        first.copy_from_slice(&buf[..=n / 2]);
+                    } else {
+                        let mut acc = [0.0f64; 3];
+                        for (l, r) in first.iter().zip(&buf).skip(width_from) {
+                            acc[0] += (l * r.conj()).re as f64;
+                            acc[1] += l.norm_sqr() as f64;
+                            acc[2] += r.norm_sqr() as f64;
+                        }
+                        out.stereo.push(acc);
+                    }
                 }
             }
             let mut bands = [0.0f64; 3];
@@ -125,6 +157,8 @@ impl Frames {
             }
             out.bands.push(bands);
             out.chroma.push(peak_chroma(&power, lo, hi, bin_hz));
+            out.tonal.push(tonal_power(&power, bin_hz));
+            out.low_thirds.push(low_thirds(&power, bin_hz));
         }
         out
     }
@@ -215,10 +249,87 @@ impl Frames {
         acc.map(|a| (a / total) as f32)
     }
 
+    /// Share of the power (60 Hz to 5 kHz) in prominent spectral peaks over a stretch of
+    /// time: near 1 for notes, near 0 for noise (a wind wash, a reverb's diffuse tail).
+    pub fn tonal_share_between(&self, start_secs: f32, end_secs: f32) -> f32 {
+        let (mut tonal, mut total) = (0.0f64, 0.0f64);
+        for (t, a) in &self.tonal[self.range(start_secs, end_secs)] {
+            tonal += t;
+            total += a;
+        }
+        if total > 0.0 {
+            (tonal / total) as f32
+        } else {
+            0.0
+        }
+    }
+
+    /// Correlation of left and right above [`WIDTH_FROM_HZ`] over a stretch of time (from
+    /// the cross spectrum): 1 for a mono image, about 0 for unrelated sides, -1 for
+    /// antiphase; 0 for silence or a mono analysis. Wider images have lower values.
+    pub fn correlation_between(&self, start_secs: f32, end_secs: f32) -> f32 {
+        let range = self.range(start_secs, end_secs);
+        let range = range.start.min(self.stereo.len())..range.end.min(self.stereo.len());
+        let mut acc = [0.0f64; 3];
+        for f in &self.stereo[range] {
+            for (a, v) in acc.iter_mut().zip(f) {
+                *a += v;
+            }
+        }
+        if acc[1] <= 0.0 || acc[2] <= 0.0 {
+            return 0.0;
+        }
+        (acc[0] / (acc[1] * acc[2]).sqrt()) as f32
+    }
+
     /// Length of the analysed signal in seconds (to the last frame's end).
     pub fn secs(&self) -> f32 {
         self.hop_secs * self.chroma.len().saturating_sub(1) as f32 + self.window_secs
     }
+}
+
+/// Power of the prominent peaks (each with its two neighbouring bins) and total power,
+/// 60 Hz to 5 kHz.
+fn tonal_power(power: &[f32], bin_hz: f32) -> (f64, f64) {
+    const HALF: usize = 32;
+    let lo = ((60.0 / bin_hz) as usize).max(HALF + 1);
+    let hi = ((5000.0 / bin_hz) as usize).min(power.len().saturating_sub(HALF + 2));
+    if hi <= lo {
+        return (0.0, 0.0);
+    }
+    let mut prefix = Vec::with_capacity(power.len() + 1);
+    prefix.push(0.0f64);
+    for p in power {
+        prefix.push(prefix.last().unwrap() + *p as f64);
+    }
+    let (mut tonal, mut total) = (0.0f64, 0.0f64);
+    for k in lo..hi {
+        let p = power[k];
+        total += p as f64;
+        if p <= power[k - 1] || p < power[k + 1] {
+            continue;
+        }
+        let local = (prefix[k + HALF + 1] - prefix[k - HALF]) / (2 * HALF + 1) as f64;
+        if p as f64 > PROMINENCE as f64 * local {
+            tonal += (power[k - 1] + p + power[k + 1]) as f64;
+        }
+    }
+    (tonal.min(total), total)
+}
+
+/// Power per third-octave band centred on 25 Hz × 2^(k/3).
+fn low_thirds(power: &[f32], bin_hz: f32) -> [f64; LOW_THIRDS] {
+    let mut out = [0.0f64; LOW_THIRDS];
+    for (k, o) in out.iter_mut().enumerate() {
+        let centre = 25.0 * 2f32.powf(k as f32 / 3.0);
+        let a = (centre * 2f32.powf(-1.0 / 6.0) / bin_hz).round() as usize;
+        let b = (centre * 2f32.powf(1.0 / 6.0) / bin_hz).round() as usize;
+        *o = power[a.max(1)..b.min(power.len())]
+            .iter()
+            .map(|p| *p as f64)
+            .sum();
+    }
+    out
 }
 
 fn normalized<const N: usize>(acc: [f64; N]) -> [f32; N] {
@@ -514,4 +625,28 @@ pub fn harmonic_levels_db(
         }
     }
     (levels, (band(f0_hz) / total) as f32)
+}
+
+/// How much two sounds share the low end (25–450 Hz), frame by frame over a stretch of
+/// time: the overlap `Σ min(a_k, b_k)` of their third-octave band distributions (each
+/// normalized to sum 1), averaged over the frames where both sound (within 40 dB of their
+/// own loudest low frame). 1 = the same bands, 0 = different octaves; 0 when they never
+/// sound together.
+pub fn low_end_overlap(a: &Frames, b: &Frames, start_secs: f32, end_secs: f32) -> f32 {
+    let range = a.range(start_secs, end_secs);
+    let range = range.start..range.end.min(b.low_thirds.len());
+    let sum = |f: &[f64; LOW_THIRDS]| f.iter().sum::<f64>();
+    let loudest = |f: &Frames| f.low_thirds.iter().map(sum).fold(0.0f64, f64::max);
+    let (la, lb) = (loudest(a), loudest(b));
+    let mut overlaps = Vec::new();
+    for i in range {
+        let (fa, fb) = (&a.low_thirds[i], &b.low_thirds[i]);
+        let (sa, sb) = (sum(fa), sum(fb));
+        if sa <= la * 1e-4 || sb <= lb * 1e-4 || sa <= 0.0 || sb <= 0.0 {
+            continue;
+        }
+        let overlap: f64 = fa.iter().zip(fb).map(|(x, y)| (x / sa).min(y / sb)).sum();
+        overlaps.push(overlap as f32);
+    }
+    mean(&overlaps)
 }

@@ -325,3 +325,107 @@ fn loudness_of_sections_over_time_and_its_range() {
     assert_eq!(integrated_lufs(&[], SR), f64::NEG_INFINITY);
     assert_eq!(loudness_range_lu(&[0.0; 96_000], SR), 0.0);
 }
+
+#[test]
+fn tonal_share_tells_notes_from_noise() {
+    let chord = saw_chord(&[48.0, 60.0, 64.0, 67.0, 72.0], 4.0, 0.05);
+    let mut state = 0x9e37_79b9u32;
+    let noise: Vec<f32> = (0..4 * SR)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            0.1 * ((state >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+        })
+        .collect();
+    let (t_chord, t_noise) = (
+        frames(&chord).tonal_share_between(0.0, 4.0),
+        frames(&noise).tonal_share_between(0.0, 4.0),
+    );
+    // noise four times stronger (its power spread over the whole band) clouds the chord
+    let both = mix(&[chord.clone(), noise.iter().map(|v| v * 4.0).collect()]);
+    let t_both = frames(&both).tonal_share_between(0.0, 4.0);
+    println!(
+        "tonal share: chord {t_chord:.3}, noise {t_noise:.3}, chord under loud noise {t_both:.3}"
+    );
+    assert!(t_chord > 0.9, "{t_chord}");
+    assert!(t_noise < 0.05, "{t_noise}");
+    assert!(t_both < t_chord - 0.2 && t_both > t_noise + 0.2, "{t_both}");
+}
+
+#[test]
+fn low_end_overlap_tells_unisons_from_octaves() {
+    let a = frames(&tone(33.0, 4.0, 0.2, 4, 1.0));
+    let same = frames(&tone(33.0, 4.0, 0.1, 4, 1.0));
+    let octave_up = frames(&tone(45.0, 4.0, 0.1, 1, 1.0));
+    let two_up = frames(&tone(57.0, 4.0, 0.1, 1, 1.0));
+    let silent = frames(&vec![0.0; 4 * SR as usize]);
+    let (o_same, o_octave, o_two) = (
+        low_end_overlap(&a, &same, 0.0, 4.0),
+        low_end_overlap(&a, &octave_up, 0.0, 4.0),
+        low_end_overlap(&frames(&sine(midi_hz(33.0), 4.0, 0.2)), &two_up, 0.0, 4.0),
+    );
+    println!("low-end overlap: unison {o_same:.3}, octave above a 4-harmonic tone {o_octave:.3}, sines two octaves apart {o_two:.3}");
+    assert!(o_same > 0.95, "{o_same}");
+    // a sine an octave above a bass note shares the band of its 2nd harmonic only
+    assert!(o_octave < 0.4, "{o_octave}");
+    assert!(o_two < 0.05, "{o_two}");
+    assert_eq!(low_end_overlap(&a, &silent, 0.0, 4.0), 0.0);
+}
+
+#[test]
+fn stereo_frames_add_the_channels_powers() {
+    // a tone in antiphase vanishes from a mono sum, not from the stereo analysis
+    let x = sine(440.0, 2.0, 0.2);
+    let antiphase: Vec<f32> = x.iter().flat_map(|v| [*v, -*v]).collect();
+    let f = Frames::of_stereo(&antiphase, SR as f32);
+    assert!(f.chroma_between(0.0, 2.0)[9] > 0.99);
+    let mono: Vec<f32> = antiphase
+        .chunks_exact(2)
+        .map(|c| 0.5 * (c[0] + c[1]))
+        .collect();
+    assert_eq!(frames(&mono).chroma_between(0.0, 2.0), [0.0; 12]);
+}
+
+#[test]
+fn stereo_correlation_above_the_bass_measures_the_image() {
+    let chord = saw_chord(&[60.0, 64.0, 67.0], 3.0, 0.05);
+    let bass = tone(33.0, 3.0, 0.3, 1, 1.0);
+    let mut state = 0x2545_f491u32;
+    let mut noise = || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        0.05 * ((state >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+    };
+    let corr = |l: &[f32], r: &[f32]| {
+        let x: Vec<f32> = l.iter().zip(r).flat_map(|(a, b)| [*a, *b]).collect();
+        Frames::of_stereo(&x, SR as f32).correlation_between(0.0, 3.0)
+    };
+    let centre = corr(&chord, &chord);
+    // the chord hard left, a different noise on each side, a polarity flip
+    let silent = vec![0.0f32; chord.len()];
+    let one_sided = corr(&chord, &silent);
+    let (nl, nr): (Vec<f32>, Vec<f32>) = (0..chord.len()).map(|_| (noise(), noise())).unzip();
+    let unrelated = corr(&nl, &nr);
+    let flipped: Vec<f32> = chord.iter().map(|v| -v).collect();
+    let antiphase = corr(&chord, &flipped);
+    // two chords panned to opposite sides over a centred bass: the bass does not narrow
+    // the measured image
+    let other = saw_chord(&[62.0, 66.0, 69.0], 3.0, 0.05);
+    let left: Vec<f32> = (0..chord.len())
+        .map(|i| 0.9 * chord[i] + 0.2 * other[i] + bass[i])
+        .collect();
+    let right: Vec<f32> = (0..chord.len())
+        .map(|i| 0.2 * chord[i] + 0.9 * other[i] + bass[i])
+        .collect();
+    let panned = corr(&left, &right);
+    let expected = 2.0 * 0.9 * 0.2 / (0.81f32 + 0.04);
+    println!(
+        "correlation above 200 Hz: centred {centre:.3}, one-sided {one_sided:.3}, unrelated {unrelated:.3}, \
+         antiphase {antiphase:.3}, panned over a centred bass {panned:.3} (expected {expected:.3})"
+    );
+    assert!(centre > 0.999 && antiphase < -0.999);
+    assert!(one_sided.abs() < 1e-6 && unrelated.abs() < 0.05);
+    assert!((panned - expected).abs() < 0.05, "{panned}");
+}
