@@ -123,142 +123,160 @@ struct TimbreDesign {
     gate_steps: f32,
 }
 
+/// What every timbre starts from.
+const BASE: TimbreDesign = TimbreDesign {
+    saw: 0.0,
+    pulse: 0.0,
+    width: 0.5,
+    saw2: 0.0,
+    saw2_cents: 0.0,
+    sine: 0.0,
+    mod_ratio: 1.0,
+    fm_index: 0.0,
+    noise: 0.0,
+    key_track: 0.0,
+    cutoff_hz: 2000.0,
+    q: 0.707,
+    q2: 0.707,
+    fenv_oct: 0.0,
+    fenv_secs: 0.2,
+    lp: 1.0,
+    bp: 0.0,
+    bp2: 0.0,
+    vib_hz: 0.2,
+    vib_depth: 0.0,
+    gain: 0.3,
+    gate_steps: 1.0,
+};
+
+const PAD_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.5,
+    saw2: 0.5,
+    saw2_cents: 9.0,
+    cutoff_hz: 700.0,
+    key_track: 1.5,
+    q: 0.8,
+    vib_hz: 0.25,
+    vib_depth: 0.0015,
+    gain: 0.22,
+    gate_steps: 1e9,
+    ..BASE
+};
+
+const PLUCK_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.7,
+    pulse: 0.25,
+    width: 0.3,
+    key_track: 1.0,
+    cutoff_hz: 250.0,
+    q: 1.4,
+    fenv_oct: 4.5,
+    fenv_secs: 0.12,
+    gain: 0.452,
+    gate_steps: 1.0,
+    ..BASE
+};
+
+const BELL_DESIGN: TimbreDesign = TimbreDesign {
+    sine: 1.0,
+    mod_ratio: 3.0,
+    fm_index: 0.3,
+    cutoff_hz: 9000.0,
+    q: 0.6,
+    fenv_oct: 0.0,
+    fenv_secs: 0.8,
+    gain: 0.2,
+    gate_steps: 2.0,
+    ..BASE
+};
+
+const DRONE_DESIGN: TimbreDesign = TimbreDesign {
+    pulse: 0.5,
+    width: 0.42,
+    saw2: 0.5,
+    saw2_cents: 5.0,
+    cutoff_hz: 240.0,
+    key_track: 1.2,
+    q: 1.8,
+    vib_hz: 0.07,
+    vib_depth: 0.001,
+    gain: 0.185,
+    gate_steps: 1e9,
+    ..BASE
+};
+
+const CHOIR_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.6,
+    saw2: 0.4,
+    saw2_cents: 12.0,
+    // a broad first formant over a warm low-pass body keeps the fundamental the
+    // strongest partial; the narrow second formant gives the vowel
+    lp: 0.6,
+    bp: 0.8,
+    bp2: 0.8,
+    cutoff_hz: 700.0,
+    q: 1.0,
+    q2: 5.2,
+    vib_hz: 5.2,
+    vib_depth: 0.005,
+    gain: 0.273,
+    gate_steps: 1e9,
+    ..BASE
+};
+
+const BASS_DESIGN: TimbreDesign = TimbreDesign {
+    pulse: 0.5,
+    width: 0.5,
+    sine: 0.7,
+    key_track: 2.0,
+    cutoff_hz: 120.0,
+    q: 1.1,
+    fenv_oct: 2.0,
+    fenv_secs: 0.15,
+    gain: 0.29,
+    gate_steps: 0.9,
+    ..BASE
+};
+
+const WIND_DESIGN: TimbreDesign = TimbreDesign {
+    noise: 1.0,
+    lp: 0.0,
+    bp: 1.0,
+    bp2: 0.5,
+    key_track: 1.0,
+    q: 14.0,
+    vib_hz: 0.3,
+    vib_depth: 0.003,
+    gain: 2.395,
+    gate_steps: 6.0,
+    ..BASE
+};
+
+const LEAD_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.3,
+    sine: 0.7,
+    mod_ratio: 1.0,
+    fm_index: 0.15,
+    key_track: 3.0,
+    cutoff_hz: 200.0,
+    q: 0.9,
+    vib_hz: 5.0,
+    vib_depth: 0.004,
+    gain: 0.25,
+    gate_steps: 1.8,
+    ..BASE
+};
+
 fn design(timbre: Timbre) -> TimbreDesign {
-    let base = TimbreDesign {
-        saw: 0.0,
-        pulse: 0.0,
-        width: 0.5,
-        saw2: 0.0,
-        saw2_cents: 0.0,
-        sine: 0.0,
-        mod_ratio: 1.0,
-        fm_index: 0.0,
-        noise: 0.0,
-        key_track: 0.0,
-        cutoff_hz: 2000.0,
-        q: 0.707,
-        q2: 0.707,
-        fenv_oct: 0.0,
-        fenv_secs: 0.2,
-        lp: 1.0,
-        bp: 0.0,
-        bp2: 0.0,
-        vib_hz: 0.2,
-        vib_depth: 0.0,
-        gain: 0.3,
-        gate_steps: 1.0,
-    };
     match timbre {
-        Timbre::Pad => TimbreDesign {
-            saw: 0.5,
-            saw2: 0.5,
-            saw2_cents: 9.0,
-            cutoff_hz: 700.0,
-            key_track: 1.5,
-            q: 0.8,
-            vib_hz: 0.25,
-            vib_depth: 0.0015,
-            gain: 0.22,
-            gate_steps: 1e9,
-            ..base
-        },
-        Timbre::Pluck => TimbreDesign {
-            saw: 0.7,
-            pulse: 0.25,
-            width: 0.3,
-            key_track: 1.0,
-            cutoff_hz: 250.0,
-            q: 1.4,
-            fenv_oct: 4.5,
-            fenv_secs: 0.12,
-            gain: 0.452,
-            gate_steps: 1.0,
-            ..base
-        },
-        Timbre::Bell => TimbreDesign {
-            sine: 1.0,
-            mod_ratio: 3.0,
-            fm_index: 0.3,
-            cutoff_hz: 9000.0,
-            q: 0.6,
-            fenv_oct: 0.0,
-            fenv_secs: 0.8,
-            gain: 0.2,
-            gate_steps: 2.0,
-            ..base
-        },
-        Timbre::Drone => TimbreDesign {
-            pulse: 0.5,
-            width: 0.42,
-            saw2: 0.5,
-            saw2_cents: 5.0,
-            cutoff_hz: 240.0,
-            key_track: 1.2,
-            q: 1.8,
-            vib_hz: 0.07,
-            vib_depth: 0.001,
-            gain: 0.185,
-            gate_steps: 1e9,
-            ..base
-        },
-        Timbre::Choir => TimbreDesign {
-            saw: 0.6,
-            saw2: 0.4,
-            saw2_cents: 12.0,
-            // a broad first formant over a warm low-pass body keeps the fundamental the
-            // strongest partial; the narrow second formant gives the vowel
-            lp: 0.6,
-            bp: 0.8,
-            bp2: 0.8,
-            cutoff_hz: 700.0,
-            q: 1.0,
-            q2: 5.2,
-            vib_hz: 5.2,
-            vib_depth: 0.005,
-            gain: 0.273,
-            gate_steps: 1e9,
-            ..base
-        },
-        Timbre::Bass => TimbreDesign {
-            pulse: 0.5,
-            width: 0.5,
-            sine: 0.7,
-            key_track: 2.0,
-            cutoff_hz: 120.0,
-            q: 1.1,
-            fenv_oct: 2.0,
-            fenv_secs: 0.15,
-            gain: 0.29,
-            gate_steps: 0.9,
-            ..base
-        },
-        Timbre::Wind => TimbreDesign {
-            noise: 1.0,
-            lp: 0.0,
-            bp: 1.0,
-            bp2: 0.5,
-            key_track: 1.0,
-            q: 14.0,
-            vib_hz: 0.3,
-            vib_depth: 0.003,
-            gain: 2.395,
-            gate_steps: 6.0,
-            ..base
-        },
-        Timbre::Lead => TimbreDesign {
-            saw: 0.3,
-            sine: 0.7,
-            mod_ratio: 1.0,
-            fm_index: 0.15,
-            key_track: 3.0,
-            cutoff_hz: 200.0,
-            q: 0.9,
-            vib_hz: 5.0,
-            vib_depth: 0.004,
-            gain: 0.25,
-            gate_steps: 1.8,
-            ..base
-        },
+        Timbre::Pad => PAD_DESIGN,
+        Timbre::Pluck => PLUCK_DESIGN,
+        Timbre::Bell => BELL_DESIGN,
+        Timbre::Drone => DRONE_DESIGN,
+        Timbre::Choir => CHOIR_DESIGN,
+        Timbre::Bass => BASS_DESIGN,
+        Timbre::Wind => WIND_DESIGN,
+        Timbre::Lead => LEAD_DESIGN,
     }
 }
 
