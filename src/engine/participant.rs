@@ -813,7 +813,7 @@ impl Participant {
             .chance(personal_chord_chance(p[Param::ChordLock.index()]))
         {
             // personal line: a tone of the participant's own chord (the communal one moved
-            // in the key), next to or a fourth from the chord tone
+            // in the key), a step, a third or a fourth from the chord tone
             note = ctx.scale.step(note, self.personal_steps);
         }
         // the bass keeps its downbeats on the harmony, whatever the tension
