@@ -24,7 +24,7 @@ pub enum Timbre {
     Drone,
     /// Formant-filtered voices singing a vowel, with vibrato.
     Choir,
-    /// Pulse bass with a sub sine.
+    /// Pulse bass with a sine on its fundamental.
     Bass,
     /// Pitched wind: noise through a resonant band-pass.
     Wind,

@@ -1,7 +1,7 @@
 //! One participant's voice on the audio thread: its personal motif, timing and place in the
 //! stereo field, the notes it plays inside the communal chord, and its eight lanes.
 
-use super::config::{ArchetypeConfig, Param, SectionConfig, Timbre};
+use super::config::{ArchetypeConfig, Param, Role, SectionConfig, Timbre};
 use super::mood::MoodState;
 use super::voice::{svf_coefficients, LaneBank, LaneFrame, LaneSlot, VoicePool, LANES};
 use crate::control::{Expression, ParticipantId};
@@ -85,6 +85,14 @@ const IDLE_LANE: Lane = Lane {
 /// (about 1.4 × its release time) and is freed at the zero crossing, inaudibly.
 const ENV_FLOOR: f32 = 0.004;
 
+/// Longest lag, in beats, of a sustained voice following a chord change (at full timing
+/// spread: low unity lets each voice change chords in its own time).
+const CHORD_LAG_BEATS: f64 = 1.5;
+/// Longest release of a sustained voice's chord tone that a chord change lets go.
+const CHORD_CHANGE_RELEASE_SECS: f32 = 0.6;
+/// Longest attack of a sustained voice's new chord tone at a chord change.
+const CHORD_CHANGE_ATTACK_SECS: f32 = 0.35;
+
 /// Fade time of a participant who leaves.
 pub const LEAVE_FADE_SECS: f32 = 1.5;
 
@@ -105,6 +113,8 @@ struct TimbreDesign {
     key_track: f32,
     cutoff_hz: f32,
     q: f32,
+    /// Resonance of filter 2 (the choir's second formant).
+    q2: f32,
     fenv_oct: f32,
     fenv_secs: f32,
     lp: f32,
@@ -117,138 +127,160 @@ struct TimbreDesign {
     gate_steps: f32,
 }
 
+/// What every timbre starts from.
+const BASE: TimbreDesign = TimbreDesign {
+    saw: 0.0,
+    pulse: 0.0,
+    width: 0.5,
+    saw2: 0.0,
+    saw2_cents: 0.0,
+    sine: 0.0,
+    mod_ratio: 1.0,
+    fm_index: 0.0,
+    noise: 0.0,
+    key_track: 0.0,
+    cutoff_hz: 2000.0,
+    q: 0.707,
+    q2: 0.707,
+    fenv_oct: 0.0,
+    fenv_secs: 0.2,
+    lp: 1.0,
+    bp: 0.0,
+    bp2: 0.0,
+    vib_hz: 0.2,
+    vib_depth: 0.0,
+    gain: 0.3,
+    gate_steps: 1.0,
+};
+
+const PAD_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.5,
+    saw2: 0.5,
+    saw2_cents: 9.0,
+    cutoff_hz: 700.0,
+    key_track: 1.5,
+    q: 0.8,
+    vib_hz: 0.25,
+    vib_depth: 0.0015,
+    gain: 0.22,
+    gate_steps: 1e9,
+    ..BASE
+};
+
+const PLUCK_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.7,
+    pulse: 0.25,
+    width: 0.3,
+    key_track: 1.0,
+    cutoff_hz: 250.0,
+    q: 1.4,
+    fenv_oct: 4.5,
+    fenv_secs: 0.12,
+    gain: 0.452,
+    gate_steps: 1.0,
+    ..BASE
+};
+
+const BELL_DESIGN: TimbreDesign = TimbreDesign {
+    sine: 1.0,
+    mod_ratio: 3.0,
+    fm_index: 0.3,
+    cutoff_hz: 9000.0,
+    q: 0.6,
+    fenv_oct: 0.0,
+    fenv_secs: 0.8,
+    gain: 0.2,
+    gate_steps: 2.0,
+    ..BASE
+};
+
+const DRONE_DESIGN: TimbreDesign = TimbreDesign {
+    pulse: 0.5,
+    width: 0.42,
+    saw2: 0.5,
+    saw2_cents: 5.0,
+    cutoff_hz: 240.0,
+    key_track: 1.2,
+    q: 1.8,
+    vib_hz: 0.07,
+    vib_depth: 0.001,
+    gain: 0.185,
+    gate_steps: 1e9,
+    ..BASE
+};
+
+const CHOIR_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.6,
+    saw2: 0.4,
+    saw2_cents: 12.0,
+    // a broad first formant over a warm low-pass body keeps the fundamental the
+    // strongest partial; the narrow second formant gives the vowel
+    lp: 0.6,
+    bp: 0.8,
+    bp2: 0.8,
+    cutoff_hz: 700.0,
+    q: 1.0,
+    q2: 5.2,
+    vib_hz: 5.2,
+    vib_depth: 0.005,
+    gain: 0.273,
+    gate_steps: 1e9,
+    ..BASE
+};
+
+const BASS_DESIGN: TimbreDesign = TimbreDesign {
+    pulse: 0.5,
+    width: 0.5,
+    sine: 0.7,
+    key_track: 2.0,
+    cutoff_hz: 120.0,
+    q: 1.1,
+    fenv_oct: 2.0,
+    fenv_secs: 0.15,
+    gain: 0.29,
+    gate_steps: 0.9,
+    ..BASE
+};
+
+const WIND_DESIGN: TimbreDesign = TimbreDesign {
+    noise: 1.0,
+    lp: 0.0,
+    bp: 1.0,
+    bp2: 0.5,
+    key_track: 1.0,
+    q: 14.0,
+    vib_hz: 0.3,
+    vib_depth: 0.003,
+    gain: 2.395,
+    gate_steps: 6.0,
+    ..BASE
+};
+
+const LEAD_DESIGN: TimbreDesign = TimbreDesign {
+    saw: 0.3,
+    sine: 0.7,
+    mod_ratio: 1.0,
+    fm_index: 0.15,
+    key_track: 3.0,
+    cutoff_hz: 200.0,
+    q: 0.9,
+    vib_hz: 5.0,
+    vib_depth: 0.004,
+    gain: 0.25,
+    gate_steps: 1.8,
+    ..BASE
+};
+
 fn design(timbre: Timbre) -> TimbreDesign {
-    let base = TimbreDesign {
-        saw: 0.0,
-        pulse: 0.0,
-        width: 0.5,
-        saw2: 0.0,
-        saw2_cents: 0.0,
-        sine: 0.0,
-        mod_ratio: 1.0,
-        fm_index: 0.0,
-        noise: 0.0,
-        key_track: 0.0,
-        cutoff_hz: 2000.0,
-        q: 0.707,
-        fenv_oct: 0.0,
-        fenv_secs: 0.2,
-        lp: 1.0,
-        bp: 0.0,
-        bp2: 0.0,
-        vib_hz: 0.2,
-        vib_depth: 0.0,
-        gain: 0.3,
-        gate_steps: 1.0,
-    };
     match timbre {
-        Timbre::Pad => TimbreDesign {
-            saw: 0.5,
-            saw2: 0.5,
-            saw2_cents: 9.0,
-            cutoff_hz: 700.0,
-            key_track: 1.5,
-            q: 0.8,
-            vib_hz: 0.25,
-            vib_depth: 0.0015,
-            gain: 0.22,
-            gate_steps: 1e9,
-            ..base
-        },
-        Timbre::Pluck => TimbreDesign {
-            saw: 0.7,
-            pulse: 0.25,
-            width: 0.3,
-            key_track: 1.0,
-            cutoff_hz: 250.0,
-            q: 1.4,
-            fenv_oct: 4.5,
-            fenv_secs: 0.12,
-            gain: 0.452,
-            gate_steps: 1.0,
-            ..base
-        },
-        Timbre::Bell => TimbreDesign {
-            sine: 1.0,
-            mod_ratio: 3.0,
-            fm_index: 0.3,
-            cutoff_hz: 9000.0,
-            q: 0.6,
-            fenv_oct: 0.0,
-            fenv_secs: 0.8,
-            gain: 0.3,
-            gate_steps: 2.0,
-            ..base
-        },
-        Timbre::Drone => TimbreDesign {
-            pulse: 0.5,
-            width: 0.3,
-            saw2: 0.5,
-            saw2_cents: 5.0,
-            cutoff_hz: 240.0,
-            key_track: 1.2,
-            q: 1.8,
-            vib_hz: 0.07,
-            vib_depth: 0.001,
-            gain: 0.169,
-            gate_steps: 1e9,
-            ..base
-        },
-        Timbre::Choir => TimbreDesign {
-            saw: 0.6,
-            saw2: 0.4,
-            saw2_cents: 12.0,
-            lp: 0.15,
-            bp: 1.0,
-            bp2: 0.8,
-            cutoff_hz: 700.0,
-            q: 4.0,
-            vib_hz: 5.2,
-            vib_depth: 0.005,
-            gain: 0.328,
-            gate_steps: 1e9,
-            ..base
-        },
-        Timbre::Bass => TimbreDesign {
-            pulse: 0.5,
-            width: 0.5,
-            sine: 0.7,
-            key_track: 2.0,
-            cutoff_hz: 120.0,
-            q: 1.1,
-            fenv_oct: 2.0,
-            fenv_secs: 0.15,
-            gain: 1.184,
-            gate_steps: 0.9,
-            ..base
-        },
-        Timbre::Wind => TimbreDesign {
-            noise: 1.0,
-            lp: 0.0,
-            bp: 1.0,
-            bp2: 0.5,
-            key_track: 1.0,
-            q: 14.0,
-            vib_hz: 0.3,
-            vib_depth: 0.003,
-            gain: 2.395,
-            gate_steps: 6.0,
-            ..base
-        },
-        Timbre::Lead => TimbreDesign {
-            saw: 0.3,
-            sine: 0.7,
-            mod_ratio: 1.0,
-            fm_index: 0.15,
-            key_track: 3.0,
-            cutoff_hz: 200.0,
-            q: 0.9,
-            vib_hz: 5.0,
-            vib_depth: 0.004,
-            gain: 0.672,
-            gate_steps: 1.8,
-            ..base
-        },
+        Timbre::Pad => PAD_DESIGN,
+        Timbre::Pluck => PLUCK_DESIGN,
+        Timbre::Bell => BELL_DESIGN,
+        Timbre::Drone => DRONE_DESIGN,
+        Timbre::Choir => CHOIR_DESIGN,
+        Timbre::Bass => BASS_DESIGN,
+        Timbre::Wind => WIND_DESIGN,
+        Timbre::Lead => LEAD_DESIGN,
     }
 }
 
@@ -260,6 +292,18 @@ const VOWELS: [(f32, f32); 5] = [
     (570.0, 840.0),
     (440.0, 1020.0),
 ];
+
+/// The personal chords a participant may hold at low unity: the communal chord moved by
+/// this many scale steps (the neighbouring chords, or a third or a fourth away in the key).
+const PERSONAL_STEPS: [i32; 6] = [1, -1, 3, -3, 2, -2];
+
+/// Chance that a voice plays its own chord instead of the communal one (a sustained voice at
+/// a chord change, a melodic one at a note), from the chord lock: never above a lock of
+/// 0.85, rarely at the moderate locks of a calm room (0.12 at 0.72), always below 0.25.
+fn personal_chord_chance(chord_lock: f32) -> f32 {
+    let x = ((0.85 - chord_lock) / 0.6).clamp(0.0, 1.0);
+    x * x * (3.0 - 2.0 * x)
+}
 
 /// Peak vibrato deviation at full mod wheel, in semitones.
 pub const MOD_VIBRATO_SEMITONES: f32 = 0.5;
@@ -380,6 +424,8 @@ pub struct Participant {
     timing_offset: f32,
     swing: f32,
     vowel: usize,
+    /// Scale steps between the communal chord and this participant's own (low unity).
+    personal_steps: i32,
     next_step_beat: f64,
     step: u64,
     chord_serial: u32,
@@ -387,6 +433,8 @@ pub struct Participant {
     /// `INFINITY` while played notes are held, else the first grid step after the rest that
     /// follows the last played note.
     resume_beat: f64,
+    /// Beat at which the chord changed under a sustained voice that has not followed yet.
+    chord_change_beat: f64,
     lanes: [Lane; LANES],
     gain_scale: f32,
     fade_coef: f32,
@@ -412,10 +460,12 @@ impl Participant {
             timing_offset: 0.0,
             swing: 0.0,
             vowel: 0,
+            personal_steps: 1,
             next_step_beat: 0.0,
             step: 0,
             chord_serial: u32::MAX,
             resume_beat: f64::NEG_INFINITY,
+            chord_change_beat: f64::NAN,
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
             fade_coef: 0.0,
@@ -449,14 +499,20 @@ impl Participant {
             design: design(cfg.timbre),
             motif: Motif::generate(motif_seed, &cfg.motif),
             motif_seed,
-            home_pan: rng.next_bipolar(),
+            home_pan: {
+                // towards the sides: a wide ensemble sounds wide, not bunched in the middle
+                let h = rng.next_bipolar();
+                h.signum() * h.abs().sqrt()
+            },
             timing_offset: rng.next_bipolar(),
             swing: rng.next_f32(),
             vowel: rng.below(VOWELS.len() as u32) as usize,
+            personal_steps: PERSONAL_STEPS[rng.below(PERSONAL_STEPS.len() as u32) as usize],
             next_step_beat: 0.0,
             step: 0,
             chord_serial: u32::MAX,
             resume_beat: f64::NEG_INFINITY,
+            chord_change_beat: f64::NAN,
             lanes: [IDLE_LANE; LANES],
             gain_scale: 1.0,
             fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
@@ -690,8 +746,18 @@ impl Participant {
     fn sequence(&mut self, ctx: &ScoreContext, pool: &mut VoicePool) {
         let timbre = self.cfg.timbre;
         if timbre.is_sustained() && self.chord_serial != ctx.chord_serial {
-            self.chord_serial = ctx.chord_serial;
-            self.voice_chord(ctx, pool);
+            // the first chord at once; later changes after the voice's own lag (low unity)
+            if self.chord_serial == u32::MAX || self.chord_change_beat.is_nan() {
+                self.chord_change_beat = ctx.beat;
+            }
+            let lag = CHORD_LAG_BEATS
+                * self.params[Param::TimingSpread.index()] as f64
+                * (0.5 + 0.5 * self.timing_offset as f64);
+            if self.chord_serial == u32::MAX || ctx.beat >= self.chord_change_beat + lag {
+                self.chord_serial = ctx.chord_serial;
+                self.chord_change_beat = f64::NAN;
+                self.voice_chord(ctx, pool);
+            }
         }
         let grid = self.cfg.grid_beats.max(1e-3) as f64;
         if ctx.beat < self.next_step_beat {
@@ -700,12 +766,13 @@ impl Participant {
         let step = self.step;
         self.step += 1;
         let p = self.params;
-        // timing: personal offset and swing (low unity), random waver (falter)
+        // timing: personal lag and swing (low unity), random waver (falter); only ever late,
+        // so a note meant for a bar line never sounds the chord before it
         let spread = p[Param::TimingSpread.index()];
         let falter = p[Param::Falter.index()];
-        let mut offset =
-            spread * (0.22 * self.timing_offset + 0.18 * self.swing * (self.step % 2) as f32);
-        offset += falter * 0.35 * self.rng.next_bipolar();
+        let lag = 0.5 + 0.5 * self.timing_offset;
+        let mut offset = spread * (0.22 * lag + 0.18 * self.swing * (self.step % 2) as f32);
+        offset += falter * 0.35 * self.rng.next_f32();
         self.next_step_beat =
             ((self.step as f64 + offset as f64) * grid).max(ctx.beat + grid * 0.25);
         if self.chord_serial == u32::MAX {
@@ -736,19 +803,6 @@ impl Participant {
         let gate = ctx.beat + grid * self.design.gate_steps as f64;
         let lane = self.free_lane(pool);
         self.start_lane(lane, note as f32, velocity, gate, -1, ctx, pool);
-        if timbre == Timbre::Bass {
-            // a quiet octave below for weight, on a second lane
-            let sub = self.free_lane(pool);
-            self.start_lane(
-                sub,
-                (note - 12).max(24) as f32,
-                velocity * 0.5,
-                gate,
-                -1,
-                ctx,
-                pool,
-            );
-        }
     }
 
     fn register(&self, ctx: &ScoreContext) -> (i32, i32) {
@@ -795,12 +849,17 @@ impl Participant {
             let i0 = Self::center_index(&chord, low, high);
             chord.tone_midi(i0 + self.motif.contour(step) as i32, low)
         };
-        if !self.rng.chance(p[Param::ChordLock.index()]) {
-            // personal line: a passing tone of the scale next to the chord tone
-            let dir = if self.rng.chance(0.5) { 1 } else { -1 };
-            note = ctx.scale.step(note, dir);
+        if self
+            .rng
+            .chance(personal_chord_chance(p[Param::ChordLock.index()]))
+        {
+            // personal line: a tone of the participant's own chord (the communal one moved
+            // in the key), a step, a third or a fourth from the chord tone
+            note = ctx.scale.step(note, self.personal_steps);
         }
-        if self.rng.chance(p[Param::NonChord.index()]) {
+        // the bass keeps its downbeats on the harmony, whatever the tension
+        let downbeat = self.cfg.timbre == Timbre::Bass && step.is_multiple_of(2);
+        if !downbeat && self.rng.chance(p[Param::NonChord.index()]) {
             note = tension_tone(&chord, &ctx.scale, note, &mut self.rng);
         }
         Self::fold(note, low, high)
@@ -812,9 +871,12 @@ impl Participant {
         let mut notes = [0i32; 4];
         let count = match self.cfg.timbre {
             Timbre::Drone => {
+                // the tonic pedal and the fifth above it; a chord without one of them has
+                // the pedal yield to its nearest chord tone, so the pedal never clouds the
+                // harmony
                 let tonic = Self::fold(ctx.tonic_pc as i32, low, high);
-                notes[0] = tonic;
-                notes[1] = tonic + 7;
+                notes[0] = chord.nearest_tone(tonic);
+                notes[1] = chord.nearest_tone(tonic + 7);
                 2
             }
             Timbre::Choir => {
@@ -829,17 +891,37 @@ impl Participant {
                 for (k, n) in notes.iter_mut().enumerate() {
                     *n = chord.tone_midi(i0 + k as i32, low);
                 }
-                // low unity: a personal colour tone replaces the top note
-                if !self.rng.chance(self.params[Param::ChordLock.index()]) {
-                    notes[3] = ctx.scale.step(notes[3], 1);
-                }
                 if self.rng.chance(self.params[Param::NonChord.index()]) {
                     notes[3] = tension_tone(&chord, &ctx.scale, notes[3], &mut self.rng);
                 }
                 4
             }
         };
+        // low unity: the voice holds its own chord, the communal one moved in the key, with
+        // a doubled tone turned into a colour of its own (the drone keeps its pedal and moves
+        // only its upper voice)
+        let lock = self.params[Param::ChordLock.index()];
+        if self.rng.chance(personal_chord_chance(lock)) {
+            let first = if self.cfg.timbre == Timbre::Drone {
+                1
+            } else {
+                0
+            };
+            for n in notes.iter_mut().take(count).skip(first) {
+                *n = Self::fold(ctx.scale.step(*n, self.personal_steps), low, high);
+            }
+            if let Some(k) =
+                (1..count).find(|&k| notes[..k].iter().any(|n| (n - notes[k]) % 12 == 0))
+            {
+                notes[k] = ctx.scale.step(notes[k], 1);
+            }
+        }
         let notes = &notes[..count];
+        // a chord change (not the first chord) moves voice by voice, quickly
+        let changing = self
+            .lanes
+            .iter()
+            .any(|l| l.played < 0 && matches!(l.stage, Stage::Attack | Stage::Decay));
         // keep common tones, release the rest, then start the new ones
         let mut kept = [false; 4];
         for l in 0..LANES {
@@ -849,14 +931,36 @@ impl Participant {
             }
             match notes.iter().position(|n| *n as f32 == lane.note) {
                 Some(k) if !kept[k] => kept[k] = true,
-                _ => self.release_lane(l, ctx.sample_rate, pool),
+                _ => self.move_off(l, changing, ctx, pool),
             }
         }
         for (k, n) in notes.iter().enumerate() {
             if !kept[k] {
-                let lane = self.free_lane(pool);
-                self.start_lane(lane, *n as f32, 0.8, f64::INFINITY, -1, ctx, pool);
+                self.move_on(*n, changing, ctx, pool);
             }
+        }
+    }
+
+    /// Releases a generated chord tone; at a chord change, within
+    /// [`CHORD_CHANGE_RELEASE_SECS`] (so the old chord does not cloud the new one).
+    fn move_off(&mut self, l: usize, changing: bool, ctx: &ScoreContext, pool: &mut VoicePool) {
+        self.release_lane(l, ctx.sample_rate, pool);
+        let secs = self.cfg.release_secs.min(CHORD_CHANGE_RELEASE_SECS);
+        if changing {
+            let (bank, i) = pool.lane(self.lanes[l].slot);
+            bank.params.env_coef[i] = coef(secs.max(0.005) / 4.0, ctx.sample_rate);
+        }
+    }
+
+    /// Starts a generated chord tone; at a chord change its attack takes at most
+    /// [`CHORD_CHANGE_ATTACK_SECS`].
+    fn move_on(&mut self, note: i32, changing: bool, ctx: &ScoreContext, pool: &mut VoicePool) {
+        let l = self.free_lane(pool);
+        self.start_lane(l, note as f32, 0.8, f64::INFINITY, -1, ctx, pool);
+        if changing && self.lanes[l].stage == Stage::Attack {
+            let secs = self.cfg.attack_secs.min(CHORD_CHANGE_ATTACK_SECS);
+            let (bank, i) = pool.lane(self.lanes[l].slot);
+            bank.params.env_coef[i] = coef(secs.max(0.001) / 1.47, ctx.sample_rate);
         }
     }
 
@@ -882,9 +986,8 @@ impl Participant {
         }
         if let Some(t) = top {
             if self.lanes[t].note as i32 != target {
-                self.release_lane(t, ctx.sample_rate, pool);
-                let lane = self.free_lane(pool);
-                self.start_lane(lane, target as f32, 0.8, f64::INFINITY, -1, ctx, pool);
+                self.move_off(t, true, ctx, pool);
+                self.move_on(target, true, ctx, pool);
             }
         }
     }
@@ -1014,7 +1117,7 @@ impl Participant {
                 let shift = (0.25 * bright).exp2();
                 (
                     svf_coefficients((a * shift).min(nyquist_safe), d.q, sr),
-                    svf_coefficients((b * shift).min(nyquist_safe), d.q * 1.3, sr),
+                    svf_coefficients((b * shift).min(nyquist_safe), d.q2, sr),
                 )
             }
             Timbre::Wind => {
@@ -1041,7 +1144,13 @@ impl Participant {
             * (level_db * 0.05 * std::f32::consts::LN_10).exp()
             * self.gain_scale;
         let width = p[Param::StereoWidth.index()];
-        let pan = (self.home_pan * width + lane.spread * 0.4 * width).clamp(-1.0, 1.0);
+        // the low end stays near the middle, as in any mix
+        let reach = if self.cfg.role == Role::Bass {
+            0.3
+        } else {
+            1.0
+        };
+        let pan = ((self.home_pan * reach + lane.spread * 0.4) * width).clamp(-1.0, 1.0);
         let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;
         bp.gain_l[l] = gain * angle.cos();
         bp.gain_r[l] = gain * angle.sin();

@@ -305,7 +305,9 @@ impl LaneBank {
                 if F & FM != 0 {
                     let mp = wrap(st.mod_phase[i] + dt * p.mod_ratio[i]);
                     st.mod_phase[i] = mp;
-                    src += p.sine[i] * sin_unit(wrap(ph + 8.0 + p.fm_index[i] * sin_unit(mp)));
+                    // half a cycle on: in phase with the saw's and pulse's fundamentals (a rising
+                    // saw's fundamental is -sin), so a sine added to them reinforces it
+                    src += p.sine[i] * sin_unit(wrap(ph + 8.5 + p.fm_index[i] * sin_unit(mp)));
                 }
                 if F & NOISE != 0 {
                     let mut n = st.noise[i];

@@ -3,6 +3,7 @@
 
 pub mod jack;
 pub mod measure;
+pub mod music;
 pub mod rss;
 pub mod sox;
 

@@ -432,12 +432,13 @@ fn assert_generated_returns(
             "{label} {}: first generated onset at {first:.3} s, expected from {resume} s",
             v.id
         );
-        // as many onsets as the detector finds in as long a stretch before any played note
-        // (a lead's soft 40 ms attacks over a still-sounding note are not all found)
+        // about as many onsets as the detector finds in as long a stretch before any played
+        // note (a lead's soft 40 ms attacks over a still-sounding note are not all found,
+        // and which are depends on the motif's pitches in each stretch)
         let earlier = onsets_in(x, BEFORE.0 - 1.0, BEFORE.0 + 8.0);
         let strays = off_grid(&back, grid);
         assert!(
-            strays.is_empty() && earlier.len() >= 4 && back.len() * 10 >= earlier.len() * 9,
+            strays.is_empty() && earlier.len() >= 4 && back.len() * 10 >= earlier.len() * 8,
             "{label} {}: {} onsets in 9 s after the resume, {} before; off the grid: {strays:?}",
             v.id,
             back.len(),
@@ -722,12 +723,13 @@ fn generated_sustained_voices_follow_the_chords_again_after_a_played_passage() {
             v.id
         );
         if v.id == "drone" {
-            // the drone holds the tonic and fifth whatever the chord
-            let share = pitch_class_share(&chroma(seg(&x, AFTER.0, AFTER.1), SR as f32), &[0, 7]);
-            assert!(
-                share > 0.6,
-                "drone: tonic and fifth hold {share:.2} of the chroma"
-            );
+            // the drone's pedal holds the tonic and fifth where the chord has them and yields
+            // to the chord's nearest tone where it has not: every bar sounds its own chord
+            for (k, bar) in BARS_BEFORE.iter().map(|b| b + CYCLE_BARS).enumerate() {
+                let share = pitch_class_share(&after[k], &CHORDS[bar % 4]);
+                println!("drone: bar {bar}: its chord holds {share:.2} of the chroma");
+                assert!(share > 0.6, "drone: bar {bar}: its chord holds {share:.2}");
+            }
         } else {
             assert!(
                 least_alike < 0.7,

@@ -24,6 +24,8 @@ mod malformed;
 mod measure_selftest;
 mod midi;
 mod mood;
+mod music;
+mod music_selftest;
 mod notices;
 mod osc;
 mod osc_hostile;

@@ -42,8 +42,12 @@ pub struct LiveLeveler {
 impl LiveLeveler {
     /// Gated program needed before the gain moves, in seconds.
     pub const EVIDENCE_SECS: f32 = 20.0;
-    /// Seconds of gated show that weigh as much as the calibration.
+    /// Seconds of gated show that weigh as much as the calibration when the show is louder
+    /// than it...
     pub const PRIOR_SECS: f32 = 180.0;
+    /// ...and when it is quieter: pieces open quietly and swell far more often than the
+    /// reverse, so a quiet start is slow to raise the gain (which would flatten the swell).
+    pub const PRIOR_QUIET_SECS: f32 = 600.0;
     /// Largest distance from the start gain, in dB.
     pub const RANGE_DB: f32 = 6.0;
     /// The gain moves only while the wanted gain is further away than this, in dB.
@@ -116,8 +120,13 @@ impl LiveLeveler {
             return;
         }
         let heard_secs = self.meter.gated_blocks() as f32 * self.hop_secs;
-        let trust = heard_secs / (heard_secs + Self::PRIOR_SECS);
         let measured = self.target_lufs - integrated - self.start_gain_db;
+        let prior = if measured > 0.0 {
+            Self::PRIOR_QUIET_SECS
+        } else {
+            Self::PRIOR_SECS
+        };
+        let trust = heard_secs / (heard_secs + prior);
         let wanted = self.start_gain_db + (trust * measured).clamp(-Self::RANGE_DB, Self::RANGE_DB);
         let error = wanted - self.control_gain_db;
         if error.abs() <= Self::DEADBAND_DB {

@@ -164,6 +164,29 @@ fn leveler_corrects_a_wrong_calibration_slowly_within_its_range() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn leveler_is_slower_to_raise_a_quiet_opening_than_to_tame_a_loud_one() {
+    // 120 s of a program 12 dB under the target, then the same 12 dB over it: a piece that
+    // opens quietly keeps its opening; one that is too loud comes down sooner
+    let sr = 48_000u32;
+    let gain_after = |lufs: f64| {
+        let mut sig = pink_stereo(sr, 120.0, 5);
+        scale_to(sr, &mut sig, lufs);
+        let mut lev = LiveLeveler::new(sr as f32, -16.0, 0.0);
+        for &(l, r) in &sig {
+            lev.process_frame(l, r);
+        }
+        lev.gain_db()
+    };
+    let (raised, lowered) = (gain_after(-28.0), -gain_after(-4.0));
+    println!("after 120 s 12 dB off: raised {raised:.2} dB, lowered {lowered:.2} dB");
+    // wanted: 12 × 120/(120+600) = 2 dB up, the gain stopping 1 dB short of it; 12 ×
+    // 120/(120+180) = 4.8 dB down, as far as the slew allows in the 100 s after the evidence
+    // (2 dB). Trusted alike, both would move 2 dB.
+    assert!(raised < 1.5, "{raised}");
+    assert!(lowered > 1.9, "{lowered}");
+}
+
+#[test]
 fn annex_2_interpolator_rebuilds_a_sine_between_its_samples() {
     // a 1 kHz sine: the four points after frame m are the sine at m + 1/8, 3/8, 5/8, 7/8
     // (the filter's group delay is 5.875 frames), within the example filter's passband ripple
