@@ -1,6 +1,6 @@
 //! The room's live audio input: a cpal input stream, separate from the output, whose callback
 //! only copies samples into a lock-free single-producer ring ([`rtrb`]); an analysis thread
-//! drains the ring, runs the [`Analyzer`] and the patch's room mappings, and sends the room's
+//! drains the ring, runs the [`Analyzer`](crate::analysis::Analyzer) and the patch's room mappings, and sends the room's
 //! mood to the engine through its [`Controller`] like any other input.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};

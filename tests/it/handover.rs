@@ -78,7 +78,6 @@ const RESUME: f64 = 28.0;
 const END: f64 = 38.0;
 /// Whole chord cycles (I IV V vi, one bar each) of generated part before and after.
 const BEFORE: (f64, f64) = (6.0, 14.0);
-const AFTER: (f64, f64) = (30.0, 38.0);
 /// How close the generated part's level after the hand-over is to its level before.
 const LEVEL_MARGIN_DB: f32 = 3.0;
 /// How far below its own level the generated part is while it yields.
