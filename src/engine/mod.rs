@@ -299,13 +299,11 @@ impl Engine {
         let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
         fold_lanes(wl, l);
         fold_lanes(wr, r);
+        self.master.process_span(l, r, out, self.reverb_mix);
         let (mut pl, mut pr) = self.block_peak;
-        for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
-            let (yl, yr) = self.master.process_frame(xl, xr, self.reverb_mix);
-            frame[0] = yl;
-            frame[1] = yr;
-            pl = pl.max(yl.abs());
-            pr = pr.max(yr.abs());
+        for frame in out.chunks_exact(2) {
+            pl = pl.max(frame[0].abs());
+            pr = pr.max(frame[1].abs());
         }
         self.block_peak = (pl, pr);
     }

@@ -159,6 +159,23 @@ impl Default for MasterSettings {
 // Master bus
 // ---------------------------------------------------------------------------
 
+/// A bus input sample: non-finite becomes 0, the rest is clamped to ±[`MAX_BUS_INPUT`].
+#[inline(always)]
+fn bus_input(x: f32) -> f32 {
+    finite_or_zero(x).clamp(-MAX_BUS_INPUT, MAX_BUS_INPUT)
+}
+
+/// One DC-blocker step: the output for input `x` after `x1` and `y1`, and `x` as the next
+/// `x1`.
+#[inline(always)]
+fn dc_step(pole: f32, x1: f32, y1: f32, x: f32) -> (f32, f32) {
+    let mut y = x - x1 + pole * y1;
+    if y.abs() < FLUSH_F32 {
+        y = 0.0;
+    }
+    (y, x)
+}
+
 /// Stereo one-pole DC blocker (about 5 Hz).
 #[derive(Clone, Debug)]
 struct DcBlocker {
@@ -178,13 +195,22 @@ impl DcBlocker {
 
     #[inline]
     fn tick(&mut self, ch: usize, x: f32) -> f32 {
-        let mut y = x - self.x1[ch] + self.pole * self.y1[ch];
-        if y.abs() < FLUSH_F32 {
-            y = 0.0;
-        }
+        let (y, _) = dc_step(self.pole, self.x1[ch], self.y1[ch], x);
         self.x1[ch] = x;
         self.y1[ch] = y;
         y
+    }
+
+    /// [`DcBlocker::tick`] over `samples` of channel `ch` (bus input, sanitized here), in
+    /// place: the state stays in locals, not stored and reloaded every sample.
+    fn run(&mut self, ch: usize, samples: &mut [f32]) {
+        let (mut x1, mut y1) = (self.x1[ch], self.y1[ch]);
+        for s in samples {
+            let x = bus_input(*s);
+            (y1, x1) = dc_step(self.pole, x1, y1, x);
+            *s = y1;
+        }
+        (self.x1[ch], self.y1[ch]) = (x1, y1);
     }
 
     fn reset(&mut self) {
@@ -257,11 +283,26 @@ impl MasterBus {
     /// paying for a floating-point mode switch on every frame.
     #[inline]
     pub fn process_frame(&mut self, l: f32, r: f32, reverb_mix: f32) -> (f32, f32) {
-        let l = finite_or_zero(l).clamp(-MAX_BUS_INPUT, MAX_BUS_INPUT);
-        let r = finite_or_zero(r).clamp(-MAX_BUS_INPUT, MAX_BUS_INPUT);
-        let l = self.dc.tick(0, l);
-        let r = self.dc.tick(1, r);
+        let l = self.dc.tick(0, bus_input(l));
+        let r = self.dc.tick(1, bus_input(r));
+        self.after_dc(l, r, reverb_mix)
+    }
 
+    /// [`MasterBus::process_frame`] over a span: `l` and `r` in, interleaved `out` (as long as
+    /// both together) out; `l` and `r` are used as scratch. The same arithmetic, with the DC
+    /// blocker run over the whole span first so its state stays in registers.
+    pub fn process_span(&mut self, l: &mut [f32], r: &mut [f32], out: &mut [f32], reverb_mix: f32) {
+        for (ch, x) in [&mut *l, &mut *r].into_iter().enumerate() {
+            self.dc.run(ch, x);
+        }
+        for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
+            (frame[0], frame[1]) = self.after_dc(xl, xr, reverb_mix);
+        }
+    }
+
+    /// The chain after the DC blocker.
+    #[inline(always)]
+    fn after_dc(&mut self, l: f32, r: f32, reverb_mix: f32) -> (f32, f32) {
         let mix = if reverb_mix.is_finite() {
             reverb_mix.clamp(0.0, 1.0)
         } else {
