@@ -109,20 +109,30 @@ fn detector_taps() -> [[f32; LANES]; PHASE_TAPS] {
     taps
 }
 
+/// Frames the detector and the gain stages take at a time (stack buffers of this size).
+const SUB_BLOCK: usize = 64;
+/// Samples per channel a frame's window reaches back (the 12 taps less the frame itself).
+const PAST: usize = PHASE_TAPS - 1;
+
 /// True-peak detector for a stereo stream, after ITU-R BS.1770-4 Annex 2 (4x oversampling):
 /// for each frame, the largest magnitude of its samples and of the points interpolated after
 /// them, on either channel. Each point is read by two interpolators, the Annex 2 example filter
 /// and a Hann-windowed sinc, and the larger reading counts, so a meter built on either reads no
 /// higher.
+///
+/// Frames are taken a sub-block at a time into a chronological buffer, so every window is read
+/// from samples stored well before (a window read right after a sample was stored into it
+/// would stall the store-to-load forwarding on every frame).
 #[derive(Clone, Debug)]
 pub struct TruePeakDetector {
+    /// The detector's taps in time order, `[m][lane]`: tap `m` applies to the sample
+    /// `PAST − m` frames before the newest.
     taps: [[f32; LANES]; PHASE_TAPS],
     /// No point can be larger than this times the largest sample under the filters (the
     /// largest sum of a lane's tap magnitudes, with room for rounding).
     gain_bound: f32,
-    /// Per channel, the last 12 samples twice over, newest first from `pos` on.
-    history: [[f32; 2 * PHASE_TAPS]; 2],
-    pos: usize,
+    /// Per channel, the last [`PAST`] samples, oldest first.
+    past: [[f32; PAST]; 2],
 }
 
 impl Default for TruePeakDetector {
@@ -134,7 +144,8 @@ impl Default for TruePeakDetector {
 impl TruePeakDetector {
     /// A detector with an empty (silent) history.
     pub fn new() -> Self {
-        let taps = detector_taps();
+        let mut taps = detector_taps();
+        taps.reverse();
         let gain_bound = (0..LANES)
             .map(|lane| {
                 taps.iter()
@@ -145,8 +156,7 @@ impl TruePeakDetector {
         Self {
             taps,
             gain_bound: (gain_bound * (1.0 + 1e-4)) as f32,
-            history: [[0.0; 2 * PHASE_TAPS]; 2],
-            pos: 0,
+            past: [[0.0; PAST]; 2],
         }
     }
 
@@ -154,7 +164,9 @@ impl TruePeakDetector {
     /// ([`DETECTOR_DELAY_FRAMES`]): its samples and the points interpolated after them.
     #[inline]
     pub fn push(&mut self, l: f32, r: f32) -> f32 {
-        self.push_above(l, r, -1.0)
+        let mut peak = [0.0f32];
+        self.peaks_above(&[l, r], -1.0, &mut peak);
+        peak[0]
     }
 
     /// The largest [`TruePeakDetector::push`] over interleaved stereo `samples` (with the
@@ -176,52 +188,75 @@ impl TruePeakDetector {
 
     #[inline(always)]
     fn push_block_body(&mut self, samples: &[f32]) -> f32 {
-        // a plain loop: a closure would be compiled apart, without AVX2
         let mut peak = 0.0f32;
-        for f in samples.chunks_exact(2) {
-            peak = peak.max(self.push_above(f[0], f[1], peak));
+        let mut peaks = [0.0f32; SUB_BLOCK];
+        for chunk in samples.chunks(2 * SUB_BLOCK) {
+            let peaks = &mut peaks[..chunk.len() / 2];
+            self.peaks_above(chunk, -1.0, peaks);
+            peak = peaks.iter().fold(peak, |m, &p| m.max(p));
         }
         peak
     }
 
-    /// [`TruePeakDetector::push`], except that it returns 0 without interpolating when no point
-    /// can be above `threshold`: cheap where the signal is well under it, and the same answer
-    /// for a limiter (no reduction) or a running maximum (no change).
+    /// [`TruePeakDetector::push`] for each frame of interleaved stereo `samples` (at most
+    /// [`SUB_BLOCK`] frames) into `peaks`, except that a frame none of whose points can be
+    /// above `threshold` gets 0 without interpolating: cheap where the signal is well under
+    /// it, and the same answer for a limiter (no reduction).
     #[inline(always)]
-    pub(super) fn push_above(&mut self, l: f32, r: f32, threshold: f32) -> f32 {
-        self.pos = if self.pos == 0 {
-            PHASE_TAPS - 1
-        } else {
-            self.pos - 1
-        };
-        let pos = self.pos;
-        let mut largest = 0u32;
-        for (history, x) in self.history.iter_mut().zip([l, r]) {
-            history[pos] = x;
-            history[pos + PHASE_TAPS] = x;
-            for x in &history[pos..pos + PHASE_TAPS] {
-                largest = largest.max(x.to_bits() & 0x7fff_ffff);
+    pub(super) fn peaks_above(&mut self, samples: &[f32], threshold: f32, peaks: &mut [f32]) {
+        let n = samples.len() / 2;
+        debug_assert!(n <= SUB_BLOCK && peaks.len() == n);
+        let mut line = [[0.0f32; PAST + SUB_BLOCK]; 2];
+        for (c, line) in line.iter_mut().enumerate() {
+            line[..PAST].copy_from_slice(&self.past[c]);
+            for (x, frame) in line[PAST..PAST + n].iter_mut().zip(samples.chunks_exact(2)) {
+                *x = frame[c];
             }
         }
-        if f32::from_bits(largest) * self.gain_bound <= threshold {
-            return 0.0;
+        // the largest sample magnitude under each frame's window (bits: the same order as
+        // the floats'), a vectorizable running maximum
+        let mut magnitude = [0u32; PAST + SUB_BLOCK];
+        for (m, (l, r)) in magnitude.iter_mut().zip(line[0].iter().zip(&line[1])) {
+            *m = (l.to_bits() & 0x7fff_ffff).max(r.to_bits() & 0x7fff_ffff);
         }
-        let mut points = [[0.0f32; LANES]; 2];
-        for (history, points) in self.history.iter().zip(&mut points) {
-            let window: &[f32; PHASE_TAPS] = history[pos..pos + PHASE_TAPS]
-                .try_into()
-                .expect("the window is 12 samples");
-            for (row, &x) in self.taps.iter().zip(window) {
-                for (point, &t) in points.iter_mut().zip(row) {
-                    *point += t * x;
+        let mut largest = [0u32; SUB_BLOCK];
+        for k in 0..PHASE_TAPS {
+            for (w, &m) in largest.iter_mut().zip(&magnitude[k..k + SUB_BLOCK]) {
+                *w = (*w).max(m);
+            }
+        }
+        for (j, peak) in peaks.iter_mut().enumerate() {
+            *peak = if f32::from_bits(largest[j]) * self.gain_bound <= threshold {
+                0.0
+            } else {
+                self.peak_of(&line[0][j..j + PHASE_TAPS], &line[1][j..j + PHASE_TAPS])
+            };
+        }
+        for (past, line) in self.past.iter_mut().zip(&line) {
+            past.copy_from_slice(&line[n..n + PAST]);
+        }
+    }
+
+    /// The peak of one frame from its two windows (oldest sample first).
+    #[inline(always)]
+    fn peak_of(&self, left: &[f32], right: &[f32]) -> f32 {
+        // four partial sums per lane, added at the end: short dependency chains instead of
+        // one of twelve multiply-adds
+        let mut lanes = [0u32; LANES];
+        for window in [left, right] {
+            let mut partial = [[0.0f32; LANES]; 4];
+            for (rows, xs) in self.taps.chunks_exact(4).zip(window.chunks_exact(4)) {
+                for ((sum, row), &x) in partial.iter_mut().zip(rows).zip(xs) {
+                    for (s, &t) in sum.iter_mut().zip(row) {
+                        *s += t * x;
+                    }
                 }
             }
-        }
-        // magnitudes compared as integers (the same order as the floats'), lane by lane
-        let mut lanes = [0u32; LANES];
-        for channel in &points {
-            for (m, p) in lanes.iter_mut().zip(channel) {
-                *m = (*m).max(p.to_bits() & 0x7fff_ffff);
+            // magnitudes compared as integers (the same order as the floats'), lane by lane
+            for (lane, m) in lanes.iter_mut().enumerate() {
+                let point =
+                    (partial[0][lane] + partial[1][lane]) + (partial[2][lane] + partial[3][lane]);
+                *m = (*m).max(point.to_bits() & 0x7fff_ffff);
             }
         }
         f32::from_bits(lanes.into_iter().fold(0, u32::max))
@@ -229,8 +264,7 @@ impl TruePeakDetector {
 
     /// Clears the history. Never allocates.
     pub fn reset(&mut self) {
-        self.history = [[0.0; 2 * PHASE_TAPS]; 2];
-        self.pos = 0;
+        self.past = [[0.0; PAST]; 2];
     }
 }
 
@@ -319,10 +353,21 @@ impl GainStage {
         }
     }
 
-    /// One frame in, one frame (`latency` frames old, scaled) out.
+    /// Interleaved stereo frames (at most [`SUB_BLOCK`]) in place: each leaves `latency`
+    /// frames old, scaled.
     #[inline(always)]
-    fn process(&mut self, l: f32, r: f32, ceiling: f32) -> (f32, f32) {
-        let peak = self.detector.push_above(l, r, ceiling);
+    fn process_block(&mut self, samples: &mut [f32], ceiling: f32) {
+        let mut peaks = [0.0f32; SUB_BLOCK];
+        let peaks = &mut peaks[..samples.len() / 2];
+        self.detector.peaks_above(samples, ceiling, peaks);
+        for (frame, &peak) in samples.chunks_exact_mut(2).zip(peaks.iter()) {
+            (frame[0], frame[1]) = self.step(frame[0], frame[1], peak, ceiling);
+        }
+    }
+
+    /// One frame in (with its peak from the detector), one frame out.
+    #[inline(always)]
+    fn step(&mut self, l: f32, r: f32, peak: f32, ceiling: f32) -> (f32, f32) {
         let gain = if peak <= ceiling && self.is_idle() {
             self.idle_step()
         } else {
@@ -527,17 +572,25 @@ impl Limiter {
 
     #[inline(always)]
     fn process_block_body(&mut self, samples: &mut [f32]) {
-        for f in samples.chunks_exact_mut(2) {
-            (f[0], f[1]) = self.frame_inline(f[0], f[1]);
+        for chunk in samples.chunks_mut(2 * SUB_BLOCK) {
+            let even = chunk.len() / 2 * 2;
+            let chunk = &mut chunk[..even];
+            for s in chunk.iter_mut() {
+                *s = finite_or_zero(*s);
+            }
+            self.main.process_block(chunk, self.ceiling);
+            self.catch.process_block(chunk, self.ceiling);
+            for s in chunk.iter_mut() {
+                *s = self.safety_clamp(*s);
+            }
         }
     }
 
     #[inline(always)]
     fn frame_inline(&mut self, l: f32, r: f32) -> (f32, f32) {
-        let (l, r) = (finite_or_zero(l), finite_or_zero(r));
-        let (l, r) = self.main.process(l, r, self.ceiling);
-        let (l, r) = self.catch.process(l, r, self.ceiling);
-        (self.safety_clamp(l), self.safety_clamp(r))
+        let mut frame = [l, r];
+        self.process_block_body(&mut frame);
+        (frame[0], frame[1])
     }
 
     #[inline(always)]
