@@ -385,9 +385,7 @@ fn program_loudness(
         (frames, block),
         None,
         |chunk, _| {
-            for f in chunk.chunks_exact(2) {
-                meter.push(f[0], f[1]);
-            }
+            meter.push_block(chunk);
             Ok(())
         },
     );
@@ -484,9 +482,7 @@ fn render_offline(
         (total, block),
         tap.as_mut(),
         |chunk, done| {
-            for f in chunk.chunks_exact(2) {
-                meter.push(f[0], f[1]);
-            }
+            meter.push_block(chunk);
             store.push(chunk)?;
             progress(Stage::Program, done, total);
             Ok(())

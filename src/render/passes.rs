@@ -305,9 +305,7 @@ impl OutputMeters {
     }
 
     pub(super) fn push(&mut self, samples: &[f32]) {
-        for f in samples.chunks_exact(2) {
-            self.loudness.push(f[0], f[1]);
-        }
+        self.loudness.push_block(samples);
         self.sample_peak = samples.iter().fold(self.sample_peak, |m, s| m.max(s.abs()));
     }
 

@@ -128,6 +128,36 @@ impl KWeightedMeter {
         true
     }
 
+    /// [`KWeightedMeter::push`] for every frame of interleaved stereo `samples`: the same
+    /// arithmetic, with the filter state kept in locals between hops (stored and reloaded on
+    /// every frame, it stalls the store-to-load forwarding).
+    pub fn push_block(&mut self, samples: &[f32]) {
+        let mut frames = samples.chunks_exact(2);
+        loop {
+            let mut state = self.state;
+            let mut energy = self.hop_energy;
+            let mut pos = self.hop_pos;
+            let left = self.hop_len - pos;
+            let mut taken = 0;
+            for f in frames.by_ref().take(left) {
+                let x = [
+                    f64::from(finite_or_zero(f[0])),
+                    f64::from(finite_or_zero(f[1])),
+                ];
+                let y = tick2(&self.shelf, x, &mut state[0]);
+                let y = tick2(&self.highpass, y, &mut state[1]);
+                energy += y[0] * y[0] + y[1] * y[1];
+                taken += 1;
+            }
+            pos += taken;
+            (self.state, self.hop_energy, self.hop_pos) = (state, energy, pos);
+            if pos < self.hop_len {
+                return;
+            }
+            self.end_hop();
+        }
+    }
+
     #[inline(never)]
     fn end_hop(&mut self) {
         // Denormal guard, once per hop is plenty.

@@ -61,6 +61,33 @@ fn meter_silence_and_reset() {
     assert_eq!(m.momentary_lufs(), f32::NEG_INFINITY);
 }
 
+#[test]
+fn meter_blocks_of_any_size_read_as_frame_by_frame() {
+    let sr = 48_000u32;
+    let mut sig = pink_stereo(sr, 3.0, 9);
+    scale_to(sr, &mut sig, -20.0);
+    sig[1000].0 = f32::NAN;
+    let interleaved: Vec<f32> = sig.iter().flat_map(|&(l, r)| [l, r]).collect();
+    let mut framewise = KWeightedMeter::new(sr as f32);
+    for &(l, r) in &sig {
+        framewise.push(l, r);
+    }
+    for block in [1, 7, 4800, 4801, 100_000] {
+        let mut blockwise = KWeightedMeter::new(sr as f32);
+        for chunk in interleaved.chunks(2 * block) {
+            blockwise.push_block(chunk);
+        }
+        let (a, b) = (
+            framewise.integrated_lufs_f64(),
+            blockwise.integrated_lufs_f64(),
+        );
+        assert_eq!(a.to_bits(), b.to_bits(), "blocks of {block}: {a} vs {b}");
+        assert_eq!(framewise.momentary_lufs(), blockwise.momentary_lufs());
+        assert_eq!(framewise.gated_blocks(), blockwise.gated_blocks());
+    }
+    assert!(framewise.integrated_lufs_f64().is_finite());
+}
+
 // ---------------------------------------------------------------------------
 // Live leveler
 // ---------------------------------------------------------------------------
