@@ -482,9 +482,14 @@ fn render_file(
         Leveling::Whole {
             program_lufs,
             gain_db,
-            ..
+            passes,
         } if program_lufs.is_finite() => {
-            format!("program {program_lufs:.1} LUFS, gain {gain_db:+.2} dB, ")
+            let passes = if passes > 1 {
+                format!(" ({passes} finishing passes)")
+            } else {
+                String::new()
+            };
+            format!("program {program_lufs:.1} LUFS, gain {gain_db:+.2} dB{passes}, ")
         }
         Leveling::Whole { .. } => "silent program, ".to_string(),
         Leveling::Live { start_gain_db } => {

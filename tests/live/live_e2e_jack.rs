@@ -364,12 +364,30 @@ fn external_osc_and_midi_senders_drive_a_live_show_captured_on_jack() {
     assert_eq!(moves.len(), 5, "controller moves recorded: {moves:?}");
     assert_eq!((moves[0].1, moves[4].1), (0.0, 1.0), "{moves:?}");
     let held = notes[3];
-    let dark = spectral_centroid_hz(window(at(moves[0].0) + secs(0.3), at(moves[1].0)), SR);
-    let bright = spectral_centroid_hz(window(at(moves[4].0) + secs(0.3), at(held.2)), SR);
+    // the lead is one voice of three at the same level: its filter opening shows in the
+    // mix's energy above 1 kHz more than in its centroid, which the others' fundamentals hold
+    let dark_x = window(at(moves[0].0) + secs(0.3), at(moves[1].0));
+    let bright_x = window(at(moves[4].0) + secs(0.3), at(held.2));
+    let (dark, bright) = (
+        spectral_centroid_hz(dark_x, SR),
+        spectral_centroid_hz(bright_x, SR),
+    );
+    let high = |x: &[f32]| {
+        let frames = common::music::Frames::of(x, SR);
+        frames.band_shares_between(0.0, frames.secs())[2]
+    };
+    let (dark_high, bright_high) = (high(dark_x), high(bright_x));
     report.push(format!(
-        "participant brightness 0 → 1: centroid {dark:.0} → {bright:.0} Hz"
+        "participant brightness 0 → 1: centroid {dark:.0} → {bright:.0} Hz, energy above \
+         1 kHz {:.2} % → {:.2} %",
+        100.0 * dark_high,
+        100.0 * bright_high
     ));
-    assert!(bright > 1.3 * dark, "centroid {dark} → {bright}");
+    assert!(bright > dark, "centroid {dark} → {bright}");
+    assert!(
+        bright_high > 2.0 * dark_high,
+        "energy above 1 kHz {dark_high} → {bright_high}"
+    );
 
     // joins: the level rises
     let sample_of = |want: &dyn Fn(&Command) -> bool| {
@@ -412,13 +430,16 @@ fn external_osc_and_midi_senders_drive_a_live_show_captured_on_jack() {
         spectral_centroid_hz(after, SR),
     );
     report.push(format!(
-        "mood energy and brightness → 1: rms {rms_before:.4} → {rms_after:.4}, centroid {c_before:.0} → {c_after:.0} Hz"
+        "mood energy and brightness → 1: rms {rms_before:.4} → {rms_after:.4}, centroid \
+         {c_before:.0} → {c_after:.0} Hz"
     ));
+    // both arrived: the level rises and the centroid with it (energy's denser, lower voices
+    // hold it back; brightness alone is measured offline in tests/it/mood.rs)
     assert!(
         rms_after > 1.3 * rms_before,
         "rms {rms_before} → {rms_after}"
     );
-    assert!(c_after > 1.2 * c_before, "centroid {c_before} → {c_after}");
+    assert!(c_after > 1.1 * c_before, "centroid {c_before} → {c_after}");
 
     // everybody leaves: the voices fade out
     let playing = rms(window(at(leave) - secs(1.0), at(leave)));
