@@ -49,6 +49,19 @@ pub struct Hall {
 }
 
 impl Hall {
+    /// How many values of the reverb's state are subnormal (tests: none ever should be, as
+    /// subnormal arithmetic is up to a hundred times slower).
+    #[cfg(test)]
+    pub(crate) fn subnormal_state(&self) -> usize {
+        let diffusers = self.diffusers.iter().flatten().flat_map(|a| a.buf.iter());
+        self.lines
+            .iter()
+            .chain(&self.lp)
+            .chain(diffusers)
+            .filter(|x| x.is_subnormal())
+            .count()
+    }
+
     /// A reverb for a room size (metres, 20 = medium hall), decay time to -60 dB and
     /// high-frequency damping (0..1). Allocates.
     pub fn new(sample_rate: f32, room_size: f32, time_secs: f32, damping: f32) -> Self {
