@@ -17,7 +17,6 @@ use crate::common::jack::{
 };
 use crate::common::measure::{dominant_pitch_hz, rms, spectral_centroid_hz};
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::thread::sleep;
@@ -113,9 +112,51 @@ fn senders_script() -> PathBuf {
 /// A running `tapestry play` with its JACK ports.
 struct Show {
     play: Helper,
+    /// play's stderr so far, read by a thread of its own.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: std::thread::JoinHandle<()>,
     audio: Vec<String>,
     midi_in: String,
     osc_port: u16,
+}
+
+/// Reads `play`'s stderr into a shared log as it comes.
+fn read_log(
+    play: &mut Helper,
+) -> (
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::BufRead;
+    let stderr = play.0.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let shared = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut log = shared.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (log, reader)
+}
+
+/// Waits (at most 60 s) until play says it is playing. No JACK client of the test may open
+/// or close while play opens its own: one that comes and goes then can leave play's MIDI
+/// client never woken (jackaudio/jack2#721, a stale futex in libjack's per-process table).
+fn wait_until_playing(log: &std::sync::Mutex<String>) {
+    let started = std::time::Instant::now();
+    while !log.lock().unwrap().contains("playing \"") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "play never said it was playing: {}",
+            log.lock().unwrap()
+        );
+        sleep(Duration::from_millis(20));
+    }
 }
 
 fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -> Show {
@@ -134,7 +175,9 @@ fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let play = Helper(play);
+    let mut play = Helper(play);
+    let (log, reader) = read_log(&mut play);
+    wait_until_playing(&log);
     let midi_in = server
         .wait_ports("tapestry's virtual MIDI port", |p| p.ends_with(":e2e"))
         .remove(0);
@@ -144,6 +187,8 @@ fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -
     assert!(audio.len() >= 2, "audio ports: {audio:?}");
     Show {
         play,
+        log,
+        reader,
         audio,
         midi_in,
         osc_port,
@@ -153,15 +198,9 @@ fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -
 impl Show {
     /// Waits for the end; returns stderr.
     fn finish(mut self) -> String {
-        let mut log = String::new();
-        self.play
-            .0
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
         let status = self.play.0.wait().unwrap();
+        self.reader.join().unwrap();
+        let log = self.log.lock().unwrap().clone();
         assert!(status.success(), "tapestry play failed: {log}");
         log
     }
