@@ -1,0 +1,471 @@
+//! OSC for the soak: hostile senders that send as fast as their sockets let them, and one
+//! legitimate client that says hello, subscribes, joins and moves its mood every second.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rosc::{encoder, OscBundle, OscMessage, OscPacket, OscTime, OscType};
+use tapestry::input::osc::{
+    ACK, BEND, CUE, EXPR, HELLO, JOIN, LEAVE, MOOD, NOTE, RELEASE, STATUS, SUBSCRIBE,
+};
+
+/// The legitimate client's participant. Hostile senders send it notes, bends and expressive
+/// controls (OSC has no ownership), never moods, so that its mood moves can be told apart.
+pub const LEGIT_PARTICIPANT: i32 = 77;
+/// The archetype the legitimate client joins as.
+pub const LEGIT_ARCHETYPE: &str = "warp";
+/// The dimension the legitimate client moves.
+pub const LEGIT_DIMENSION: &str = "energy";
+
+const DIMENSIONS: [&str; 4] = ["energy", "tension", "brightness", "unity"];
+const SECTIONS: [&str; 5] = ["dusk", "weave", "split-screen", "mosaic", "afterglow"];
+/// Values hostile moods carry: never one the legitimate client sends ([`legit_value`]).
+const HOSTILE_VALUES: [f32; 3] = [0.0, 0.5, 1.0];
+/// Messages in a full bundle (about 45 KB, under the 65 507-byte UDP limit).
+const FULL_BUNDLE_MESSAGES: usize = 1000;
+
+/// The value of the legitimate client's `i`-th mood move: 61 distinct values in 0.1..0.9.
+pub fn legit_value(i: usize) -> f32 {
+    0.1 + 0.8 * ((i * 37) % 61) as f32 / 61.0
+}
+
+/// A tiny seeded generator (SplitMix64): the senders' datagrams are the same every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// What a hostile datagram is, sent in turn by every hostile socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Hostile {
+    /// Random bytes.
+    Garbage,
+    /// A valid message cut short.
+    Truncated,
+    /// A datagram of no bytes.
+    Empty,
+    /// A bundle of 1000 valid mood messages (conductor and MIDI participants), due now.
+    FullBundle,
+    /// A bundle of 20 valid moods time-tagged a year ahead.
+    YearAhead,
+    /// A bundle of 50 valid moods time-tagged 5 s ahead (inside the horizon: the schedule
+    /// share budget).
+    NearFuture,
+    /// Commands for participants the sender does not own: notes, bends and expressive
+    /// controls for the legitimate client's participant; joins, leaves and moods for the
+    /// MIDI participants.
+    Foreign,
+    /// Conductor commands: communal moods, cues, releases.
+    Conductor,
+    /// Requests that need the handshake: status without one, a hello smaller than its
+    /// answer, a subscribe with a wrong cookie.
+    Unasked,
+}
+
+impl Hostile {
+    pub const ALL: [Hostile; 9] = [
+        Hostile::Garbage,
+        Hostile::Truncated,
+        Hostile::Empty,
+        Hostile::FullBundle,
+        Hostile::YearAhead,
+        Hostile::NearFuture,
+        Hostile::Foreign,
+        Hostile::Conductor,
+        Hostile::Unasked,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hostile::Garbage => "random bytes",
+            Hostile::Truncated => "truncated message",
+            Hostile::Empty => "empty datagram",
+            Hostile::FullBundle => "bundle of 1000 valid moods",
+            Hostile::YearAhead => "bundle a year ahead",
+            Hostile::NearFuture => "bundle 5 s ahead",
+            Hostile::Foreign => "commands for others' participants",
+            Hostile::Conductor => "conductor commands",
+            Hostile::Unasked => "status/hello/subscribe without handshake",
+        }
+    }
+}
+
+fn message(addr: &str, args: Vec<OscType>) -> OscPacket {
+    OscPacket::Message(OscMessage {
+        addr: addr.to_string(),
+        args,
+    })
+}
+
+fn encode(packet: &OscPacket) -> Vec<u8> {
+    encoder::encode(packet).expect("an encodable packet")
+}
+
+fn mood(participant: i32, dim: &str, value: f32) -> OscPacket {
+    message(
+        MOOD,
+        vec![
+            OscType::Int(participant),
+            OscType::String(dim.into()),
+            OscType::Float(value),
+        ],
+    )
+}
+
+/// A mood for the conductor or a MIDI participant, with a hostile value.
+fn hostile_mood(rng: &mut Rng) -> OscPacket {
+    mood(
+        rng.below(5) as i32,
+        DIMENSIONS[rng.below(4)],
+        HOSTILE_VALUES[rng.below(3)],
+    )
+}
+
+fn bundle(timetag: OscTime, content: Vec<OscPacket>) -> Vec<u8> {
+    encode(&OscPacket::Bundle(OscBundle { timetag, content }))
+}
+
+fn time_tag(at: SystemTime) -> OscTime {
+    OscTime::try_from(at).expect("a time after 1970")
+}
+
+/// Writes the time tag of an encoded bundle (bytes 8..16, after `#bundle\0`).
+fn set_time_tag(datagram: &mut [u8], tag: OscTime) {
+    datagram[8..12].copy_from_slice(&tag.seconds.to_be_bytes());
+    datagram[12..16].copy_from_slice(&tag.fractional.to_be_bytes());
+}
+
+fn foreign(rng: &mut Rng) -> OscPacket {
+    let legit = OscType::Int(LEGIT_PARTICIPANT);
+    let midi_participant = OscType::Int(1 + rng.below(4) as i32);
+    match rng.below(6) {
+        0 => message(NOTE, vec![legit, OscType::Int(60), OscType::Int(100)]),
+        1 => message(BEND, vec![legit, OscType::Float(12.0)]),
+        2 => message(
+            EXPR,
+            vec![
+                legit,
+                OscType::String("vibrato".into()),
+                OscType::Float(1.0),
+            ],
+        ),
+        3 => message(
+            JOIN,
+            vec![midi_participant, OscType::String("static".into())],
+        ),
+        4 => message(LEAVE, vec![midi_participant]),
+        _ => mood(1 + rng.below(4) as i32, "tension", 1.0),
+    }
+}
+
+fn conductor(rng: &mut Rng) -> OscPacket {
+    match rng.below(3) {
+        0 => mood(0, DIMENSIONS[rng.below(4)], HOSTILE_VALUES[rng.below(3)]),
+        1 => message(CUE, vec![OscType::String(SECTIONS[rng.below(5)].into())]),
+        _ => message(
+            RELEASE,
+            vec![OscType::String(DIMENSIONS[rng.below(4)].into())],
+        ),
+    }
+}
+
+fn unasked(rng: &mut Rng) -> OscPacket {
+    match rng.below(3) {
+        0 => message(STATUS, vec![]),
+        1 => message(HELLO, vec![OscType::Int(7)]),
+        _ => message(SUBSCRIBE, vec![OscType::Long(rng.next() as i64 & i64::MAX)]),
+    }
+}
+
+/// Variants of each kind, built before the flood so that sending costs only the send.
+struct Pool {
+    variants: BTreeMap<Hostile, Vec<Vec<u8>>>,
+}
+
+impl Pool {
+    fn new(seed: u64) -> Pool {
+        let mut rng = Rng::new(seed);
+        let mut variants = BTreeMap::new();
+        let year_ahead = time_tag(SystemTime::now() + Duration::from_secs(365 * 86_400));
+        for kind in Hostile::ALL {
+            let count = if kind == Hostile::FullBundle { 2 } else { 16 };
+            let list = (0..count)
+                .map(|_| Self::build(kind, &mut rng, year_ahead))
+                .collect();
+            variants.insert(kind, list);
+        }
+        Pool { variants }
+    }
+
+    fn build(kind: Hostile, rng: &mut Rng, year_ahead: OscTime) -> Vec<u8> {
+        let moods = |rng: &mut Rng, n: usize| (0..n).map(|_| hostile_mood(rng)).collect();
+        match kind {
+            Hostile::Garbage => (0..1 + rng.below(300)).map(|_| rng.next() as u8).collect(),
+            Hostile::Truncated => {
+                let whole = encode(&hostile_mood(rng));
+                whole[..1 + rng.below(whole.len() - 1)].to_vec()
+            }
+            Hostile::Empty => Vec::new(),
+            Hostile::FullBundle => bundle(OscTime::from((0, 1)), moods(rng, FULL_BUNDLE_MESSAGES)),
+            Hostile::YearAhead => bundle(year_ahead, moods(rng, 20)),
+            // the time tag is written just before each send
+            Hostile::NearFuture => bundle(OscTime::from((0, 1)), moods(rng, 50)),
+            Hostile::Foreign => encode(&foreign(rng)),
+            Hostile::Conductor => encode(&conductor(rng)),
+            Hostile::Unasked => encode(&unasked(rng)),
+        }
+    }
+}
+
+/// What one hostile sender sent, by kind.
+#[derive(Debug, Default)]
+pub struct HostileSent {
+    /// Datagrams and bytes sent, by kind.
+    pub by_kind: BTreeMap<Hostile, (u64, u64)>,
+    /// Sends the local socket refused (its send buffer full).
+    pub send_errors: u64,
+    /// Source addresses used.
+    pub sockets: usize,
+}
+
+impl HostileSent {
+    pub fn merge(&mut self, other: HostileSent) {
+        for (kind, (n, bytes)) in other.by_kind {
+            let e = self.by_kind.entry(kind).or_default();
+            e.0 += n;
+            e.1 += bytes;
+        }
+        self.send_errors += other.send_errors;
+        self.sockets += other.sockets;
+    }
+
+    pub fn datagrams(&self) -> u64 {
+        self.by_kind.values().map(|v| v.0).sum()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.by_kind.values().map(|v| v.1).sum()
+    }
+}
+
+/// Sends hostile datagrams to `target` from `sockets` source addresses, every kind in turn
+/// on every socket, as fast as the sockets take them, until `stop`.
+pub fn hostile_sender(
+    target: SocketAddr,
+    sockets: usize,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+) -> HostileSent {
+    let sockets: Vec<UdpSocket> = (0..sockets)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("a local UDP socket"))
+        .collect();
+    let mut pool = Pool::new(seed);
+    let mut sent = HostileSent {
+        sockets: sockets.len(),
+        ..HostileSent::default()
+    };
+    let mut n = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let socket = &sockets[n % sockets.len()];
+        let kind = Hostile::ALL[(n / sockets.len()) % Hostile::ALL.len()];
+        let variants = pool.variants.get_mut(&kind).unwrap();
+        let count = variants.len();
+        let datagram = &mut variants[n % count];
+        if kind == Hostile::NearFuture {
+            set_time_tag(
+                datagram,
+                time_tag(SystemTime::now() + Duration::from_secs(5)),
+            );
+        }
+        match socket.send_to(datagram, target) {
+            Ok(_) => {
+                let e = sent.by_kind.entry(kind).or_default();
+                e.0 += 1;
+                e.1 += datagram.len() as u64;
+            }
+            Err(_) => sent.send_errors += 1,
+        }
+        n += 1;
+    }
+    sent
+}
+
+/// What the legitimate client saw.
+#[derive(Debug, Default)]
+pub struct LegitFigures {
+    /// Hello datagrams sent before a cookie came back.
+    pub hello_tries: u32,
+    /// Whether the subscription was acknowledged.
+    pub subscribed: bool,
+    /// Whether the join was acknowledged as accepted.
+    pub join_acked: bool,
+    /// Mood moves made (each a distinct value, [`legit_value`]).
+    pub moves: usize,
+    /// Moves whose ack said accepted, on any try.
+    pub moves_acked: usize,
+    /// Moves acknowledged as accepted on their first datagram.
+    pub moves_acked_first_try: usize,
+    /// Datagrams sent in all (moves, retries, handshake, status requests).
+    pub datagrams: usize,
+    /// Round trips from a move's send to its ack, ms.
+    pub round_trips_ms: Vec<f64>,
+    /// Status requests made and answered.
+    pub status_asked: usize,
+    /// Status replies received.
+    pub status_answered: usize,
+    /// The last status reply's `lost` (kernel drops) and `dropped` counts.
+    pub last_status_lost_dropped: Option<(i32, i32)>,
+}
+
+/// A connected client socket with a short read timeout.
+struct Client {
+    socket: UdpSocket,
+    datagrams: usize,
+}
+
+impl Client {
+    fn send(&mut self, packet: &OscPacket) {
+        // a send error is a datagram lost like any other; the retries cover it
+        let _ = self.socket.send(&encode(packet));
+        self.datagrams += 1;
+    }
+
+    /// The next message whose address is `want`, within `wait`.
+    fn receive(&self, want: &str, wait: Duration) -> Option<OscMessage> {
+        let until = Instant::now() + wait;
+        let mut buffer = [0u8; 65_536];
+        while Instant::now() < until {
+            let Ok(n) = self.socket.recv(&mut buffer) else {
+                continue;
+            };
+            if let Ok((_, OscPacket::Message(m))) = rosc::decoder::decode_udp(&buffer[..n]) {
+                if m.addr == want {
+                    return Some(m);
+                }
+            }
+        }
+        None
+    }
+
+    /// Sends `packet` until a reply at `want` comes, at most `tries` times; returns the
+    /// reply, the try (from 1) that got it and the round trip of that try.
+    fn ask(
+        &mut self,
+        packet: &OscPacket,
+        want: &str,
+        tries: u32,
+    ) -> Option<(OscMessage, u32, Duration)> {
+        for attempt in 1..=tries {
+            let sent = Instant::now();
+            self.send(packet);
+            if let Some(reply) = self.receive(want, Duration::from_millis(300)) {
+                return Some((reply, attempt, sent.elapsed()));
+            }
+        }
+        None
+    }
+}
+
+fn accepted(ack: &OscMessage) -> bool {
+    matches!(ack.args.first(), Some(OscType::Int(n)) if *n >= 1)
+}
+
+/// Says hello and subscribes with the cookie; records how it went.
+fn handshake(client: &mut Client, figures: &mut LegitFigures) {
+    let hello = message(HELLO, vec![OscType::Long(0x5EED)]);
+    for attempt in 1..=20 {
+        figures.hello_tries = attempt;
+        client.send(&hello);
+        let Some(reply) = client.receive(HELLO, Duration::from_millis(300)) else {
+            continue;
+        };
+        let Some(OscType::Long(cookie)) = reply.args.first().cloned() else {
+            continue;
+        };
+        let subscribe = message(SUBSCRIBE, vec![OscType::Long(cookie)]);
+        figures.subscribed = client.ask(&subscribe, ACK, 5).is_some();
+        return;
+    }
+}
+
+/// One status request; records the reply's `lost` and `dropped`.
+fn ask_status(client: &mut Client, figures: &mut LegitFigures) {
+    figures.status_asked += 1;
+    if let Some((reply, _, _)) = client.ask(&message(STATUS, vec![]), STATUS, 1) {
+        figures.status_answered += 1;
+        if let [_, _, _, OscType::Int(lost), OscType::Int(dropped), ..] = reply.args[..] {
+            figures.last_status_lost_dropped = Some((lost, dropped));
+        }
+    }
+}
+
+/// The legitimate client: hello, subscribe, join [`LEGIT_PARTICIPANT`], then one mood move a
+/// second (resent up to 3 times until acknowledged) and a status request every 5 s, until
+/// `stop`.
+pub fn legit_client(target: SocketAddr, stop: Arc<AtomicBool>) -> LegitFigures {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a local UDP socket");
+    socket.connect(target).expect("connecting the UDP socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut client = Client {
+        socket,
+        datagrams: 0,
+    };
+    let mut figures = LegitFigures::default();
+    handshake(&mut client, &mut figures);
+    let join = message(
+        JOIN,
+        vec![
+            OscType::Int(LEGIT_PARTICIPANT),
+            OscType::String(LEGIT_ARCHETYPE.into()),
+        ],
+    );
+    figures.join_acked = client
+        .ask(&join, ACK, 5)
+        .is_some_and(|(ack, _, _)| accepted(&ack));
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let due = started + Duration::from_secs(figures.moves as u64 + 1);
+        while Instant::now() < due && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let value = legit_value(figures.moves);
+        figures.moves += 1;
+        let packet = mood(LEGIT_PARTICIPANT, LEGIT_DIMENSION, value);
+        if let Some((ack, attempt, round_trip)) = client.ask(&packet, ACK, 3) {
+            if accepted(&ack) {
+                figures.moves_acked += 1;
+                figures.moves_acked_first_try += usize::from(attempt == 1);
+                figures.round_trips_ms.push(round_trip.as_secs_f64() * 1e3);
+            }
+        }
+        if figures.moves % 5 == 0 {
+            ask_status(&mut client, &mut figures);
+        }
+    }
+    figures.datagrams = client.datagrams;
+    figures
+}
