@@ -9,7 +9,9 @@
 //! tapestry against the server's own log, drops by kind (OSC, MIDI, engine), how many of the
 //! legitimate client's moves were acknowledged and landed in the recording, play's RSS before
 //! and after, and, in an `alloc-check` build, allocations in the callbacks. The report is
-//! printed and written to `target/soak-report.json`. `TAPESTRY_SOAK_SECS` changes the length.
+//! printed and written to `target/soak-report.json`. `TAPESTRY_SOAK_SECS` changes the length
+//! (default 60); `TAPESTRY_SOAK_OSC_RATE` caps the hostile OSC senders at that many datagrams
+//! per second in all (default: as fast as they can send).
 //!
 //! Not a test: it asserts nothing beyond the run itself working; the figures go to the README.
 
@@ -249,17 +251,21 @@ struct Sent {
     midi: midi::MidiSent,
     legit: osc::LegitFigures,
     flood_secs: f64,
+    /// The hostile OSC senders' rate limit, datagrams/s (`None`: full rate).
+    osc_rate: Option<f64>,
 }
 
-/// Runs the flood and the legitimate client for `soak` against `play`.
-fn soak(play: &Play, soak: Duration) -> Sent {
+/// Runs the flood and the legitimate client for `soak` against `play`; the hostile OSC
+/// senders together send at most `osc_rate` datagrams per second (`None`: full rate).
+fn soak(play: &Play, soak: Duration, osc_rate: Option<f64>) -> Sent {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let hostile: Vec<JoinHandle<osc::HostileSent>> = (0..HOSTILE_THREADS)
         .map(|i| {
             let (stop, target) = (stop.clone(), play.osc);
+            let rate = osc_rate.map(|r| r / HOSTILE_THREADS as f64);
             std::thread::spawn(move || {
-                osc::hostile_sender(target, SOCKETS_PER_THREAD, 100 + i as u64, stop)
+                osc::hostile_sender(target, SOCKETS_PER_THREAD, 100 + i as u64, rate, stop)
             })
         })
         .collect();
@@ -281,6 +287,7 @@ fn soak(play: &Play, soak: Duration) -> Sent {
         midi: flood.stop(),
         legit: legit.join().expect("the legitimate client"),
         flood_secs,
+        osc_rate,
     }
 }
 
@@ -289,6 +296,9 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let osc_rate: Option<f64> = std::env::var("TAPESTRY_SOAK_OSC_RATE")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak");
     std::fs::create_dir_all(&dir).unwrap();
     let server = JackServer::start("tapestry-soak");
@@ -302,12 +312,15 @@ fn main() {
     play.wait_statuses(3);
     let before = process_figures(&play);
     eprintln!("soak: play is up; flooding for {soak_secs} s");
-    let sent = soak(&play, Duration::from_secs(soak_secs));
+    let sent = soak(&play, Duration::from_secs(soak_secs), osc_rate);
     let after = process_figures(&play);
     // the status lines of the next 2.5 s count everything the flood did
     sleep(Duration::from_millis(2500));
     let lines = play.finish();
     let server_xruns = server.xrun_report();
+    // the logs stay beside the report, for a closer look
+    std::fs::write(dir.join("play.log"), lines.join("\n")).unwrap();
+    std::fs::write(dir.join("jackd.log"), server.log()).unwrap();
     drop(server);
     let report = report::Report::new(report::Inputs {
         lines: &lines,

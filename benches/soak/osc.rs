@@ -24,6 +24,8 @@ const DIMENSIONS: [&str; 4] = ["energy", "tension", "brightness", "unity"];
 const SECTIONS: [&str; 5] = ["dusk", "weave", "split-screen", "mosaic", "afterglow"];
 /// Values hostile moods carry: never one the legitimate client sends ([`legit_value`]).
 const HOSTILE_VALUES: [f32; 3] = [0.0, 0.5, 1.0];
+/// How long the legitimate client waits for a reply before it sends again.
+const REPLY_WAIT: Duration = Duration::from_millis(300);
 /// Messages in a full bundle (about 45 KB, under the 65 507-byte UDP limit).
 const FULL_BUNDLE_MESSAGES: usize = 1000;
 
@@ -268,11 +270,13 @@ impl HostileSent {
 }
 
 /// Sends hostile datagrams to `target` from `sockets` source addresses, every kind in turn
-/// on every socket, as fast as the sockets take them, until `stop`.
+/// on every socket, until `stop`: as fast as the sockets take them, or at most `rate`
+/// datagrams per second.
 pub fn hostile_sender(
     target: SocketAddr,
     sockets: usize,
     seed: u64,
+    rate: Option<f64>,
     stop: Arc<AtomicBool>,
 ) -> HostileSent {
     let sockets: Vec<UdpSocket> = (0..sockets)
@@ -284,7 +288,12 @@ pub fn hostile_sender(
         ..HostileSent::default()
     };
     let mut n = 0usize;
+    let started = Instant::now();
     while !stop.load(Ordering::Relaxed) {
+        if rate.is_some_and(|r| n as f64 > r * started.elapsed().as_secs_f64()) {
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
         let socket = &sockets[n % sockets.len()];
         let kind = Hostile::ALL[(n / sockets.len()) % Hostile::ALL.len()];
         let variants = pool.variants.get_mut(&kind).unwrap();
@@ -312,20 +321,26 @@ pub fn hostile_sender(
 /// What the legitimate client saw.
 #[derive(Debug, Default)]
 pub struct LegitFigures {
-    /// Hello datagrams sent before a cookie came back.
+    /// Hellos sent (one a second until the handshake succeeds).
     pub hello_tries: u32,
     /// Whether the subscription was acknowledged.
     pub subscribed: bool,
-    /// Whether the join was acknowledged as accepted.
+    /// Joins sent (in a bundle with a move, until one is acknowledged).
+    pub joins_sent: usize,
+    /// Whether a join was acknowledged as accepted.
     pub join_acked: bool,
     /// Mood moves made (each a distinct value, [`legit_value`]).
     pub moves: usize,
-    /// Moves whose ack said accepted, on any try.
+    /// Moves whose ack said all was accepted (the move, and the join with it), on any try.
     pub moves_acked: usize,
     /// Moves acknowledged as accepted on their first datagram.
     pub moves_acked_first_try: usize,
     /// Datagrams sent in all (moves, retries, handshake, status requests).
     pub datagrams: usize,
+    /// Moves with no ack after 3 tries.
+    pub moves_unanswered: usize,
+    /// Acks of moves that dropped something: their figures and reasons, with counts.
+    pub move_drop_reasons: BTreeMap<String, u64>,
     /// Round trips from a move's send to its ack, ms.
     pub round_trips_ms: Vec<f64>,
     /// Status requests made and answered.
@@ -377,7 +392,7 @@ impl Client {
         for attempt in 1..=tries {
             let sent = Instant::now();
             self.send(packet);
-            if let Some(reply) = self.receive(want, Duration::from_millis(300)) {
+            if let Some(reply) = self.receive(want, REPLY_WAIT) {
                 return Some((reply, attempt, sent.elapsed()));
             }
         }
@@ -385,32 +400,35 @@ impl Client {
     }
 }
 
-fn accepted(ack: &OscMessage) -> bool {
-    matches!(ack.args.first(), Some(OscType::Int(n)) if *n >= 1)
+/// An ack's `accepted`, `dropped` and `reasons`.
+fn ack_fields(ack: &OscMessage) -> (i32, i32, String) {
+    match &ack.args[..] {
+        [OscType::Int(accepted), OscType::Int(dropped), OscType::String(reasons)] => {
+            (*accepted, *dropped, reasons.clone())
+        }
+        _ => (0, 0, format!("an ack of another shape: {:?}", ack.args)),
+    }
 }
 
-/// Says hello and subscribes with the cookie; records how it went.
-fn handshake(client: &mut Client, figures: &mut LegitFigures) {
-    let hello = message(HELLO, vec![OscType::Long(0x5EED)]);
-    for attempt in 1..=20 {
-        figures.hello_tries = attempt;
-        client.send(&hello);
-        let Some(reply) = client.receive(HELLO, Duration::from_millis(300)) else {
-            continue;
-        };
-        let Some(OscType::Long(cookie)) = reply.args.first().cloned() else {
-            continue;
-        };
-        let subscribe = message(SUBSCRIBE, vec![OscType::Long(cookie)]);
-        figures.subscribed = client.ask(&subscribe, ACK, 5).is_some();
+/// One try at the handshake: a hello, and when its cookie comes back, a subscribe (twice at
+/// most); records how it went.
+fn try_handshake(client: &mut Client, figures: &mut LegitFigures) {
+    figures.hello_tries += 1;
+    client.send(&message(HELLO, vec![OscType::Long(0x5EED)]));
+    let Some(reply) = client.receive(HELLO, REPLY_WAIT) else {
         return;
-    }
+    };
+    let Some(OscType::Long(cookie)) = reply.args.first().cloned() else {
+        return;
+    };
+    let subscribe = message(SUBSCRIBE, vec![OscType::Long(cookie)]);
+    figures.subscribed = client.ask(&subscribe, ACK, 2).is_some();
 }
 
 /// One status request; records the reply's `lost` and `dropped`.
 fn ask_status(client: &mut Client, figures: &mut LegitFigures) {
     figures.status_asked += 1;
-    if let Some((reply, _, _)) = client.ask(&message(STATUS, vec![]), STATUS, 1) {
+    if let Some((reply, _, _)) = client.ask(&message(STATUS, vec![]), STATUS, 2) {
         figures.status_answered += 1;
         if let [_, _, _, OscType::Int(lost), OscType::Int(dropped), ..] = reply.args[..] {
             figures.last_status_lost_dropped = Some((lost, dropped));
@@ -418,9 +436,51 @@ fn ask_status(client: &mut Client, figures: &mut LegitFigures) {
     }
 }
 
-/// The legitimate client: hello, subscribe, join [`LEGIT_PARTICIPANT`], then one mood move a
-/// second (resent up to 3 times until acknowledged) and a status request every 5 s, until
-/// `stop`.
+/// The next mood move, sent up to 3 times until acknowledged. Until a join has been
+/// acknowledged, the move travels in one bundle with the join: a client that cannot know
+/// whether its join arrived sends it again (a second join is refused, harmlessly).
+fn move_once(client: &mut Client, figures: &mut LegitFigures) {
+    let value = legit_value(figures.moves);
+    figures.moves += 1;
+    let mood = mood(LEGIT_PARTICIPANT, LEGIT_DIMENSION, value);
+    let with_join = !figures.join_acked;
+    let packet = if with_join {
+        let join = message(
+            JOIN,
+            vec![
+                OscType::Int(LEGIT_PARTICIPANT),
+                OscType::String(LEGIT_ARCHETYPE.into()),
+            ],
+        );
+        figures.joins_sent += 1;
+        OscPacket::Bundle(OscBundle {
+            timetag: OscTime::from((0, 1)),
+            content: vec![join, mood],
+        })
+    } else {
+        mood
+    };
+    let Some((ack, attempt, round_trip)) = client.ask(&packet, ACK, 3) else {
+        figures.moves_unanswered += 1;
+        return;
+    };
+    let (accepted, dropped, reasons) = ack_fields(&ack);
+    let whole = 1 + i32::from(with_join);
+    if accepted == whole && dropped == 0 {
+        figures.join_acked |= with_join;
+        figures.moves_acked += 1;
+        figures.moves_acked_first_try += usize::from(attempt == 1);
+        figures.round_trips_ms.push(round_trip.as_secs_f64() * 1e3);
+    } else {
+        let reasons = format!("accepted {accepted} dropped {dropped}: {reasons}");
+        *figures.move_drop_reasons.entry(reasons).or_default() += 1;
+    }
+}
+
+/// The legitimate client, until `stop`: once a second, a try at the hello/subscribe
+/// handshake while it has not succeeded, then a mood move of [`LEGIT_PARTICIPANT`] (joined
+/// with the first moves, see [`move_once`]), and every 5 s a status request once subscribed.
+/// Commands need no handshake; the acks it brings show what the server did with them.
 pub fn legit_client(target: SocketAddr, stop: Arc<AtomicBool>) -> LegitFigures {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a local UDP socket");
     socket.connect(target).expect("connecting the UDP socket");
@@ -432,37 +492,20 @@ pub fn legit_client(target: SocketAddr, stop: Arc<AtomicBool>) -> LegitFigures {
         datagrams: 0,
     };
     let mut figures = LegitFigures::default();
-    handshake(&mut client, &mut figures);
-    let join = message(
-        JOIN,
-        vec![
-            OscType::Int(LEGIT_PARTICIPANT),
-            OscType::String(LEGIT_ARCHETYPE.into()),
-        ],
-    );
-    figures.join_acked = client
-        .ask(&join, ACK, 5)
-        .is_some_and(|(ack, _, _)| accepted(&ack));
     let started = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let due = started + Duration::from_secs(figures.moves as u64 + 1);
+        let due = started + Duration::from_secs(figures.moves as u64);
         while Instant::now() < due && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let value = legit_value(figures.moves);
-        figures.moves += 1;
-        let packet = mood(LEGIT_PARTICIPANT, LEGIT_DIMENSION, value);
-        if let Some((ack, attempt, round_trip)) = client.ask(&packet, ACK, 3) {
-            if accepted(&ack) {
-                figures.moves_acked += 1;
-                figures.moves_acked_first_try += usize::from(attempt == 1);
-                figures.round_trips_ms.push(round_trip.as_secs_f64() * 1e3);
-            }
+        if !figures.subscribed {
+            try_handshake(&mut client, &mut figures);
         }
-        if figures.moves % 5 == 0 {
+        move_once(&mut client, &mut figures);
+        if figures.subscribed && figures.moves % 5 == 0 {
             ask_status(&mut client, &mut figures);
         }
     }

@@ -55,13 +55,18 @@ pub struct Xruns {
     pub server_graph_xruns: usize,
     pub server_unfinished: BTreeMap<String, usize>,
     /// Tapestry's count beyond the driver's late wake-ups (as tests/live/live_e2e_jack.rs
-    /// reasons), and the server's "not finished" lines naming tapestry's clients.
-    pub attributable_to_tapestry: f64,
-    pub unfinished_tapestry_clients: usize,
+    /// reasons), and the server's "not finished" lines naming tapestry's clients: still
+    /// running at the next cycle (their own work, or a late start), or triggered and not yet
+    /// woken (the machine's scheduling).
+    pub beyond_driver_late: f64,
+    pub unfinished_tapestry_running: usize,
+    pub unfinished_tapestry_triggered: usize,
 }
 
 #[derive(Serialize)]
 pub struct OscReport {
+    /// The hostile senders' rate limit in all, datagrams/s (`None`: full rate).
+    pub rate_limit: Option<f64>,
     pub hostile_threads: usize,
     pub hostile_sockets: usize,
     /// Datagrams and bytes sent, by kind.
@@ -107,6 +112,7 @@ pub struct Engine {
 pub struct Legit {
     pub hello_tries: u32,
     pub subscribed: bool,
+    pub joins_sent: usize,
     pub join_acked: bool,
     pub join_recorded: bool,
     pub joined_line: bool,
@@ -116,6 +122,9 @@ pub struct Legit {
     /// Moves that the engine applied: found in the session recording (which holds what the
     /// engine applied), told apart from hostile moods by their values.
     pub moves_landed: usize,
+    /// Moves whose ack said dropped, by the server's reasons, and moves never acknowledged.
+    pub move_drop_reasons: BTreeMap<String, u64>,
+    pub moves_unanswered: usize,
     pub datagrams: usize,
     pub ack_round_trip_ms_median: f64,
     pub ack_round_trip_ms_max: f64,
@@ -213,12 +222,15 @@ fn callback(inputs: &Inputs, statuses: &[Status], end: &Status) -> Callback {
 fn xruns(inputs: &Inputs, end: &Status) -> Xruns {
     let before = inputs.before.status.clone().unwrap_or_default();
     let server = inputs.server;
-    let unfinished_tapestry_clients = server
-        .unfinished
-        .iter()
-        .filter(|(client, _)| client.starts_with("cpal_client") || client.starts_with("tapestry"))
-        .map(|(_, n)| n)
-        .sum();
+    let tapestry_unfinished = |state: &str| {
+        server
+            .unfinished
+            .iter()
+            .filter(|(c, _)| c.starts_with("cpal_client") || c.starts_with("tapestry"))
+            .filter(|(c, _)| c.ends_with(state))
+            .map(|(_, n)| n)
+            .sum()
+    };
     Xruns {
         tapestry_total: end.xruns,
         tapestry_during_flood: end.xruns - before.xruns,
@@ -226,14 +238,16 @@ fn xruns(inputs: &Inputs, end: &Status) -> Xruns {
         server_driver_late_max_us: server.driver_late_max_usecs,
         server_graph_xruns: server.graph_xruns,
         server_unfinished: server.unfinished.clone(),
-        attributable_to_tapestry: (end.xruns - server.driver_late as f64).max(0.0),
-        unfinished_tapestry_clients,
+        beyond_driver_late: (end.xruns - server.driver_late as f64).max(0.0),
+        unfinished_tapestry_running: tapestry_unfinished("Running"),
+        unfinished_tapestry_triggered: tapestry_unfinished("Triggered"),
     }
 }
 
 fn osc_report(inputs: &Inputs, end: &Status) -> OscReport {
     let sent = &inputs.sent.osc;
     OscReport {
+        rate_limit: inputs.sent.osc_rate,
         hostile_threads: crate::HOSTILE_THREADS,
         hostile_sockets: sent.sockets,
         sent: sent
@@ -321,6 +335,7 @@ fn legit_report(inputs: &Inputs) -> Legit {
     Legit {
         hello_tries: f.hello_tries,
         subscribed: f.subscribed,
+        joins_sent: f.joins_sent,
         join_acked: f.join_acked,
         join_recorded,
         joined_line: inputs.lines.iter().any(|l| l.starts_with(&joined)),
@@ -328,6 +343,8 @@ fn legit_report(inputs: &Inputs) -> Legit {
         moves_acked: f.moves_acked,
         moves_acked_first_try: f.moves_acked_first_try,
         moves_landed,
+        move_drop_reasons: f.move_drop_reasons.clone(),
+        moves_unanswered: f.moves_unanswered,
         datagrams: f.datagrams,
         ack_round_trip_ms_median: median(&mut round_trips),
         ack_round_trip_ms_max: round_trips.iter().copied().fold(0.0, f64::max),
@@ -383,7 +400,16 @@ impl Report {
     pub fn print(&self) {
         let mut rows = vec![
             ("machine", self.machine.clone()),
-            ("flood", format!("{:.1} s", self.flood_secs)),
+            (
+                "flood",
+                format!(
+                    "{:.1} s, hostile OSC {}",
+                    self.flood_secs,
+                    self.osc
+                        .rate_limit
+                        .map_or("at full rate".into(), |r| format!("capped at {r:.0}/s"))
+                ),
+            ),
         ];
         rows.extend(self.timing_rows());
         rows.extend(self.input_rows());
@@ -441,9 +467,11 @@ impl Report {
             (
                 "xruns attributable to tapestry",
                 format!(
-                    "{} beyond the driver's late wake-ups; {} cycles tapestry's clients had not \
-                     finished",
-                    x.attributable_to_tapestry, x.unfinished_tapestry_clients
+                    "{} beyond the driver's late wake-ups; cycles tapestry's clients had not \
+                     finished: {} still running, {} not yet woken",
+                    x.beyond_driver_late,
+                    x.unfinished_tapestry_running,
+                    x.unfinished_tapestry_triggered
                 ),
             ),
         ]
@@ -516,16 +544,19 @@ impl Report {
             (
                 "legit client",
                 format!(
-                    "hello tries {}, subscribed {}, join acked {} / recorded {}; moves sent {}, \
-                     acked {} ({} first try), landed {}; {} datagrams",
+                    "hello tries {}, subscribed {}, joins sent {} (acked {}, recorded {}); moves sent {}, \
+                     acked {} ({} first try), landed {}; dropped {:?}, unanswered {}; {} datagrams",
                     l.hello_tries,
                     l.subscribed,
+                    l.joins_sent,
                     l.join_acked,
                     l.join_recorded,
                     l.moves_sent,
                     l.moves_acked,
                     l.moves_acked_first_try,
                     l.moves_landed,
+                    l.move_drop_reasons,
+                    l.moves_unanswered,
                     l.datagrams
                 ),
             ),
