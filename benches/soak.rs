@@ -131,6 +131,11 @@ impl Play {
             })
         };
         let child = Helper(child);
+        // no JACK client of ours opens or closes while play opens its own: a client that
+        // comes and goes then can leave play's MIDI client never woken (jackaudio/jack2#721:
+        // a stale futex in libjack's per-process table), so the ports are asked for only
+        // once play says it is playing
+        wait_for_line(&lines, "playing \"");
         let midi_in = server
             .wait_ports("tapestry's virtual MIDI port", |p| p.ends_with(":soak"))
             .remove(0);
@@ -180,6 +185,19 @@ impl Play {
             other => eprintln!("soak: tapestry play ended with {other:?}"),
         }
         lines
+    }
+}
+
+/// Waits (at most 60 s) until a line of `lines` starts with `prefix`.
+fn wait_for_line(lines: &Mutex<Vec<String>>, prefix: &str) {
+    let started = Instant::now();
+    while !lines.lock().unwrap().iter().any(|l| l.starts_with(prefix)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "play never printed \"{prefix}…\": {:?}",
+            lines.lock().unwrap()
+        );
+        sleep(Duration::from_millis(20));
     }
 }
 

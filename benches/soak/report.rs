@@ -163,6 +163,8 @@ pub struct Report {
     pub recording: Recording,
     /// Allocations in the audio, MIDI and room callbacks (`alloc-check` builds only).
     pub allocations: Option<[f64; 3]>,
+    /// What makes this run's figures suspect or shows input that did not get through.
+    pub warnings: Vec<String>,
 }
 
 /// Seconds between two readings of the process.
@@ -389,7 +391,35 @@ impl Report {
                 bytes: std::fs::metadata(inputs.recording).map_or(0, |m| m.len()),
             },
             allocations: log::allocations(inputs.lines),
+            warnings: Vec::new(),
         }
+        .with_warnings()
+    }
+
+    fn with_warnings(mut self) -> Report {
+        let mut w = Vec::new();
+        if self.midi.sent_events > 0 && self.midi.tapestry.msgs == 0.0 {
+            w.push("play's MIDI input received nothing".to_string());
+        }
+        if self.xruns.unfinished_tapestry_triggered > 100 {
+            w.push(format!(
+                "play's JACK clients were not woken in {} cycles (a stale futex after a client \
+                 came and went during play's start, jackaudio/jack2#721?)",
+                self.xruns.unfinished_tapestry_triggered
+            ));
+        }
+        if !self.legit.join_recorded {
+            w.push("the legitimate client's join never landed".into());
+        }
+        if self.legit.moves_landed < self.legit.moves_sent {
+            w.push(format!(
+                "{} of the legitimate client's {} moves did not land",
+                self.legit.moves_sent - self.legit.moves_landed,
+                self.legit.moves_sent
+            ));
+        }
+        self.warnings = w;
+        self
     }
 }
 
@@ -417,6 +447,9 @@ impl Report {
         println!("| figure | value |\n|---|---|");
         for (name, value) in rows {
             println!("| {name} | {value} |");
+        }
+        for warning in &self.warnings {
+            println!("\nWARNING: {warning}");
         }
         println!("\nOSC sent by kind (datagrams, bytes): {:?}", self.osc.sent);
         println!("MIDI sent by kind (events, bytes): {:?}", self.midi.sent);
