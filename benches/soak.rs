@@ -11,7 +11,8 @@
 //! and after, and, in an `alloc-check` build, allocations in the callbacks. The report is
 //! printed and written to `target/soak-report.json`. `TAPESTRY_SOAK_SECS` changes the length
 //! (default 60); `TAPESTRY_SOAK_OSC_RATE` caps the hostile OSC senders at that many datagrams
-//! per second in all (default: as fast as they can send).
+//! per second in all (default: as fast as they can send); `TAPESTRY_SOAK_OSC_KINDS` (e.g.
+//! `bundle,foreign`) sends only those kinds of hostile datagrams (see `soak/osc.rs`).
 //!
 //! Not a test: it asserts nothing beyond the run itself working; the figures go to the README.
 
@@ -274,16 +275,19 @@ struct Sent {
 }
 
 /// Runs the flood and the legitimate client for `soak` against `play`; the hostile OSC
-/// senders together send at most `osc_rate` datagrams per second (`None`: full rate).
-fn soak(play: &Play, soak: Duration, osc_rate: Option<f64>) -> Sent {
+/// senders send the kinds of `plan`, together at most `plan.rate` datagrams per second.
+fn soak(play: &Play, soak: Duration, plan: osc::HostilePlan) -> Sent {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let hostile: Vec<JoinHandle<osc::HostileSent>> = (0..HOSTILE_THREADS)
         .map(|i| {
             let (stop, target) = (stop.clone(), play.osc);
-            let rate = osc_rate.map(|r| r / HOSTILE_THREADS as f64);
+            let plan = osc::HostilePlan {
+                kinds: plan.kinds.clone(),
+                rate: plan.rate.map(|r| r / HOSTILE_THREADS as f64),
+            };
             std::thread::spawn(move || {
-                osc::hostile_sender(target, SOCKETS_PER_THREAD, 100 + i as u64, rate, stop)
+                osc::hostile_sender(target, SOCKETS_PER_THREAD, 100 + i as u64, plan, stop)
             })
         })
         .collect();
@@ -305,7 +309,7 @@ fn soak(play: &Play, soak: Duration, osc_rate: Option<f64>) -> Sent {
         midi: flood.stop(),
         legit: legit.join().expect("the legitimate client"),
         flood_secs,
-        osc_rate,
+        osc_rate: plan.rate,
     }
 }
 
@@ -314,9 +318,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let osc_rate: Option<f64> = std::env::var("TAPESTRY_SOAK_OSC_RATE")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let plan = osc::HostilePlan {
+        kinds: osc::Hostile::selected(std::env::var("TAPESTRY_SOAK_OSC_KINDS").ok().as_deref()),
+        rate: std::env::var("TAPESTRY_SOAK_OSC_RATE")
+            .ok()
+            .and_then(|s| s.parse().ok()),
+    };
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak");
     std::fs::create_dir_all(&dir).unwrap();
     let server = JackServer::start("tapestry-soak");
@@ -330,7 +337,7 @@ fn main() {
     play.wait_statuses(3);
     let before = process_figures(&play);
     eprintln!("soak: play is up; flooding for {soak_secs} s");
-    let sent = soak(&play, Duration::from_secs(soak_secs), osc_rate);
+    let sent = soak(&play, Duration::from_secs(soak_secs), plan);
     let after = process_figures(&play);
     // the status lines of the next 2.5 s count everything the flood did
     sleep(Duration::from_millis(2500));

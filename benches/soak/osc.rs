@@ -96,6 +96,39 @@ impl Hostile {
         Hostile::Unasked,
     ];
 
+    /// The short name `TAPESTRY_SOAK_OSC_KINDS` knows it by.
+    pub fn key(self) -> &'static str {
+        match self {
+            Hostile::Garbage => "garbage",
+            Hostile::Truncated => "truncated",
+            Hostile::Empty => "empty",
+            Hostile::FullBundle => "bundle",
+            Hostile::YearAhead => "year",
+            Hostile::NearFuture => "future",
+            Hostile::Foreign => "foreign",
+            Hostile::Conductor => "conductor",
+            Hostile::Unasked => "unasked",
+        }
+    }
+
+    /// The kinds a comma-separated list of [`key`](Self::key)s names (all when `None`).
+    pub fn selected(list: Option<&str>) -> Vec<Hostile> {
+        let Some(list) = list else {
+            return Hostile::ALL.to_vec();
+        };
+        let keys: Vec<&str> = list.split(',').map(str::trim).collect();
+        for key in &keys {
+            assert!(
+                Hostile::ALL.iter().any(|k| k.key() == *key),
+                "unknown hostile kind {key:?}"
+            );
+        }
+        Hostile::ALL
+            .into_iter()
+            .filter(|k| keys.contains(&k.key()))
+            .collect()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Hostile::Garbage => "random bytes",
@@ -269,16 +302,24 @@ impl HostileSent {
     }
 }
 
-/// Sends hostile datagrams to `target` from `sockets` source addresses, every kind in turn
-/// on every socket, until `stop`: as fast as the sockets take them, or at most `rate`
-/// datagrams per second.
+/// How the hostile senders send: which kinds, and at most how many datagrams per second
+/// each (`None`: as fast as the sockets take them).
+#[derive(Clone)]
+pub struct HostilePlan {
+    pub kinds: Vec<Hostile>,
+    pub rate: Option<f64>,
+}
+
+/// Sends hostile datagrams to `target` from `sockets` source addresses, every kind of `plan`
+/// in turn on every socket, until `stop`.
 pub fn hostile_sender(
     target: SocketAddr,
     sockets: usize,
     seed: u64,
-    rate: Option<f64>,
+    plan: HostilePlan,
     stop: Arc<AtomicBool>,
 ) -> HostileSent {
+    let rate = plan.rate;
     let sockets: Vec<UdpSocket> = (0..sockets)
         .map(|_| UdpSocket::bind("127.0.0.1:0").expect("a local UDP socket"))
         .collect();
@@ -295,7 +336,7 @@ pub fn hostile_sender(
             continue;
         }
         let socket = &sockets[n % sockets.len()];
-        let kind = Hostile::ALL[(n / sockets.len()) % Hostile::ALL.len()];
+        let kind = plan.kinds[(n / sockets.len()) % plan.kinds.len()];
         let variants = pool.variants.get_mut(&kind).unwrap();
         let count = variants.len();
         let datagram = &mut variants[n % count];
