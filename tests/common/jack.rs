@@ -490,3 +490,42 @@ impl ServerXruns {
         x
     }
 }
+
+/// Reads `play`'s stderr into a shared log as it comes.
+pub fn read_log(
+    play: &mut Child,
+) -> (
+    std::sync::Arc<std::sync::Mutex<String>>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::BufRead;
+    let stderr = play.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let shared = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut log = shared.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (log, reader)
+}
+
+/// Waits (at most 60 s) until play says it is playing. No JACK client of the test may open
+/// or close while play opens its own: one that comes and goes then can leave play's MIDI
+/// client never woken (jackaudio/jack2#721, a stale futex in libjack's per-process table).
+pub fn wait_until_playing(log: &std::sync::Mutex<String>) {
+    let started = std::time::Instant::now();
+    while !log.lock().unwrap().contains("playing \"") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "play never said it was playing: {}",
+            log.lock().unwrap()
+        );
+        sleep(Duration::from_millis(20));
+    }
+}

@@ -12,8 +12,8 @@
 use crate::common;
 
 use crate::common::jack::{
-    align, free_udp_port, number_after, read_capture, run_within, test_python, Alignment, Capture,
-    Helper, JackServer, CAPTURE_TOLERANCE,
+    align, free_udp_port, number_after, read_capture, read_log, run_within, test_python,
+    wait_until_playing, Alignment, Capture, Helper, JackServer, CAPTURE_TOLERANCE,
 };
 use crate::common::measure::{dominant_pitch_hz, rms, spectral_centroid_hz};
 
@@ -120,45 +120,6 @@ struct Show {
     osc_port: u16,
 }
 
-/// Reads `play`'s stderr into a shared log as it comes.
-fn read_log(
-    play: &mut Helper,
-) -> (
-    std::sync::Arc<std::sync::Mutex<String>>,
-    std::thread::JoinHandle<()>,
-) {
-    use std::io::BufRead;
-    let stderr = play.0.stderr.take().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let shared = log.clone();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let mut log = shared.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    (log, reader)
-}
-
-/// Waits (at most 60 s) until play says it is playing. No JACK client of the test may open
-/// or close while play opens its own: one that comes and goes then can leave play's MIDI
-/// client never woken (jackaudio/jack2#721, a stale futex in libjack's per-process table).
-fn wait_until_playing(log: &std::sync::Mutex<String>) {
-    let started = std::time::Instant::now();
-    while !log.lock().unwrap().contains("playing \"") {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "play never said it was playing: {}",
-            log.lock().unwrap()
-        );
-        sleep(Duration::from_millis(20));
-    }
-}
-
 fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -> Show {
     let osc_port = free_udp_port();
     let play = server
@@ -176,7 +137,7 @@ fn start_show(server: &JackServer, patch: &Path, extra: &[&str], seconds: u32) -
         .spawn()
         .unwrap();
     let mut play = Helper(play);
-    let (log, reader) = read_log(&mut play);
+    let (log, reader) = read_log(&mut play.0);
     wait_until_playing(&log);
     let midi_in = server
         .wait_ports("tapestry's virtual MIDI port", |p| p.ends_with(":e2e"))

@@ -13,7 +13,6 @@ use crate::common::jack::{
     align, number_after, read_capture, run_within, test_python, JackServer, CAPTURE_TOLERANCE,
 };
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -98,6 +97,8 @@ fn a_port_also_connected_to_the_virtual_port_is_heard_once() {
             .spawn()
             .unwrap(),
     );
+    let (play_log, reader) = common::jack::read_log(&mut play.0);
+    common::jack::wait_until_playing(&play_log);
     let virtual_port = server
         .wait_ports("tapestry's virtual MIDI port", |p| p.ends_with(":once"))
         .remove(0);
@@ -123,14 +124,9 @@ fn a_port_also_connected_to_the_virtual_port_is_heard_once() {
     let sent_messages = number_after(&sent.stdout, "midi messages");
     rec.finish();
 
-    let mut log = String::new();
-    play.0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
     let status = play.0.wait().unwrap();
+    reader.join().unwrap();
+    let log = play_log.lock().unwrap().clone();
     println!("{log}");
     assert!(status.success(), "tapestry play failed: {log}");
     for port in ["once-early:out", "once-late:out"] {

@@ -216,12 +216,13 @@ impl TruePeakDetector {
         // the largest sample magnitude under each frame's window (bits: the same order as
         // the floats'), a vectorizable running maximum
         let mut magnitude = [0u32; PAST + SUB_BLOCK];
-        for (m, (l, r)) in magnitude.iter_mut().zip(line[0].iter().zip(&line[1])) {
+        let lines = line[0][..PAST + n].iter().zip(&line[1][..PAST + n]);
+        for (m, (l, r)) in magnitude.iter_mut().zip(lines) {
             *m = (l.to_bits() & 0x7fff_ffff).max(r.to_bits() & 0x7fff_ffff);
         }
         let mut largest = [0u32; SUB_BLOCK];
         for k in 0..PHASE_TAPS {
-            for (w, &m) in largest.iter_mut().zip(&magnitude[k..k + SUB_BLOCK]) {
+            for (w, &m) in largest[..n].iter_mut().zip(&magnitude[k..k + n]) {
                 *w = (*w).max(m);
             }
         }

@@ -226,6 +226,20 @@ struct LiveStage {
     limiter: Limiter,
 }
 
+impl LiveStage {
+    /// The leveler's frame (metered all the same when leveling is off, for the status's
+    /// momentary loudness).
+    #[inline(always)]
+    fn level(&mut self, l: f32, r: f32) -> (f32, f32) {
+        let leveled = self.leveler.process_frame(l, r);
+        if self.leveling {
+            leveled
+        } else {
+            (l, r)
+        }
+    }
+}
+
 /// The master chain: DC blocker → reverb (equal-power dry/wet) → as [`MasterChain`] says,
 /// plus output peak meters.
 ///
@@ -296,13 +310,24 @@ impl MasterBus {
             self.dc.run(ch, x);
         }
         for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
-            (frame[0], frame[1]) = self.after_dc(xl, xr, reverb_mix);
+            (frame[0], frame[1]) = self.wet_dry(xl, xr, reverb_mix);
+        }
+        // the leveler then the limiter, each over the span (the limiter works in sub-blocks)
+        if let Some(live) = &mut self.live {
+            for frame in out.chunks_exact_mut(2) {
+                (frame[0], frame[1]) = live.level(frame[0], frame[1]);
+            }
+            live.limiter.process_block(out);
+        }
+        for frame in out.chunks_exact(2) {
+            self.peak_l = self.peak_l.max(frame[0].abs());
+            self.peak_r = self.peak_r.max(frame[1].abs());
         }
     }
 
-    /// The chain after the DC blocker.
+    /// The reverb's equal-power dry/wet mix of a DC-blocked frame.
     #[inline(always)]
-    fn after_dc(&mut self, l: f32, r: f32, reverb_mix: f32) -> (f32, f32) {
+    fn wet_dry(&mut self, l: f32, r: f32, reverb_mix: f32) -> (f32, f32) {
         let mix = if reverb_mix.is_finite() {
             reverb_mix.clamp(0.0, 1.0)
         } else {
@@ -324,16 +349,16 @@ impl MasterBus {
         let (mid, side) = (0.5 * (wl + wr), 0.5 * (wl - wr) * self.wet_side);
         let l = self.dry_gain * l + self.wet_gain * (mid + side);
         let r = self.dry_gain * r + self.wet_gain * (mid - side);
+        (l, r)
+    }
 
+    /// The chain after the DC blocker.
+    #[inline(always)]
+    fn after_dc(&mut self, l: f32, r: f32, reverb_mix: f32) -> (f32, f32) {
+        let (l, r) = self.wet_dry(l, r, reverb_mix);
         let (l, r) = match &mut self.live {
             Some(live) => {
-                let (l, r) = if live.leveling {
-                    live.leveler.process_frame(l, r)
-                } else {
-                    // metered all the same, for the status's momentary loudness
-                    live.leveler.process_frame(l, r);
-                    (l, r)
-                };
+                let (l, r) = live.level(l, r);
                 live.limiter.process_frame(l, r)
             }
             None => (l, r),
