@@ -16,6 +16,14 @@ use tapestry::{Patch, Performance};
 
 pub const SR: u32 = 48_000;
 
+/// A path for `name` in this test binary's own directory under the system temp dir
+/// (`tapestry-<group>-<pid>`, created on first use).
+pub fn temp_file(group: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tapestry-{group}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
 /// Loads a shipped patch.
 pub fn patch(name: &str) -> Patch {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -19,9 +19,7 @@ const SR: u32 = 48_000;
 // ---------------------------------------------------------------------------
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-analysis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    crate::common::temp_file("analysis", name)
 }
 
 /// Whether `tool` runs; outside CI a missing tool skips the test with a message, in CI

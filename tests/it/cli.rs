@@ -11,9 +11,7 @@ fn tapestry() -> Command {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    crate::common::temp_file("cli", name)
 }
 
 #[test]

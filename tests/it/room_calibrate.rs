@@ -16,9 +16,7 @@ use tapestry::Patch;
 const SR: u32 = 48_000;
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-calibrate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::temp_file("calibrate", name)
 }
 
 fn s(p: &Path) -> &str {

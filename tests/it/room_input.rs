@@ -12,9 +12,7 @@ use crate::common::measure::*;
 use crate::common::sox::{self, sox};
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-room-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::temp_file("room", name)
 }
 
 /// A quiet room: faint pink noise (made once per test run: the tests share it).

@@ -96,9 +96,7 @@ fn both_voices() -> Script {
 }
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-room-voices-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    crate::common::temp_file("room-voices", name)
 }
 
 /// A loud, clap-dense room made by sox: 20 ms noise bursts at -2 dB, 6 per second, mono 48 kHz.

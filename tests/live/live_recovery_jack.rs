@@ -7,9 +7,8 @@
 
 use crate::common;
 
-use crate::common::jack::{number_after, read_capture, JackServer, CAPTURE_TOLERANCE};
+use crate::common::jack::{number_after, read_capture, read_log, JackServer, CAPTURE_TOLERANCE};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,9 +19,7 @@ use tapestry::render::{render, RenderOptions};
 use tapestry::{Patch, Performance};
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-recovery-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::temp_file("recovery", name)
 }
 
 fn root() -> &'static Path {
@@ -57,16 +54,7 @@ impl Play {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let stderr = child.stderr.take().unwrap();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
+        let (log, _reader) = read_log(&mut child);
         Play { child, log }
     }
 

@@ -10,31 +10,20 @@
 
 use crate::common;
 use crate::common::jack::{
-    align, number_after, read_capture, run_within, test_python, JackServer, CAPTURE_TOLERANCE,
+    align, number_after, read_capture, run_within, test_python, Helper, JackServer,
+    CAPTURE_TOLERANCE,
 };
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use tapestry::control::Command as EngineCommand;
 use tapestry::render::{render, RenderOptions};
 use tapestry::{Patch, Performance};
 
-/// Kills a helper process when the test ends, however it ends.
-struct Helper(Child);
-
-impl Drop for Helper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-midi-once-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::temp_file("midi-once", name)
 }
 
 /// Two channels, two participants playing a pluck; every port is listened to (no `ports`).

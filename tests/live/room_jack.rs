@@ -19,9 +19,7 @@ const SR: u32 = 48_000;
 const STEP: u64 = SR as u64 / 50;
 
 fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tapestry-room-jack-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    crate::common::temp_file("room-jack", name)
 }
 
 /// 2 s of silence (time to connect), 3 s of a hushed room, 6 s of loud claps, 3 s of hush;
