@@ -33,7 +33,7 @@ use crate::control::{
 use crate::rng::Rng;
 use crate::score::{darker, Chord, Scale};
 use config::{Comparison, EngineConfig, Param, Role, Timbre, MAX_DIMS};
-use master::MasterBus;
+pub use master::{MasterBus, MasterSpan};
 use mood::{evaluate_params, robust_center, MoodState};
 use participant::{coef, render_chunk, Participant, ScoreContext};
 use schedule::Schedule;
@@ -94,6 +94,11 @@ pub struct Engine {
     reverb_mix: f32,
     reverb_coef: f32,
     master: MasterBus,
+    /// The reverb width last given to the master bus.
+    reverb_width: f32,
+    /// Offline: the spans of the last `process` call when the caller runs the master bus
+    /// itself ([`Engine::defer_master`]).
+    deferred_spans: Option<Vec<MasterSpan>>,
     lanes_l: [LaneFrame; MAX_SPAN],
     lanes_r: [LaneFrame; MAX_SPAN],
     buf_l: [f32; MAX_SPAN],
@@ -177,6 +182,8 @@ impl Engine {
             reverb_mix: 0.0,
             reverb_coef: coef(0.5 / tick_secs, 1.0),
             master,
+            reverb_width: 1.0,
+            deferred_spans: None,
             lanes_l: [[0.0; LANES]; MAX_SPAN],
             lanes_r: [[0.0; LANES]; MAX_SPAN],
             buf_l: [0.0; MAX_SPAN],
@@ -257,10 +264,28 @@ impl Engine {
         self.publish_status();
     }
 
+    /// Offline only: from now on [`Engine::process`] writes the voices' mix before the master
+    /// bus and notes, span by span, what the bus needed ([`Engine::master_spans`]); the
+    /// caller runs a [`MasterBus`] of its own over them ([`MasterBus::process_spans`]), e.g.
+    /// on another thread, with the very arithmetic the engine would have done. Not real-time
+    /// safe (the span list may grow for a block of more than [`MAX_BLOCK_FRAMES`] frames).
+    pub fn defer_master(&mut self) {
+        self.deferred_spans = Some(Vec::with_capacity(MAX_BLOCK_FRAMES));
+    }
+
+    /// The spans of the last [`Engine::process`] call after [`Engine::defer_master`] (empty
+    /// otherwise).
+    pub fn master_spans(&self) -> &[MasterSpan] {
+        self.deferred_spans.as_deref().unwrap_or(&[])
+    }
+
     /// Renders interleaved stereo frames into `out` (its length is 2 × frames; any number of
     /// frames from 1 to [`MAX_BLOCK_FRAMES`] and beyond). Real-time safe.
     pub fn process(&mut self, out: &mut [f32]) {
         let _denormals = DenormalGuard::new();
+        if let Some(spans) = &mut self.deferred_spans {
+            spans.clear();
+        }
         self.drain_messages();
         let frames = out.len() / 2;
         if out.len() % 2 == 1 {
@@ -299,7 +324,19 @@ impl Engine {
         let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
         fold_lanes(wl, l);
         fold_lanes(wr, r);
-        self.master.process_span(l, r, out, self.reverb_mix);
+        match &mut self.deferred_spans {
+            None => self.master.process_span(l, r, out, self.reverb_mix),
+            Some(spans) => {
+                for (frame, (&xl, &xr)) in out.chunks_exact_mut(2).zip(l.iter().zip(r.iter())) {
+                    (frame[0], frame[1]) = (xl, xr);
+                }
+                spans.push(MasterSpan {
+                    frames: n,
+                    reverb_mix: self.reverb_mix,
+                    reverb_width: self.reverb_width,
+                });
+            }
+        }
         let (mut pl, mut pr) = self.block_peak;
         for frame in out.chunks_exact(2) {
             pl = pl.max(frame[0].abs());
@@ -653,8 +690,8 @@ impl Engine {
             + self.cfg.sections[self.section as usize].reverb)
             .clamp(0.0, 1.0);
         self.reverb_mix += (reverb_target - self.reverb_mix) * self.reverb_coef;
-        self.master
-            .set_reverb_width(self.communal_params[Param::StereoWidth.index()]);
+        self.reverb_width = self.communal_params[Param::StereoWidth.index()];
+        self.master.set_reverb_width(self.reverb_width);
         // bar lines: cues and mood-driven transitions
         let beats_per_bar = self.cfg.beats_per_bar.max(1) as f64;
         let bar = (self.beat() / beats_per_bar).floor() as u64;

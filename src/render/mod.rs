@@ -20,6 +20,7 @@
 //! renders and tests); [`render_to_wav`] streams to a WAV file, or RF64 past 4 GiB.
 
 mod passes;
+mod predict;
 mod wav;
 
 use std::fs::File;
@@ -27,14 +28,16 @@ use std::io::{self, BufWriter};
 use std::path::Path;
 
 use crate::control::{Command, Controller};
-use crate::engine::master::{KWeightedMeter, Limiter, MasterChain};
+use crate::engine::master::{KWeightedMeter, Limiter, MasterBus, MasterChain};
 use crate::engine::Engine;
 use crate::patch::Patch;
 use crate::performance::{Performance, TimedCommand};
 use crate::plot::PlotBuilder;
 use crate::timeline::{Timeline, TimelineTap};
-use passes::{drive, finish_pass, FileStore, MemoryStore, OutputMeters, ProgramStore, Sink};
+use passes::{drive, finish_pass, program_pass, FileStore, MemoryStore, OutputMeters};
 use passes::{PlotSink, VecSink, WavSink};
+use passes::{ProgramStore, Sink};
+use predict::ProgramHops;
 pub use wav::{Container, WavFormat, WavWriter};
 
 /// Largest normalization gain either way, in dB (offline and the live start gain).
@@ -376,18 +379,17 @@ fn program_loudness(
     let mut cfg = patch.config(sample_rate, seed.or(performance.seed));
     cfg.master.chain = MasterChain::Program;
     let mut meter = KWeightedMeter::new(cfg.sample_rate);
+    let bus = MasterBus::new(cfg.sample_rate, &cfg.master);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
     let block = RenderOptions::default().block_frames;
-    let measured = drive(
-        &mut engine,
-        &controller,
+    let measured = program_pass(
+        (&mut engine, &controller),
         performance,
         (frames, block),
         None,
-        |chunk, _| {
-            meter.push_block(chunk);
-            Ok(())
-        },
+        (bus, &mut meter),
+        None,
+        |_| {},
     );
     match measured {
         Ok(()) => meter.integrated_lufs_f64(),
@@ -473,27 +475,27 @@ fn render_offline(
     let master = cfg.master.clone();
     let sample_rate = cfg.sample_rate;
     let mut meter = KWeightedMeter::new(sample_rate);
+    let mut hops = ProgramHops::new(meter.hop_frames());
+    let bus = MasterBus::new(sample_rate, &cfg.master);
     let (mut engine, controller) = Engine::new(cfg, patch.names());
     let mut tap = tap_if(timeline, patch, &mut engine, &controller);
-    drive(
-        &mut engine,
-        &controller,
+    program_pass(
+        (&mut engine, &controller),
         performance,
         (total, block),
         tap.as_mut(),
-        |chunk, done| {
-            meter.push_block(chunk);
-            store.push(chunk)?;
-            progress(Stage::Program, done, total);
-            Ok(())
-        },
+        (bus, &mut meter),
+        Some((&mut *store, &mut hops)),
+        |done| progress(Stage::Program, done, total),
     )?;
     let timeline = tap.map(TimelineTap::finish);
     drop(engine);
     let program_lufs = meter.integrated_lufs_f64();
     let target = f64::from(master.loudness_target_lufs);
     let mut gain_db = if master.leveler {
-        normalization_gain_db(program_lufs, target)
+        let first = normalization_gain_db(program_lufs, target);
+        let limits = (sample_rate, master.ceiling_dbtp);
+        gain_for_target(store, &hops, (first, target), limits)?
     } else {
         0.0
     };
@@ -502,7 +504,7 @@ fn render_offline(
         passes += 1;
         let gain = 10f64.powf(gain_db / 20.0) as f32;
         let limiter = Limiter::new(sample_rate, master.ceiling_dbtp);
-        let finished = finish_pass(store, total, gain, limiter, sample_rate, sink, |done| {
+        let finished = finish_pass(store, total, (gain, limiter), sample_rate, sink, |done| {
             progress(Stage::Finish, done, total)
         })?;
         let error = target - finished.integrated_lufs;
@@ -524,6 +526,44 @@ fn render_offline(
         }
         gain_db = (gain_db + error).clamp(-MAX_GAIN_DB, MAX_GAIN_DB);
     }
+}
+
+/// Predictions made before the finishing pass, at most.
+const MAX_PREDICTIONS: u32 = 8;
+/// The prediction is close enough when within this of the target, in LU.
+const PREDICTION_TOLERANCE_LU: f64 = 0.005;
+/// Smallest loudness change per dB of gain assumed (a limiter working hard gives back only
+/// part of each dB; the secant never assumes less than this).
+const MIN_LU_PER_DB: f64 = 0.05;
+
+/// The whole-piece gain (dB) whose finished output lands on `target`, from the program's
+/// `first` guess corrected by what the limiter is predicted to take off (secant steps: under
+/// heavy limiting a dB of gain buys less than a loudness unit).
+fn gain_for_target(
+    store: &mut dyn ProgramStore,
+    hops: &ProgramHops,
+    (first, target): (f64, f64),
+    limits: (f32, f32),
+) -> io::Result<f64> {
+    let mut gain_db = first;
+    let mut previous: Option<(f64, f64)> = None;
+    for _ in 0..MAX_PREDICTIONS {
+        let gain = 10f64.powf(gain_db / 20.0) as f32;
+        let predicted = predict::predicted_lufs(store, hops, gain, limits)?;
+        let error = target - predicted;
+        if !error.is_finite() || error.abs() <= PREDICTION_TOLERANCE_LU {
+            break;
+        }
+        let slope = match previous {
+            Some((g, p)) if (gain_db - g).abs() > 1e-9 => {
+                ((predicted - p) / (gain_db - g)).clamp(MIN_LU_PER_DB, 1.0)
+            }
+            _ => 1.0,
+        };
+        previous = Some((gain_db, predicted));
+        gain_db = (gain_db + error / slope).clamp(-MAX_GAIN_DB, MAX_GAIN_DB);
+    }
+    Ok(gain_db)
 }
 
 /// One pass through the live chain, as the session played.
@@ -549,7 +589,7 @@ fn render_live(
         performance,
         (total, block),
         tap.as_mut(),
-        |chunk, done| {
+        |chunk, _, done| {
             meters.push(chunk);
             sink.write(chunk)?;
             progress(Stage::Live, done, total);

@@ -6,56 +6,74 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use crate::control::{Controller, Message, Timing};
-use crate::engine::master::{KWeightedMeter, Limiter};
+use crate::engine::master::{finite_or_zero, KWeightedMeter, Limiter, MasterBus, MasterSpan};
+use crate::engine::master::{TruePeakDetector, PEAK_WINDOW_FRAMES};
 use crate::engine::Engine;
 use crate::performance::Performance;
 use crate::plot::PlotBuilder;
 use crate::timeline::TimelineTap;
 
+use super::predict::ProgramHops;
 use super::wav::{Container, WavFormat, WavWriter};
 
 /// Frames moved per read or write between the passes.
 pub(super) const CHUNK_FRAMES: usize = 4096;
 
-/// Where the program waits between the passes.
-pub(super) trait ProgramStore {
-    /// Appends interleaved stereo frames.
-    fn push(&mut self, samples: &[f32]) -> io::Result<()>;
+/// Where the program waits between the passes: its frames, and the main-stage true peaks the
+/// finishing limiter would read on them ([`Limiter::process_block_with_peaks`]).
+pub(super) trait ProgramStore: Send {
+    /// Appends interleaved stereo frames and their peaks (one per frame).
+    fn push(&mut self, samples: &[f32], peaks: &[f32]) -> io::Result<()>;
     /// Goes back to the first frame for reading.
-    fn rewind(&mut self) -> io::Result<()>;
-    /// Reads the next frames into `out` (interleaved); returns the frames read, 0 at the end.
-    fn read(&mut self, out: &mut [f32]) -> io::Result<usize>;
+    fn rewind(&mut self) -> io::Result<()> {
+        self.seek(0)
+    }
+    /// The next read starts at this frame.
+    fn seek(&mut self, frame: u64) -> io::Result<()>;
+    /// Reads the next frames into `samples` (interleaved) and their peaks into `peaks`;
+    /// returns the frames read, 0 at the end.
+    fn read(&mut self, samples: &mut [f32], peaks: &mut [f32]) -> io::Result<usize>;
 }
 
 /// The program in memory (short renders, tests).
 #[derive(Default)]
 pub(super) struct MemoryStore {
     samples: Vec<f32>,
+    peaks: Vec<f32>,
     read_at: usize,
 }
 
 impl ProgramStore for MemoryStore {
-    fn push(&mut self, samples: &[f32]) -> io::Result<()> {
+    fn push(&mut self, samples: &[f32], peaks: &[f32]) -> io::Result<()> {
         self.samples.extend_from_slice(samples);
+        self.peaks.extend_from_slice(peaks);
         Ok(())
     }
 
-    fn rewind(&mut self) -> io::Result<()> {
-        self.read_at = 0;
+    fn seek(&mut self, frame: u64) -> io::Result<()> {
+        self.read_at = (frame as usize).min(self.peaks.len());
         Ok(())
     }
 
-    fn read(&mut self, out: &mut [f32]) -> io::Result<usize> {
-        let n = (out.len() / 2).min((self.samples.len() - self.read_at) / 2);
-        out[..2 * n].copy_from_slice(&self.samples[self.read_at..self.read_at + 2 * n]);
-        self.read_at += 2 * n;
+    fn read(&mut self, samples: &mut [f32], peaks: &mut [f32]) -> io::Result<usize> {
+        let at = self.read_at;
+        let n = (samples.len() / 2)
+            .min(peaks.len())
+            .min(self.peaks.len() - at);
+        samples[..2 * n].copy_from_slice(&self.samples[2 * at..2 * (at + n)]);
+        peaks[..n].copy_from_slice(&self.peaks[at..at + n]);
+        self.read_at += n;
         Ok(n)
     }
 }
 
-/// The program as little-endian f32 frames in a temporary file: constant memory whatever the
-/// length. The file is anonymous (`tempfile::tempfile_in`: unlinked from the start), so the
-/// system removes it when it is closed, on success, on error, and if the process dies.
+/// Bytes a frame takes in a [`FileStore`]: two samples and a peak, little-endian f32.
+const FILE_FRAME_BYTES: usize = 12;
+
+/// The program as little-endian f32 (left, right, peak) triples in a temporary file: constant
+/// memory whatever the length. The file is anonymous (`tempfile::tempfile_in`: unlinked from
+/// the start), so the system removes it when it is closed, on success, on error, and if the
+/// process dies.
 pub(super) struct FileStore {
     file: File,
     bytes: Vec<u8>,
@@ -67,7 +85,7 @@ impl FileStore {
     pub(super) fn new(file: File) -> Self {
         Self {
             file,
-            bytes: Vec::with_capacity(CHUNK_FRAMES * 8),
+            bytes: Vec::with_capacity(CHUNK_FRAMES * FILE_FRAME_BYTES),
             frames_written: 0,
             frames_read: 0,
         }
@@ -75,37 +93,47 @@ impl FileStore {
 }
 
 impl ProgramStore for FileStore {
-    fn push(&mut self, samples: &[f32]) -> io::Result<()> {
+    fn push(&mut self, samples: &[f32], peaks: &[f32]) -> io::Result<()> {
         let at = self.bytes.len();
-        self.bytes.resize(at + 4 * samples.len(), 0);
-        for (b, s) in self.bytes[at..].chunks_exact_mut(4).zip(samples) {
-            b.copy_from_slice(&s.to_le_bytes());
+        self.bytes.resize(at + FILE_FRAME_BYTES * peaks.len(), 0);
+        let frames = samples.chunks_exact(2).zip(peaks);
+        for (b, (frame, peak)) in self.bytes[at..]
+            .chunks_exact_mut(FILE_FRAME_BYTES)
+            .zip(frames)
+        {
+            b[..4].copy_from_slice(&frame[0].to_le_bytes());
+            b[4..8].copy_from_slice(&frame[1].to_le_bytes());
+            b[8..].copy_from_slice(&peak.to_le_bytes());
         }
-        self.frames_written += (samples.len() / 2) as u64;
-        if self.bytes.len() >= CHUNK_FRAMES * 8 {
+        self.frames_written += peaks.len() as u64;
+        if self.bytes.len() >= CHUNK_FRAMES * FILE_FRAME_BYTES {
             self.file.write_all(&self.bytes)?;
             self.bytes.clear();
         }
         Ok(())
     }
 
-    fn rewind(&mut self) -> io::Result<()> {
+    fn seek(&mut self, frame: u64) -> io::Result<()> {
         if !self.bytes.is_empty() {
             self.file.write_all(&self.bytes)?;
             self.bytes.clear();
         }
-        self.file.seek(SeekFrom::Start(0))?;
-        self.frames_read = 0;
+        let frame = frame.min(self.frames_written);
+        self.file
+            .seek(SeekFrom::Start(frame * FILE_FRAME_BYTES as u64))?;
+        self.frames_read = frame;
         Ok(())
     }
 
-    fn read(&mut self, out: &mut [f32]) -> io::Result<usize> {
+    fn read(&mut self, samples: &mut [f32], peaks: &mut [f32]) -> io::Result<usize> {
         let left = self.frames_written - self.frames_read;
-        let n = (out.len() as u64 / 2).min(left) as usize;
-        self.bytes.resize(n * 8, 0);
+        let n = ((samples.len() / 2).min(peaks.len()) as u64).min(left) as usize;
+        self.bytes.resize(n * FILE_FRAME_BYTES, 0);
         self.file.read_exact(&mut self.bytes)?;
-        for (s, b) in out.iter_mut().zip(self.bytes.chunks_exact(4)) {
-            *s = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let value = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let frames = samples.chunks_exact_mut(2).zip(peaks.iter_mut());
+        for (b, (frame, peak)) in self.bytes.chunks_exact(FILE_FRAME_BYTES).zip(frames) {
+            (frame[0], frame[1], *peak) = (value(&b[..4]), value(&b[4..8]), value(&b[8..]));
         }
         self.bytes.clear();
         self.frames_read += n as u64;
@@ -114,7 +142,7 @@ impl ProgramStore for FileStore {
 }
 
 /// Where finished frames go.
-pub(super) trait Sink {
+pub(super) trait Sink: Send {
     /// Drops everything written so far (a finishing pass starts over).
     fn restart(&mut self) -> io::Result<()>;
     /// Appends interleaved stereo frames.
@@ -218,7 +246,7 @@ pub(super) fn drive(
     performance: &Performance,
     (total, block): (u64, usize),
     mut tap: Option<&mut TimelineTap>,
-    mut each: impl FnMut(&[f32], u64) -> io::Result<()>,
+    mut each: impl FnMut(&[f32], &[MasterSpan], u64) -> io::Result<()>,
 ) -> io::Result<()> {
     let commands = &performance.commands;
     let mut buffer = vec![0.0f32; 2 * block];
@@ -253,9 +281,130 @@ pub(super) fn drive(
             tap.after_process();
         }
         done = end;
-        each(chunk, done)?;
+        each(chunk, engine.master_spans(), done)?;
     }
     Ok(())
+}
+
+/// Blocks in flight between the two threads of a program pass.
+const PIPELINE_BLOCKS: usize = 4;
+
+/// One block of a deferring engine's mix and the spans the master bus needs for it.
+#[derive(Default)]
+struct ProgramBlock {
+    samples: Vec<f32>,
+    spans: Vec<MasterSpan>,
+}
+
+/// Reads the finishing limiter's main-stage peaks off the program as it is stored.
+struct PeakReader {
+    detector: TruePeakDetector,
+    finite: Vec<f32>,
+    peaks: Vec<f32>,
+}
+
+impl PeakReader {
+    fn new() -> Self {
+        Self {
+            detector: TruePeakDetector::new(),
+            finite: Vec::new(),
+            peaks: Vec::new(),
+        }
+    }
+
+    /// The peaks of `samples` (read on what the limiter will see: finite samples).
+    fn read(&mut self, samples: &[f32]) -> &[f32] {
+        self.finite.clear();
+        self.finite
+            .extend(samples.iter().map(|&s| finite_or_zero(s)));
+        self.peaks.resize(samples.len() / 2, 0.0);
+        self.detector.peaks(&self.finite, &mut self.peaks);
+        &self.peaks
+    }
+
+    /// Meters and stores `samples` with their peaks.
+    fn store(
+        &mut self,
+        (meter, samples): (&mut KWeightedMeter, &[f32]),
+        store: &mut dyn ProgramStore,
+        hops: &mut ProgramHops,
+    ) -> io::Result<()> {
+        let peaks = self.read(samples);
+        hops.push(meter, samples, peaks);
+        store.push(samples, peaks)
+    }
+
+    /// Stores the silence after the program for as long as the detector still reads some of
+    /// it (its window): past that, silence reads 0, as the finishing pass assumes.
+    fn finish(mut self, store: &mut dyn ProgramStore) -> io::Result<()> {
+        let silence = [0.0; 2 * PEAK_WINDOW_FRAMES];
+        let peaks = self.read(&silence);
+        store.push(&silence, peaks)
+    }
+}
+
+/// The program pass on two threads: this one drives the engine's voices (its master bus
+/// deferred, [`Engine::defer_master`]), another runs `master` over each block, measures it
+/// with `meter` and pushes it to `store`. The arithmetic is the engine's own, so the program
+/// is the same bits as an engine with its bus inside would give; only the work is shared.
+/// `progress` gets the frames the engine has done.
+pub(super) fn program_pass(
+    (engine, controller): (&mut Engine, &Controller),
+    performance: &Performance,
+    frames: (u64, usize),
+    tap: Option<&mut TimelineTap>,
+    (mut master, meter): (MasterBus, &mut KWeightedMeter),
+    mut store: Option<(&mut dyn ProgramStore, &mut ProgramHops)>,
+    mut progress: impl FnMut(u64),
+) -> io::Result<()> {
+    engine.defer_master();
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<ProgramBlock>(PIPELINE_BLOCKS);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<ProgramBlock>(PIPELINE_BLOCKS + 1);
+    std::thread::scope(|scope| {
+        let bus = std::thread::Builder::new()
+            .name("tapestry-master".into())
+            .spawn_scoped(scope, move || -> io::Result<()> {
+                let mut peaks = PeakReader::new();
+                for mut block in full_rx {
+                    master.process_spans(&mut block.samples, &block.spans);
+                    match &mut store {
+                        Some((store, hops)) => {
+                            peaks.store((meter, &block.samples), *store, hops)?
+                        }
+                        None => meter.push_block(&block.samples),
+                    }
+                    let _ = empty_tx.try_send(block);
+                }
+                match store {
+                    Some((store, _)) => peaks.finish(store),
+                    None => Ok(()),
+                }
+            })?;
+        let driven = drive(
+            engine,
+            controller,
+            performance,
+            frames,
+            tap,
+            |chunk, spans, done| {
+                let mut block = empty_rx.try_recv().unwrap_or_default();
+                block.samples.clear();
+                block.samples.extend_from_slice(chunk);
+                block.spans.clear();
+                block.spans.extend_from_slice(spans);
+                progress(done);
+                // a closed channel means the bus thread stopped on an error, which join returns
+                full_tx
+                    .send(block)
+                    .map_err(|_| io::Error::other("the master bus thread stopped"))
+            },
+        );
+        drop(full_tx);
+        let bussed = bus
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the master bus thread panicked")));
+        bussed.and(driven)
+    })
 }
 
 /// A sink that also draws the output's picture; a restart starts the picture over.
@@ -318,44 +467,74 @@ impl OutputMeters {
 }
 
 /// Reads the program back, applies `gain`, limits (true peak) with the limiter's latency taken
-/// out, and writes the `total` frames to `sink`; `progress` gets the frames done.
+/// out, and writes the `total` frames to `sink`; `progress` gets the frames done. The output
+/// is metered and written on a second thread while this one limits the next frames.
 pub(super) fn finish_pass(
     store: &mut dyn ProgramStore,
     total: u64,
-    gain: f32,
-    mut limiter: Limiter,
+    (gain, mut limiter): (f32, Limiter),
     sample_rate: f32,
     sink: &mut dyn Sink,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Finished> {
     store.rewind()?;
     sink.restart()?;
-    let mut to_skip = limiter.latency_frames();
-    let mut meters = OutputMeters::new(sample_rate);
-    let mut buffer = vec![0.0f32; 2 * CHUNK_FRAMES];
-    let mut emitted = 0u64;
-    while emitted < total {
-        let read = store.read(&mut buffer)?;
-        let frames = if read == 0 {
-            // the program is over: the zeros that push its last frames out of the look-ahead
-            buffer.fill(0.0);
-            CHUNK_FRAMES
-        } else {
-            read
-        };
-        let chunk = &mut buffer[..2 * frames];
-        for s in chunk.iter_mut() {
-            *s *= gain;
-        }
-        limiter.process_block(chunk);
-        let skip = to_skip.min(frames);
-        to_skip -= skip;
-        let keep = (frames - skip).min((total - emitted) as usize);
-        let output = &chunk[2 * skip..2 * (skip + keep)];
-        emitted += keep as u64;
-        meters.push(output);
-        sink.write(output)?;
-        progress(emitted);
-    }
-    Ok(meters.finish())
+    let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<f32>>(PIPELINE_BLOCKS);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<f32>>(PIPELINE_BLOCKS + 1);
+    std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("tapestry-output".into())
+            .spawn_scoped(scope, move || -> io::Result<Finished> {
+                let mut meters = OutputMeters::new(sample_rate);
+                for output in full_rx {
+                    meters.push(&output);
+                    sink.write(&output)?;
+                    let _ = empty_tx.try_send(output);
+                }
+                Ok(meters.finish())
+            })?;
+        let mut to_skip = limiter.latency_frames();
+        let mut buffer = vec![0.0f32; 2 * CHUNK_FRAMES];
+        let mut peaks = vec![0.0f32; CHUNK_FRAMES];
+        let mut emitted = 0u64;
+        let limited = (|| {
+            while emitted < total {
+                let read = store.read(&mut buffer, &mut peaks)?;
+                let frames = if read == 0 {
+                    // the program is over: the zeros that push its last frames out of the
+                    // look-ahead (and read as 0 by the detector, the store holds its tail)
+                    buffer.fill(0.0);
+                    peaks.fill(0.0);
+                    CHUNK_FRAMES
+                } else {
+                    read
+                };
+                let chunk = &mut buffer[..2 * frames];
+                for s in chunk.iter_mut() {
+                    *s *= gain;
+                }
+                limiter.process_block_with_peaks(chunk, &peaks[..frames], gain);
+                let skip = to_skip.min(frames);
+                to_skip -= skip;
+                let keep = (frames - skip).min((total - emitted) as usize);
+                emitted += keep as u64;
+                let mut output = empty_rx.try_recv().unwrap_or_default();
+                output.clear();
+                output.extend_from_slice(&chunk[2 * skip..2 * (skip + keep)]);
+                // a closed channel means the writer stopped on an error, which join returns
+                full_tx
+                    .send(output)
+                    .map_err(|_| io::Error::other("the output thread stopped"))?;
+                progress(emitted);
+            }
+            Ok(())
+        })();
+        drop(full_tx);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")));
+        // the writer's own error first: a failed send above only reports that it stopped
+        let finished = written?;
+        limited.map(|()| finished)
+    })
 }

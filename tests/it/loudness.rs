@@ -111,6 +111,41 @@ fn energy_held_low_then_high_keeps_6_lu_offline_and_the_piece_lands_on_target() 
 }
 
 #[test]
+fn a_piece_the_limiter_works_hard_on_lands_on_target_in_one_finishing_pass() {
+    // minimal under a -6 dBTP ceiling: the limiter takes about a loudness unit off, which the
+    // whole-piece gain must foresee (one finishing pass, not a second one to correct it)
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+    let patch = patch_text(&format!("{text}\n[master]\nceiling_dbtp = -6.0\n"));
+    let (out, report) = render_in_memory(
+        &patch,
+        &low_then_high(&patch),
+        &RenderOptions::default(),
+        |_, _, _| {},
+    );
+    let whole = measure::integrated_lufs(&out, SR);
+    let target = f64::from(patch.loudness_target_lufs());
+    println!("whole {whole:.3} LUFS (target {target}), {report:?}");
+    let Leveling::Whole {
+        program_lufs,
+        gain_db,
+        passes,
+    } = report.leveling
+    else {
+        panic!("{report:?}");
+    };
+    let foreseen = gain_db - (target - program_lufs);
+    assert!(foreseen > 0.3, "the limiter's loss foreseen: {foreseen} dB");
+    assert_eq!(passes, 1, "{report:?}");
+    assert!((whole - target).abs() <= 0.05, "{whole}");
+    assert!(
+        true_peak_dbtp(&out) <= -6.0 + 0.05,
+        "{}",
+        true_peak_dbtp(&out)
+    );
+}
+
+#[test]
 fn energy_held_low_then_high_keeps_6_lu_live() {
     let patch = patch("minimal.toml");
     let perf = live(&patch, &low_then_high(&patch));

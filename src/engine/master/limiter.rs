@@ -75,6 +75,9 @@ const FACTOR: usize = 4;
 /// oversampled samples (5.875 to 6 frames), so the points computed when frame `n` arrives lie
 /// between frames `n − 6` and `n − 5`; they are reported with frame `n − 6`.
 pub const DETECTOR_DELAY_FRAMES: usize = 6;
+/// Frames a detector's reading depends on (its window): after this many silent frames it
+/// reads 0.
+pub const PEAK_WINDOW_FRAMES: usize = PHASE_TAPS;
 /// Frames on either side of a detected peak that the filters' support reaches: the gain is held
 /// at the peak's reduction over all of them, so the peak is rebuilt from uniformly scaled samples.
 const SUPPORT_FRAMES: usize = 6;
@@ -196,6 +199,33 @@ impl TruePeakDetector {
             peak = peaks.iter().fold(peak, |m, &p| m.max(p));
         }
         peak
+    }
+
+    /// [`TruePeakDetector::push`] for every frame of interleaved stereo `samples` (any
+    /// length), into `peaks` (one per frame; AVX2 where the CPU has it: identical results).
+    pub fn peaks(&mut self, samples: &[f32], peaks: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if crate::engine::voice::has_avx2() {
+            // SAFETY: the CPU reports AVX2.
+            return unsafe { self.peaks_avx2(samples, peaks) };
+        }
+        self.peaks_body(samples, peaks)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn peaks_avx2(&mut self, samples: &[f32], peaks: &mut [f32]) {
+        self.peaks_body(samples, peaks)
+    }
+
+    #[inline(always)]
+    fn peaks_body(&mut self, samples: &[f32], peaks: &mut [f32]) {
+        for (chunk, peaks) in samples
+            .chunks(2 * SUB_BLOCK)
+            .zip(peaks.chunks_mut(SUB_BLOCK))
+        {
+            self.peaks_above(chunk, -1.0, &mut peaks[..chunk.len() / 2]);
+        }
     }
 
     /// [`TruePeakDetector::push`] for each frame of interleaved stereo `samples` (at most
@@ -361,8 +391,53 @@ impl GainStage {
         let mut peaks = [0.0f32; SUB_BLOCK];
         let peaks = &mut peaks[..samples.len() / 2];
         self.detector.peaks_above(samples, ceiling, peaks);
+        if self.is_idle() && peaks.iter().all(|&p| p <= ceiling) {
+            return self.idle_block(samples);
+        }
         for (frame, &peak) in samples.chunks_exact_mut(2).zip(peaks.iter()) {
             (frame[0], frame[1]) = self.step(frame[0], frame[1], peak, ceiling);
+        }
+    }
+
+    /// What [`GainStage::step`] does to an idle stage over frames none of which needs a
+    /// reduction (each is then an [`GainStage::idle_step`]), at once: the frames pass the
+    /// delay line at the unity gain, the deque becomes the last of them.
+    #[inline(always)]
+    fn idle_block(&mut self, samples: &mut [f32]) {
+        let n = samples.len() / 2;
+        if n == 0 {
+            return;
+        }
+        let gain = self.unity_gain;
+        for frame in samples.chunks_exact_mut(2) {
+            let (dl, dr) = (self.delay_l[self.delay_pos], self.delay_r[self.delay_pos]);
+            self.delay_l[self.delay_pos] = frame[0];
+            self.delay_r[self.delay_pos] = frame[1];
+            self.delay_pos = next_index(self.delay_pos, self.delay_l.len());
+            (frame[0], frame[1]) = (dl * gain, dr * gain);
+        }
+        self.frame += n as u64;
+        self.deque_index[self.deque_head] = self.frame - 1;
+        self.deque_gain[self.deque_head] = 1.0;
+        self.deque_len = 1;
+        self.avg_pos = (self.avg_pos + n) % self.average_len;
+        self.gain = gain;
+    }
+
+    /// [`GainStage::process_block`] with the detector's readings given: `peaks[i]` times
+    /// `scale` is frame `i`'s (see [`Limiter::process_block_with_peaks`]).
+    #[inline(always)]
+    fn process_block_given(
+        &mut self,
+        samples: &mut [f32],
+        (peaks, scale): (&[f32], f32),
+        ceiling: f32,
+    ) {
+        if self.is_idle() && peaks.iter().all(|&p| p * scale <= ceiling) {
+            return self.idle_block(samples);
+        }
+        for (frame, &peak) in samples.chunks_exact_mut(2).zip(peaks) {
+            (frame[0], frame[1]) = self.step(frame[0], frame[1], peak * scale, ceiling);
         }
     }
 
@@ -580,6 +655,56 @@ impl Limiter {
                 *s = finite_or_zero(*s);
             }
             self.main.process_block(chunk, self.ceiling);
+            self.catch.process_block(chunk, self.ceiling);
+            for s in chunk.iter_mut() {
+                *s = self.safety_clamp(*s);
+            }
+        }
+    }
+
+    /// [`Limiter::process_block`] for a stream whose main-stage peaks were read beforehand:
+    /// `samples` is a stream `x` already scaled by `scale`, and `peaks` (one per frame) are
+    /// what a fresh [`TruePeakDetector`] fed the whole of `x` from its start read at these
+    /// frames ([`TruePeakDetector::peaks`]) — so a finishing pass need not interpolate what
+    /// its first pass did. With `scale` 1 the output is the very bits `process_block` gives;
+    /// otherwise the main stage's readings differ from it only by rounding (`scale · peak(x)`
+    /// for `peak(scale · x)`), which the catch stage and the margin cover. A limiter used this
+    /// way must be used this way from its start.
+    pub fn process_block_with_peaks(&mut self, samples: &mut [f32], peaks: &[f32], scale: f32) {
+        debug_assert_eq!(samples.len() / 2, peaks.len());
+        #[cfg(target_arch = "x86_64")]
+        if crate::engine::voice::has_avx2() {
+            // SAFETY: the CPU reports AVX2.
+            unsafe { self.process_block_with_peaks_avx2(samples, peaks, scale) };
+            return;
+        }
+        self.process_block_with_peaks_body(samples, peaks, scale);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn process_block_with_peaks_avx2(
+        &mut self,
+        samples: &mut [f32],
+        peaks: &[f32],
+        scale: f32,
+    ) {
+        self.process_block_with_peaks_body(samples, peaks, scale);
+    }
+
+    #[inline(always)]
+    fn process_block_with_peaks_body(&mut self, samples: &mut [f32], peaks: &[f32], scale: f32) {
+        for (chunk, peaks) in samples
+            .chunks_mut(2 * SUB_BLOCK)
+            .zip(peaks.chunks(SUB_BLOCK))
+        {
+            let even = chunk.len() / 2 * 2;
+            let chunk = &mut chunk[..even];
+            for s in chunk.iter_mut() {
+                *s = finite_or_zero(*s);
+            }
+            self.main
+                .process_block_given(chunk, (peaks, scale), self.ceiling);
             self.catch.process_block(chunk, self.ceiling);
             for s in chunk.iter_mut() {
                 *s = self.safety_clamp(*s);

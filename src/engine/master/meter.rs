@@ -248,6 +248,21 @@ impl KWeightedMeter {
         self.last_block_lufs
     }
 
+    /// Sum of the squared K-weighted samples (both channels) of the last complete 100 ms
+    /// hop (0 before the first).
+    pub fn last_hop_energy(&self) -> f64 {
+        self.sub_energy[(self.sub_index + 3) % 4]
+    }
+
+    /// Counts a whole hop of this energy (a [`KWeightedMeter::last_hop_energy`]) as if its
+    /// frames had been pushed: gating from hop energies alone. Only between hops (no frames
+    /// of an unfinished hop pushed); the filter state is left as it is.
+    pub fn push_hop(&mut self, energy: f64) {
+        debug_assert_eq!(self.hop_pos, 0, "push_hop inside a hop");
+        self.hop_energy = energy;
+        self.end_hop();
+    }
+
     /// Samples per 100 ms hop.
     pub fn hop_frames(&self) -> usize {
         self.hop_len

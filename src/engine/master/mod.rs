@@ -31,7 +31,8 @@ use fundsp::prelude::{reverb_stereo, AudioUnit};
 use super::reverb::Hall;
 pub use leveler::LiveLeveler;
 pub use limiter::{
-    Limiter, TruePeakDetector, DETECTOR_DELAY_FRAMES, TRUE_PEAK_MARGIN_DB, TRUE_PEAK_TAPS,
+    Limiter, TruePeakDetector, DETECTOR_DELAY_FRAMES, PEAK_WINDOW_FRAMES, TRUE_PEAK_MARGIN_DB,
+    TRUE_PEAK_TAPS,
 };
 pub use meter::KWeightedMeter;
 
@@ -47,7 +48,7 @@ const MAX_BUS_INPUT: f32 = 1e6;
 const FALLBACK_SAMPLE_RATE_HZ: f32 = 48_000.0;
 
 #[inline]
-fn finite_or_zero(x: f32) -> f32 {
+pub(crate) fn finite_or_zero(x: f32) -> f32 {
     if x.is_finite() {
         x
     } else {
@@ -123,6 +124,18 @@ impl Default for MasterChain {
     fn default() -> Self {
         MasterChain::Live { start_gain_db: 0.0 }
     }
+}
+
+/// What the master bus needs for one span of a deferring engine's frames
+/// ([`MasterBus::process_spans`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MasterSpan {
+    /// Frames in the span (at most the engine's `MAX_SPAN`).
+    pub frames: usize,
+    /// The reverb's dry/wet mix over the span.
+    pub reverb_mix: f32,
+    /// The reverb's stereo width over the span.
+    pub reverb_width: f32,
 }
 
 /// The master reverb.
@@ -322,6 +335,28 @@ impl MasterBus {
         for frame in out.chunks_exact(2) {
             self.peak_l = self.peak_l.max(frame[0].abs());
             self.peak_r = self.peak_r.max(frame[1].abs());
+        }
+    }
+
+    /// Runs the bus over the interleaved mix of an engine whose master is deferred
+    /// ([`Engine::defer_master`](crate::Engine::defer_master)), in place: `spans` are that
+    /// engine's [`master_spans`](crate::Engine::master_spans) for these frames, and each is
+    /// processed exactly as the engine would have.
+    pub fn process_spans(&mut self, samples: &mut [f32], spans: &[MasterSpan]) {
+        let (mut l, mut r) = (
+            [0.0f32; crate::engine::MAX_SPAN],
+            [0.0f32; crate::engine::MAX_SPAN],
+        );
+        let mut at = 0;
+        for span in spans {
+            let out = &mut samples[2 * at..2 * (at + span.frames)];
+            let (l, r) = (&mut l[..span.frames], &mut r[..span.frames]);
+            for ((xl, xr), frame) in l.iter_mut().zip(r.iter_mut()).zip(out.chunks_exact(2)) {
+                (*xl, *xr) = (frame[0], frame[1]);
+            }
+            self.set_reverb_width(span.reverb_width);
+            self.process_span(l, r, out, span.reverb_mix);
+            at += span.frames;
         }
     }
 

@@ -462,6 +462,55 @@ fn limiter_blocks_equal_frames_bit_for_bit() {
 }
 
 #[test]
+fn limiter_with_peaks_read_beforehand_limits_as_it_would_itself() {
+    let program: Vec<f32> = pink_stereo(48_000, 4.0, 5)
+        .into_iter()
+        .flat_map(|(l, r)| [4.0 * l, 4.0 * r])
+        .collect();
+    let mut peaks = vec![0.0f32; program.len() / 2];
+    TruePeakDetector::new().peaks(&program, &mut peaks);
+    let loudest = peaks.iter().fold(0.0f32, |m, &p| m.max(p));
+    assert!(loudest > 2.0, "the program must need limiting: {loudest}");
+    let limit = |scale: f32, given: bool| -> (Vec<f32>, u64) {
+        let mut lim = Limiter::new(48_000.0, -1.0);
+        let mut out: Vec<f32> = program.iter().map(|s| s * scale).collect();
+        for (chunk, peaks) in out.chunks_mut(2 * 1000).zip(peaks.chunks(1000)) {
+            if given {
+                lim.process_block_with_peaks(chunk, peaks, scale);
+            } else {
+                lim.process_block(chunk);
+            }
+        }
+        (out, lim.safety_clamps())
+    };
+    // the very bits at scale 1, with heavy limiting
+    let (own, _) = limit(1.0, false);
+    let (given, _) = limit(1.0, true);
+    assert!(own
+        .iter()
+        .zip(&given)
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
+    // scaled: every reduction within rounding of the limiter's own, the ceiling held
+    for scale in [0.3f32, 0.7, 1.8] {
+        let (own, _) = limit(scale, false);
+        let (given, clamps) = limit(scale, true);
+        let worst = own
+            .iter()
+            .zip(&given)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "scale {scale}: differs by {worst}");
+        assert_eq!(clamps, 0);
+        let tp = ref_true_peak_dbtp(48_000, &pairs(&given));
+        assert!(tp <= -1.0 + 1e-3, "scale {scale}: true peak {tp} dBTP");
+    }
+}
+
+fn pairs(samples: &[f32]) -> Vec<(f32, f32)> {
+    samples.chunks_exact(2).map(|f| (f[0], f[1])).collect()
+}
+
+#[test]
 fn limiter_recovers_after_a_peak() {
     let mut lim = Limiter::new(48_000.0, -1.0);
     lim.process_frame(10.0, 10.0);
