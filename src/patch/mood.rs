@@ -24,12 +24,16 @@ pub(super) struct Mood {
 impl Mood {
     /// Dimension index by name.
     pub fn index(&self) -> HashMap<&str, u8> {
-        self.names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.as_str(), i as u8))
-            .collect()
+        index(&self.names)
     }
+}
+
+fn index(names: &[String]) -> HashMap<&str, u8> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u8))
+        .collect()
 }
 
 /// Validates every `[mood.<name>]` table, at most [`MAX_DIMS`] of them, and finds the core
@@ -57,18 +61,8 @@ pub(super) fn resolve(mood: &BTreeMap<String, MoodDimFile>, r: &mut Reporter) ->
         dims.truncate(MAX_DIMS);
         names.truncate(MAX_DIMS);
     }
-    let mut mood = Mood {
-        dims,
-        names,
-        core: CoreDims {
-            energy: 0,
-            tension: 0,
-            brightness: 0,
-            unity: 0,
-        },
-    };
-    mood.core = core_dims(&mood.index(), r);
-    mood
+    let core = core_dims(&index(&names), r);
+    Mood { dims, names, core }
 }
 
 /// One `[mood.<name>]` table.
