@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tapestry::render::{render_to_wav_watched, Leveling, RenderOptions, Stage, Watch, Watched};
@@ -45,50 +45,7 @@ enum Format {
 #[derive(Subcommand)]
 enum Cmd {
     /// Render a performance of a patch to a WAV file, faster than real time.
-    Render {
-        /// Patch file (TOML).
-        patch: PathBuf,
-        /// Performance file (TOML); without it, an empty room at the patch's default mood.
-        #[arg(long, short = 'p')]
-        performance: Option<PathBuf>,
-        /// Output WAV file.
-        #[arg(long, short = 'o', default_value = "out.wav")]
-        output: PathBuf,
-        /// Length in seconds (default: the performance's).
-        #[arg(long)]
-        duration: Option<f64>,
-        /// Seed (default: the performance's, else the patch's).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Sample rate in Hz.
-        #[arg(long, default_value_t = 48_000)]
-        sample_rate: u32,
-        /// WAV sample format.
-        #[arg(long, value_enum, default_value_t = Format::Pcm24)]
-        format: Format,
-        /// Frames per processing block (the output is identical for any value).
-        #[arg(long, default_value_t = 512)]
-        block: usize,
-        /// A recording of the room (WAV): its analysis steers the mood as the patch's
-        /// [analysis] section says, as a live input would.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Gain in dB applied to the room input before the analysis, -60 to 60 (overrides
-        /// the patch's [analysis] input_gain_db).
-        #[arg(long, value_name = "DB", allow_negative_numbers = true, value_parser = input_gain, requires = "input")]
-        input_gain: Option<f32>,
-        /// Also write what happened when (sections, joins, leaves, cues, refusals, the
-        /// communal mood) as JSON to this file.
-        #[arg(long, value_name = "JSON")]
-        timeline: Option<PathBuf>,
-        /// Also draw the render (sections, who is in, spectrogram, loudness, mood) as a PNG.
-        #[arg(long, value_name = "PNG")]
-        plot: Option<PathBuf>,
-        /// Width of the --plot picture in pixels (960 to 4096).
-        #[arg(long, value_name = "PIXELS", default_value_t = tapestry::plot::DEFAULT_WIDTH,
-              value_parser = clap::value_parser!(u32).range(960..=4096), requires = "plot")]
-        plot_width: u32,
-    },
+    Render(RenderArgs),
     /// List audio hosts and output devices, and MIDI input ports.
     #[cfg(feature = "live")]
     Devices,
@@ -185,6 +142,53 @@ enum Cmd {
     },
 }
 
+/// The arguments of `tapestry render`.
+#[derive(Args)]
+struct RenderArgs {
+    /// Patch file (TOML).
+    patch: PathBuf,
+    /// Performance file (TOML); without it, an empty room at the patch's default mood.
+    #[arg(long, short = 'p')]
+    performance: Option<PathBuf>,
+    /// Output WAV file.
+    #[arg(long, short = 'o', default_value = "out.wav")]
+    output: PathBuf,
+    /// Length in seconds (default: the performance's).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seed (default: the performance's, else the patch's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Sample rate in Hz.
+    #[arg(long, default_value_t = 48_000)]
+    sample_rate: u32,
+    /// WAV sample format.
+    #[arg(long, value_enum, default_value_t = Format::Pcm24)]
+    format: Format,
+    /// Frames per processing block (the output is identical for any value).
+    #[arg(long, default_value_t = 512)]
+    block: usize,
+    /// A recording of the room (WAV): its analysis steers the mood as the patch's
+    /// [analysis] section says, as a live input would.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Gain in dB applied to the room input before the analysis, -60 to 60 (overrides
+    /// the patch's [analysis] input_gain_db).
+    #[arg(long, value_name = "DB", allow_negative_numbers = true, value_parser = input_gain, requires = "input")]
+    input_gain: Option<f32>,
+    /// Also write what happened when (sections, joins, leaves, cues, refusals, the
+    /// communal mood) as JSON to this file.
+    #[arg(long, value_name = "JSON")]
+    timeline: Option<PathBuf>,
+    /// Also draw the render (sections, who is in, spectrogram, loudness, mood) as a PNG.
+    #[arg(long, value_name = "PNG")]
+    plot: Option<PathBuf>,
+    /// Width of the --plot picture in pixels (960 to 4096).
+    #[arg(long, value_name = "PIXELS", default_value_t = tapestry::plot::DEFAULT_WIDTH,
+          value_parser = clap::value_parser!(u32).range(960..=4096), requires = "plot")]
+    plot_width: u32,
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -262,109 +266,117 @@ fn run(cli: Cli) -> Result<()> {
             input_gain.unwrap_or(0.0),
             suggest,
         ),
-        Cmd::Check { patch, performance } => {
-            let p = Patch::load(&patch)
-                .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
-            print_warnings(&p.warnings);
-            println!(
-                "{}: ok — \"{}\", {} sections, {} archetypes, {} mood dimensions",
-                patch.display(),
-                p.name,
-                p.sections.len(),
-                p.archetypes.len(),
-                p.dims.len()
-            );
-            if let Some(perf) = performance {
-                let f = Performance::load(&perf, &p, 48_000)
-                    .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", perf.display()))?;
-                print_warnings(&f.warnings);
-                println!(
-                    "{}: ok — {} events, {:.1} s, up to {} participants",
-                    perf.display(),
-                    f.commands.len(),
-                    f.duration_frames as f64 / 48_000.0,
-                    f.peak_participants
-                );
-            }
-            Ok(())
-        }
-        Cmd::Render {
-            patch,
-            performance,
-            output,
-            duration,
-            seed,
-            sample_rate,
-            format,
-            block,
-            input,
-            input_gain,
-            timeline,
-            plot,
-            plot_width,
-        } => {
-            if !(8_000..=384_000).contains(&sample_rate) {
-                bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
-            }
-            if block == 0 || block > tapestry::engine::MAX_BLOCK_FRAMES {
-                bail!(
-                    "--block must be between 1 and {} frames",
-                    tapestry::engine::MAX_BLOCK_FRAMES
-                );
-            }
-            let mut p = Patch::load(&patch)
-                .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
-            print_warnings(&p.warnings);
-            if let Some(db) = input_gain {
-                p.set_room_input_gain_db(db);
-            }
-            let duration_frames = match duration {
-                Some(d) => Some(duration_frames(d, sample_rate)?),
-                None => None,
-            };
-            let mut room = match &input {
-                Some(path) => Some(open_room(path, Some(sample_rate))?),
-                None => None,
-            };
-            let mut perf = match &performance {
-                Some(path) => Performance::load(path, &p, sample_rate)
-                    .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
-                None => Performance {
-                    duration_frames: room
-                        .as_ref()
-                        .map_or(60 * sample_rate as u64, |r| r.frames()),
-                    ..Performance::default()
-                },
-            };
-            print_warnings(&perf.warnings);
-            if let (Some(room), Some(path)) = (&mut room, &input) {
-                // only what the render plays is read
-                let frames = duration_frames.unwrap_or(perf.duration_frames);
-                tapestry::room::add_room_recording(&mut perf, &p, room, frames)
-                    .with_context(|| format!("reading the room input {}", path.display()))?;
-            }
-            let options = RenderOptions {
-                sample_rate,
-                seed,
-                duration_frames,
-                block_frames: block,
-            };
-            let fmt = match format {
-                Format::Pcm24 => WavFormat::Pcm24,
-                Format::Float32 => WavFormat::Float32,
-            };
-            let target = WavTarget {
-                path: &output,
-                format: fmt,
-                dither_seed: options.seed.or(perf.seed).unwrap_or(p.seed()),
-            };
-            let notes = Notes {
-                timeline: timeline.as_deref(),
-                plot: plot.as_deref().map(|path| (path, plot_width)),
-            };
-            render_file(&p, &perf, &options, &target, notes)
-        }
+        Cmd::Check { patch, performance } => check_command(&patch, performance.as_deref()),
+        Cmd::Render(args) => render_command(args),
     }
+}
+
+/// `tapestry check`: validates a patch and optionally a performance, and says what is in them.
+fn check_command(patch: &std::path::Path, performance: Option<&std::path::Path>) -> Result<()> {
+    let p = Patch::load(patch)
+        .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+    print_warnings(&p.warnings);
+    println!(
+        "{}: ok — \"{}\", {} sections, {} archetypes, {} mood dimensions",
+        patch.display(),
+        p.name,
+        p.sections.len(),
+        p.archetypes.len(),
+        p.dims.len()
+    );
+    if let Some(perf) = performance {
+        let f = Performance::load(perf, &p, 48_000)
+            .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", perf.display()))?;
+        print_warnings(&f.warnings);
+        println!(
+            "{}: ok — {} events, {:.1} s, up to {} participants",
+            perf.display(),
+            f.commands.len(),
+            f.duration_frames as f64 / 48_000.0,
+            f.peak_participants
+        );
+    }
+    Ok(())
+}
+
+/// `tapestry render`: checks the arguments, loads the patch, the performance and the room
+/// recording, and renders.
+fn render_command(args: RenderArgs) -> Result<()> {
+    let RenderArgs {
+        patch,
+        performance,
+        output,
+        duration,
+        seed,
+        sample_rate,
+        format,
+        block,
+        input,
+        input_gain,
+        timeline,
+        plot,
+        plot_width,
+    } = args;
+    if !(8_000..=384_000).contains(&sample_rate) {
+        bail!("--sample-rate must be between 8000 and 384000 Hz, got {sample_rate}");
+    }
+    if block == 0 || block > tapestry::engine::MAX_BLOCK_FRAMES {
+        bail!(
+            "--block must be between 1 and {} frames",
+            tapestry::engine::MAX_BLOCK_FRAMES
+        );
+    }
+    let mut p = Patch::load(&patch)
+        .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", patch.display()))?;
+    print_warnings(&p.warnings);
+    if let Some(db) = input_gain {
+        p.set_room_input_gain_db(db);
+    }
+    let duration_frames = match duration {
+        Some(d) => Some(duration_frames(d, sample_rate)?),
+        None => None,
+    };
+    let mut room = match &input {
+        Some(path) => Some(open_room(path, Some(sample_rate))?),
+        None => None,
+    };
+    let mut perf = match &performance {
+        Some(path) => Performance::load(path, &p, sample_rate)
+            .map_err(|d| anyhow::anyhow!("{} has problems:\n{d}", path.display()))?,
+        None => Performance {
+            duration_frames: room
+                .as_ref()
+                .map_or(60 * sample_rate as u64, |r| r.frames()),
+            ..Performance::default()
+        },
+    };
+    print_warnings(&perf.warnings);
+    if let (Some(room), Some(path)) = (&mut room, &input) {
+        // only what the render plays is read
+        let frames = duration_frames.unwrap_or(perf.duration_frames);
+        tapestry::room::add_room_recording(&mut perf, &p, room, frames)
+            .with_context(|| format!("reading the room input {}", path.display()))?;
+    }
+    let options = RenderOptions {
+        sample_rate,
+        seed,
+        duration_frames,
+        block_frames: block,
+    };
+    let fmt = match format {
+        Format::Pcm24 => WavFormat::Pcm24,
+        Format::Float32 => WavFormat::Float32,
+    };
+    let target = WavTarget {
+        path: &output,
+        format: fmt,
+        dither_seed: options.seed.or(perf.seed).unwrap_or(p.seed()),
+    };
+    let notes = Notes {
+        timeline: timeline.as_deref(),
+        plot: plot.as_deref().map(|path| (path, plot_width)),
+    };
+    render_file(&p, &perf, &options, &target, notes)
 }
 
 /// Opens a room recording as a stream (resampled to `rate`), warning when it is cut short.

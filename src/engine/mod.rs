@@ -27,8 +27,8 @@ use rtrb::{Consumer, Producer};
 
 use crate::control::limits::DRAIN_ROUND;
 use crate::control::{
-    channels, Command, ControlLimits, Controller, Journal, Message, MoodTarget, Names, Notice,
-    Refusal, Status, Timing, VoiceSelector,
+    channels, Command, ControlLimits, Controller, Expression, Journal, Message, MoodTarget, Names,
+    Notice, Refusal, Status, Timing, VoiceSelector,
 };
 use crate::rng::Rng;
 use crate::score::{darker, Chord, Scale};
@@ -448,59 +448,20 @@ impl Engine {
         self.present_ids.iter().position(|&p| p == Some(id))
     }
 
+    /// Applies one due command (or refuses it). Audio thread.
     fn apply(&mut self, command: Command) {
         match command {
             Command::Join {
                 participant,
                 archetype,
             } => self.join(participant, archetype, command),
-            Command::Leave { participant } => match self.find(participant) {
-                Some(i) => {
-                    self.participants[i].leave(&mut self.pool);
-                    self.present -= 1;
-                    self.present_ids[i] = None;
-                    let archetype = self.participants[i].archetype as usize;
-                    if let Some(n) = self.present_per_archetype.get_mut(archetype) {
-                        *n = n.saturating_sub(1);
-                    }
-                    self.notify(Notice::Left {
-                        participant,
-                        at_sample: self.time,
-                    });
-                }
-                None => self.refuse(command, Refusal::UnknownParticipant),
-            },
+            Command::Leave { participant } => self.leave(participant, command),
             Command::Mood {
                 target,
                 dim,
                 value,
                 ramp_secs,
-            } => {
-                let Some(d) = self.cfg.dims.get(dim as usize) else {
-                    return self.refuse(command, Refusal::OutOfRange);
-                };
-                if !value.is_finite() || !ramp_secs.is_finite() {
-                    return self.refuse(command, Refusal::OutOfRange);
-                }
-                let value = value.clamp(d.min, d.max);
-                let ramp_secs = ramp_secs.clamp(0.0, 3600.0);
-                let ticks = (ramp_secs * self.cfg.sample_rate / CONTROL_PERIOD as f32) as u32;
-                // journaled as applied, so a recording re-reads within range
-                self.journal_entry = Some(Command::Mood {
-                    target,
-                    dim,
-                    value,
-                    ramp_secs,
-                });
-                match target {
-                    MoodTarget::Communal => self.conductor.set(dim as usize, value, ticks),
-                    MoodTarget::Room => self.room.set(dim as usize, value, ticks),
-                    MoodTarget::Participant(id) => match self.find(id) {
-                        Some(i) => self.participants[i].mood.set(dim as usize, value, ticks),
-                        None => self.refuse(command, Refusal::UnknownParticipant),
-                    },
-                }
-            }
+            } => self.set_mood(target, dim, value, ramp_secs, command),
             Command::ReleaseCommunal { dim } => {
                 if (dim as usize) < MAX_DIMS {
                     self.conductor.set[dim as usize] = false;
@@ -529,21 +490,7 @@ impl Engine {
                 participant,
                 kind,
                 value,
-            } => match self.find(participant) {
-                Some(i) if value.is_finite() => {
-                    let (lo, hi) = kind.range();
-                    let value = value.clamp(lo, hi);
-                    self.participants[i].express(kind, value);
-                    // journaled as applied, so a recording re-reads within range
-                    self.journal_entry = Some(Command::Expression {
-                        participant,
-                        kind,
-                        value,
-                    });
-                }
-                Some(_) => self.refuse(command, Refusal::OutOfRange),
-                None => self.refuse(command, Refusal::UnknownParticipant),
-            },
+            } => self.express(participant, kind, value, command),
             Command::Cue { section } => {
                 if (section as usize) < self.cfg.sections.len() {
                     self.cued = Some(section);
@@ -555,31 +502,119 @@ impl Engine {
                 param,
                 voices,
                 value,
-            } => match Param::ALL.get(param as usize) {
-                Some(&(p, _, low, high, _))
-                    if value.is_finite() && (p.is_per_voice() || voices == VoiceSelector::All) =>
-                {
-                    let span = high - low;
-                    let value = value.clamp(-span, span);
-                    *self.room_params.slot(voices, p) = value;
-                    // journaled as applied, so a recording re-reads within range
-                    self.journal_entry = Some(Command::RoomParam {
-                        param,
-                        voices,
-                        value,
-                    });
-                }
-                _ => self.refuse(command, Refusal::OutOfRange),
-            },
-            Command::Tempo { bpm } => {
-                if !(MIN_TEMPO_BPM..=MAX_TEMPO_BPM).contains(&bpm) {
-                    return self.refuse(command, Refusal::OutOfRange);
-                }
-                self.tempo_base_beat = self.beat();
-                self.tempo_base_time = self.time;
-                self.tempo_bpm = bpm as f64;
-            }
+            } => self.set_room_param(param, voices, value, command),
+            Command::Tempo { bpm } => self.set_tempo(bpm, command),
         }
+    }
+
+    /// A participant leaves: its voices release, its slot frees. Audio thread.
+    #[inline]
+    fn leave(&mut self, participant: u32, command: Command) {
+        let Some(i) = self.find(participant) else {
+            return self.refuse(command, Refusal::UnknownParticipant);
+        };
+        self.participants[i].leave(&mut self.pool);
+        self.present -= 1;
+        self.present_ids[i] = None;
+        let archetype = self.participants[i].archetype as usize;
+        if let Some(n) = self.present_per_archetype.get_mut(archetype) {
+            *n = n.saturating_sub(1);
+        }
+        self.notify(Notice::Left {
+            participant,
+            at_sample: self.time,
+        });
+    }
+
+    /// Ramps a mood dimension (communal, the room's or a participant's) to a value clamped
+    /// into its range. Audio thread.
+    #[inline]
+    fn set_mood(
+        &mut self,
+        target: MoodTarget,
+        dim: u8,
+        value: f32,
+        ramp_secs: f32,
+        command: Command,
+    ) {
+        let Some(d) = self.cfg.dims.get(dim as usize) else {
+            return self.refuse(command, Refusal::OutOfRange);
+        };
+        if !value.is_finite() || !ramp_secs.is_finite() {
+            return self.refuse(command, Refusal::OutOfRange);
+        }
+        let value = value.clamp(d.min, d.max);
+        let ramp_secs = ramp_secs.clamp(0.0, 3600.0);
+        let ticks = (ramp_secs * self.cfg.sample_rate / CONTROL_PERIOD as f32) as u32;
+        // journaled as applied, so a recording re-reads within range
+        self.journal_entry = Some(Command::Mood {
+            target,
+            dim,
+            value,
+            ramp_secs,
+        });
+        match target {
+            MoodTarget::Communal => self.conductor.set(dim as usize, value, ticks),
+            MoodTarget::Room => self.room.set(dim as usize, value, ticks),
+            MoodTarget::Participant(id) => match self.find(id) {
+                Some(i) => self.participants[i].mood.set(dim as usize, value, ticks),
+                None => self.refuse(command, Refusal::UnknownParticipant),
+            },
+        }
+    }
+
+    /// Sets a participant's expression (bend, vibrato, ...) clamped into its range. Audio
+    /// thread.
+    #[inline]
+    fn express(&mut self, participant: u32, kind: Expression, value: f32, command: Command) {
+        match self.find(participant) {
+            Some(i) if value.is_finite() => {
+                let (lo, hi) = kind.range();
+                let value = value.clamp(lo, hi);
+                self.participants[i].express(kind, value);
+                // journaled as applied, so a recording re-reads within range
+                self.journal_entry = Some(Command::Expression {
+                    participant,
+                    kind,
+                    value,
+                });
+            }
+            Some(_) => self.refuse(command, Refusal::OutOfRange),
+            None => self.refuse(command, Refusal::UnknownParticipant),
+        }
+    }
+
+    /// Sets the room's offset of a parameter (for some voices, if it is per voice), clamped
+    /// to ± the parameter's span. Audio thread.
+    #[inline]
+    fn set_room_param(&mut self, param: u8, voices: VoiceSelector, value: f32, command: Command) {
+        match Param::ALL.get(param as usize) {
+            Some(&(p, _, low, high, _))
+                if value.is_finite() && (p.is_per_voice() || voices == VoiceSelector::All) =>
+            {
+                let span = high - low;
+                let value = value.clamp(-span, span);
+                *self.room_params.slot(voices, p) = value;
+                // journaled as applied, so a recording re-reads within range
+                self.journal_entry = Some(Command::RoomParam {
+                    param,
+                    voices,
+                    value,
+                });
+            }
+            _ => self.refuse(command, Refusal::OutOfRange),
+        }
+    }
+
+    /// Changes the tempo from now on, keeping the beat continuous. Audio thread.
+    #[inline]
+    fn set_tempo(&mut self, bpm: f32, command: Command) {
+        if !(MIN_TEMPO_BPM..=MAX_TEMPO_BPM).contains(&bpm) {
+            return self.refuse(command, Refusal::OutOfRange);
+        }
+        self.tempo_base_beat = self.beat();
+        self.tempo_base_time = self.time;
+        self.tempo_bpm = bpm as f64;
     }
 
     fn join(&mut self, id: u32, archetype: Option<u16>, command: Command) {

@@ -3,7 +3,7 @@
 
 use toml::Spanned;
 
-use super::schema::{AnalysisFile, AnalysisMappingFile, MAX_ROOM_MAPPINGS};
+use super::schema::{AnalysisFile, AnalysisMappingFile, TempoFollowFile, MAX_ROOM_MAPPINGS};
 use super::{name_list, opt_in_range, parse_curve};
 use crate::analysis::Feature;
 use crate::control::VoiceSelector;
@@ -145,52 +145,7 @@ pub(super) fn resolve(f: Option<&AnalysisFile>, d: &Defined, r: &mut Reporter) -
             .filter_map(|(i, m)| mapping(m, &format!("analysis.mappings[{i}]"), d, r))
             .collect()
     };
-    let tempo = f.tempo.as_ref().map(|t| {
-        let min_bpm = opt_in_range(
-            r,
-            &t.min_bpm,
-            "analysis.tempo.min_bpm",
-            20.0,
-            400.0,
-            d.tempo_bpm * 0.75,
-        );
-        let max_bpm = opt_in_range(
-            r,
-            &t.max_bpm,
-            "analysis.tempo.max_bpm",
-            20.0,
-            400.0,
-            d.tempo_bpm * 4.0 / 3.0,
-        );
-        if max_bpm < min_bpm {
-            let span = t.max_bpm.as_ref().or(t.min_bpm.as_ref()).map(|s| s.span());
-            r.error(
-                span.unwrap_or(0..0),
-                "analysis.tempo.max_bpm",
-                format!("expected max_bpm ({max_bpm}) at or above min_bpm ({min_bpm})"),
-            );
-        }
-        TempoFollow {
-            min_bpm,
-            max_bpm,
-            min_steadiness: opt_in_range(
-                r,
-                &t.min_steadiness,
-                "analysis.tempo.min_steadiness",
-                0.0,
-                1.0,
-                0.5,
-            ),
-            smoothing_secs: opt_in_range(
-                r,
-                &t.smoothing_secs,
-                "analysis.tempo.smoothing_secs",
-                0.0,
-                600.0,
-                4.0,
-            ),
-        }
-    });
+    let tempo = f.tempo.as_ref().map(|t| tempo_follow(t, d.tempo_bpm, r));
     RoomMap {
         weight,
         gate_lufs,
@@ -200,12 +155,102 @@ pub(super) fn resolve(f: Option<&AnalysisFile>, d: &Defined, r: &mut Reporter) -
     }
 }
 
+/// `[analysis.tempo]`: the range and steadiness within which the piece follows the room's
+/// tempo (by default from 3/4 to 4/3 of the patch's `tempo_bpm`).
+fn tempo_follow(t: &TempoFollowFile, tempo_bpm: f32, r: &mut Reporter) -> TempoFollow {
+    let min_bpm = opt_in_range(
+        r,
+        &t.min_bpm,
+        "analysis.tempo.min_bpm",
+        20.0,
+        400.0,
+        tempo_bpm * 0.75,
+    );
+    let max_bpm = opt_in_range(
+        r,
+        &t.max_bpm,
+        "analysis.tempo.max_bpm",
+        20.0,
+        400.0,
+        tempo_bpm * 4.0 / 3.0,
+    );
+    if max_bpm < min_bpm {
+        let span = t.max_bpm.as_ref().or(t.min_bpm.as_ref()).map(|s| s.span());
+        r.error(
+            span.unwrap_or(0..0),
+            "analysis.tempo.max_bpm",
+            format!("expected max_bpm ({max_bpm}) at or above min_bpm ({min_bpm})"),
+        );
+    }
+    TempoFollow {
+        min_bpm,
+        max_bpm,
+        min_steadiness: opt_in_range(
+            r,
+            &t.min_steadiness,
+            "analysis.tempo.min_steadiness",
+            0.0,
+            1.0,
+            0.5,
+        ),
+        smoothing_secs: opt_in_range(
+            r,
+            &t.smoothing_secs,
+            "analysis.tempo.smoothing_secs",
+            0.0,
+            600.0,
+            4.0,
+        ),
+    }
+}
+
+/// One `[[analysis.mappings]]` entry; `None` (with the problems reported) if it is invalid.
 fn mapping(
     m: &AnalysisMappingFile,
     key: &str,
     d: &Defined,
     r: &mut Reporter,
 ) -> Option<RoomMapping> {
+    let feature = feature(m, key, r);
+    let target = target(m, key, d, r);
+    let range = feature_range(m, key, r);
+    let to = output_range(m, target, key, d, r);
+    let curve = curve(m, key, r);
+    let smoothing_secs = opt_in_range(
+        r,
+        &m.smoothing_secs,
+        &format!("{key}.smoothing_secs"),
+        0.0,
+        600.0,
+        1.0,
+    );
+    let weight = opt_in_range(r, &m.weight, &format!("{key}.weight"), 0.0, 100.0, 1.0);
+    let (feature, target, (low, high), (out_low, out_high), curve) =
+        (feature?, target?, range?, to?, curve?);
+    if m.log.unwrap_or(is_hz_or_bpm(feature)) && (low <= 0.0 || high <= 0.0) {
+        r.error(
+            m.feature_range.span(),
+            format!("{key}.feature_range"),
+            "expected positive values for a log-scale mapping (set `log = false` for a linear one)",
+        );
+        return None;
+    }
+    Some(RoomMapping {
+        feature,
+        target,
+        low,
+        high,
+        out_low,
+        out_high,
+        curve,
+        log: m.log.unwrap_or(is_hz_or_bpm(feature)),
+        smoothing_secs,
+        weight,
+    })
+}
+
+/// `feature`, one of [`Feature::ALL`].
+fn feature(m: &AnalysisMappingFile, key: &str, r: &mut Reporter) -> Option<Feature> {
     let feature = m.feature.get_ref().parse::<Feature>().ok();
     if feature.is_none() {
         r.error(
@@ -218,6 +263,12 @@ fn mapping(
             ),
         );
     }
+    feature
+}
+
+/// The mood dimension or the (voices') parameter a mapping drives: exactly one of `mood`
+/// and `param`; `role` and `timbre` only with `param`.
+fn target(m: &AnalysisMappingFile, key: &str, d: &Defined, r: &mut Reporter) -> Option<RoomTarget> {
     let selector_on_mood = if let (Some(_), Some((selector, name))) = (
         &m.mood,
         m.role
@@ -279,7 +330,11 @@ fn mapping(
             None
         }
     };
-    let target = target.filter(|_| !selector_on_mood);
+    target.filter(|_| !selector_on_mood)
+}
+
+/// `feature_range`: two different finite numbers.
+fn feature_range(m: &AnalysisMappingFile, key: &str, r: &mut Reporter) -> Option<(f32, f32)> {
     let range = pair(r, &m.feature_range, &format!("{key}.feature_range"));
     if let Some((lo, hi)) = range {
         if lo == hi {
@@ -290,7 +345,19 @@ fn mapping(
             );
         }
     }
-    let to = match (&m.range, target) {
+    range
+}
+
+/// `range`, the output range: a mood mapping defaults to its dimension's range, a `param`
+/// mapping must give one.
+fn output_range(
+    m: &AnalysisMappingFile,
+    target: Option<RoomTarget>,
+    key: &str,
+    d: &Defined,
+    r: &mut Reporter,
+) -> Option<(f32, f32)> {
+    match (&m.range, target) {
         (Some(to), _) => pair(r, to, &format!("{key}.range")),
         (None, Some(RoomTarget::Mood(dim))) => {
             d.dims.get(dim as usize).map(|dim| (dim.min, dim.max))
@@ -304,8 +371,12 @@ fn mapping(
             None
         }
         (None, None) => None,
-    };
-    let curve = match &m.curve {
+    }
+}
+
+/// `curve` (linear without one).
+fn curve(m: &AnalysisMappingFile, key: &str, r: &mut Reporter) -> Option<Curve> {
+    match &m.curve {
         Some(c) => match parse_curve(c.get_ref()) {
             Some(c) => Some(c),
             None => {
@@ -318,38 +389,7 @@ fn mapping(
             }
         },
         None => Some(Curve::Linear),
-    };
-    let smoothing_secs = opt_in_range(
-        r,
-        &m.smoothing_secs,
-        &format!("{key}.smoothing_secs"),
-        0.0,
-        600.0,
-        1.0,
-    );
-    let weight = opt_in_range(r, &m.weight, &format!("{key}.weight"), 0.0, 100.0, 1.0);
-    let (feature, target, (low, high), (out_low, out_high), curve) =
-        (feature?, target?, range?, to?, curve?);
-    if m.log.unwrap_or(is_hz_or_bpm(feature)) && (low <= 0.0 || high <= 0.0) {
-        r.error(
-            m.feature_range.span(),
-            format!("{key}.feature_range"),
-            "expected positive values for a log-scale mapping (set `log = false` for a linear one)",
-        );
-        return None;
     }
-    Some(RoomMapping {
-        feature,
-        target,
-        low,
-        high,
-        out_low,
-        out_high,
-        curve,
-        log: m.log.unwrap_or(is_hz_or_bpm(feature)),
-        smoothing_secs,
-        weight,
-    })
 }
 
 /// The voices a `param` mapping reaches: all, or those of one `role` or one `timbre`.

@@ -102,29 +102,7 @@ pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter)
         return map;
     };
     if let Some(ports) = &f.ports {
-        if ports.get_ref().is_empty() {
-            r.error(
-                ports.span(),
-                "midi.ports",
-                "expected at least one port name substring, or \"*\" for every port",
-            );
-        }
-        if ports.get_ref().len() > MAX_MIDI_PORTS {
-            r.error(
-                ports.get_ref()[MAX_MIDI_PORTS].span(),
-                format!("midi.ports[{MAX_MIDI_PORTS}]"),
-                format!(
-                    "expected at most {MAX_MIDI_PORTS} port names, found {}",
-                    ports.get_ref().len()
-                ),
-            );
-        }
-        map.ports.clear();
-        for (i, p) in ports.get_ref().iter().enumerate().take(MAX_MIDI_PORTS) {
-            if let Some(p) = port(r, &Some(p.clone()), &format!("midi.ports[{i}]")) {
-                map.ports.push(p);
-            }
-        }
+        map.ports = port_list(ports, r);
     }
     if let Some(v) = &f.virtual_port {
         if v.get_ref().trim().is_empty() {
@@ -140,6 +118,62 @@ pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter)
         .conductor_channel
         .as_ref()
         .map(|c| channel(r, c, "midi.conductor_channel"));
+    check_route_counts(f, r);
+    for (i, p) in f.participants.iter().enumerate().take(MAX_MIDI_ROUTES) {
+        let route = participant(p, &format!("midi.participants[{i}]"), &map, defined, r);
+        map.participants.push(route);
+    }
+    for (i, c) in f.controls.iter().enumerate().take(MAX_MIDI_ROUTES) {
+        if let Some(route) = control(c, &format!("midi.controls[{i}]"), &map, defined, r) {
+            map.controls.push(route);
+        }
+    }
+    for (i, c) in f.cues.iter().enumerate().take(MAX_MIDI_ROUTES) {
+        if let Some(route) = cue(c, &format!("midi.cues[{i}]"), &map, f, defined, r) {
+            map.cues.push(route);
+        }
+    }
+    if let Some(v) = &f.pitch_bend_cents {
+        map.pitch_bend_cents =
+            super::in_range(r, v, "midi.pitch_bend_cents", 0.0, 2400.0, " cents");
+    }
+    if let Some(v) = &f.mod_wheel {
+        map.mod_wheel = mod_wheel(v, r);
+    }
+    map
+}
+
+/// `midi.ports`: at least one and at most [`MAX_MIDI_PORTS`] port name substrings.
+fn port_list(ports: &Spanned<Vec<Spanned<String>>>, r: &mut Reporter) -> Vec<String> {
+    if ports.get_ref().is_empty() {
+        r.error(
+            ports.span(),
+            "midi.ports",
+            "expected at least one port name substring, or \"*\" for every port",
+        );
+    }
+    if ports.get_ref().len() > MAX_MIDI_PORTS {
+        r.error(
+            ports.get_ref()[MAX_MIDI_PORTS].span(),
+            format!("midi.ports[{MAX_MIDI_PORTS}]"),
+            format!(
+                "expected at most {MAX_MIDI_PORTS} port names, found {}",
+                ports.get_ref().len()
+            ),
+        );
+    }
+    let mut list = Vec::new();
+    for (i, p) in ports.get_ref().iter().enumerate().take(MAX_MIDI_PORTS) {
+        if let Some(p) = port(r, &Some(p.clone()), &format!("midi.ports[{i}]")) {
+            list.push(p);
+        }
+    }
+    list
+}
+
+/// At most [`MAX_MIDI_ROUTES`] entries in each of `[[midi.participants]]`,
+/// `[[midi.controls]]` and `[[midi.cues]]`.
+fn check_route_counts(f: &MidiFile, r: &mut Reporter) {
     let routes = [
         (
             "midi.participants",
@@ -168,45 +202,28 @@ pub(super) fn resolve(f: Option<&MidiFile>, defined: &Defined, r: &mut Reporter)
             );
         }
     }
-    for (i, p) in f.participants.iter().enumerate().take(MAX_MIDI_ROUTES) {
-        let route = participant(p, &format!("midi.participants[{i}]"), &map, defined, r);
-        map.participants.push(route);
-    }
-    for (i, c) in f.controls.iter().enumerate().take(MAX_MIDI_ROUTES) {
-        if let Some(route) = control(c, &format!("midi.controls[{i}]"), &map, defined, r) {
-            map.controls.push(route);
+}
+
+/// `midi.mod_wheel`: what CC 1 drives, or "off".
+fn mod_wheel(v: &Spanned<String>, r: &mut Reporter) -> Option<ModWheel> {
+    match ModWheel::ALL.iter().find(|(_, n)| n == v.get_ref()) {
+        Some((m, _)) => Some(*m),
+        None if v.get_ref() == MOD_WHEEL_OFF => None,
+        None => {
+            let mut all: Vec<&str> = ModWheel::ALL.iter().map(|(_, n)| *n).collect();
+            all.push(MOD_WHEEL_OFF);
+            r.error(
+                v.span(),
+                "midi.mod_wheel",
+                format!(
+                    "unknown mod wheel use \"{}\"; expected one of {}",
+                    v.get_ref(),
+                    name_list(&all)
+                ),
+            );
+            None
         }
     }
-    for (i, c) in f.cues.iter().enumerate().take(MAX_MIDI_ROUTES) {
-        if let Some(route) = cue(c, &format!("midi.cues[{i}]"), &map, f, defined, r) {
-            map.cues.push(route);
-        }
-    }
-    if let Some(v) = &f.pitch_bend_cents {
-        map.pitch_bend_cents =
-            super::in_range(r, v, "midi.pitch_bend_cents", 0.0, 2400.0, " cents");
-    }
-    if let Some(v) = &f.mod_wheel {
-        map.mod_wheel = match ModWheel::ALL.iter().find(|(_, n)| n == v.get_ref()) {
-            Some((m, _)) => Some(*m),
-            None if v.get_ref() == MOD_WHEEL_OFF => None,
-            None => {
-                let mut all: Vec<&str> = ModWheel::ALL.iter().map(|(_, n)| *n).collect();
-                all.push(MOD_WHEEL_OFF);
-                r.error(
-                    v.span(),
-                    "midi.mod_wheel",
-                    format!(
-                        "unknown mod wheel use \"{}\"; expected one of {}",
-                        v.get_ref(),
-                        name_list(&all)
-                    ),
-                );
-                None
-            }
-        };
-    }
-    map
 }
 
 fn participant(
@@ -307,6 +324,35 @@ fn control(
         .channel
         .as_ref()
         .map(|v| channel(r, v, &format!("{key}.channel")));
+    let cc = cc_number(c, key, r);
+    let dim = lookup(
+        r,
+        &c.dimension,
+        &format!("{key}.dimension"),
+        "mood dimension",
+        defined.dim_names,
+    );
+    let target = control_target(c, key, r);
+    if target == Some(ControlTarget::Participant) {
+        check_served(c, key, ch, map, r);
+    }
+    let dim = dim?;
+    let d = defined.dims.get(dim)?;
+    let range = control_range(c, d, key, r);
+    let route = ControlRoute {
+        port: port_filter,
+        channel: ch,
+        cc,
+        dim: dim as u8,
+        range,
+        target: target?,
+    };
+    check_unique_control(&route, c, key, map, r);
+    Some(route)
+}
+
+/// `cc`: a controller number 0..119 (120..127 are channel-mode messages).
+fn cc_number(c: &MidiControlFile, key: &str, r: &mut Reporter) -> u8 {
     let cc = *c.cc.get_ref();
     if !(0..=119).contains(&cc) {
         r.error(
@@ -317,15 +363,12 @@ fn control(
             ),
         );
     }
-    let cc = cc.clamp(0, 119) as u8;
-    let dim = lookup(
-        r,
-        &c.dimension,
-        &format!("{key}.dimension"),
-        "mood dimension",
-        defined.dim_names,
-    );
-    let target = match c.target.get_ref().as_str() {
+    cc.clamp(0, 119) as u8
+}
+
+/// `target`: "conductor" (the communal mood) or "participant" (the channel's participant).
+fn control_target(c: &MidiControlFile, key: &str, r: &mut Reporter) -> Option<ControlTarget> {
+    match c.target.get_ref().as_str() {
         "conductor" => Some(ControlTarget::Conductor),
         "participant" => Some(ControlTarget::Participant),
         other => {
@@ -338,30 +381,34 @@ fn control(
             );
             None
         }
-    };
-    if target == Some(ControlTarget::Participant) {
-        let served = map
-            .participants
-            .iter()
-            .any(|p| ch.is_none() || p.channel.is_none() || p.channel == ch);
-        if !served {
-            let (at, at_key) = match &c.channel {
-                Some(v) => (v.span(), format!("{key}.channel")),
-                None => (c.target.span(), format!("{key}.target")),
-            };
-            r.error(
-                at,
-                at_key,
-                format!(
-                    "{} has no [[midi.participants]] entry; a \"participant\" control needs one (or target = \"conductor\")",
-                    shown(ch)
-                ),
-            );
-        }
     }
-    let dim = dim?;
-    let d = defined.dims.get(dim)?;
-    let range = match &c.range {
+}
+
+/// A "participant" control needs a `[[midi.participants]]` entry on its channel.
+fn check_served(c: &MidiControlFile, key: &str, ch: Option<u8>, map: &MidiMap, r: &mut Reporter) {
+    let served = map
+        .participants
+        .iter()
+        .any(|p| ch.is_none() || p.channel.is_none() || p.channel == ch);
+    if !served {
+        let (at, at_key) = match &c.channel {
+            Some(v) => (v.span(), format!("{key}.channel")),
+            None => (c.target.span(), format!("{key}.target")),
+        };
+        r.error(
+            at,
+            at_key,
+            format!(
+                "{} has no [[midi.participants]] entry; a \"participant\" control needs one (or target = \"conductor\")",
+                shown(ch)
+            ),
+        );
+    }
+}
+
+/// `range`: the values at 0 and at 127, inside the dimension's range (all of it by default).
+fn control_range(c: &MidiControlFile, d: &MoodDimConfig, key: &str, r: &mut Reporter) -> [f32; 2] {
+    match &c.range {
         Some(v) => {
             let [a, b] = v.get_ref().0;
             let inside = |x: f64| x.is_finite() && (d.min as f64..=d.max as f64).contains(&x);
@@ -380,15 +427,18 @@ fn control(
             [a as f32, b as f32]
         }
         None => [d.min, d.max],
-    };
-    let route = ControlRoute {
-        port: port_filter,
-        channel: ch,
-        cc,
-        dim: dim as u8,
-        range,
-        target: target?,
-    };
+    }
+}
+
+/// Each controller drives one dimension once per port, channel and target.
+fn check_unique_control(
+    route: &ControlRoute,
+    c: &MidiControlFile,
+    key: &str,
+    map: &MidiMap,
+    r: &mut Reporter,
+) {
+    let (cc, ch) = (route.cc, route.channel);
     if let Some(j) = map.controls.iter().position(|o| {
         (o.port.as_deref(), o.channel, o.cc, o.dim, o.target)
             == (
@@ -409,7 +459,6 @@ fn control(
             ),
         );
     }
-    Some(route)
 }
 
 fn cue(

@@ -246,8 +246,29 @@ impl Chord {
 }
 
 fn parse_roman(s: &str, key: &Key) -> Result<Chord, String> {
-    let err = |what: &str| format!("{what} in \"{s}\": {ROMAN_HELP}");
-    // Accidentals.
+    let err = |what: String| format!("{what} in \"{s}\": {ROMAN_HELP}");
+    let (shift, rest) = accidentals(s).map_err(err)?;
+    let (degree, upper, suffix) = numeral(rest).map_err(err)?;
+    let suffixes = Suffixes::parse(suffix).map_err(err)?;
+    let root_offset: i32 = match shift {
+        Some(shift) => {
+            let major = Mode::Major.intervals();
+            major.get(degree - 1).copied().unwrap_or(0) as i32 + shift
+        }
+        None => {
+            let own = key.mode.heptatonic().intervals();
+            own.get(degree - 1).copied().unwrap_or(0) as i32
+        }
+    };
+    let root = (key.tonic as i32 + root_offset).rem_euclid(12) as u8;
+    let mut ivs = [0u8; MAX_TONES];
+    let n = suffixes.intervals(upper, &mut ivs);
+    Ok(Chord::from_intervals(root, &ivs[..n]))
+}
+
+/// Leading flats and sharps (at most two): the shift in semitones, `None` without any, and
+/// the rest of the text.
+fn accidentals(s: &str) -> Result<(Option<i32>, &str), String> {
     let mut shift = 0i32;
     let mut rest = s;
     let mut has_accidental = false;
@@ -262,18 +283,23 @@ fn parse_roman(s: &str, key: &Key) -> Result<Chord, String> {
         rest = &rest[c.len_utf8()..];
         accidentals += 1;
         if accidentals > 2 {
-            return Err(err("more than two accidentals"));
+            return Err("more than two accidentals".into());
         }
     }
-    // Numeral.
+    Ok((has_accidental.then_some(shift), rest))
+}
+
+/// The numeral I..VII or i..vii: its degree 1..7, whether it is upper case (major), and the
+/// suffix after it.
+fn numeral(rest: &str) -> Result<(usize, bool, &str), String> {
     let numeral_len = rest
         .find(|c: char| !matches!(c, 'I' | 'V' | 'i' | 'v'))
         .unwrap_or(rest.len());
-    let (numeral, mut suffix) = rest.split_at(numeral_len);
+    let (numeral, suffix) = rest.split_at(numeral_len);
     let upper = numeral.chars().all(|c| c.is_ascii_uppercase());
     let lower = numeral.chars().all(|c| c.is_ascii_lowercase());
     if !upper && !lower {
-        return Err(err("mixed-case numeral"));
+        return Err("mixed-case numeral".into());
     }
     let degree: usize = match numeral.to_ascii_uppercase().as_str() {
         "I" => 1,
@@ -283,84 +309,106 @@ fn parse_roman(s: &str, key: &Key) -> Result<Chord, String> {
         "V" => 5,
         "VI" => 6,
         "VII" => 7,
-        _ => return Err(err("unknown numeral")),
+        _ => return Err("unknown numeral".into()),
     };
-    // Suffix tokens, longest first where they share a prefix.
-    const TOKENS: &[&str] = &[
-        "maj7", "dim", "aug", "sus2", "sus4", "add9", "°", "o", "ø", "+", "7", "9",
-    ];
-    let mut seen = [false; TOKENS.len()];
-    while !suffix.is_empty() {
-        let Some(t) = TOKENS.iter().position(|t| suffix.starts_with(t)) else {
-            return Err(err(&format!("unknown suffix \"{suffix}\"")));
-        };
-        if seen[t] {
-            return Err(err("repeated suffix"));
+    Ok((degree, upper, suffix))
+}
+
+/// Suffix tokens, longest first where they share a prefix.
+const SUFFIX_TOKENS: &[&str] = &[
+    "maj7", "dim", "aug", "sus2", "sus4", "add9", "°", "o", "ø", "+", "7", "9",
+];
+
+/// The suffixes of a roman numeral chord, each at most once.
+struct Suffixes {
+    seen: [bool; SUFFIX_TOKENS.len()],
+}
+
+impl Suffixes {
+    /// Reads the suffix tokens and refuses unknown, repeated or conflicting ones.
+    fn parse(mut suffix: &str) -> Result<Suffixes, String> {
+        let mut seen = [false; SUFFIX_TOKENS.len()];
+        while !suffix.is_empty() {
+            let Some(t) = SUFFIX_TOKENS.iter().position(|t| suffix.starts_with(t)) else {
+                return Err(format!("unknown suffix \"{suffix}\""));
+            };
+            if seen[t] {
+                return Err("repeated suffix".into());
+            }
+            seen[t] = true;
+            suffix = &suffix[SUFFIX_TOKENS[t].len()..];
         }
-        seen[t] = true;
-        suffix = &suffix[TOKENS[t].len()..];
+        let suffixes = Suffixes { seen };
+        if suffixes.conflict() {
+            return Err("conflicting suffixes".into());
+        }
+        Ok(suffixes)
     }
-    let has = |tok: &str| {
-        TOKENS
+
+    fn has(&self, tok: &str) -> bool {
+        SUFFIX_TOKENS
             .iter()
             .position(|t| *t == tok)
-            .is_some_and(|i| seen[i])
-    };
-    let dim = has("dim") || has("°") || has("o");
-    let half_dim = has("ø");
-    let aug = has("aug") || has("+");
-    let sus2 = has("sus2");
-    let sus4 = has("sus4");
-    let maj7 = has("maj7");
-    let ninth = has("9");
-    let seventh = has("7") || ninth || half_dim;
-    if ((dim || half_dim) && aug) || (sus2 && sus4) || (maj7 && (has("7") || ninth || half_dim)) {
-        return Err(err("conflicting suffixes"));
+            .is_some_and(|i| self.seen[i])
     }
 
-    let root_offset: i32 = if has_accidental {
-        let major = Mode::Major.intervals();
-        major.get(degree - 1).copied().unwrap_or(0) as i32 + shift
-    } else {
-        let own = key.mode.heptatonic().intervals();
-        own.get(degree - 1).copied().unwrap_or(0) as i32
-    };
-    let root = (key.tonic as i32 + root_offset).rem_euclid(12) as u8;
-
-    let (mut third, fifth) = if dim || half_dim {
-        (3, 6)
-    } else if aug {
-        (4, 8)
-    } else if upper {
-        (4, 7)
-    } else {
-        (3, 7)
-    };
-    if sus2 {
-        third = 2;
-    } else if sus4 {
-        third = 5;
+    fn dim(&self) -> bool {
+        self.has("dim") || self.has("°") || self.has("o")
     }
-    let mut ivs = [0u8; MAX_TONES];
-    let mut n = 0;
-    let mut push = |iv: u8| {
-        if let Some(slot) = ivs.get_mut(n) {
-            *slot = iv;
-            n += 1;
+
+    fn aug(&self) -> bool {
+        self.has("aug") || self.has("+")
+    }
+
+    /// A minor seventh: written, implied by a ninth or by half-diminished.
+    fn seventh(&self) -> bool {
+        self.has("7") || self.has("9") || self.has("ø")
+    }
+
+    fn conflict(&self) -> bool {
+        let (half_dim, maj7) = (self.has("ø"), self.has("maj7"));
+        ((self.dim() || half_dim) && self.aug())
+            || (self.has("sus2") && self.has("sus4"))
+            || (maj7 && self.seventh())
+    }
+
+    /// Writes the chord's intervals above its root (triad from the numeral's case unless a
+    /// suffix says otherwise); returns their count.
+    fn intervals(&self, upper: bool, ivs: &mut [u8; MAX_TONES]) -> usize {
+        let (mut third, fifth) = if self.dim() || self.has("ø") {
+            (3, 6)
+        } else if self.aug() {
+            (4, 8)
+        } else if upper {
+            (4, 7)
+        } else {
+            (3, 7)
+        };
+        if self.has("sus2") {
+            third = 2;
+        } else if self.has("sus4") {
+            third = 5;
         }
-    };
-    push(0);
-    push(third);
-    push(fifth);
-    if seventh {
-        push(10);
-    } else if maj7 {
-        push(11);
+        let mut n = 0;
+        let mut push = |iv: u8| {
+            if let Some(slot) = ivs.get_mut(n) {
+                *slot = iv;
+                n += 1;
+            }
+        };
+        push(0);
+        push(third);
+        push(fifth);
+        if self.seventh() {
+            push(10);
+        } else if self.has("maj7") {
+            push(11);
+        }
+        if self.has("9") || self.has("add9") {
+            push(2);
+        }
+        n
     }
-    if ninth || has("add9") {
-        push(2);
-    }
-    Ok(Chord::from_intervals(root, &ivs[..n]))
 }
 
 fn parse_absolute(s: &str) -> Result<Chord, String> {

@@ -37,6 +37,15 @@ impl Wheels {
     }
 }
 
+/// Whether an event is tallied in [`RouterStats::routed`] or [`RouterStats::ignored`]: not
+/// when it is only remembered, to be sent with a participant's join, nor a cue note's
+/// note-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tally {
+    Count,
+    Skip,
+}
+
 /// What a [`MidiRouter`] did with the events it was given.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouterStats {
@@ -123,53 +132,24 @@ impl MidiRouter {
         };
         let channel = event.channel();
         let conductor = channel.is_some() && channel == self.map.conductor_channel;
-        match event {
+        let flow = match event {
             MidiEvent::NoteOn { key, .. } | MidiEvent::NoteOff { key, .. } if conductor => {
                 let on = matches!(event, MidiEvent::NoteOn { .. });
-                let cue = self.cue(CueTrigger::Note(key));
-                match (on, cue) {
-                    (true, Some(section)) => emit(Command::Cue { section }),
-                    (false, Some(_)) => return,
-                    _ => {}
-                }
+                self.cue_note(on, key, &mut emit)
             }
             MidiEvent::ProgramChange { program, .. } if conductor => {
                 if let Some(section) = self.cue(CueTrigger::Program(program)) {
                     emit(Command::Cue { section });
                 }
+                Tally::Count
             }
             MidiEvent::NoteOn {
                 channel,
                 key,
                 velocity,
             } => {
-                if let Some(r) = self.map.participant(port, channel) {
-                    let participant = r.participant;
-                    if self.joined.insert(participant) {
-                        self.stats.joins += 1;
-                        emit(Command::Join {
-                            participant,
-                            archetype: r.archetype,
-                        });
-                        // the wheels as they stand, before the note
-                        let wheels = self.wheels.get(&participant).copied().unwrap_or_default();
-                        if wheels.bend != 0 {
-                            emit(self.bend(participant, wheels));
-                        }
-                        if let (Some(m), true) = (self.map.mod_wheel, wheels.modulation() > 0.0) {
-                            emit(Command::Expression {
-                                participant,
-                                kind: m.expression(),
-                                value: wheels.modulation(),
-                            });
-                        }
-                    }
-                    emit(Command::NoteOn {
-                        participant,
-                        pitch: key,
-                        velocity,
-                    });
-                }
+                self.note_on(port, channel, key, velocity, &mut emit);
+                Tally::Count
             }
             MidiEvent::NoteOff { channel, key, .. } => {
                 if let Some(r) = self.map.participant(port, channel) {
@@ -178,89 +158,15 @@ impl MidiRouter {
                         pitch: key,
                     });
                 }
+                Tally::Count
             }
             MidiEvent::ControlChange {
                 channel,
                 controller,
                 value,
-            } => {
-                let participant = self.map.participant(port, channel).map(|r| r.participant);
-                let mut mapped = false;
-                for c in &self.map.controls {
-                    if !c.matches(port, channel, controller) {
-                        continue;
-                    }
-                    mapped = true;
-                    let target = match (c.target, participant) {
-                        (ControlTarget::Conductor, _) => MoodTarget::Communal,
-                        (ControlTarget::Participant, Some(p)) => MoodTarget::Participant(p),
-                        (ControlTarget::Participant, None) => continue,
-                    };
-                    emit(Command::Mood {
-                        target,
-                        dim: c.dim,
-                        value: c.value(value),
-                        ramp_secs: 0.0,
-                    });
-                }
-                // the fine part belongs to the mod wheel only while CC 1 is one
-                let coarse_mapped = controller == MOD_WHEEL_LSB
-                    && self
-                        .map
-                        .controls
-                        .iter()
-                        .any(|c| c.matches(port, channel, MOD_WHEEL));
-                if let (Some(p), RESET_ALL_CONTROLLERS) = (participant, controller) {
-                    let was = self.wheels.insert(p, Wheels::default()).unwrap_or_default();
-                    if self.joined.contains(&p) {
-                        if was.bend != 0 {
-                            emit(self.bend(p, Wheels::default()));
-                        }
-                        if let (Some(m), true) = (self.map.mod_wheel, was.modulation() > 0.0) {
-                            emit(Command::Expression {
-                                participant: p,
-                                kind: m.expression(),
-                                value: 0.0,
-                            });
-                        }
-                    }
-                } else if let (false, Some(m), Some(p), MOD_WHEEL | MOD_WHEEL_LSB) = (
-                    mapped || coarse_mapped,
-                    self.map.mod_wheel,
-                    participant,
-                    controller,
-                ) {
-                    self.stats.mod_wheel += 1;
-                    let w = self.wheels.entry(p).or_default();
-                    if controller == MOD_WHEEL {
-                        // a new coarse value starts the fine part from 0 (MIDI 1.0)
-                        (w.mod_msb, w.mod_lsb) = (value.min(127), 0);
-                    } else {
-                        (w.mod_lsb, w.fine) = (value.min(127), true);
-                    }
-                    let value = w.modulation();
-                    if !self.joined.contains(&p) {
-                        return; // sent with the join
-                    }
-                    emit(Command::Expression {
-                        participant: p,
-                        kind: m.expression(),
-                        value,
-                    });
-                }
-            }
+            } => self.control_change(port, channel, controller, value, &mut emit),
             MidiEvent::PitchBend { channel, value } => {
-                if let Some(r) = self.map.participant(port, channel) {
-                    let p = r.participant;
-                    self.stats.pitch_bends += 1;
-                    let w = self.wheels.entry(p).or_default();
-                    w.bend = value.clamp(-8192, 8191);
-                    let wheels = *w;
-                    if !self.joined.contains(&p) {
-                        return; // sent with the join
-                    }
-                    emit(self.bend(p, wheels));
-                }
+                self.pitch_bend(port, channel, value, &mut emit)
             }
             MidiEvent::ProgramChange { .. }
             | MidiEvent::PolyPressure { .. }
@@ -268,13 +174,185 @@ impl MidiRouter {
             | MidiEvent::Clock
             | MidiEvent::Start
             | MidiEvent::Continue
-            | MidiEvent::Stop => {}
+            | MidiEvent::Stop => Tally::Count,
+        };
+        if flow == Tally::Skip {
+            return;
         }
         if emitted > 0 {
             self.stats.routed += 1;
         } else {
             self.stats.ignored += 1;
         }
+    }
+
+    /// A note on the conductor channel: a cue note's note-on cues its section, its note-off
+    /// is taken quietly.
+    fn cue_note(&self, on: bool, key: u8, emit: &mut impl FnMut(Command)) -> Tally {
+        let cue = self.cue(CueTrigger::Note(key));
+        match (on, cue) {
+            (true, Some(section)) => emit(Command::Cue { section }),
+            (false, Some(_)) => return Tally::Skip,
+            _ => {}
+        }
+        Tally::Count
+    }
+
+    /// A note-on on a participant's channel: the first one joins the participant and sends
+    /// its wheels as they stand, then the note.
+    fn note_on(
+        &mut self,
+        port: &str,
+        channel: u8,
+        key: u8,
+        velocity: u8,
+        emit: &mut impl FnMut(Command),
+    ) {
+        let Some(r) = self.map.participant(port, channel) else {
+            return;
+        };
+        let participant = r.participant;
+        if self.joined.insert(participant) {
+            self.stats.joins += 1;
+            emit(Command::Join {
+                participant,
+                archetype: r.archetype,
+            });
+            // the wheels as they stand, before the note
+            let wheels = self.wheels.get(&participant).copied().unwrap_or_default();
+            if wheels.bend != 0 {
+                emit(self.bend(participant, wheels));
+            }
+            if let (Some(m), true) = (self.map.mod_wheel, wheels.modulation() > 0.0) {
+                emit(Command::Expression {
+                    participant,
+                    kind: m.expression(),
+                    value: wheels.modulation(),
+                });
+            }
+        }
+        emit(Command::NoteOn {
+            participant,
+            pitch: key,
+            velocity,
+        });
+    }
+
+    /// A control change: the mood controls it is mapped to, else "reset all controllers"
+    /// or the mod wheel of the channel's participant.
+    fn control_change(
+        &mut self,
+        port: &str,
+        channel: u8,
+        controller: u8,
+        value: u8,
+        emit: &mut impl FnMut(Command),
+    ) -> Tally {
+        let participant = self.map.participant(port, channel).map(|r| r.participant);
+        let mut mapped = false;
+        for c in &self.map.controls {
+            if !c.matches(port, channel, controller) {
+                continue;
+            }
+            mapped = true;
+            let target = match (c.target, participant) {
+                (ControlTarget::Conductor, _) => MoodTarget::Communal,
+                (ControlTarget::Participant, Some(p)) => MoodTarget::Participant(p),
+                (ControlTarget::Participant, None) => continue,
+            };
+            emit(Command::Mood {
+                target,
+                dim: c.dim,
+                value: c.value(value),
+                ramp_secs: 0.0,
+            });
+        }
+        // the fine part belongs to the mod wheel only while CC 1 is one
+        let coarse_mapped = controller == MOD_WHEEL_LSB
+            && self
+                .map
+                .controls
+                .iter()
+                .any(|c| c.matches(port, channel, MOD_WHEEL));
+        if let (Some(p), RESET_ALL_CONTROLLERS) = (participant, controller) {
+            self.reset_wheels(p, emit);
+        } else if let (false, Some(p), MOD_WHEEL | MOD_WHEEL_LSB) =
+            (mapped || coarse_mapped, participant, controller)
+        {
+            return self.mod_wheel(p, controller, value, emit);
+        }
+        Tally::Count
+    }
+
+    /// "Reset all controllers": the participant's wheels go back to rest.
+    fn reset_wheels(&mut self, p: ParticipantId, emit: &mut impl FnMut(Command)) {
+        let was = self.wheels.insert(p, Wheels::default()).unwrap_or_default();
+        if self.joined.contains(&p) {
+            if was.bend != 0 {
+                emit(self.bend(p, Wheels::default()));
+            }
+            if let (Some(m), true) = (self.map.mod_wheel, was.modulation() > 0.0) {
+                emit(Command::Expression {
+                    participant: p,
+                    kind: m.expression(),
+                    value: 0.0,
+                });
+            }
+        }
+    }
+
+    /// A mod wheel move (coarse or fine part) of a participant, when the map gives the
+    /// wheel a use; remembered until the participant joins.
+    fn mod_wheel(
+        &mut self,
+        p: ParticipantId,
+        controller: u8,
+        value: u8,
+        emit: &mut impl FnMut(Command),
+    ) -> Tally {
+        let Some(m) = self.map.mod_wheel else {
+            return Tally::Count;
+        };
+        self.stats.mod_wheel += 1;
+        let w = self.wheels.entry(p).or_default();
+        if controller == MOD_WHEEL {
+            // a new coarse value starts the fine part from 0 (MIDI 1.0)
+            (w.mod_msb, w.mod_lsb) = (value.min(127), 0);
+        } else {
+            (w.mod_lsb, w.fine) = (value.min(127), true);
+        }
+        let value = w.modulation();
+        if !self.joined.contains(&p) {
+            return Tally::Skip; // sent with the join
+        }
+        emit(Command::Expression {
+            participant: p,
+            kind: m.expression(),
+            value,
+        });
+        Tally::Count
+    }
+
+    /// A pitch bend of a participant; remembered until the participant joins.
+    fn pitch_bend(
+        &mut self,
+        port: &str,
+        channel: u8,
+        value: i16,
+        emit: &mut impl FnMut(Command),
+    ) -> Tally {
+        if let Some(r) = self.map.participant(port, channel) {
+            let p = r.participant;
+            self.stats.pitch_bends += 1;
+            let w = self.wheels.entry(p).or_default();
+            w.bend = value.clamp(-8192, 8191);
+            let wheels = *w;
+            if !self.joined.contains(&p) {
+                return Tally::Skip; // sent with the join
+            }
+            emit(self.bend(p, wheels));
+        }
+        Tally::Count
     }
 
     fn bend(&self, participant: ParticipantId, wheels: Wheels) -> Command {
