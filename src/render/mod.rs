@@ -4,13 +4,17 @@
 //! A performance renders in two passes, in memory that does not grow with its length:
 //! 1. the engine renders the **program** (voices → DC blocker → reverb, neither leveled nor
 //!    limited, [`MasterChain::Program`]) while a BS.1770 meter measures its integrated
-//!    loudness; the frames wait in a temporary file beside the output (8 bytes a frame,
+//!    loudness; the voices run on this thread and the master bus, the meter and the limiter's
+//!    true-peak detector on another ([`Engine::defer_master`]: the same arithmetic). The
+//!    frames and their peaks wait in a temporary file beside the output (12 bytes a frame,
 //!    anonymous: the system removes it when the render ends, however it ends);
 //! 2. the program is read back and set on the patch's loudness target by **one gain** for the
 //!    whole piece (so mood keeps every bit of its dynamics), then the true-peak [`Limiter`]
 //!    follows (its look-ahead taken out, so the output is not delayed), then the output is
-//!    dithered and written. Should the limiter have taken more than 0.05 LU off, the gain is
-//!    corrected and the pass runs again (at most three passes in all).
+//!    dithered and written (on a third thread). The gain foresees what the limiter takes off:
+//!    the regions its peaks say it reaches are limited and measured again before the pass
+//!    (`predict`). Should the output still be more than 0.05 LU off, the gain is corrected and
+//!    the pass runs again (at most three passes in all).
 //!
 //! A recorded live session (a performance with a `[session]` table) is re-rendered through
 //! the live chain instead ([`MasterChain::Live`], its leveler starting where the session's
