@@ -104,9 +104,12 @@ pub(super) fn predicted_lufs(
     Ok(meter.integrated_lufs_f64())
 }
 
+/// Frames read at a time from the store (bounded memory however long a region is).
+const READ_FRAMES: usize = 16_384;
+
 /// The hop energies of the finished output over hops `[first, end)` and the warm-up before
 /// them: the stored program read from the warm-up's start, scaled, limited (latency taken
-/// out) and metered afresh.
+/// out) and metered afresh, a bounded chunk at a time.
 fn limited_energies(
     store: &mut dyn ProgramStore,
     hop_frames: usize,
@@ -116,28 +119,34 @@ fn limited_energies(
 ) -> io::Result<Vec<f64>> {
     let start = first.saturating_sub(WARMUP_HOPS);
     let mut limiter = Limiter::new(sample_rate, ceiling_dbtp);
-    let latency = limiter.latency_frames();
-    let frames = (end - start) * hop_frames + latency;
-    let mut samples = vec![0.0f32; 2 * frames];
-    let mut peaks = vec![0.0f32; frames];
-    store.seek((start * hop_frames) as u64)?;
-    let mut got = 0;
-    while got < frames {
-        let read = store.read(&mut samples[2 * got..], &mut peaks[got..])?;
-        if read == 0 {
-            break; // past the stored tail: silence, which the detector reads as 0
-        }
-        got += read;
-    }
-    for s in samples.iter_mut() {
-        *s *= gain;
-    }
-    limiter.process_block_with_peaks(&mut samples, &peaks, gain);
+    let mut to_skip = limiter.latency_frames();
+    let mut wanted = (end - start) * hop_frames;
     let mut meter = KWeightedMeter::new(sample_rate);
-    let mut energies = Vec::with_capacity(end - start);
-    for hop in samples[2 * latency..].chunks_exact(2 * hop_frames) {
-        meter.push_block(hop);
-        energies.push(meter.last_hop_energy());
+    let mut hops = ProgramHops::new(hop_frames);
+    let (mut samples, mut peaks) = (vec![0.0f32; 2 * READ_FRAMES], vec![0.0f32; READ_FRAMES]);
+    store.seek((start * hop_frames) as u64)?;
+    while wanted > 0 {
+        let read = store.read(&mut samples, &mut peaks)?;
+        let frames = if read == 0 {
+            // past the stored tail: silence, which the detector reads as 0
+            samples.fill(0.0);
+            peaks.fill(0.0);
+            READ_FRAMES
+        } else {
+            read
+        };
+        let chunk = &mut samples[..2 * frames];
+        for s in chunk.iter_mut() {
+            *s *= gain;
+        }
+        limiter.process_block_with_peaks(chunk, &peaks[..frames], gain);
+        let skip = to_skip.min(frames);
+        to_skip -= skip;
+        let keep = (frames - skip).min(wanted);
+        wanted -= keep;
+        let out = &chunk[2 * skip..2 * (skip + keep)];
+        // only the energies are wanted here: any peaks of the right length will do
+        hops.push(&mut meter, out, &peaks[skip..skip + keep]);
     }
-    Ok(energies)
+    Ok(hops.energy)
 }
