@@ -503,6 +503,22 @@ impl Controller {
         self.post(message, || {})
     }
 
+    /// Messages this controller's ring takes now without refusing one (0 once the engine
+    /// is gone): lets a forwarder post only what fits, so nothing is counted as dropped.
+    pub fn room(&self) -> usize {
+        match lock(&self.source.producer).as_ref() {
+            Some(producer) if !producer.is_abandoned() => producer.slots(),
+            _ => 0,
+        }
+    }
+
+    /// Whether the engine is gone.
+    pub fn is_disconnected(&self) -> bool {
+        lock(&self.source.producer)
+            .as_ref()
+            .is_none_or(|producer| producer.is_abandoned())
+    }
+
     /// Posts a message in two steps, calling `between` after its slot in the ring is claimed
     /// and written and before it is published to the audio thread: lets a test stall a
     /// producer exactly there and prove that the audio thread never waits for it.
