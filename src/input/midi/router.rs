@@ -44,8 +44,19 @@ pub struct RouterStats {
     pub routed: u64,
     /// Joins emitted before a participant's first note.
     pub joins: u64,
-    /// Events no mapping covers (unmapped channels and controllers, pressure, clock, …).
+    /// Events no mapping covers (unmapped channels and controllers, pressure, clock, …):
+    /// the sum of the four `unmapped_*` kinds below.
     pub ignored: u64,
+    /// Notes on a channel (or port) no participant route covers, and notes on the conductor
+    /// channel that cue nothing.
+    pub unmapped_notes: u64,
+    /// Control changes no control maps (nor the mod wheel), or a participant control on a
+    /// channel without a participant.
+    pub unmapped_controllers: u64,
+    /// Pitch bends on a channel without a participant.
+    pub unmapped_bends: u64,
+    /// Program changes that cue nothing, pressure, clock and transport.
+    pub unmapped_other: u64,
     /// Pitch bends on participant channels (also counted in `routed` once sent).
     pub pitch_bends: u64,
     /// Mod-wheel moves (CC 1 or CC 33) on participant channels (also counted in `routed`
@@ -274,6 +285,15 @@ impl MidiRouter {
             self.stats.routed += 1;
         } else {
             self.stats.ignored += 1;
+            let kind = match event {
+                MidiEvent::NoteOn { .. } | MidiEvent::NoteOff { .. } => {
+                    &mut self.stats.unmapped_notes
+                }
+                MidiEvent::ControlChange { .. } => &mut self.stats.unmapped_controllers,
+                MidiEvent::PitchBend { .. } => &mut self.stats.unmapped_bends,
+                _ => &mut self.stats.unmapped_other,
+            };
+            *kind += 1;
         }
     }
 
