@@ -46,7 +46,7 @@ use crate::control::{
 };
 use forward::{Forwarder, QueueFull};
 use gate::Gate;
-use socket::{DropTotal, OscSocket};
+use socket::{Batch, DropTotal, OscSocket};
 
 /// Where the server listens unless the performer asks otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
@@ -1006,7 +1006,7 @@ struct Server {
 
 impl Server {
     fn run(mut self, stop: &AtomicBool) {
-        let mut buf = vec![0u8; MAX_PACKET_BYTES];
+        let mut batch = Batch::new(MAX_PACKET_BYTES);
         let mut timeout = READ_TIMEOUT;
         while !stop.load(Ordering::Relaxed) {
             let wanted = if self.forwarder.queued() > 0 {
@@ -1019,13 +1019,17 @@ impl Server {
             }
             // timeouts let the loop see `stop`; other errors (an ICMP "port unreachable" from
             // an earlier reply, on some systems) concern one datagram, not the socket
-            match self.socket.recv(&mut buf) {
-                Ok(datagram) => {
-                    if let Some(counter) = datagram.kernel_drops {
-                        let total = self.drops.update(counter);
-                        self.stats.kernel_drops.store(total, Ordering::Relaxed);
+            match self.socket.recv_batch(&mut batch) {
+                Ok(()) => {
+                    for i in 0..batch.datagrams.len() {
+                        let datagram = &batch.datagrams[i];
+                        if let Some(counter) = datagram.kernel_drops {
+                            let total = self.drops.update(counter);
+                            self.stats.kernel_drops.store(total, Ordering::Relaxed);
+                        }
+                        let from = datagram.from;
+                        self.datagram(batch.data(i), from);
                     }
-                    self.datagram(&buf[..datagram.len], datagram.from);
                 }
                 Err(e) => {
                     if !matches!(
