@@ -4,26 +4,29 @@
 //! - [`OscDecoder`] is pure (no sockets): bytes and the instant they arrived in, messages and
 //!   counters out. Names (archetypes, dimensions, sections) are resolved here with the
 //!   patch's [`Names`], so the audio thread only sees indices.
-//! - [`OscServer`] owns a thread with a UDP socket: it decodes every datagram, keeps each
-//!   client address within its budgets ([`gate`]), posts the messages through a
-//!   [`Controller`] (never blocking), and answers — acks and status replies — only addresses
-//!   that proved themselves with the `/tapestry/hello` handshake; to anyone else it sends
-//!   nothing larger than what they sent. The kernel's drops on the socket are counted.
+//! - [`OscServer`] owns a thread with a UDP socket: it reads up to 32 datagrams per system
+//!   call, drops unread those over their address's datagram or byte budget ([`gate`]),
+//!   decodes the rest, keeps each client address within its message budgets, queues the
+//!   messages per address and forwards the queues round-robin through one [`Controller`]
+//!   as the engine's ring has room ([`forward`]; never blocking), and answers — acks and
+//!   status replies — only addresses that proved themselves with the `/tapestry/hello`
+//!   handshake; to anyone else it sends nothing larger than what they sent. The kernel's drops on the socket are counted.
 //!
 //! Timing: a message outside a bundle applies at the sample its packet arrived at
 //! ([`SampleClock::sample_at`], which includes one block of safety offset); a bundle applies
 //! its contents at its time tag (1 = immediately, past tags = now); a nested bundle never
 //! applies before the bundle that contains it.
 //!
-//! What is dropped, and counted in [`OscStats`] by kind: packets that do not decode
+//! What is dropped, and counted in [`OscStats`] by kind: datagrams over their address's
+//! datagram or byte rate (`over_budget`, dropped unread), packets that do not decode
 //! (`malformed`, the whole packet), messages to an address outside the address space
 //! (`unknown_address`), with the wrong number or types of arguments or values out of range
 //! (`bad_arguments`), naming an archetype, dimension or section the patch does not have
 //! (`unknown_name`), messages refused by the client budgets (`too_far_ahead`, `over_rate`,
-//! `schedule_share`), and messages the engine's queue had no room for (`undelivered`). A
-//! message for a participant who is not present cannot be known here: the engine refuses it
-//! with a [`Notice::Refused`](crate::Notice::Refused) (reason `UnknownParticipant`) and
-//! counts it in [`Status::refused_messages`].
+//! `schedule_share`, `participant_quota`), and messages their address's queue to the engine
+//! had no room for (`undelivered`). A message for a participant who is not present cannot be
+//! known here: the engine refuses it with a [`Notice::Refused`](crate::Notice::Refused)
+//! (reason `UnknownParticipant`) and counts it in [`Status::refused_messages`].
 
 pub mod forward;
 pub mod gate;
