@@ -136,7 +136,7 @@ fn voices_fading_after_a_leave_never_keep_a_newcomer_out() {
     let newcomer = controller.clone();
     let mut joined = Vec::new();
     let mut refused = Vec::new();
-    let mut take_notices = |joined: &mut Vec<u32>, refused: &mut Vec<(Refusal, Command)>| {
+    let take_notices = |joined: &mut Vec<u32>, refused: &mut Vec<(Refusal, Command)>| {
         while let Some(n) = controller.try_notice() {
             match n {
                 Notice::Joined { participant, .. } => joined.push(participant),
