@@ -1046,6 +1046,9 @@ impl Server {
             self.forward();
             self.log.flush_if_due(Instant::now());
         }
+        self.forward(); // what the ring still takes; the rest is counted, not lost silently
+        let left = self.forwarder.clear() as u64;
+        self.stats.undelivered.fetch_add(left, Ordering::Relaxed);
         self.log.flush(Instant::now()); // what is still pending when the server stops
     }
 
