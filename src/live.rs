@@ -628,6 +628,7 @@ impl ViewState {
                 unmapped_other: m.unmapped_other,
                 sysex: m.sysex,
                 unsupported: m.unsupported,
+                absorbed: m.absorbed,
             }
         });
         if let Some(room) = room {

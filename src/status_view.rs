@@ -68,6 +68,9 @@ pub struct MidiCounters {
     pub sysex: u64,
     /// Other system messages Tapestry does not use (MTC, song position, active sensing, …).
     pub unsupported: u64,
+    /// Taken in with nothing to send yet (bends before a participant's first note, cue
+    /// note releases).
+    pub absorbed: u64,
 }
 
 impl MidiCounters {
@@ -442,13 +445,14 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
             m.ports, m.received, m.routed, m.malformed, m.dropped
         ));
         lines.push(format!(
-            "  unmapped notes {}  controllers {}  bends {}  other {}  SysEx {}  unused system {}",
+            "  unmapped notes {}  controllers {}  bends {}  other {}  SysEx {}  unused system {}  held {}",
             m.unmapped_notes,
             m.unmapped_controllers,
             m.unmapped_bends,
             m.unmapped_other,
             m.sysex,
-            m.unsupported
+            m.unsupported,
+            m.absorbed
         ));
     }
     if s.osc.is_none() && s.midi.is_none() {
@@ -646,6 +650,7 @@ mod tests {
                 unmapped_other: 0,
                 sysex: 7,
                 unsupported: 4,
+                absorbed: 5,
             }),
             osc: Some(OscCounters {
                 received: 50,
@@ -720,7 +725,7 @@ mod tests {
         );
         assert_eq!(
             line_with(&view, "unmapped").trim(),
-            "unmapped notes 3  controllers 2  bends 1  other 0  SysEx 7  unused system 4"
+            "unmapped notes 3  controllers 2  bends 1  other 0  SysEx 7  unused system 4  held 5"
         );
         assert!(line_with(&view, "PARTICIPANTS").ends_with("PARTICIPANTS 2"));
         let people = line_with(&view, "1 pad");

@@ -118,6 +118,9 @@ pub struct MidiInputStats {
     /// Program changes that cue nothing, pressure, clock and transport: counted, then
     /// dropped.
     pub unmapped_other: AtomicU64,
+    /// Messages taken in with nothing to send yet: bends and mod-wheel moves before the
+    /// participant's first note (sent with its join), releases of cue notes.
+    pub absorbed: AtomicU64,
     /// Messages from a source that also feeds the virtual port, taken from there only (not
     /// counted in `messages`).
     pub duplicates: AtomicU64,
@@ -159,6 +162,8 @@ pub struct MidiCounts {
     pub unmapped_bends: u64,
     /// See [`MidiInputStats::unmapped_other`].
     pub unmapped_other: u64,
+    /// See [`MidiInputStats::absorbed`].
+    pub absorbed: u64,
     /// See [`MidiInputStats::duplicates`].
     pub duplicates: u64,
     /// See [`MidiInputStats::queue_full`].
@@ -189,6 +194,7 @@ impl MidiInputStats {
             unmapped_controllers: r(&self.unmapped_controllers),
             unmapped_bends: r(&self.unmapped_bends),
             unmapped_other: r(&self.unmapped_other),
+            absorbed: r(&self.absorbed),
             duplicates: r(&self.duplicates),
             queue_full: r(&self.queue_full),
             callback_allocations: r(&self.callback_allocations),
@@ -404,6 +410,7 @@ impl Router {
             store(&stats.unmapped_controllers, r.unmapped_controllers);
             store(&stats.unmapped_bends, r.unmapped_bends);
             store(&stats.unmapped_other, r.unmapped_other);
+            store(&stats.absorbed, r.absorbed);
         }
     }
 }
@@ -925,7 +932,8 @@ archetype = "lead"
         f.control
             .send(RouterControl::Port(3, "keys".into()))
             .unwrap();
-        let messages: [&[u8]; 10] = [
+        let messages: [&[u8]; 11] = [
+            &[0xE0, 0, 80],   // channel 1: a bend before the first note, sent with the join
             &[0x90, 60, 100], // channel 1: participant 7's note
             &[0x91, 60, 100], // channel 2: no participant
             &[0x81, 60, 0],
@@ -942,7 +950,8 @@ archetype = "lead"
         }
         route_all(&mut f);
         let c = f.router.stats.snapshot();
-        assert_eq!((c.messages, c.routed, c.malformed), (10, 1, 0), "{c:?}");
+        assert_eq!((c.messages, c.routed, c.malformed), (11, 1, 0), "{c:?}");
+        assert_eq!(c.absorbed, 1);
         assert_eq!(
             (
                 c.unmapped_notes,
@@ -956,7 +965,7 @@ archetype = "lead"
         );
         assert_eq!(c.unmapped(), 7);
         assert_eq!(
-            c.routed + c.unmapped() + c.unsupported + c.sysex + c.malformed + c.lost(),
+            c.routed + c.unmapped() + c.absorbed + c.unsupported + c.sysex + c.malformed + c.lost(),
             c.messages,
             "every message is counted once"
         );

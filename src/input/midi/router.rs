@@ -57,6 +57,9 @@ pub struct RouterStats {
     pub unmapped_bends: u64,
     /// Program changes that cue nothing, pressure, clock and transport.
     pub unmapped_other: u64,
+    /// Events taken in with nothing to send: bends and mod-wheel moves before the
+    /// participant's first note (sent with its join), releases of cue notes.
+    pub absorbed: u64,
     /// Pitch bends on participant channels (also counted in `routed` once sent).
     pub pitch_bends: u64,
     /// Mod-wheel moves (CC 1 or CC 33) on participant channels (also counted in `routed`
@@ -140,7 +143,10 @@ impl MidiRouter {
                 let cue = self.cue(CueTrigger::Note(key));
                 match (on, cue) {
                     (true, Some(section)) => emit(Command::Cue { section }),
-                    (false, Some(_)) => return,
+                    (false, Some(_)) => {
+                        self.stats.absorbed += 1;
+                        return;
+                    }
                     _ => {}
                 }
             }
@@ -251,6 +257,7 @@ impl MidiRouter {
                     }
                     let value = w.modulation();
                     if !self.joined.contains(&p) {
+                        self.stats.absorbed += 1;
                         return; // sent with the join
                     }
                     emit(Command::Expression {
@@ -268,6 +275,7 @@ impl MidiRouter {
                     w.bend = value.clamp(-8192, 8191);
                     let wheels = *w;
                     if !self.joined.contains(&p) {
+                        self.stats.absorbed += 1;
                         return; // sent with the join
                     }
                     emit(self.bend(p, wheels));
