@@ -14,7 +14,8 @@
 //! per second in all (default: as fast as they can send); `TAPESTRY_SOAK_OSC_KINDS` (e.g.
 //! `bundle,foreign`) sends only those kinds of hostile datagrams (see `soak/osc.rs`).
 //!
-//! Not a test: it asserts nothing beyond the run itself working; the figures go to the README.
+//! Not a test (its figures go to the README), but it exits non-zero when the legitimate
+//! client's handshake, join or any of its moves did not land.
 
 #[path = "../tests/common/jack.rs"]
 mod jack;
@@ -361,4 +362,14 @@ fn main() {
     let json = target.join("soak-report.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("written to {}", json.display());
+    let legit = &report.legit;
+    let through = legit.subscribed && legit.join_recorded && legit.moves_landed == legit.moves_sent;
+    if !through {
+        eprintln!(
+            "\nsoak: FAILED: the legitimate OSC client did not get through the flood \
+             (subscribed {}, join recorded {}, {} of {} moves landed)",
+            legit.subscribed, legit.join_recorded, legit.moves_landed, legit.moves_sent
+        );
+        std::process::exit(1);
+    }
 }

@@ -611,6 +611,7 @@ impl ViewState {
         s.stream_errors = figures.stream_errors;
         s.dropped_messages = status.dropped_messages.load(Ordering::Relaxed);
         s.refused_messages = status.refused_messages.load(Ordering::Relaxed);
+        s.refusals = status.refusals().map(|(_, n)| n);
         s.dropped_notices = status.dropped_notices.load(Ordering::Relaxed);
         s.midi = midi.map(|m| {
             let m = m.stats().snapshot();
@@ -621,6 +622,13 @@ impl ViewState {
                 dropped: m.dropped,
                 malformed: m.malformed,
                 lost: m.lost(),
+                unmapped_notes: m.unmapped_notes,
+                unmapped_controllers: m.unmapped_controllers,
+                unmapped_bends: m.unmapped_bends,
+                unmapped_other: m.unmapped_other,
+                sysex: m.sysex,
+                unsupported: m.unsupported,
+                absorbed: m.absorbed,
             }
         });
         if let Some(room) = room {
@@ -643,6 +651,7 @@ impl ViewState {
                 malformed: o.malformed,
                 dropped: o.dropped(),
                 kernel_drops: o.kernel_drops,
+                drops: o.by_kind().map(|(_, n)| n),
             }
         });
     }

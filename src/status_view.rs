@@ -5,6 +5,9 @@
 
 use std::fmt::Write;
 
+use crate::control::Refusal;
+use crate::input::osc::DropKind;
+
 /// A participant the view knows to be present.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Participant {
@@ -53,6 +56,28 @@ pub struct MidiCounters {
     pub malformed: u64,
     /// Messages lost before routing (too long, queue full).
     pub lost: u64,
+    /// Notes no participant route or cue covers.
+    pub unmapped_notes: u64,
+    /// Control changes no control maps.
+    pub unmapped_controllers: u64,
+    /// Pitch bends on channels without a participant.
+    pub unmapped_bends: u64,
+    /// Program changes that cue nothing, pressure, clock and transport.
+    pub unmapped_other: u64,
+    /// SysEx messages (counted, not used).
+    pub sysex: u64,
+    /// Other system messages Tapestry does not use (MTC, song position, active sensing, …).
+    pub unsupported: u64,
+    /// Taken in with nothing to send yet (bends before a participant's first note, cue
+    /// note releases).
+    pub absorbed: u64,
+}
+
+impl MidiCounters {
+    /// Messages no mapping covers, of every kind.
+    pub fn unmapped(&self) -> u64 {
+        self.unmapped_notes + self.unmapped_controllers + self.unmapped_bends + self.unmapped_other
+    }
 }
 
 /// Allocations counted inside the live callbacks.
@@ -89,6 +114,8 @@ pub struct OscCounters {
     pub dropped: u64,
     /// Datagrams the kernel dropped before the server read them (receive buffer full).
     pub kernel_drops: u64,
+    /// What `dropped` holds, by kind, in [`DropKind::ALL`]'s order.
+    pub drops: [u64; DropKind::ALL.len()],
 }
 
 /// The state of the audio output.
@@ -145,6 +172,8 @@ pub struct Snapshot {
     pub dropped_messages: u64,
     /// Messages the engine refused.
     pub refused_messages: u64,
+    /// The same by reason, in [`Refusal::ALL`]'s order.
+    pub refusals: [u64; Refusal::ALL.len()],
     /// Engine notices lost (the view may then miss a join or leave).
     pub dropped_notices: u64,
     /// MIDI counters, when MIDI is on.
@@ -235,8 +264,15 @@ pub fn plain_line(s: &Snapshot) -> String {
     if let Some(m) = &s.midi {
         let _ = write!(
             inputs,
-            "  midi ports {} msgs {} routed {} dropped {} malformed {} lost {}",
-            m.ports, m.received, m.routed, m.dropped, m.malformed, m.lost
+            "  midi ports {} msgs {} routed {} dropped {} malformed {} lost {} unmapped {} sysex {}",
+            m.ports,
+            m.received,
+            m.routed,
+            m.dropped,
+            m.malformed,
+            m.lost,
+            m.unmapped(),
+            m.sysex
         );
     }
     if let Some(o) = &s.osc {
@@ -251,8 +287,13 @@ pub fn plain_line(s: &Snapshot) -> String {
         .iter()
         .map(|m| format!("{} {:.2}", m.name, m.value))
         .collect();
+    let why = if s.refused_messages > 0 {
+        format!(" ({})", refusal_reasons(&s.refusals, ", "))
+    } else {
+        String::new()
+    };
     let mut line = format!(
-        "{:>6.1}s  {} participants  section {} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{inputs}  {}",
+        "{:>6.1}s  {} participants  section {} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{why}{inputs}  {}",
         s.elapsed_secs,
         s.present,
         s.section,
@@ -321,6 +362,25 @@ fn meter_fraction(dbfs: f32) -> f32 {
     (dbfs + 60.0) / 60.0
 }
 
+/// Non-zero counts with their names, "name n" joined by `separator`.
+fn kinds(names: impl Iterator<Item = String>, counts: &[u64], separator: &str) -> String {
+    names
+        .zip(counts)
+        .filter(|(_, n)| **n > 0)
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+/// The engine's refusals by reason ("capacity 1, unknown participant 4").
+fn refusal_reasons(counts: &[u64], separator: &str) -> String {
+    kinds(
+        Refusal::ALL.iter().map(|r| r.key().to_string()),
+        counts,
+        separator,
+    )
+}
+
 /// The full-screen view: at most `height` lines of at most `width` characters.
 pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
     let mut lines: Vec<String> = Vec::new();
@@ -366,16 +426,33 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
         "problems  xruns {}  stream errors {}  dropped {}  refused {}  notices lost {}",
         s.xruns, s.stream_errors, s.dropped_messages, s.refused_messages, s.dropped_notices
     ));
+    if s.refused_messages > 0 {
+        lines.push(format!("  refused {}", refusal_reasons(&s.refusals, "  ")));
+    }
     if let Some(o) = &s.osc {
         lines.push(format!(
             "OSC       received {}  accepted {}  malformed {}  dropped {}  kernel drops {}",
             o.received, o.accepted, o.malformed, o.dropped, o.kernel_drops
         ));
+        let drops = kinds(DropKind::ALL.iter().map(|k| k.to_string()), &o.drops, "  ");
+        if !drops.is_empty() {
+            lines.push(format!("  dropped {drops}"));
+        }
     }
     if let Some(m) = &s.midi {
         lines.push(format!(
             "MIDI      ports {}  received {}  routed {}  malformed {}  dropped {}",
             m.ports, m.received, m.routed, m.malformed, m.dropped
+        ));
+        lines.push(format!(
+            "  unmapped notes {}  controllers {}  bends {}  other {}  SysEx {}  unused system {}  held {}",
+            m.unmapped_notes,
+            m.unmapped_controllers,
+            m.unmapped_bends,
+            m.unmapped_other,
+            m.sysex,
+            m.unsupported,
+            m.absorbed
         ));
     }
     if s.osc.is_none() && s.midi.is_none() {
@@ -558,6 +635,7 @@ mod tests {
             stream_errors: 1,
             dropped_messages: 4,
             refused_messages: 5,
+            refusals: [1, 0, 4, 0, 0, 0],
             dropped_notices: 0,
             midi: Some(MidiCounters {
                 ports: 2,
@@ -566,6 +644,13 @@ mod tests {
                 dropped: 1,
                 malformed: 9,
                 lost: 0,
+                unmapped_notes: 3,
+                unmapped_controllers: 2,
+                unmapped_bends: 1,
+                unmapped_other: 0,
+                sysex: 7,
+                unsupported: 4,
+                absorbed: 5,
             }),
             osc: Some(OscCounters {
                 received: 50,
@@ -573,6 +658,7 @@ mod tests {
                 malformed: 8,
                 dropped: 10,
                 kernel_drops: 6,
+                drops: [2, 8, 0, 0, 0, 0, 0, 0, 0, 0],
             }),
             ..Snapshot::default()
         }
@@ -628,6 +714,19 @@ mod tests {
             .ends_with("received 50  accepted 40  malformed 8  dropped 10  kernel drops 6"));
         assert!(line_with(&view, "MIDI")
             .ends_with("ports 2  received 100  routed 90  malformed 9  dropped 1"));
+        // why: refusals by reason, OSC drops by kind, unmapped MIDI by kind and SysEx
+        assert_eq!(
+            line_with(&view, "refused capacity").trim(),
+            "refused capacity 1  unknown participant 4"
+        );
+        assert_eq!(
+            line_with(&view, "dropped over").trim(),
+            "dropped over the client's datagram budget 2  malformed 8"
+        );
+        assert_eq!(
+            line_with(&view, "unmapped").trim(),
+            "unmapped notes 3  controllers 2  bends 1  other 0  SysEx 7  unused system 4  held 5"
+        );
         assert!(line_with(&view, "PARTICIPANTS").ends_with("PARTICIPANTS 2"));
         let people = line_with(&view, "1 pad");
         assert!(
@@ -716,7 +815,7 @@ mod tests {
         let line = plain_line(&snapshot());
         assert_eq!(
             line,
-            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0  osc packets 50 accepted 40 dropped 10 kernel drops 6  energy 0.75, tension 0.00"
+            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5 (capacity 1, unknown participant 4)  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0 unmapped 6 sysex 7  osc packets 50 accepted 40 dropped 10 kernel drops 6  energy 0.75, tension 0.00"
         );
     }
 

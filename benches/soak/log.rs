@@ -14,6 +14,9 @@ pub struct MidiStatus {
     pub dropped: f64,
     pub malformed: f64,
     pub lost: f64,
+    /// Messages no mapping covers (notes, controllers, bends, other).
+    pub unmapped: f64,
+    pub sysex: f64,
 }
 
 /// OSC input counters of a status line.
@@ -67,6 +70,8 @@ impl Status {
                 dropped: number_after(midi, "dropped"),
                 malformed: number_after(midi, "malformed"),
                 lost: number_after(midi, "lost"),
+                unmapped: number_after(midi, "unmapped"),
+                sysex: number_after(midi, "sysex"),
             },
             osc: OscStatus {
                 packets: number_after(osc, "packets"),

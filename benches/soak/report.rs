@@ -548,12 +548,14 @@ impl Report {
             (
                 "MIDI at tapestry",
                 format!(
-                    "msgs {} routed {} dropped {} malformed {} lost {}",
+                    "msgs {} routed {} dropped {} malformed {} lost {} unmapped {} SysEx {}",
                     m.tapestry.msgs,
                     m.tapestry.routed,
                     m.tapestry.dropped,
                     m.tapestry.malformed,
-                    m.tapestry.lost
+                    m.tapestry.lost,
+                    m.tapestry.unmapped,
+                    m.tapestry.sysex
                 ),
             ),
             (

@@ -110,6 +110,32 @@ pub mod osc {
     pub const CLIENT_RATE_PER_SEC: f64 = 4000.0;
     /// Messages one client address may send at once above its rate (one bundle's worth).
     pub const CLIENT_BURST: f64 = 1000.0;
+    /// Datagrams one client address may send per second, sustained: 4000. Checked on the
+    /// datagram's length and source alone, before it is decoded: past it (or past
+    /// [`CLIENT_BYTES_PER_SEC`]) a datagram is dropped unread and counted
+    /// (`over_budget`), so a flooding address costs the server a table lookup per datagram
+    /// and the server keeps up with what the kernel delivers.
+    pub const CLIENT_DATAGRAMS_PER_SEC: f64 = 4000.0;
+    /// Datagrams one client address may send at once above its datagram rate: 500.
+    pub const CLIENT_DATAGRAM_BURST: f64 = 500.0;
+    /// Bytes one client address may send per second, sustained: 256 KiB (about 6000 small
+    /// messages, more than its message rate lets through).
+    pub const CLIENT_BYTES_PER_SEC: f64 = 256.0 * 1024.0;
+    /// Bytes one client address may send at once above its byte rate: one datagram of the
+    /// largest size ([`MAX_PACKET_BYTES`](crate::input::osc::MAX_PACKET_BYTES)).
+    pub const CLIENT_BYTE_BURST: f64 = 65_536.0;
+    /// Participants one client address may have joined at once: 16. A join past it is
+    /// refused ("client's participant quota reached"); a leave (from any address) frees
+    /// the id's place. So joins from one address cannot fill the patch's capacity.
+    pub const CLIENT_PARTICIPANTS: u32 = 16;
+    /// Messages waiting in one client address's queue to the engine: 1024. The server
+    /// forwards the queues round-robin, one message per client in turn, into the engine's
+    /// ring as the audio thread makes room, so a flooding client waits in its own queue and
+    /// never takes the ring's room from another. A message past it is refused ("engine
+    /// queue full").
+    pub const CLIENT_QUEUE: usize = 1024;
+    /// Messages waiting in all clients' queues together: 16 384 (about 0.5 MB).
+    pub const QUEUED_TOTAL: usize = 16_384;
     /// The server refuses messages stamped further ahead than the engine's horizon less this
     /// (in seconds), so the engine, whose position may trail the clock by a block or two,
     /// never has to.

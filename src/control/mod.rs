@@ -228,6 +228,35 @@ pub enum Refusal {
     TooFarAhead,
 }
 
+impl Refusal {
+    /// Every reason, in the order [`Status::refused_by_reason`] counts them.
+    pub const ALL: [Refusal; 6] = [
+        Refusal::CapacityReached,
+        Refusal::AlreadyPresent,
+        Refusal::UnknownParticipant,
+        Refusal::OutOfRange,
+        Refusal::ScheduleFull,
+        Refusal::TooFarAhead,
+    ];
+
+    /// Its place in [`Refusal::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short name for counters and status lines.
+    pub fn key(self) -> &'static str {
+        match self {
+            Refusal::CapacityReached => "capacity",
+            Refusal::AlreadyPresent => "already present",
+            Refusal::UnknownParticipant => "unknown participant",
+            Refusal::OutOfRange => "out of range",
+            Refusal::ScheduleFull => "schedule full",
+            Refusal::TooFarAhead => "too far ahead",
+        }
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -309,6 +338,8 @@ pub struct Status {
     pub dropped_messages: AtomicU64,
     /// Messages the engine refused (capacity, unknown participant, ...).
     pub refused_messages: AtomicU64,
+    /// The same by reason, indexed by [`Refusal::index`].
+    pub refused_by_reason: [AtomicU64; Refusal::ALL.len()],
     /// Notices lost because the notice queue was full.
     pub dropped_notices: AtomicU64,
     /// Journal entries lost because the recorder did not keep up.
@@ -335,6 +366,11 @@ impl Status {
             Self::load_f32(&self.peak_left),
             Self::load_f32(&self.peak_right),
         )
+    }
+
+    /// Messages the engine refused, by reason.
+    pub fn refusals(&self) -> [(Refusal, u64); Refusal::ALL.len()] {
+        Refusal::ALL.map(|r| (r, self.refused_by_reason[r.index()].load(Ordering::Relaxed)))
     }
 
     /// Communal mood value of a dimension.
@@ -501,6 +537,22 @@ impl Controller {
     /// Posts a message.
     pub fn send(&self, message: Message) -> Result<(), ControlError> {
         self.post(message, || {})
+    }
+
+    /// Messages this controller's ring takes now without refusing one (0 once the engine
+    /// is gone): lets a forwarder post only what fits, so nothing is counted as dropped.
+    pub fn room(&self) -> usize {
+        match lock(&self.source.producer).as_ref() {
+            Some(producer) if !producer.is_abandoned() => producer.slots(),
+            _ => 0,
+        }
+    }
+
+    /// Whether the engine is gone.
+    pub fn is_disconnected(&self) -> bool {
+        lock(&self.source.producer)
+            .as_ref()
+            .is_none_or(|producer| producer.is_abandoned())
     }
 
     /// Posts a message in two steps, calling `between` after its slot in the ring is claimed

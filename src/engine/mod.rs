@@ -69,6 +69,8 @@ pub struct Engine {
     /// The id of each slot's participant while present (joined, not leaving): a compact
     /// copy that lookups scan instead of the participants themselves.
     present_ids: Vec<Option<u32>>,
+    /// The sample at which each slot's participant left (meaningful while it fades).
+    left_at: Vec<u64>,
     /// Participants present per archetype, for balancing joins in O(archetypes²).
     present_per_archetype: Vec<u32>,
     pool: VoicePool,
@@ -159,6 +161,7 @@ impl Engine {
             schedule: Schedule::new(limits.sources, limits.schedule_share),
             scratch: Vec::with_capacity(cfg.capacity),
             present_ids: vec![None; participants.len()],
+            left_at: vec![0; participants.len()],
             present_per_archetype: vec![0; cfg.archetypes.len()],
             participants,
             pool: VoicePool::new(cfg.capacity + cfg.capacity / 4 + 8, cfg.seed),
@@ -516,6 +519,7 @@ impl Engine {
         self.participants[i].leave(&mut self.pool);
         self.present -= 1;
         self.present_ids[i] = None;
+        self.left_at[i] = self.time;
         let archetype = self.participants[i].archetype as usize;
         if let Some(n) = self.present_per_archetype.get_mut(archetype) {
             *n = n.saturating_sub(1);
@@ -628,7 +632,7 @@ impl Engine {
         if self.present >= self.cfg.capacity {
             return self.refuse(command, Refusal::CapacityReached);
         }
-        let Some(slot) = self.participants.iter().position(|p| !p.active) else {
+        let Some(slot) = self.free_slot() else {
             return self.refuse(command, Refusal::CapacityReached);
         };
         let archetype = archetype.unwrap_or_else(|| self.balanced_archetype(id));
@@ -660,6 +664,21 @@ impl Engine {
             at_sample: self.time,
         };
         self.notify(notice);
+    }
+
+    /// A slot for a newcomer: an empty one, else (fewer present than the capacity, every
+    /// slot still holding a voice that fades after its participant left) the one that has
+    /// faded longest, cut short: fading voices never keep a newcomer out, so a sender that
+    /// joins and leaves fast cannot fill the room. O(capacity), no allocation.
+    fn free_slot(&mut self) -> Option<usize> {
+        if let Some(slot) = self.participants.iter().position(|p| !p.active) {
+            return Some(slot);
+        }
+        let slot = (0..self.participants.len())
+            .filter(|&i| self.participants[i].leaving)
+            .min_by_key(|&i| self.left_at[i])?;
+        self.participants[slot].silence(&mut self.pool);
+        Some(slot)
     }
 
     /// The archetype whose role and register are least represented, ties broken by a hash
@@ -705,6 +724,7 @@ impl Engine {
     fn refuse(&mut self, command: Command, reason: Refusal) {
         self.journal_entry = None;
         self.status.refused_messages.fetch_add(1, Ordering::Relaxed);
+        self.status.refused_by_reason[reason.index()].fetch_add(1, Ordering::Relaxed);
         self.notify(Notice::Refused {
             command,
             reason,

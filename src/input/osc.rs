@@ -4,27 +4,31 @@
 //! - [`OscDecoder`] is pure (no sockets): bytes and the instant they arrived in, messages and
 //!   counters out. Names (archetypes, dimensions, sections) are resolved here with the
 //!   patch's [`Names`], so the audio thread only sees indices.
-//! - [`OscServer`] owns a thread with a UDP socket: it decodes every datagram, keeps each
-//!   client address within its budgets ([`gate`]), posts the messages through a
-//!   [`Controller`] (never blocking), and answers — acks and status replies — only addresses
-//!   that proved themselves with the `/tapestry/hello` handshake; to anyone else it sends
-//!   nothing larger than what they sent. The kernel's drops on the socket are counted.
+//! - [`OscServer`] owns a thread with a UDP socket: it reads up to 32 datagrams per system
+//!   call, drops unread those over their address's datagram or byte budget ([`gate`]),
+//!   decodes the rest, keeps each client address within its message budgets, queues the
+//!   messages per address and forwards the queues round-robin through one [`Controller`]
+//!   as the engine's ring has room ([`forward`]; never blocking), and answers — acks and
+//!   status replies — only addresses that proved themselves with the `/tapestry/hello`
+//!   handshake; to anyone else it sends nothing larger than what they sent. The kernel's drops on the socket are counted.
 //!
 //! Timing: a message outside a bundle applies at the sample its packet arrived at
 //! ([`SampleClock::sample_at`], which includes one block of safety offset); a bundle applies
 //! its contents at its time tag (1 = immediately, past tags = now); a nested bundle never
 //! applies before the bundle that contains it.
 //!
-//! What is dropped, and counted in [`OscStats`] by kind: packets that do not decode
+//! What is dropped, and counted in [`OscStats`] by kind: datagrams over their address's
+//! datagram or byte rate (`over_budget`, dropped unread), packets that do not decode
 //! (`malformed`, the whole packet), messages to an address outside the address space
 //! (`unknown_address`), with the wrong number or types of arguments or values out of range
 //! (`bad_arguments`), naming an archetype, dimension or section the patch does not have
 //! (`unknown_name`), messages refused by the client budgets (`too_far_ahead`, `over_rate`,
-//! `schedule_share`), and messages the engine's queue had no room for (`undelivered`). A
-//! message for a participant who is not present cannot be known here: the engine refuses it
-//! with a [`Notice::Refused`](crate::Notice::Refused) (reason `UnknownParticipant`) and
-//! counts it in [`Status::refused_messages`].
+//! `schedule_share`, `participant_quota`), and messages their address's queue to the engine
+//! had no room for (`undelivered`). A message for a participant who is not present cannot be
+//! known here: the engine refuses it with a [`Notice::Refused`](crate::Notice::Refused)
+//! (reason `UnknownParticipant`) and counts it in [`Status::refused_messages`].
 
+pub mod forward;
 pub mod gate;
 mod socket;
 
@@ -41,11 +45,11 @@ use rosc::{OscMessage, OscPacket, OscType};
 use super::SampleClock;
 use crate::control::limits::osc::RECV_BUFFER_BYTES;
 use crate::control::{
-    Command, ControlError, Controller, Expression, Message, MoodTarget, Names, ParticipantId,
-    Status, Timing,
+    Command, Controller, Expression, Message, MoodTarget, Names, ParticipantId, Status, Timing,
 };
+use forward::{Forwarder, QueueFull};
 use gate::Gate;
-use socket::{DropTotal, OscSocket};
+use socket::{Batch, DropTotal, OscSocket};
 
 /// Where the server listens unless the performer asks otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
@@ -55,6 +59,9 @@ pub const MAX_PACKET_BYTES: usize = 65_536;
 pub const MAX_BUNDLE_DEPTH: usize = 8;
 /// How long the server's socket waits for a datagram before checking whether to stop.
 pub const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long it waits while messages are queued for the engine, before it forwards more
+/// (the audio thread makes room once per block, every few milliseconds).
+pub const FORWARD_INTERVAL: Duration = Duration::from_millis(1);
 /// At most one log line about dropped input per this interval.
 pub const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -112,8 +119,13 @@ pub struct OscStats {
     pub over_rate: AtomicU64,
     /// Future-dated messages past their client's (or all clients') share of the schedule.
     pub schedule_share: AtomicU64,
-    /// Decoded messages the engine's queue had no room for (or the engine was gone).
+    /// Decoded messages their client's queue to the engine had no room for (or the engine
+    /// was gone).
     pub undelivered: AtomicU64,
+    /// Datagrams dropped unread: over their client address's datagram or byte rate.
+    pub over_budget: AtomicU64,
+    /// Joins past their client address's participant quota.
+    pub participant_quota: AtomicU64,
     /// Datagrams the kernel dropped because the socket's receive buffer was full (Linux;
     /// reported with the next datagram that arrives).
     pub kernel_drops: AtomicU64,
@@ -151,6 +163,10 @@ pub struct OscCounts {
     pub schedule_share: u64,
     /// See [`OscStats::undelivered`].
     pub undelivered: u64,
+    /// See [`OscStats::over_budget`].
+    pub over_budget: u64,
+    /// See [`OscStats::participant_quota`].
+    pub participant_quota: u64,
     /// See [`OscStats::kernel_drops`].
     pub kernel_drops: u64,
     /// See [`OscStats::recv_buffer_bytes`].
@@ -177,6 +193,8 @@ impl OscStats {
             over_rate: r(&self.over_rate),
             schedule_share: r(&self.schedule_share),
             undelivered: r(&self.undelivered),
+            over_budget: r(&self.over_budget),
+            participant_quota: r(&self.participant_quota),
             kernel_drops: r(&self.kernel_drops),
             recv_buffer_bytes: r(&self.recv_buffer_bytes),
             unanswered: r(&self.unanswered),
@@ -194,30 +212,59 @@ impl OscStats {
             DropKind::OverRate => &self.over_rate,
             DropKind::ScheduleShare => &self.schedule_share,
             DropKind::Undelivered => &self.undelivered,
+            DropKind::OverBudget => &self.over_budget,
+            DropKind::ParticipantQuota => &self.participant_quota,
         }
     }
 }
 
 impl OscCounts {
-    /// Everything the server dropped or refused, of every kind (not the kernel's drops).
+    /// Everything the server dropped or refused, of every kind (not the kernel's drops):
+    /// datagrams dropped unread or undecodable, and messages.
     pub fn dropped(&self) -> u64 {
-        self.malformed
+        self.over_budget
+            + self.malformed
             + self.unknown_address
             + self.bad_arguments
             + self.unknown_name
             + self.refused()
     }
 
-    /// Decoded messages refused: by the client budgets, or for want of room in the engine's
-    /// queue.
+    /// Decoded messages refused: by the client budgets, or for want of room in the
+    /// client's queue to the engine.
     pub fn refused(&self) -> u64 {
-        self.too_far_ahead + self.over_rate + self.schedule_share + self.undelivered
+        self.too_far_ahead
+            + self.over_rate
+            + self.schedule_share
+            + self.participant_quota
+            + self.undelivered
+    }
+
+    /// Every kind of drop with its count, in [`DropKind::ALL`]'s order.
+    pub fn by_kind(&self) -> [(DropKind, u64); DropKind::ALL.len()] {
+        DropKind::ALL.map(|kind| {
+            let n = match kind {
+                DropKind::OverBudget => self.over_budget,
+                DropKind::Malformed => self.malformed,
+                DropKind::UnknownAddress => self.unknown_address,
+                DropKind::BadArguments => self.bad_arguments,
+                DropKind::UnknownName => self.unknown_name,
+                DropKind::TooFarAhead => self.too_far_ahead,
+                DropKind::OverRate => self.over_rate,
+                DropKind::ScheduleShare => self.schedule_share,
+                DropKind::ParticipantQuota => self.participant_quota,
+                DropKind::Undelivered => self.undelivered,
+            };
+            (kind, n)
+        })
     }
 }
 
 /// Why input was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropKind {
+    /// The datagram came over its client address's datagram or byte rate (dropped unread).
+    OverBudget,
     /// The packet did not decode as OSC.
     Malformed,
     /// The address is not in the address space.
@@ -232,12 +279,16 @@ pub enum DropKind {
     OverRate,
     /// Future-dated, and the client's (or all clients') share of the schedule is full.
     ScheduleShare,
-    /// The engine's queue was full (or the engine was gone).
+    /// A join past the client address's participant quota.
+    ParticipantQuota,
+    /// The client's queue to the engine was full (or the engine was gone).
     Undelivered,
 }
 
 impl DropKind {
-    const ALL: [DropKind; 8] = [
+    /// Every kind, in the order counts are reported.
+    pub const ALL: [DropKind; 10] = [
+        DropKind::OverBudget,
         DropKind::Malformed,
         DropKind::UnknownAddress,
         DropKind::BadArguments,
@@ -245,6 +296,7 @@ impl DropKind {
         DropKind::TooFarAhead,
         DropKind::OverRate,
         DropKind::ScheduleShare,
+        DropKind::ParticipantQuota,
         DropKind::Undelivered,
     ];
 }
@@ -252,6 +304,7 @@ impl DropKind {
 impl fmt::Display for DropKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            DropKind::OverBudget => "over the client's datagram budget",
             DropKind::Malformed => "malformed",
             DropKind::UnknownAddress => "unknown address",
             DropKind::BadArguments => "bad arguments",
@@ -259,6 +312,7 @@ impl fmt::Display for DropKind {
             DropKind::TooFarAhead => "too far ahead",
             DropKind::OverRate => "over the client's rate",
             DropKind::ScheduleShare => "schedule share full",
+            DropKind::ParticipantQuota => "client's participant quota reached",
             DropKind::Undelivered => "engine queue full",
         })
     }
@@ -778,6 +832,16 @@ impl DropLog {
         self.last = Some((from, problem.clone()));
     }
 
+    /// Counts a drop without building its description unless it is the first of its kind
+    /// since the last line (floods pass here once per datagram).
+    fn count(&mut self, from: SocketAddr, kind: DropKind) {
+        let i = DropKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        if self.pending[i] == 0 {
+            self.last = Some((from, Problem::new(kind, refusal_detail(kind, 0, 0))));
+        }
+        self.pending[i] += 1;
+    }
+
     fn flush_if_due(&mut self, now: Instant) {
         if self.last_line.is_none_or(|t| now - t >= LOG_INTERVAL) {
             self.flush(now);
@@ -876,6 +940,7 @@ impl OscServer {
                 decoder,
                 controller,
                 gate,
+                forwarder: Forwarder::new(),
                 stats: stats.clone(),
                 drops: DropTotal::default(),
                 log: DropLog::new(),
@@ -936,6 +1001,7 @@ struct Server {
     decoder: OscDecoder,
     controller: Controller,
     gate: Gate,
+    forwarder: Forwarder,
     stats: Arc<OscStats>,
     drops: DropTotal,
     log: DropLog,
@@ -943,17 +1009,30 @@ struct Server {
 
 impl Server {
     fn run(mut self, stop: &AtomicBool) {
-        let mut buf = vec![0u8; MAX_PACKET_BYTES];
+        let mut batch = Batch::new(MAX_PACKET_BYTES);
+        let mut timeout = READ_TIMEOUT;
         while !stop.load(Ordering::Relaxed) {
+            let wanted = if self.forwarder.queued() > 0 {
+                FORWARD_INTERVAL
+            } else {
+                READ_TIMEOUT
+            };
+            if wanted != timeout && self.socket.udp().set_read_timeout(Some(wanted)).is_ok() {
+                timeout = wanted;
+            }
             // timeouts let the loop see `stop`; other errors (an ICMP "port unreachable" from
             // an earlier reply, on some systems) concern one datagram, not the socket
-            match self.socket.recv(&mut buf) {
-                Ok(datagram) => {
-                    if let Some(counter) = datagram.kernel_drops {
-                        let total = self.drops.update(counter);
-                        self.stats.kernel_drops.store(total, Ordering::Relaxed);
+            match self.socket.recv_batch(&mut batch) {
+                Ok(()) => {
+                    for i in 0..batch.datagrams.len() {
+                        let datagram = &batch.datagrams[i];
+                        if let Some(counter) = datagram.kernel_drops {
+                            let total = self.drops.update(counter);
+                            self.stats.kernel_drops.store(total, Ordering::Relaxed);
+                        }
+                        let from = datagram.from;
+                        self.datagram(batch.data(i), from);
                     }
-                    self.packet(&buf[..datagram.len], datagram.from);
                 }
                 Err(e) => {
                     if !matches!(
@@ -964,17 +1043,53 @@ impl Server {
                     }
                 }
             }
+            self.forward();
             self.log.flush_if_due(Instant::now());
         }
+        self.forward(); // what the ring still takes; the rest is counted, not lost silently
+        let left = self.forwarder.clear() as u64;
+        self.stats.undelivered.fetch_add(left, Ordering::Relaxed);
         self.log.flush(Instant::now()); // what is still pending when the server stops
     }
 
-    /// Decodes one datagram, hands what its sender's budgets allow to the engine, and
-    /// answers as the handshake allows.
-    fn packet(&mut self, packet: &[u8], from: SocketAddr) {
+    /// Checks a datagram's source against its budgets before anything else: over them, it
+    /// is counted and dropped unread (and unanswered).
+    fn datagram(&mut self, packet: &[u8], from: SocketAddr) {
         let received = Instant::now();
+        match self.gate.admit_datagram(from, packet.len(), received) {
+            Ok(()) => self.packet(packet, from, received),
+            Err(kind) => {
+                self.stats.packets.fetch_add(1, Ordering::Relaxed);
+                self.stats.counter(kind).fetch_add(1, Ordering::Relaxed);
+                self.log.count(from, kind);
+            }
+        }
+    }
+
+    /// Posts queued messages into the engine's ring, round-robin by client, as far as it
+    /// has room.
+    fn forward(&mut self) {
+        if self.forwarder.queued() == 0 {
+            return;
+        }
+        let room = self.controller.room();
+        if room == 0 && self.controller.is_disconnected() {
+            let lost = self.forwarder.clear() as u64;
+            self.stats.undelivered.fetch_add(lost, Ordering::Relaxed);
+            return;
+        }
+        let (controller, stats) = (&self.controller, &self.stats);
+        self.forwarder.forward(room, |_, message| {
+            if controller.send(message).is_err() {
+                stats.undelivered.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+
+    /// Decodes one datagram, queues what its sender's budgets allow for the engine, and
+    /// answers as the handshake allows.
+    fn packet(&mut self, packet: &[u8], from: SocketAddr, received: Instant) {
         let mut outcome = self.decoder.decode(packet, received);
-        self.gate.heard(from, received);
         let now_sample = self.decoder.clock.sample_at(received);
         let mut accepted = outcome.status_queries;
         for message in std::mem::take(&mut outcome.messages) {
@@ -1022,7 +1137,7 @@ impl Server {
         }
     }
 
-    /// Hands one decoded message to the engine if its sender's budgets allow.
+    /// Queues one decoded message for the engine if its sender's budgets allow.
     fn hand_over(
         &mut self,
         from: SocketAddr,
@@ -1034,23 +1149,31 @@ impl Server {
             Timing::At(t) => t,
             Timing::Immediate => now_sample,
         };
+        let refused = |kind| Problem::new(kind, refusal_detail(kind, at, now_sample));
         let admitted = self
             .gate
             .admit(from, at, now_sample, received)
-            .map_err(|kind| Problem::new(kind, refusal_detail(kind, at, now_sample)))?;
-        match self.controller.send(message) {
-            Ok(()) => {
-                self.gate.handed(from, at, admitted, received);
-                Ok(())
-            }
-            Err(e) => {
-                let detail = match e {
-                    ControlError::QueueFull => "the engine's queue is full",
-                    ControlError::Disconnected => "the engine is gone",
-                };
-                Err(Problem::new(DropKind::Undelivered, detail))
-            }
+            .map_err(refused)?;
+        if let Command::Join { participant, .. } = message.command {
+            self.gate
+                .join(from, participant, received)
+                .map_err(refused)?;
         }
+        if let Err(full) = self.forwarder.push(from, message) {
+            if let Command::Join { participant, .. } = message.command {
+                self.gate.left(participant);
+            }
+            let detail = match full {
+                QueueFull::Client => "the client's queue to the engine is full",
+                QueueFull::Total => "the queues to the engine are full",
+            };
+            return Err(Problem::new(DropKind::Undelivered, detail));
+        }
+        if let Command::Leave { participant } = message.command {
+            self.gate.left(participant);
+        }
+        self.gate.handed(from, at, admitted, received);
+        Ok(())
     }
 
     /// Acks (and status replies) go to subscribers only; to anyone else nothing.
@@ -1093,6 +1216,8 @@ fn refusal_detail(kind: DropKind, at: u64, now_sample: u64) -> String {
         DropKind::TooFarAhead => format!("stamped {ahead} samples ahead, past the horizon"),
         DropKind::ScheduleShare => "too many future-dated messages pending".into(),
         DropKind::OverRate => "over the client's message rate".into(),
+        DropKind::OverBudget => "over the client's datagram or byte rate, dropped unread".into(),
+        DropKind::ParticipantQuota => "the client holds as many participants as it may".into(),
         _ => kind.to_string(),
     }
 }
@@ -1593,8 +1718,12 @@ mod tests {
         assert_eq!(log.last_line, Some(t));
         log.add(from, &p);
         log.flush_if_due(t + Duration::from_millis(500));
-        assert_eq!(log.pending[0], 1, "held back within the interval");
+        let malformed = DropKind::ALL
+            .iter()
+            .position(|k| *k == DropKind::Malformed)
+            .unwrap();
+        assert_eq!(log.pending[malformed], 1, "held back within the interval");
         log.flush_if_due(t + Duration::from_millis(1000));
-        assert_eq!(log.pending[0], 0);
+        assert_eq!(log.pending[malformed], 0);
     }
 }

@@ -106,6 +106,21 @@ pub struct MidiInputStats {
     pub dropped: AtomicU64,
     /// Well-formed SysEx messages, any length (Tapestry maps none: counted, then dropped).
     pub sysex: AtomicU64,
+    /// Other well-formed system messages Tapestry does not use (MTC quarter frames, song
+    /// position and select, tune request, active sensing, reset): counted, then dropped.
+    pub unsupported: AtomicU64,
+    /// Notes no participant route (or cue) covers: counted, then dropped.
+    pub unmapped_notes: AtomicU64,
+    /// Control changes no control maps: counted, then dropped.
+    pub unmapped_controllers: AtomicU64,
+    /// Pitch bends on a channel without a participant: counted, then dropped.
+    pub unmapped_bends: AtomicU64,
+    /// Program changes that cue nothing, pressure, clock and transport: counted, then
+    /// dropped.
+    pub unmapped_other: AtomicU64,
+    /// Messages taken in with nothing to send yet: bends and mod-wheel moves before the
+    /// participant's first note (sent with its join), releases of cue notes.
+    pub absorbed: AtomicU64,
     /// Messages from a source that also feeds the virtual port, taken from there only (not
     /// counted in `messages`).
     pub duplicates: AtomicU64,
@@ -137,6 +152,18 @@ pub struct MidiCounts {
     pub dropped: u64,
     /// See [`MidiInputStats::sysex`].
     pub sysex: u64,
+    /// See [`MidiInputStats::unsupported`].
+    pub unsupported: u64,
+    /// See [`MidiInputStats::unmapped_notes`].
+    pub unmapped_notes: u64,
+    /// See [`MidiInputStats::unmapped_controllers`].
+    pub unmapped_controllers: u64,
+    /// See [`MidiInputStats::unmapped_bends`].
+    pub unmapped_bends: u64,
+    /// See [`MidiInputStats::unmapped_other`].
+    pub unmapped_other: u64,
+    /// See [`MidiInputStats::absorbed`].
+    pub absorbed: u64,
     /// See [`MidiInputStats::duplicates`].
     pub duplicates: u64,
     /// See [`MidiInputStats::queue_full`].
@@ -162,6 +189,12 @@ impl MidiInputStats {
             commands: r(&self.commands),
             dropped: r(&self.dropped),
             sysex: r(&self.sysex),
+            unsupported: r(&self.unsupported),
+            unmapped_notes: r(&self.unmapped_notes),
+            unmapped_controllers: r(&self.unmapped_controllers),
+            unmapped_bends: r(&self.unmapped_bends),
+            unmapped_other: r(&self.unmapped_other),
+            absorbed: r(&self.absorbed),
             duplicates: r(&self.duplicates),
             queue_full: r(&self.queue_full),
             callback_allocations: r(&self.callback_allocations),
@@ -176,6 +209,11 @@ impl MidiCounts {
     /// Messages dropped before routing: the queue was full.
     pub fn lost(&self) -> u64 {
         self.queue_full
+    }
+
+    /// Well-formed messages no mapping covers, of every kind.
+    pub fn unmapped(&self) -> u64 {
+        self.unmapped_notes + self.unmapped_controllers + self.unmapped_bends + self.unmapped_other
     }
 }
 
@@ -335,9 +373,12 @@ impl Router {
                 return;
             }
             Err(e) => {
-                if e.is_malformed() {
-                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
-                }
+                let counter = if e.is_malformed() {
+                    &self.stats.malformed
+                } else {
+                    &self.stats.unsupported
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         };
@@ -362,6 +403,14 @@ impl Router {
         });
         if produced {
             stats.routed.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let r = self.router.stats();
+            let store = |c: &AtomicU64, v: u64| c.store(v, Ordering::Relaxed);
+            store(&stats.unmapped_notes, r.unmapped_notes);
+            store(&stats.unmapped_controllers, r.unmapped_controllers);
+            store(&stats.unmapped_bends, r.unmapped_bends);
+            store(&stats.unmapped_other, r.unmapped_other);
+            store(&stats.absorbed, r.absorbed);
         }
     }
 }
@@ -875,6 +924,51 @@ archetype = "lead"
         while let Some(raw) = f.router.queue.pop() {
             f.router.route(raw);
         }
+    }
+
+    #[test]
+    fn messages_no_mapping_covers_are_counted_by_kind() {
+        let mut f = fixture(64);
+        f.control
+            .send(RouterControl::Port(3, "keys".into()))
+            .unwrap();
+        let messages: [&[u8]; 11] = [
+            &[0xE0, 0, 80],   // channel 1: a bend before the first note, sent with the join
+            &[0x90, 60, 100], // channel 1: participant 7's note
+            &[0x91, 60, 100], // channel 2: no participant
+            &[0x81, 60, 0],
+            &[0xB1, 7, 100], // a controller no control maps
+            &[0xE1, 0, 64],  // a bend without a participant
+            &[0xC0, 5],      // a program change that cues nothing
+            &[0xD0, 10],     // channel pressure
+            &[0xF8],         // clock
+            &[0xF1, 0x10],   // MTC quarter frame: not used
+            &[0xFE],         // active sensing: not used
+        ];
+        for m in messages {
+            f.handler.handle(m);
+        }
+        route_all(&mut f);
+        let c = f.router.stats.snapshot();
+        assert_eq!((c.messages, c.routed, c.malformed), (11, 1, 0), "{c:?}");
+        assert_eq!(c.absorbed, 1);
+        assert_eq!(
+            (
+                c.unmapped_notes,
+                c.unmapped_controllers,
+                c.unmapped_bends,
+                c.unmapped_other,
+                c.unsupported
+            ),
+            (2, 1, 1, 3, 2),
+            "{c:?}"
+        );
+        assert_eq!(c.unmapped(), 7);
+        assert_eq!(
+            c.routed + c.unmapped() + c.absorbed + c.unsupported + c.sysex + c.malformed + c.lost(),
+            c.messages,
+            "every message is counted once"
+        );
     }
 
     #[test]

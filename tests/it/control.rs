@@ -109,6 +109,69 @@ fn refusals_come_back_with_reasons_and_are_counted() {
         "the capacity of 3 holds"
     );
     assert!(Refusal::CapacityReached.to_string().contains("capacity"));
+    let by_reason: Vec<(Refusal, u64)> = status
+        .refusals()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(
+        by_reason,
+        vec![
+            (Refusal::CapacityReached, 1),
+            (Refusal::AlreadyPresent, 1),
+            (Refusal::UnknownParticipant, 1),
+            (Refusal::OutOfRange, 2)
+        ],
+        "counted by reason"
+    );
+}
+
+#[test]
+fn voices_fading_after_a_leave_never_keep_a_newcomer_out() {
+    // a sender joins and leaves thousands of ids, faster than their voices fade (1.5 s):
+    // every slot of the capacity of 3 holds a fading voice, and a newcomer still joins,
+    // taking the slot of the voice that has faded longest
+    let patch = patch_text(PATCH);
+    let (mut engine, controller) = Engine::new(patch.config(SR, None), patch.names());
+    let newcomer = controller.clone();
+    let mut joined = Vec::new();
+    let mut refused = Vec::new();
+    let take_notices = |joined: &mut Vec<u32>, refused: &mut Vec<(Refusal, Command)>| {
+        while let Some(n) = controller.try_notice() {
+            match n {
+                Notice::Joined { participant, .. } => joined.push(participant),
+                Notice::Refused {
+                    reason, command, ..
+                } => refused.push((reason, command)),
+                _ => {}
+            }
+        }
+    };
+    let mut churned = 0;
+    for id in 1000..4000 {
+        controller.join(id, Some(0)).unwrap();
+        controller.note(id, 60, 100).unwrap();
+        controller.leave(id).unwrap();
+        churned += 1;
+        if churned % 100 == 0 {
+            run(&mut engine, 256.0 / SR as f64);
+            take_notices(&mut joined, &mut refused);
+        }
+    }
+    newcomer.join(7, Some(0)).unwrap();
+    newcomer.note(7, 67, 100).unwrap();
+    run(&mut engine, 0.05);
+    take_notices(&mut joined, &mut refused);
+    assert!(refused.is_empty(), "{:?}", &refused[..refused.len().min(5)]);
+    assert_eq!(joined.len(), churned + 1, "every join landed");
+    assert_eq!(joined.last(), Some(&7));
+    let status = controller.status();
+    assert_eq!(status.participants.load(Ordering::Relaxed), 1);
+    // and the newcomer is heard once the fading voices are gone
+    let out = run(&mut engine, 2.0);
+    let tail = &out[out.len() - SR as usize..];
+    let rms = (tail.iter().map(|x| x * x).sum::<f32>() / tail.len() as f32).sqrt();
+    assert!(rms > 1e-3, "the newcomer's voice: rms {rms}");
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod music;
 mod music_selftest;
 mod notices;
 mod osc;
+mod osc_flood;
 mod osc_hostile;
 mod patches;
 mod realtime;

@@ -625,6 +625,7 @@ fn notes_join_their_participant_and_play_its_voice() {
     assert_eq!(routed(&mut router, PORT, note_on(0, 60, 100)).len(), 2);
     let s = router.stats();
     assert_eq!((s.routed, s.joins, s.ignored), (7, 4, 1));
+    assert_eq!(s.unmapped_notes, 1, "counted by kind");
 }
 
 #[test]
@@ -668,6 +669,7 @@ fn controls_set_participant_and_communal_mood() {
     assert!(routed(&mut router, PORT, cc(15, 7, 100)).is_empty());
     let s = router.stats();
     assert_eq!((s.routed, s.ignored), (5, 3));
+    assert_eq!((s.unmapped_controllers, s.unmapped_notes), (3, 0));
 }
 
 #[test]
@@ -695,6 +697,7 @@ fn the_conductor_channel_cues_sections() {
     assert!(routed(&mut router, PORT, program(0, 0)).is_empty());
     let s = router.stats();
     assert_eq!((s.routed, s.ignored, s.joins), (2, 3, 0));
+    assert_eq!((s.unmapped_notes, s.unmapped_other), (1, 2), "by kind");
 }
 
 #[test]

@@ -197,9 +197,10 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     assert_eq!(reply[3], Int(0), "no datagram lost in the kernel");
     assert_eq!(reply.len(), 5 + 2 * controller.names().dims.len());
 
-    // a flood of garbage from another socket: 20 000 packets of four kinds, sent in bursts
-    // (so the kernel's receive buffer never overflows and every one reaches the server)
-    let flood = client(&server);
+    // a flood of garbage from 50 other sockets: 20 000 packets of four kinds, sent in bursts
+    // (so the kernel's receive buffer never overflows and every one reaches the server),
+    // 400 from each socket (within an address's datagram burst, so every one is decoded)
+    let floods: Vec<UdpSocket> = (0..50).map(|_| client(&server)).collect();
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
     let valid = encode("/tapestry/mood", vec![Int(0), s("energy"), Float(0.2)]);
     let mut sent = [0u64; 4]; // malformed, unknown address, bad arguments, unknown name
@@ -220,7 +221,7 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
             _ => encode("/tapestry/cue", vec![s("no such section")]),
         };
         sent[kind] += 1;
-        flood.send(&packet).unwrap();
+        floods[i as usize % floods.len()].send(&packet).unwrap();
         if i % 200 == 199 {
             let target = before.packets + i + 1;
             audio.until("the server catches up", |_| {
@@ -237,6 +238,10 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     assert_eq!(after.bad_arguments - before.bad_arguments, sent[2]);
     assert_eq!(after.unknown_name - before.unknown_name, sent[3]);
     assert_eq!(after.accepted, before.accepted, "no garbage was accepted");
+    assert_eq!(
+        after.over_budget, before.over_budget,
+        "every one was decoded"
+    );
 
     // the music went on, and what is sent now still takes effect
     osc.send(&encode(

@@ -37,9 +37,9 @@ impl Wheels {
     }
 }
 
-/// Whether an event is tallied in [`RouterStats::routed`] or [`RouterStats::ignored`]: not
-/// when it is only remembered, to be sent with a participant's join, nor a cue note's
-/// note-off.
+/// Whether an event is tallied in [`RouterStats::routed`] or [`RouterStats::ignored`], or
+/// (`Skip`) in [`RouterStats::absorbed`]: one only remembered, to be sent with a
+/// participant's join, and a cue note's note-off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tally {
     Count,
@@ -53,8 +53,22 @@ pub struct RouterStats {
     pub routed: u64,
     /// Joins emitted before a participant's first note.
     pub joins: u64,
-    /// Events no mapping covers (unmapped channels and controllers, pressure, clock, …).
+    /// Events no mapping covers (unmapped channels and controllers, pressure, clock, …):
+    /// the sum of the four `unmapped_*` kinds below.
     pub ignored: u64,
+    /// Notes on a channel (or port) no participant route covers, and notes on the conductor
+    /// channel that cue nothing.
+    pub unmapped_notes: u64,
+    /// Control changes no control maps (nor the mod wheel), or a participant control on a
+    /// channel without a participant.
+    pub unmapped_controllers: u64,
+    /// Pitch bends on a channel without a participant.
+    pub unmapped_bends: u64,
+    /// Program changes that cue nothing, pressure, clock and transport.
+    pub unmapped_other: u64,
+    /// Events taken in with nothing to send: bends and mod-wheel moves before the
+    /// participant's first note (sent with its join), releases of cue notes.
+    pub absorbed: u64,
     /// Pitch bends on participant channels (also counted in `routed` once sent).
     pub pitch_bends: u64,
     /// Mod-wheel moves (CC 1 or CC 33) on participant channels (also counted in `routed`
@@ -177,12 +191,22 @@ impl MidiRouter {
             | MidiEvent::Stop => Tally::Count,
         };
         if flow == Tally::Skip {
+            self.stats.absorbed += 1;
             return;
         }
         if emitted > 0 {
             self.stats.routed += 1;
         } else {
             self.stats.ignored += 1;
+            let kind = match event {
+                MidiEvent::NoteOn { .. } | MidiEvent::NoteOff { .. } => {
+                    &mut self.stats.unmapped_notes
+                }
+                MidiEvent::ControlChange { .. } => &mut self.stats.unmapped_controllers,
+                MidiEvent::PitchBend { .. } => &mut self.stats.unmapped_bends,
+                _ => &mut self.stats.unmapped_other,
+            };
+            *kind += 1;
         }
     }
 

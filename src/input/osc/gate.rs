@@ -2,6 +2,13 @@
 //! client address and its reply handshake. Pure (no sockets; instants and samples are
 //! given), so it is tested exactly.
 //!
+//! - **Datagram budget.** Before a datagram is decoded, its source address is checked
+//!   against a datagram rate ([`CLIENT_DATAGRAMS_PER_SEC`]) and a byte rate
+//!   ([`CLIENT_BYTES_PER_SEC`]); past either it is dropped unread. Decoding is what costs
+//!   (a bundle of 1000 messages takes about 100 µs), so a flooder costs one table lookup per
+//!   datagram and the server keeps reading what the kernel delivers, the other clients' too.
+//! - **Participants.** Each client address may have at most [`CLIENT_PARTICIPANTS`] joined
+//!   at once (the last address to join an id holds it; a leave from anyone frees it).
 //! - **Budgets.** Each client address may hand the engine at most
 //!   [`CLIENT_RATE_PER_SEC`] messages per second (bursts of [`CLIENT_BURST`]) and keep at most
 //!   [`CLIENT_SCHEDULED`] future-dated messages pending, and all clients together at most
@@ -22,9 +29,12 @@ use std::time::{Duration, Instant};
 
 use super::DropKind;
 use crate::control::limits::osc::{
-    CLIENT_BURST, CLIENT_RATE_PER_SEC, CLIENT_SCHEDULED, HORIZON_MARGIN_SECS, MAX_CLIENTS,
-    MAX_SUBSCRIBERS, NEAR_SECS, SCHEDULED_TOTAL, SUBSCRIPTION_SECS,
+    CLIENT_BURST, CLIENT_BYTES_PER_SEC, CLIENT_BYTE_BURST, CLIENT_DATAGRAMS_PER_SEC,
+    CLIENT_DATAGRAM_BURST, CLIENT_PARTICIPANTS, CLIENT_RATE_PER_SEC, CLIENT_SCHEDULED,
+    HORIZON_MARGIN_SECS, MAX_CLIENTS, MAX_SUBSCRIBERS, NEAR_SECS, SCHEDULED_TOTAL,
+    SUBSCRIPTION_SECS,
 };
+use crate::control::ParticipantId;
 
 /// One client address's budget.
 #[derive(Debug)]
@@ -34,6 +44,12 @@ struct Client {
     last_heard: Instant,
     /// Due samples of its future-dated messages handed over and not yet due.
     scheduled: BinaryHeap<Reverse<u64>>,
+    /// Datagram and byte budgets, refilled at `datagrams_refilled`.
+    datagrams: f64,
+    bytes: f64,
+    datagrams_refilled: Instant,
+    /// Participants it holds (see [`Gate::join`]).
+    joined: u32,
 }
 
 impl Client {
@@ -43,7 +59,29 @@ impl Client {
             refilled: now,
             last_heard: now,
             scheduled: BinaryHeap::new(),
+            datagrams: CLIENT_DATAGRAM_BURST,
+            bytes: CLIENT_BYTE_BURST,
+            datagrams_refilled: now,
+            joined: 0,
         }
+    }
+
+    /// Spends one datagram of `len` bytes from the budgets if both allow it.
+    fn spend_datagram(&mut self, len: usize, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.datagrams_refilled)
+            .as_secs_f64();
+        self.datagrams_refilled = now;
+        self.datagrams =
+            (self.datagrams + elapsed * CLIENT_DATAGRAMS_PER_SEC).min(CLIENT_DATAGRAM_BURST);
+        self.bytes = (self.bytes + elapsed * CLIENT_BYTES_PER_SEC).min(CLIENT_BYTE_BURST);
+        let len = len as f64;
+        if self.datagrams < 1.0 || self.bytes < len {
+            return false;
+        }
+        self.datagrams -= 1.0;
+        self.bytes -= len;
+        true
     }
 
     fn expire(&mut self, now_sample: u64) {
@@ -72,6 +110,8 @@ pub struct Gate {
     /// The budget shared by new addresses when every tracked one has messages pending.
     overflow: Client,
     scheduled_total: BinaryHeap<Reverse<u64>>,
+    /// Which address holds each participant joined through the server.
+    owners: HashMap<ParticipantId, SocketAddr>,
     subscribers: HashMap<SocketAddr, Instant>,
     secret: RandomState,
     horizon_samples: u64,
@@ -88,6 +128,7 @@ impl Gate {
             clients: HashMap::new(),
             overflow: Client::new(now),
             scheduled_total: BinaryHeap::new(),
+            owners: HashMap::new(),
             subscribers: HashMap::new(),
             secret: RandomState::new(),
             horizon_samples: (horizon * sr) as u64,
@@ -101,6 +142,63 @@ impl Gate {
         if let Some(seen) = self.subscribers.get_mut(&from) {
             *seen = now;
         }
+    }
+
+    /// Judges a datagram of `len` bytes from `from` before it is decoded (and notes that it
+    /// was heard): refused ([`DropKind::OverBudget`]) past the address's datagram or byte
+    /// rate.
+    pub fn admit_datagram(
+        &mut self,
+        from: SocketAddr,
+        len: usize,
+        now: Instant,
+    ) -> Result<(), DropKind> {
+        self.heard(from, now);
+        if self.client(from, now, None).spend_datagram(len, now) {
+            Ok(())
+        } else {
+            Err(DropKind::OverBudget)
+        }
+    }
+
+    /// Judges a join of `participant` by `from`: refused ([`DropKind::ParticipantQuota`])
+    /// when the address already holds [`CLIENT_PARTICIPANTS`]. Admitted, the address holds
+    /// the id (taken over from whoever held it) until someone sends its leave ([`Gate::left`]).
+    pub fn join(
+        &mut self,
+        from: SocketAddr,
+        participant: ParticipantId,
+        now: Instant,
+    ) -> Result<(), DropKind> {
+        if self.owners.get(&participant) == Some(&from) {
+            return Ok(()); // the engine says whether it is already present
+        }
+        let client = self.client(from, now, None);
+        if client.joined >= CLIENT_PARTICIPANTS {
+            return Err(DropKind::ParticipantQuota);
+        }
+        client.joined += 1;
+        if let Some(previous) = self.owners.insert(participant, from) {
+            self.release(previous);
+        }
+        Ok(())
+    }
+
+    /// Notes that `participant` was sent its leave: its holder's place is free.
+    pub fn left(&mut self, participant: ParticipantId) {
+        if let Some(owner) = self.owners.remove(&participant) {
+            self.release(owner);
+        }
+    }
+
+    /// Participants `from` holds.
+    pub fn joined(&self, from: SocketAddr) -> u32 {
+        self.clients.get(&from).map_or(0, |c| c.joined)
+    }
+
+    fn release(&mut self, owner: SocketAddr) {
+        let client = self.clients.get_mut(&owner).unwrap_or(&mut self.overflow);
+        client.joined = client.joined.saturating_sub(1);
     }
 
     /// Judges a message from `from` due at sample `at`, the clock saying `now_sample`
@@ -163,11 +261,15 @@ impl Gate {
                 .clients
                 .iter()
                 .filter(|(_, c)| c.scheduled.is_empty())
-                .min_by_key(|(_, c)| c.last_heard)
+                .min_by_key(|(_, c)| (c.joined > 0, c.last_heard))
                 .map(|(addr, _)| *addr);
             match idle {
                 Some(addr) => {
-                    self.clients.remove(&addr);
+                    let forgotten = self.clients.remove(&addr);
+                    if forgotten.is_some_and(|c| c.joined > 0) {
+                        // its participants are no longer counted against anyone
+                        self.owners.retain(|_, owner| *owner != addr);
+                    }
                 }
                 None => return &mut self.overflow,
             }
@@ -332,6 +434,70 @@ mod tests {
             .filter(|_| g.admit(addr(1), now, now, t2).is_ok())
             .count();
         assert_eq!(refilled, (CLIENT_RATE_PER_SEC * 0.125) as usize);
+    }
+
+    #[test]
+    fn datagrams_are_judged_by_count_and_bytes_before_decoding_per_address() {
+        let t = Instant::now();
+        let mut g = Gate::new(SR, 10.0, t);
+        let small = (0..5000)
+            .filter(|_| g.admit_datagram(addr(1), 40, t).is_ok())
+            .count();
+        assert_eq!(small, CLIENT_DATAGRAM_BURST as usize);
+        assert_eq!(g.admit_datagram(addr(1), 40, t), Err(DropKind::OverBudget));
+        assert!(
+            g.admit_datagram(addr(2), 40, t).is_ok(),
+            "others unaffected"
+        );
+        // full-size datagrams: one burst's worth, then the byte rate
+        let big = 45_000;
+        let passed = (0..100)
+            .filter(|_| g.admit_datagram(addr(3), big, t).is_ok())
+            .count();
+        assert_eq!(passed, 1);
+        let second = t + Duration::from_secs(1);
+        let passed = (0..100)
+            .filter(|_| g.admit_datagram(addr(3), big, second).is_ok())
+            .count();
+        assert_eq!(passed, 1, "the burst caps what a second refills");
+        let later = second + Duration::from_millis(100);
+        let refilled = (0..5000)
+            .filter(|_| g.admit_datagram(addr(1), 40, later).is_ok())
+            .count();
+        assert_eq!(
+            refilled, CLIENT_DATAGRAM_BURST as usize,
+            "refilled up to the burst"
+        );
+    }
+
+    #[test]
+    fn each_address_holds_at_most_its_quota_of_participants_and_leaves_free_places() {
+        let t = Instant::now();
+        let mut g = Gate::new(SR, 10.0, t);
+        let quota = CLIENT_PARTICIPANTS;
+        for id in 1..=quota {
+            assert!(g.join(addr(1), id, t).is_ok());
+        }
+        assert_eq!(g.join(addr(1), 1000, t), Err(DropKind::ParticipantQuota));
+        assert!(
+            g.join(addr(1), 1, t).is_ok(),
+            "a repeated join costs nothing"
+        );
+        assert_eq!(g.joined(addr(1)), quota);
+        assert!(g.join(addr(2), 1000, t).is_ok(), "others have their own");
+        // a leave, from anyone, frees the place
+        g.left(3);
+        assert_eq!(g.joined(addr(1)), quota - 1);
+        assert!(g.join(addr(1), 1001, t).is_ok());
+        // churn: thousands of ids joined and left stay within the quota
+        for id in 10_000..15_000 {
+            assert!(g.join(addr(4), id, t).is_ok());
+            g.left(id);
+        }
+        assert_eq!(g.joined(addr(4)), 0);
+        // an id taken over by another address moves to its count
+        assert!(g.join(addr(2), 5, t).is_ok());
+        assert_eq!((g.joined(addr(1)), g.joined(addr(2))), (quota - 1, 2));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The OSC server's UDP socket: a receive buffer sized for bursts (`SO_RCVBUF`) and, on
-//! Linux, the kernel's count of datagrams it dropped because that buffer was full.
+//! The OSC server's UDP socket: a receive buffer sized for bursts (`SO_RCVBUF`), reads of
+//! many datagrams per system call (`recvmmsg`) and, on Linux, the kernel's count of
+//! datagrams it dropped because that buffer was full.
 //!
 //! The count comes from `SO_RXQ_OVFL`: with it set, every datagram carries (as `recvmsg`
 //! ancillary data) the socket's drop counter as of its arrival. We chose it over reading the
@@ -16,8 +17,6 @@ pub(crate) struct OscSocket {
     socket: UdpSocket,
     /// Receive buffer the kernel granted, in bytes (None where it cannot be read).
     pub(crate) recv_buffer_bytes: Option<usize>,
-    /// The kernel reports its drops with each datagram.
-    pub(crate) counts_drops: bool,
 }
 
 /// One datagram received.
@@ -31,16 +30,41 @@ pub(crate) struct Datagram {
     pub(crate) kernel_drops: Option<u32>,
 }
 
+/// Datagrams read by one [`OscSocket::recv_batch`] call at most.
+pub(crate) const BATCH: usize = 32;
+
+/// Buffers for [`OscSocket::recv_batch`]: [`BATCH`] datagrams of up to `max_bytes` each
+/// (2 MiB for the largest UDP datagrams), allocated once.
+pub(crate) struct Batch {
+    buffers: Vec<Vec<u8>>,
+    /// The datagrams of the last call, in order: the `i`-th is in [`Batch::data`]`(i)`.
+    pub(crate) datagrams: Vec<Datagram>,
+}
+
+impl Batch {
+    pub(crate) fn new(max_bytes: usize) -> Batch {
+        Batch {
+            buffers: vec![vec![0u8; max_bytes]; BATCH],
+            datagrams: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// The bytes of the `i`-th datagram of the last call.
+    pub(crate) fn data(&self, i: usize) -> &[u8] {
+        &self.buffers[i][..self.datagrams[i].len]
+    }
+}
+
 impl OscSocket {
     /// Binds `addr` and asks for a receive buffer of `recv_buffer_bytes`.
     pub(crate) fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<OscSocket> {
         let socket = UdpSocket::bind(addr)?;
         let recv_buffer_bytes = set_recv_buffer(&socket, recv_buffer_bytes);
-        let counts_drops = enable_drop_counter(&socket);
+        // where the counter cannot be enabled, datagrams carry none and no drop is counted
+        enable_drop_counter(&socket);
         Ok(OscSocket {
             socket,
             recv_buffer_bytes,
-            counts_drops,
         })
     }
 
@@ -49,18 +73,76 @@ impl OscSocket {
         &self.socket
     }
 
-    /// Waits (up to the read timeout) for one datagram.
-    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<Datagram> {
-        if self.counts_drops {
-            return recv_counting(&self.socket, buf);
+    /// Waits (up to the read timeout) for a datagram, then takes every datagram already
+    /// waiting, up to [`BATCH`], in one system call (`recvmmsg` on Linux; one datagram
+    /// elsewhere). Reading in batches is what lets one thread keep up with a flood: the
+    /// system call, not the datagram, is most of the cost of a datagram dropped unread.
+    pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<()> {
+        batch.datagrams.clear();
+        #[cfg(target_os = "linux")]
+        {
+            recv_many(&self.socket, batch)
         }
-        let (len, from) = self.socket.recv_from(buf)?;
-        Ok(Datagram {
-            len,
-            from,
-            kernel_drops: None,
-        })
+        #[cfg(not(target_os = "linux"))]
+        {
+            let (len, from) = self.socket.recv_from(&mut batch.buffers[0])?;
+            batch.datagrams.push(Datagram {
+                len,
+                from,
+                kernel_drops: None,
+            });
+            Ok(())
+        }
     }
+}
+
+#[cfg(target_os = "linux")]
+fn recv_many(socket: &UdpSocket, batch: &mut Batch) -> io::Result<()> {
+    use nix::sys::socket::{
+        recvmmsg, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage,
+    };
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+    let mut slices: Vec<[IoSliceMut; 1]> = batch
+        .buffers
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(b)])
+        .collect();
+    // fresh headers every call: the kernel shrinks each header's control and address
+    // lengths to what the datagram used (no control data before the first drop) and nix
+    // 0.31 does not restore them, so reused headers would lose the drop counter
+    let mut headers: MultiHeaders<SockaddrStorage> =
+        MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
+    // blocks (up to SO_RCVTIMEO) for the first datagram only
+    let results = recvmmsg(
+        socket.as_raw_fd(),
+        &mut headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    )
+    .map_err(io::Error::from)?;
+    for msg in results {
+        let kernel_drops = msg.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|c| match c {
+                ControlMessageOwned::RxqOvfl(n) => Some(n),
+                _ => None,
+            })
+        });
+        let from = msg.address.as_ref().and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from(*v4))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
+        });
+        // a datagram without a sender address (never on UDP) is read as an empty one from
+        // the unspecified address: counted malformed, never answered
+        batch.datagrams.push(Datagram {
+            len: if from.is_some() { msg.bytes } else { 0 },
+            from: from.unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0))),
+            kernel_drops,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -85,52 +167,6 @@ fn enable_drop_counter(socket: &UdpSocket) -> bool {
 #[cfg(not(target_os = "linux"))]
 fn enable_drop_counter(_: &UdpSocket) -> bool {
     false
-}
-
-#[cfg(target_os = "linux")]
-fn recv_counting(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
-    use std::io::IoSliceMut;
-    use std::os::fd::AsRawFd;
-    let mut iov = [IoSliceMut::new(buf)];
-    let mut cmsg = nix::cmsg_space!(u32);
-    let msg = recvmsg::<SockaddrStorage>(
-        socket.as_raw_fd(),
-        &mut iov,
-        Some(&mut cmsg),
-        MsgFlags::empty(),
-    )
-    .map_err(io::Error::from)?;
-    let kernel_drops = msg.cmsgs().ok().and_then(|mut cmsgs| {
-        cmsgs.find_map(|c| match c {
-            ControlMessageOwned::RxqOvfl(n) => Some(n),
-            _ => None,
-        })
-    });
-    let from = msg
-        .address
-        .as_ref()
-        .and_then(|a| {
-            a.as_sockaddr_in()
-                .map(|v4| SocketAddr::from(*v4))
-                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from(*v6)))
-        })
-        .ok_or_else(|| io::Error::other("a datagram without a sender address"))?;
-    Ok(Datagram {
-        len: msg.bytes,
-        from,
-        kernel_drops,
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn recv_counting(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Datagram> {
-    let (len, from) = socket.recv_from(buf)?;
-    Ok(Datagram {
-        len,
-        from,
-        kernel_drops: None,
-    })
 }
 
 /// Turns the kernel's wrapping 32-bit drop counter into a running 64-bit total.
