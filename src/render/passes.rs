@@ -286,7 +286,7 @@ pub(super) fn drive(
     Ok(())
 }
 
-/// Blocks in flight between the two threads of a program pass.
+/// Blocks in flight between the two threads of a pass.
 const PIPELINE_BLOCKS: usize = 4;
 
 /// One block of a deferring engine's mix and the spans the master bus needs for it.
@@ -330,7 +330,7 @@ impl PeakReader {
         hops: &mut ProgramHops,
     ) -> io::Result<()> {
         let peaks = self.read(samples);
-        hops.push(meter, samples, peaks);
+        hops.push(meter, samples, Some(peaks));
         store.push(samples, peaks)
     }
 
@@ -358,52 +358,108 @@ pub(super) fn program_pass(
     mut progress: impl FnMut(u64),
 ) -> io::Result<()> {
     engine.defer_master();
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<ProgramBlock>(PIPELINE_BLOCKS);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<ProgramBlock>(PIPELINE_BLOCKS + 1);
-    std::thread::scope(|scope| {
-        let bus = std::thread::Builder::new()
-            .name("tapestry-master".into())
-            .spawn_scoped(scope, move || -> io::Result<()> {
-                let mut peaks = PeakReader::new();
-                for mut block in full_rx {
-                    master.process_spans(&mut block.samples, &block.spans);
-                    match &mut store {
-                        Some((store, hops)) => {
-                            peaks.store((meter, &block.samples), *store, hops)?
-                        }
-                        None => meter.push_block(&block.samples),
-                    }
-                    let _ = empty_tx.try_send(block);
+    let bus = move |blocks: Received<ProgramBlock>| {
+        let mut peaks = PeakReader::new();
+        blocks.each(|block| {
+            master.process_spans(&mut block.samples, &block.spans);
+            match &mut store {
+                Some((store, hops)) => peaks.store((meter, &block.samples), *store, hops),
+                None => {
+                    meter.push_block(&block.samples);
+                    Ok(())
                 }
-                match store {
-                    Some((store, _)) => peaks.finish(store),
-                    None => Ok(()),
-                }
-            })?;
-        let driven = drive(
+            }
+        })?;
+        match store {
+            Some((store, _)) => peaks.finish(store),
+            None => Ok(()),
+        }
+    };
+    pipelined("tapestry-master", bus, |handoff| {
+        drive(
             engine,
             controller,
             performance,
             frames,
             tap,
             |chunk, spans, done| {
-                let mut block = empty_rx.try_recv().unwrap_or_default();
-                block.samples.clear();
-                block.samples.extend_from_slice(chunk);
-                block.spans.clear();
-                block.spans.extend_from_slice(spans);
                 progress(done);
-                // a closed channel means the bus thread stopped on an error, which join returns
-                full_tx
-                    .send(block)
-                    .map_err(|_| io::Error::other("the master bus thread stopped"))
+                handoff.send(|block: &mut ProgramBlock| {
+                    block.samples.clear();
+                    block.samples.extend_from_slice(chunk);
+                    block.spans.clear();
+                    block.spans.extend_from_slice(spans);
+                })
             },
-        );
-        drop(full_tx);
-        let bussed = bus
+        )
+    })
+}
+
+/// The producing end of a [`pipelined`] hand-off.
+struct Handoff<T> {
+    full: crossbeam_channel::Sender<T>,
+    empty: crossbeam_channel::Receiver<T>,
+}
+
+impl<T: Default> Handoff<T> {
+    /// Fills a block (a recycled one when there is one) and hands it over.
+    fn send(&self, fill: impl FnOnce(&mut T)) -> io::Result<()> {
+        let mut block = self.empty.try_recv().unwrap_or_default();
+        fill(&mut block);
+        // a closed channel means the other thread stopped on an error, which `pipelined`
+        // returns
+        self.full
+            .send(block)
+            .map_err(|_| io::Error::other("the consuming thread stopped"))
+    }
+}
+
+/// The consuming end of a [`pipelined`] hand-off.
+struct Received<T> {
+    full: crossbeam_channel::Receiver<T>,
+    empty: crossbeam_channel::Sender<T>,
+}
+
+impl<T> Received<T> {
+    /// Takes every block until the producer is done (the first error stops it).
+    fn each(self, mut take: impl FnMut(&mut T) -> io::Result<()>) -> io::Result<()> {
+        for mut block in self.full {
+            take(&mut block)?;
+            let _ = self.empty.try_send(block);
+        }
+        Ok(())
+    }
+}
+
+/// Runs `produce` on this thread and `consume` on a thread of its own named `name`, blocks
+/// handed over through a bounded channel ([`PIPELINE_BLOCKS`] in flight, their buffers
+/// recycled). The consumer's error comes first (a failed hand-off only says it stopped).
+fn pipelined<T: Default + Send, R: Send>(
+    name: &str,
+    consume: impl FnOnce(Received<T>) -> io::Result<R> + Send,
+    produce: impl FnOnce(&Handoff<T>) -> io::Result<()>,
+) -> io::Result<R> {
+    let (full_tx, full_rx) = crossbeam_channel::bounded(PIPELINE_BLOCKS);
+    let (empty_tx, empty_rx) = crossbeam_channel::bounded(PIPELINE_BLOCKS + 1);
+    std::thread::scope(|scope| {
+        let received = Received {
+            full: full_rx,
+            empty: empty_tx,
+        };
+        let consumer = std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(scope, move || consume(received))?;
+        let handoff = Handoff {
+            full: full_tx,
+            empty: empty_rx,
+        };
+        let produced = produce(&handoff);
+        drop(handoff);
+        let consumed = consumer
             .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the master bus thread panicked")));
-        bussed.and(driven)
+            .unwrap_or_else(|_| Err(io::Error::other(format!("the {name} thread panicked"))));
+        let result = consumed?;
+        produced.map(|()| result)
     })
 }
 
@@ -466,75 +522,94 @@ impl OutputMeters {
     }
 }
 
+/// The stored program read back from where the store stands, scaled by a gain and limited
+/// (true peak, with the peaks stored beside it), the limiter's look-ahead taken out: frame for
+/// frame aligned with the program. Past the stored program, silence pushes its last frames
+/// out of the look-ahead (the detector reads it as 0: the store holds its tail).
+pub(super) struct LimitedProgram<'a> {
+    store: &'a mut dyn ProgramStore,
+    gain: f32,
+    limiter: Limiter,
+    to_skip: usize,
+    samples: Vec<f32>,
+    peaks: Vec<f32>,
+}
+
+impl<'a> LimitedProgram<'a> {
+    /// Reads `chunk_frames` at a time.
+    pub(super) fn new(
+        store: &'a mut dyn ProgramStore,
+        gain: f32,
+        limiter: Limiter,
+        chunk_frames: usize,
+    ) -> Self {
+        Self {
+            store,
+            gain,
+            to_skip: limiter.latency_frames(),
+            limiter,
+            samples: vec![0.0; 2 * chunk_frames],
+            peaks: vec![0.0; chunk_frames],
+        }
+    }
+
+    /// The next limited frames, at most `left` (interleaved; empty while the look-ahead
+    /// fills).
+    pub(super) fn next(&mut self, left: usize) -> io::Result<&[f32]> {
+        let read = self.store.read(&mut self.samples, &mut self.peaks)?;
+        let frames = if read == 0 {
+            self.samples.fill(0.0);
+            self.peaks.fill(0.0);
+            self.peaks.len()
+        } else {
+            read
+        };
+        let chunk = &mut self.samples[..2 * frames];
+        for s in chunk.iter_mut() {
+            *s *= self.gain;
+        }
+        self.limiter
+            .process_block_with_peaks(chunk, &self.peaks[..frames], self.gain);
+        let skip = self.to_skip.min(frames);
+        self.to_skip -= skip;
+        let keep = (frames - skip).min(left);
+        Ok(&chunk[2 * skip..2 * (skip + keep)])
+    }
+}
+
 /// Reads the program back, applies `gain`, limits (true peak) with the limiter's latency taken
 /// out, and writes the `total` frames to `sink`; `progress` gets the frames done. The output
 /// is metered and written on a second thread while this one limits the next frames.
 pub(super) fn finish_pass(
     store: &mut dyn ProgramStore,
     total: u64,
-    (gain, mut limiter): (f32, Limiter),
+    (gain, limiter): (f32, Limiter),
     sample_rate: f32,
     sink: &mut dyn Sink,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Finished> {
     store.rewind()?;
     sink.restart()?;
-    let (full_tx, full_rx) = crossbeam_channel::bounded::<Vec<f32>>(PIPELINE_BLOCKS);
-    let (empty_tx, empty_rx) = crossbeam_channel::bounded::<Vec<f32>>(PIPELINE_BLOCKS + 1);
-    std::thread::scope(|scope| {
-        let writer = std::thread::Builder::new()
-            .name("tapestry-output".into())
-            .spawn_scoped(scope, move || -> io::Result<Finished> {
-                let mut meters = OutputMeters::new(sample_rate);
-                for output in full_rx {
-                    meters.push(&output);
-                    sink.write(&output)?;
-                    let _ = empty_tx.try_send(output);
-                }
-                Ok(meters.finish())
-            })?;
-        let mut to_skip = limiter.latency_frames();
-        let mut buffer = vec![0.0f32; 2 * CHUNK_FRAMES];
-        let mut peaks = vec![0.0f32; CHUNK_FRAMES];
+    let writer = move |blocks: Received<Vec<f32>>| {
+        let mut meters = OutputMeters::new(sample_rate);
+        blocks.each(|output| {
+            meters.push(output);
+            sink.write(output)
+        })?;
+        Ok(meters.finish())
+    };
+    pipelined("tapestry-output", writer, |handoff| {
+        let mut program = LimitedProgram::new(store, gain, limiter, CHUNK_FRAMES);
         let mut emitted = 0u64;
-        let limited = (|| {
-            while emitted < total {
-                let read = store.read(&mut buffer, &mut peaks)?;
-                let frames = if read == 0 {
-                    // the program is over: the zeros that push its last frames out of the
-                    // look-ahead (and read as 0 by the detector, the store holds its tail)
-                    buffer.fill(0.0);
-                    peaks.fill(0.0);
-                    CHUNK_FRAMES
-                } else {
-                    read
-                };
-                let chunk = &mut buffer[..2 * frames];
-                for s in chunk.iter_mut() {
-                    *s *= gain;
-                }
-                limiter.process_block_with_peaks(chunk, &peaks[..frames], gain);
-                let skip = to_skip.min(frames);
-                to_skip -= skip;
-                let keep = (frames - skip).min((total - emitted) as usize);
-                emitted += keep as u64;
-                let mut output = empty_rx.try_recv().unwrap_or_default();
-                output.clear();
-                output.extend_from_slice(&chunk[2 * skip..2 * (skip + keep)]);
-                // a closed channel means the writer stopped on an error, which join returns
-                full_tx
-                    .send(output)
-                    .map_err(|_| io::Error::other("the output thread stopped"))?;
-                progress(emitted);
-            }
-            Ok(())
-        })();
-        drop(full_tx);
-        let written = writer
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the output thread panicked")));
-        // the writer's own error first: a failed send above only reports that it stopped
-        let finished = written?;
-        limited.map(|()| finished)
+        while emitted < total {
+            let output = program.next((total - emitted) as usize)?;
+            emitted += (output.len() / 2) as u64;
+            handoff.send(|block: &mut Vec<f32>| {
+                block.clear();
+                block.extend_from_slice(output);
+            })?;
+            progress(emitted);
+        }
+        Ok(())
     })
 }

@@ -6,7 +6,7 @@
 
 use std::io;
 
-use super::passes::ProgramStore;
+use super::passes::{LimitedProgram, ProgramStore};
 use crate::engine::master::{KWeightedMeter, Limiter};
 
 /// Hops measured before a limited region (a fresh meter's and limiter's state settles).
@@ -37,23 +37,32 @@ impl ProgramHops {
         }
     }
 
-    /// Meters `samples` with `meter` hop by hop, noting each hop's energy and largest peak.
-    pub(super) fn push(&mut self, meter: &mut KWeightedMeter, samples: &[f32], peaks: &[f32]) {
+    /// Meters `samples` with `meter` hop by hop, noting each hop's energy and (given the
+    /// frames' peaks) its largest peak.
+    pub(super) fn push(
+        &mut self,
+        meter: &mut KWeightedMeter,
+        samples: &[f32],
+        peaks: Option<&[f32]>,
+    ) {
         let (mut samples, mut peaks) = (samples, peaks);
-        while !peaks.is_empty() {
-            let take = (self.hop_frames - self.filled).min(peaks.len());
+        while !samples.is_empty() {
+            let take = (self.hop_frames - self.filled).min(samples.len() / 2);
             meter.push_block(&samples[..2 * take]);
-            if self.filled == 0 {
-                self.peak.push(0.0);
+            if let Some(frames) = peaks {
+                if self.filled == 0 {
+                    self.peak.push(0.0);
+                }
+                let last = self.peak.last_mut().expect("pushed above");
+                *last = frames[..take].iter().fold(*last, |m, &p| m.max(p));
+                peaks = Some(&frames[take..]);
             }
-            let last = self.peak.last_mut().expect("pushed above");
-            *last = peaks[..take].iter().fold(*last, |m, &p| m.max(p));
             self.filled += take;
             if self.filled == self.hop_frames {
                 self.energy.push(meter.last_hop_energy());
                 self.filled = 0;
             }
-            (samples, peaks) = (&samples[2 * take..], &peaks[take..]);
+            samples = &samples[2 * take..];
         }
     }
 
@@ -118,35 +127,16 @@ fn limited_energies(
     (sample_rate, ceiling_dbtp): (f32, f32),
 ) -> io::Result<Vec<f64>> {
     let start = first.saturating_sub(WARMUP_HOPS);
-    let mut limiter = Limiter::new(sample_rate, ceiling_dbtp);
-    let mut to_skip = limiter.latency_frames();
-    let mut wanted = (end - start) * hop_frames;
+    store.seek((start * hop_frames) as u64)?;
+    let limiter = Limiter::new(sample_rate, ceiling_dbtp);
+    let mut program = LimitedProgram::new(store, gain, limiter, READ_FRAMES);
     let mut meter = KWeightedMeter::new(sample_rate);
     let mut hops = ProgramHops::new(hop_frames);
-    let (mut samples, mut peaks) = (vec![0.0f32; 2 * READ_FRAMES], vec![0.0f32; READ_FRAMES]);
-    store.seek((start * hop_frames) as u64)?;
+    let mut wanted = (end - start) * hop_frames;
     while wanted > 0 {
-        let read = store.read(&mut samples, &mut peaks)?;
-        let frames = if read == 0 {
-            // past the stored tail: silence, which the detector reads as 0
-            samples.fill(0.0);
-            peaks.fill(0.0);
-            READ_FRAMES
-        } else {
-            read
-        };
-        let chunk = &mut samples[..2 * frames];
-        for s in chunk.iter_mut() {
-            *s *= gain;
-        }
-        limiter.process_block_with_peaks(chunk, &peaks[..frames], gain);
-        let skip = to_skip.min(frames);
-        to_skip -= skip;
-        let keep = (frames - skip).min(wanted);
-        wanted -= keep;
-        let out = &chunk[2 * skip..2 * (skip + keep)];
-        // only the energies are wanted here: any peaks of the right length will do
-        hops.push(&mut meter, out, &peaks[skip..skip + keep]);
+        let output = program.next(wanted)?;
+        wanted -= output.len() / 2;
+        hops.push(&mut meter, output, None);
     }
     Ok(hops.energy)
 }
