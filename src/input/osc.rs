@@ -474,168 +474,189 @@ impl OscDecoder {
     }
 
     fn parse(&self, message: &OscMessage) -> Result<Parsed, Problem> {
-        let args = message.args.as_slice();
-        let addr = message.addr.as_str();
-        let bad = |expected: &str| {
-            Problem::new(
-                DropKind::BadArguments,
-                format!("{addr} {}: expected {expected}", type_tags(args)),
-            )
+        let m = Incoming {
+            addr: message.addr.as_str(),
+            args: message.args.as_slice(),
+            names: &self.names,
         };
-        let unknown = |what: &str, name: &str| {
-            Problem::new(
-                DropKind::UnknownName,
-                format!("{addr}: unknown {what} {name:?}"),
-            )
-        };
-        let command = match addr {
-            JOIN => {
-                const EXPECTED: &str = "i:participant [s:archetype]";
-                let (participant, archetype) = match args {
-                    [p] => (player(p), None),
-                    [p, a] => (player(p), Some(text(a).ok_or_else(|| bad(EXPECTED))?)),
-                    _ => return Err(bad(EXPECTED)),
-                };
-                let participant = participant.ok_or_else(|| bad(EXPECTED))?;
-                let archetype = match archetype {
-                    Some(name) => Some(
-                        self.names
-                            .archetype(name)
-                            .ok_or_else(|| unknown("archetype", name))?,
-                    ),
-                    None => None,
-                };
-                Command::Join {
-                    participant,
-                    archetype,
-                }
-            }
-            LEAVE => match args {
+        let command = match m.addr {
+            JOIN => m.join()?,
+            LEAVE => match m.args {
                 [p] => Command::Leave {
-                    participant: player(p).ok_or_else(|| bad("i:participant"))?,
+                    participant: player(p).ok_or_else(|| m.bad("i:participant"))?,
                 },
-                _ => return Err(bad("i:participant")),
+                _ => return Err(m.bad("i:participant")),
             },
-            MOOD => {
-                const EXPECTED: &str = "i:participant s:dimension f:value [f:ramp_secs]";
-                let (p, d, v, r) = match args {
-                    [p, d, v] => (p, d, v, None),
-                    [p, d, v, r] => (p, d, v, Some(r)),
-                    _ => return Err(bad(EXPECTED)),
-                };
-                let target = match integer(p) {
-                    Some(0) => MoodTarget::Communal,
-                    Some(id) => {
-                        MoodTarget::Participant(id_in_range(id).ok_or_else(|| bad(EXPECTED))?)
-                    }
-                    None => return Err(bad(EXPECTED)),
-                };
-                let name = text(d).ok_or_else(|| bad(EXPECTED))?;
-                let value = number(v).ok_or_else(|| bad(EXPECTED))?;
-                let ramp_secs = match r {
-                    Some(r) => number(r)
-                        .filter(|r| *r >= 0.0)
-                        .ok_or_else(|| bad(EXPECTED))?,
-                    None => 0.0,
-                };
-                let dim = self
-                    .names
-                    .dim(name)
-                    .ok_or_else(|| unknown("dimension", name))?;
-                Command::Mood {
-                    target,
-                    dim,
-                    value,
-                    ramp_secs,
-                }
-            }
-            RELEASE => match args {
-                [d] => {
-                    let name = text(d).ok_or_else(|| bad("s:dimension"))?;
-                    let dim = self
-                        .names
-                        .dim(name)
-                        .ok_or_else(|| unknown("dimension", name))?;
-                    Command::ReleaseCommunal { dim }
-                }
-                _ => return Err(bad("s:dimension")),
+            MOOD => m.mood()?,
+            RELEASE => Command::ReleaseCommunal {
+                dim: m.named("s:dimension", "dimension", Names::dim)?,
             },
-            NOTE => {
-                const EXPECTED: &str = "i:participant i:pitch(0..127) i:velocity(0..127)";
-                let [p, n, v] = args else {
-                    return Err(bad(EXPECTED));
-                };
-                let participant = player(p).ok_or_else(|| bad(EXPECTED))?;
-                let midi = |a: &OscType| {
-                    integer(a)
-                        .filter(|x| (0..=127).contains(x))
-                        .map(|x| x as u8)
-                };
-                let pitch = midi(n).ok_or_else(|| bad(EXPECTED))?;
-                let velocity = midi(v).ok_or_else(|| bad(EXPECTED))?;
-                if velocity == 0 {
-                    Command::NoteOff { participant, pitch }
-                } else {
-                    Command::NoteOn {
-                        participant,
-                        pitch,
-                        velocity,
-                    }
-                }
-            }
-            BEND | MOD | EXPR => {
-                let expected = expression_arguments(addr);
-                let (p, kind, v) = match (addr, args) {
-                    (BEND, [p, v]) => (p, Some(Expression::PitchBend), v),
-                    (MOD, [p, v]) => (p, Some(Expression::Vibrato), v),
-                    (EXPR, [p, k, v]) => (p, text(k).and_then(Expression::from_name), v),
-                    _ => return Err(bad(expected)),
-                };
-                let participant = player(p).ok_or_else(|| bad(expected))?;
-                let kind = kind.ok_or_else(|| bad(expected))?;
-                let (lo, hi) = kind.range();
-                let value = number(v)
-                    .filter(|v| (lo..=hi).contains(v))
-                    .ok_or_else(|| bad(expected))?;
-                Command::Expression {
-                    participant,
-                    kind,
-                    value,
-                }
-            }
-            CUE => match args {
-                [s] => {
-                    let name = text(s).ok_or_else(|| bad("s:section"))?;
-                    let section = self
-                        .names
-                        .section(name)
-                        .ok_or_else(|| unknown("section", name))?;
-                    Command::Cue { section }
-                }
-                _ => return Err(bad("s:section")),
+            NOTE => m.note()?,
+            BEND | MOD | EXPR => m.expression()?,
+            CUE => Command::Cue {
+                section: m.named("s:section", "section", Names::section)?,
             },
-            STATUS => {
-                return if args.is_empty() {
-                    Ok(Parsed::StatusQuery)
-                } else {
-                    Err(bad("no arguments"))
-                }
+            STATUS | HELLO | SUBSCRIBE => return m.request(),
+            _ => {
+                let addr = m.addr;
+                return Err(Problem::new(DropKind::UnknownAddress, format!("{addr:?}")));
             }
-            HELLO => {
-                return match args {
-                    [OscType::Long(_)] => Ok(Parsed::Hello),
-                    _ => Err(bad("h:nonce")),
-                }
-            }
-            SUBSCRIBE => {
-                return match args {
-                    [OscType::Long(cookie)] => Ok(Parsed::Subscribe(*cookie)),
-                    _ => Err(bad("h:cookie")),
-                }
-            }
-            _ => return Err(Problem::new(DropKind::UnknownAddress, format!("{addr:?}"))),
         };
         Ok(Parsed::Command(command))
+    }
+}
+
+/// One message being parsed: its address, arguments and the patch's names.
+struct Incoming<'a> {
+    addr: &'a str,
+    args: &'a [OscType],
+    names: &'a Names,
+}
+
+impl Incoming<'_> {
+    /// Wrong arguments: what was expected.
+    fn bad(&self, expected: &str) -> Problem {
+        Problem::new(
+            DropKind::BadArguments,
+            format!(
+                "{} {}: expected {expected}",
+                self.addr,
+                type_tags(self.args)
+            ),
+        )
+    }
+
+    /// A name the patch does not have.
+    fn unknown(&self, what: &str, name: &str) -> Problem {
+        Problem::new(
+            DropKind::UnknownName,
+            format!("{}: unknown {what} {name:?}", self.addr),
+        )
+    }
+
+    /// A single name argument (`s:…`) resolved with `find`.
+    fn named<T>(
+        &self,
+        expected: &str,
+        what: &str,
+        find: impl Fn(&Names, &str) -> Option<T>,
+    ) -> Result<T, Problem> {
+        let [arg] = self.args else {
+            return Err(self.bad(expected));
+        };
+        let name = text(arg).ok_or_else(|| self.bad(expected))?;
+        find(self.names, name).ok_or_else(|| self.unknown(what, name))
+    }
+
+    fn join(&self) -> Result<Command, Problem> {
+        const EXPECTED: &str = "i:participant [s:archetype]";
+        let (participant, archetype) = match self.args {
+            [p] => (player(p), None),
+            [p, a] => (player(p), Some(text(a).ok_or_else(|| self.bad(EXPECTED))?)),
+            _ => return Err(self.bad(EXPECTED)),
+        };
+        let participant = participant.ok_or_else(|| self.bad(EXPECTED))?;
+        let archetype = match archetype {
+            Some(name) => Some(
+                self.names
+                    .archetype(name)
+                    .ok_or_else(|| self.unknown("archetype", name))?,
+            ),
+            None => None,
+        };
+        Ok(Command::Join {
+            participant,
+            archetype,
+        })
+    }
+
+    fn mood(&self) -> Result<Command, Problem> {
+        const EXPECTED: &str = "i:participant s:dimension f:value [f:ramp_secs]";
+        let bad = || self.bad(EXPECTED);
+        let (p, d, v, r) = match self.args {
+            [p, d, v] => (p, d, v, None),
+            [p, d, v, r] => (p, d, v, Some(r)),
+            _ => return Err(bad()),
+        };
+        let target = match integer(p) {
+            Some(0) => MoodTarget::Communal,
+            Some(id) => MoodTarget::Participant(id_in_range(id).ok_or_else(bad)?),
+            None => return Err(bad()),
+        };
+        let name = text(d).ok_or_else(bad)?;
+        let value = number(v).ok_or_else(bad)?;
+        let ramp_secs = match r {
+            Some(r) => number(r).filter(|r| *r >= 0.0).ok_or_else(bad)?,
+            None => 0.0,
+        };
+        let dim = self
+            .names
+            .dim(name)
+            .ok_or_else(|| self.unknown("dimension", name))?;
+        Ok(Command::Mood {
+            target,
+            dim,
+            value,
+            ramp_secs,
+        })
+    }
+
+    fn note(&self) -> Result<Command, Problem> {
+        const EXPECTED: &str = "i:participant i:pitch(0..127) i:velocity(0..127)";
+        let bad = || self.bad(EXPECTED);
+        let [p, n, v] = self.args else {
+            return Err(bad());
+        };
+        let participant = player(p).ok_or_else(bad)?;
+        let midi = |a: &OscType| {
+            integer(a)
+                .filter(|x| (0..=127).contains(x))
+                .map(|x| x as u8)
+        };
+        let pitch = midi(n).ok_or_else(bad)?;
+        let velocity = midi(v).ok_or_else(bad)?;
+        Ok(if velocity == 0 {
+            Command::NoteOff { participant, pitch }
+        } else {
+            Command::NoteOn {
+                participant,
+                pitch,
+                velocity,
+            }
+        })
+    }
+
+    fn expression(&self) -> Result<Command, Problem> {
+        let bad = || self.bad(expression_arguments(self.addr));
+        let (p, kind, v) = match (self.addr, self.args) {
+            (BEND, [p, v]) => (p, Some(Expression::PitchBend), v),
+            (MOD, [p, v]) => (p, Some(Expression::Vibrato), v),
+            (EXPR, [p, k, v]) => (p, text(k).and_then(Expression::from_name), v),
+            _ => return Err(bad()),
+        };
+        let participant = player(p).ok_or_else(bad)?;
+        let kind = kind.ok_or_else(bad)?;
+        let (lo, hi) = kind.range();
+        let value = number(v)
+            .filter(|v| (lo..=hi).contains(v))
+            .ok_or_else(bad)?;
+        Ok(Command::Expression {
+            participant,
+            kind,
+            value,
+        })
+    }
+
+    /// A status query or a step of the handshake.
+    fn request(&self) -> Result<Parsed, Problem> {
+        match (self.addr, self.args) {
+            (STATUS, []) => Ok(Parsed::StatusQuery),
+            (STATUS, _) => Err(self.bad("no arguments")),
+            (HELLO, [OscType::Long(_)]) => Ok(Parsed::Hello),
+            (HELLO, _) => Err(self.bad("h:nonce")),
+            (_, [OscType::Long(cookie)]) => Ok(Parsed::Subscribe(*cookie)),
+            _ => Err(self.bad("h:cookie")),
+        }
     }
 }
 
