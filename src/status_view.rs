@@ -383,6 +383,67 @@ fn refusal_reasons(counts: &[u64], separator: &str) -> String {
 
 /// The full-screen view: at most `height` lines of at most `width` characters.
 pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
+    let mut lines = header_lines(s, width);
+    push_input_lines(&mut lines, s);
+    push_mood_lines(&mut lines, s);
+    lines.push(String::new());
+    let known = s.participants.len();
+    let unnamed = (s.present as usize).saturating_sub(known);
+    lines.push(if unnamed > 0 {
+        format!(
+            "PARTICIPANTS {} ({unnamed} not named: notices lost)",
+            s.present
+        )
+    } else {
+        format!("PARTICIPANTS {}", s.present)
+    });
+    let participant_lines = wrap_cells(
+        s.participants
+            .iter()
+            .map(|p| format!("{:>4} {}", p.id, p.archetype)),
+        width,
+    );
+
+    let room_lines = room_lines(s);
+
+    // the room panel and a few events keep their place; the participants get the rest,
+    // and the events whatever the participants leave
+    let room_budget = room_lines
+        .len()
+        .min(height.saturating_sub(lines.len() + 2 + 1).max(1));
+    let event_reserve = if s.events.is_empty() {
+        0
+    } else {
+        2 + s.events.len().min(5)
+    };
+    let participant_budget = height.saturating_sub(lines.len() + 2 + room_budget + event_reserve);
+    push_limited(&mut lines, participant_lines, participant_budget);
+    lines.push(String::new());
+    lines.push("ROOM".into());
+    push_limited(&mut lines, room_lines, room_budget);
+    let event_budget = height.saturating_sub(lines.len() + 2);
+    if event_budget > 0 && !s.events.is_empty() {
+        lines.push(String::new());
+        lines.push("EVENTS".into());
+        let skip = s.events.len().saturating_sub(event_budget);
+        for e in &s.events[skip..] {
+            lines.push(format!("  {}", e.line()));
+        }
+    }
+
+    lines.truncate(height);
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.extend(line.chars().take(width));
+    }
+    out
+}
+
+/// The title, the audio state, the section, levels, load and problems.
+fn header_lines(s: &Snapshot, width: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     let head = format!("TAPESTRY  \"{}\" on {}", s.patch, s.device);
     let clock = format!("{:.1} s", s.elapsed_secs);
@@ -429,6 +490,11 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
     if s.refused_messages > 0 {
         lines.push(format!("  refused {}", refusal_reasons(&s.refusals, "  ")));
     }
+    lines
+}
+
+/// The OSC and MIDI inputs' counters.
+fn push_input_lines(lines: &mut Vec<String>, s: &Snapshot) {
     if let Some(o) = &s.osc {
         lines.push(format!(
             "OSC       received {}  accepted {}  malformed {}  dropped {}  kernel drops {}",
@@ -458,7 +524,10 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
     if s.osc.is_none() && s.midi.is_none() {
         lines.push("inputs    none".into());
     }
+}
 
+/// The communal mood, one bar per dimension.
+fn push_mood_lines(lines: &mut Vec<String>, s: &Snapshot) {
     lines.push(String::new());
     lines.push("MOOD".into());
     let name_width = s
@@ -481,26 +550,11 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
             m.value
         ));
     }
+}
 
-    lines.push(String::new());
-    let known = s.participants.len();
-    let unnamed = (s.present as usize).saturating_sub(known);
-    lines.push(if unnamed > 0 {
-        format!(
-            "PARTICIPANTS {} ({unnamed} not named: notices lost)",
-            s.present
-        )
-    } else {
-        format!("PARTICIPANTS {}", s.present)
-    });
-    let participant_lines = wrap_cells(
-        s.participants
-            .iter()
-            .map(|p| format!("{:>4} {}", p.id, p.archetype)),
-        width,
-    );
-
-    let room_lines: Vec<String> = if s.room.is_empty() {
+/// The room analysis panel.
+fn room_lines(s: &Snapshot) -> Vec<String> {
+    if s.room.is_empty() {
         vec!["  (no room analysis)".into()]
     } else {
         let label_width = s
@@ -521,42 +575,7 @@ pub fn render(s: &Snapshot, width: usize, height: usize) -> String {
                 None => format!("  {:<label_width$}  {}", r.label, r.value),
             })
             .collect()
-    };
-
-    // the room panel and a few events keep their place; the participants get the rest,
-    // and the events whatever the participants leave
-    let room_budget = room_lines
-        .len()
-        .min(height.saturating_sub(lines.len() + 2 + 1).max(1));
-    let event_reserve = if s.events.is_empty() {
-        0
-    } else {
-        2 + s.events.len().min(5)
-    };
-    let participant_budget = height.saturating_sub(lines.len() + 2 + room_budget + event_reserve);
-    push_limited(&mut lines, participant_lines, participant_budget);
-    lines.push(String::new());
-    lines.push("ROOM".into());
-    push_limited(&mut lines, room_lines, room_budget);
-    let event_budget = height.saturating_sub(lines.len() + 2);
-    if event_budget > 0 && !s.events.is_empty() {
-        lines.push(String::new());
-        lines.push("EVENTS".into());
-        let skip = s.events.len().saturating_sub(event_budget);
-        for e in &s.events[skip..] {
-            lines.push(format!("  {}", e.line()));
-        }
     }
-
-    lines.truncate(height);
-    let mut out = String::new();
-    for (i, line) in lines.iter().enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        out.extend(line.chars().take(width));
-    }
-    out
 }
 
 /// Lays cells out in as many columns as fit in `width`.
