@@ -607,6 +607,7 @@ impl ViewState {
         s.momentary_lufs = Status::load_f32(&status.momentary_lufs);
         s.load_percent = figures.load_percent;
         s.peak_load_percent = figures.peak_load_percent;
+        s.p99_load_percent = figures.loads.percentile(0.99);
         s.xruns = figures.xruns;
         s.stream_errors = figures.stream_errors;
         s.dropped_messages = status.dropped_messages.load(Ordering::Relaxed);

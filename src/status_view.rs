@@ -164,6 +164,8 @@ pub struct Snapshot {
     pub load_percent: f32,
     /// Highest callback load seen, % of the deadline.
     pub peak_load_percent: f32,
+    /// Load that 99 % of the callbacks stayed under, % of the deadline.
+    pub p99_load_percent: f32,
     /// Xruns the audio server reported.
     pub xruns: u64,
     /// Other stream errors.
@@ -293,7 +295,7 @@ pub fn plain_line(s: &Snapshot) -> String {
         String::new()
     };
     let mut line = format!(
-        "{:>6.1}s  {} participants  section {} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{why}{inputs}  {}",
+        "{:>6.1}s  {} participants  section {} bar {}  peak {:>6.1}/{:>6.1} dBFS  load {:>5.1}% (p99 {:>5.1}%, peak {:>5.1}%)  xruns {}  stream errors {}  dropped {}  refused {}{why}{inputs}  {}",
         s.elapsed_secs,
         s.present,
         s.section,
@@ -301,6 +303,7 @@ pub fn plain_line(s: &Snapshot) -> String {
         s.peak_dbfs[0],
         s.peak_dbfs[1],
         s.load_percent,
+        s.p99_load_percent,
         s.peak_load_percent,
         s.xruns,
         s.stream_errors,
@@ -478,9 +481,10 @@ fn header_lines(s: &Snapshot, width: usize) -> Vec<String> {
         s.momentary_lufs
     ));
     lines.push(format!(
-        "load      {} {:>5.1} % of the deadline (peak {:.1} %)",
+        "load      {} {:>5.1} % of the deadline (p99 {:.0} %, peak {:.1} %)",
         bar(s.load_percent / 100.0, BAR_CELLS),
         s.load_percent,
+        s.p99_load_percent,
         s.peak_load_percent
     ));
     lines.push(format!(
@@ -650,6 +654,7 @@ mod tests {
             momentary_lufs: -18.25,
             load_percent: 12.5,
             peak_load_percent: 40.0,
+            p99_load_percent: 21.0,
             xruns: 3,
             stream_errors: 1,
             dropped_messages: 4,
@@ -723,7 +728,7 @@ mod tests {
         assert!(line_with(&view, "loudness").contains("-18.2 LUFS"));
         let load = line_with(&view, "load");
         assert!(
-            load.contains("12.5 % of the deadline (peak 40.0 %)"),
+            load.contains("12.5 % of the deadline (p99 21 %, peak 40.0 %)"),
             "{load}"
         );
         assert_eq!(load.matches('█').count(), 3);
@@ -834,7 +839,7 @@ mod tests {
         let line = plain_line(&snapshot());
         assert_eq!(
             line,
-            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5 (capacity 1, unknown participant 4)  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0 unmapped 6 sysex 7  osc packets 50 accepted 40 dropped 10 kernel drops 6  energy 0.75, tension 0.00"
+            "  12.3s  2 participants  section main bar 5  peak   -6.0/ -60.0 dBFS  load  12.5% (p99  21.0%, peak  40.0%)  xruns 3  stream errors 1  dropped 4  refused 5 (capacity 1, unknown participant 4)  midi ports 2 msgs 100 routed 90 dropped 1 malformed 9 lost 0 unmapped 6 sysex 7  osc packets 50 accepted 40 dropped 10 kernel drops 6  energy 0.75, tension 0.00"
         );
     }
 

@@ -73,6 +73,8 @@ pub struct CallbackStats {
     pub load_percent: AtomicU32,
     /// Highest load seen, % of the deadline, as f32 bits.
     pub peak_load_percent: AtomicU32,
+    /// How many callbacks ran at each load.
+    pub loads: LoadHistogram,
     /// Buffer under- or overruns the audio server reported.
     pub xruns: AtomicU64,
     /// Other stream errors reported by the device (disconnects, …).
@@ -95,6 +97,75 @@ impl CallbackStats {
     /// Peak load in % of the deadline.
     pub fn peak_load_percent(&self) -> f32 {
         Self::load(&self.peak_load_percent)
+    }
+}
+
+/// Callback loads counted in 1 % buckets from 0 to [`LoadHistogram::TOP_PERCENT`] (the last
+/// bucket takes everything above), so a percentile of the load can be read at any time. The
+/// peak alone says little on a shared machine: one preempted callback sets it for the show.
+#[derive(Debug)]
+pub struct LoadHistogram([AtomicU32; LoadHistogram::BUCKETS]);
+
+impl Default for LoadHistogram {
+    fn default() -> Self {
+        LoadHistogram(std::array::from_fn(|_| AtomicU32::new(0)))
+    }
+}
+
+impl LoadHistogram {
+    /// Loads at and above this (% of the deadline) share the last bucket.
+    pub const TOP_PERCENT: usize = 200;
+    const BUCKETS: usize = Self::TOP_PERCENT + 1;
+
+    /// Counts one callback at `load_percent` (a relaxed add: safe on the audio thread).
+    pub fn count(&self, load_percent: f32) {
+        let bucket = (load_percent.max(0.0) as usize).min(Self::TOP_PERCENT);
+        self.0[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far, bucket by bucket.
+    pub fn counts(&self) -> LoadCounts {
+        LoadCounts(std::array::from_fn(|b| {
+            u64::from(self.0[b].load(Ordering::Relaxed))
+        }))
+    }
+}
+
+/// Callback counts per 1 % load bucket, as read from a [`LoadHistogram`] (summable over
+/// streams).
+#[derive(Debug, Clone, Copy)]
+pub struct LoadCounts([u64; LoadHistogram::BUCKETS]);
+
+impl Default for LoadCounts {
+    fn default() -> Self {
+        LoadCounts([0; LoadHistogram::BUCKETS])
+    }
+}
+
+impl LoadCounts {
+    /// Adds `other`'s counts.
+    pub fn add(&mut self, other: &LoadCounts) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+
+    /// The load (upper edge of its 1 % bucket) that `fraction` of the callbacks stayed at or
+    /// under; 0 before any callback.
+    pub fn percentile(&self, fraction: f64) -> f32 {
+        let total: u64 = self.0.iter().sum();
+        if total == 0 {
+            return 0.0;
+        }
+        let wanted = (fraction.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bucket, n) in self.0.iter().enumerate() {
+            seen += n;
+            if seen >= wanted {
+                return (bucket + 1) as f32;
+            }
+        }
+        (LoadHistogram::TOP_PERCENT + 1) as f32
     }
 }
 
@@ -467,6 +538,7 @@ where
         s.callbacks.fetch_add(1, Ordering::Relaxed);
         s.last_frames.store(frames as u32, Ordering::Relaxed);
         s.load_percent.store(load.to_bits(), Ordering::Relaxed);
+        s.loads.count(load);
         if load > CallbackStats::load(&s.peak_load_percent) {
             s.peak_load_percent.store(load.to_bits(), Ordering::Relaxed);
         }
@@ -516,5 +588,31 @@ mod tests {
             waited >= CLOSE_TIMEOUT && waited < CLOSE_TIMEOUT * 3,
             "{waited:?}"
         );
+    }
+
+    #[test]
+    fn the_load_percentile_ignores_the_rare_preempted_callback() {
+        let loads = LoadHistogram::default();
+        assert_eq!(loads.counts().percentile(0.99), 0.0);
+        for n in 0..1000 {
+            loads.count(5.0 + (n % 10) as f32); // 5 % to 14.x %
+        }
+        for outlier in [90.0, 250.0, f32::NAN] {
+            loads.count(outlier);
+        }
+        let mut counts = loads.counts();
+        assert_eq!(
+            counts.percentile(0.5),
+            11.0,
+            "the upper edge of the 10 % bucket"
+        );
+        assert_eq!(counts.percentile(0.99), 15.0);
+        assert_eq!(
+            counts.percentile(1.0),
+            201.0,
+            "above the top shares the last bucket"
+        );
+        counts.add(&loads.counts());
+        assert_eq!(counts.percentile(0.99), 15.0, "summed streams");
     }
 }

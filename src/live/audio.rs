@@ -45,6 +45,7 @@ pub enum Change {
 pub struct AudioFigures {
     pub load_percent: f32,
     pub peak_load_percent: f32,
+    pub loads: tapestry::io::LoadCounts,
     pub xruns: u64,
     pub stream_errors: u64,
     pub allocations: u64,
@@ -124,6 +125,7 @@ impl Audio {
             let s = &output.stats;
             f.load_percent = s.load_percent();
             f.peak_load_percent = f.peak_load_percent.max(s.peak_load_percent());
+            f.loads.add(&s.loads.counts());
             f.xruns += s.xruns.load(Ordering::Relaxed);
             f.stream_errors += s.stream_errors.load(Ordering::Relaxed);
             f.allocations += s.allocations.load(Ordering::Relaxed);

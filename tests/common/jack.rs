@@ -187,20 +187,26 @@ impl JackServer {
     }
 
     /// Starts `jack_rec` capturing `ports` for `seconds` into `path` (32-bit integer WAV).
+    /// Its ring buffer holds [`CAPTURE_BUFFER_FRAMES`]: the default third of a second drops
+    /// frames when a loaded machine starves jack_rec's disk thread, and every later frame of the
+    /// capture then sits early against the engine's output.
     pub fn capture(&self, path: &Path, seconds: u32, ports: &[String]) -> Capture {
+        let log = path.with_extension("jack_rec.log");
         let child = self
             .command("jack_rec")
             .arg("-f")
             .arg(path)
             .args(["-d", &seconds.to_string(), "-b", "32"])
+            .args(["-B", &CAPTURE_BUFFER_FRAMES.to_string()])
             .args(ports)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("jack_rec (Debian package jackd2)");
         Capture {
             child: Helper(child),
             path: path.to_path_buf(),
+            log,
             deadline: Instant::now() + Duration::from_secs(u64::from(seconds) + 15),
         }
     }
@@ -263,10 +269,14 @@ pub fn clear_stale_jack_registry() {
     }
 }
 
+/// Frames `jack_rec` can hold before its disk thread writes them: 20 s at 48 kHz.
+pub const CAPTURE_BUFFER_FRAMES: u32 = 20 * 48_000;
+
 /// A running `jack_rec`.
 pub struct Capture {
     child: Helper,
     path: PathBuf,
+    log: PathBuf,
     deadline: Instant,
 }
 
@@ -286,6 +296,12 @@ impl Capture {
                 eprintln!("jack_rec got stuck closing its JACK client; killed");
             }
         }
+        // jack_rec exits 0 even when its ring buffer overflowed; it only says so
+        let said = std::fs::read_to_string(&self.log).unwrap_or_default();
+        assert!(
+            !said.contains("overruns"),
+            "the capture lost frames, so it cannot be compared sample for sample: {said}"
+        );
     }
 }
 

@@ -115,7 +115,9 @@ fn render_recording(recording: &Path) -> (Performance, Vec<f32>) {
 
 #[test]
 fn play_resumes_when_a_killed_jack_server_comes_back_and_the_recording_re_renders_the_show() {
-    let mut server = JackServer::start("tapestry-recovery");
+    // synchronous mode (restarts keep it): the capture is compared sample for sample, so a
+    // late timer wake-up on a busy machine must delay a cycle, not drop one from the capture
+    let mut server = JackServer::start_with("tapestry-recovery", &["--sync"]);
     let recording = temp("resumed.performance.toml");
     let capture = temp("resumed.wav");
     let play = Play::start(
