@@ -17,11 +17,33 @@ use tapestry::{Patch, Performance};
 pub const SR: u32 = 48_000;
 
 /// A path for `name` in this test binary's own directory under the system temp dir
-/// (`tapestry-<group>-<pid>`, created on first use).
+/// (`tapestry-<group>-<pid>`, created on first use). The files stay after the run for a look
+/// at a failure; those of runs whose process is gone are removed on first use.
 pub fn temp_file(group: &str, name: &str) -> std::path::PathBuf {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_temp_dirs_of_ended_runs);
     let dir = std::env::temp_dir().join(format!("tapestry-{group}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
+}
+
+/// Removes `tapestry-<group>-<pid>` temp dirs whose process no longer runs (Linux `/proc`).
+fn remove_temp_dirs_of_ended_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("tapestry-") else {
+            continue;
+        };
+        let pid = rest.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// Loads a shipped patch.
