@@ -34,7 +34,7 @@ use crate::rng::Rng;
 use crate::score::{darker, Chord, Scale};
 use config::{Comparison, EngineConfig, Param, Role, Timbre, MAX_DIMS};
 pub use master::{MasterBus, MasterSpan};
-use mood::{evaluate_params, robust_center, MoodState};
+use mood::{CrowdCenter, MoodState, ParamsMemo};
 use participant::{coef, render_chunk, Participant, ScoreContext};
 use schedule::Schedule;
 use voice::{fold_lanes, LaneFrame, VoicePool, LANES};
@@ -86,6 +86,11 @@ pub struct Engine {
     communal_params: [f32; Param::COUNT],
     smoothing: [f32; MAX_DIMS],
     scratch: Vec<f32>,
+    /// The crowd's center per mood dimension, the communal parameters and each participant
+    /// slot's voice parameters, each recomputed only when what it is computed from changed.
+    crowd_centers: Vec<CrowdCenter>,
+    communal_memo: ParamsMemo,
+    voice_memos: Vec<ParamsMemo>,
     section: u16,
     section_start_bar: u64,
     cued: Option<u16>,
@@ -160,6 +165,11 @@ impl Engine {
             status,
             schedule: Schedule::new(limits.sources, limits.schedule_share),
             scratch: Vec::with_capacity(cfg.capacity),
+            crowd_centers: (0..MAX_DIMS)
+                .map(|_| CrowdCenter::new(cfg.capacity))
+                .collect(),
+            communal_memo: ParamsMemo::EMPTY,
+            voice_memos: vec![ParamsMemo::EMPTY; participants.len()],
             present_ids: vec![None; participants.len()],
             left_at: vec![0; participants.len()],
             present_per_archetype: vec![0; cfg.archetypes.len()],
@@ -249,12 +259,9 @@ impl Engine {
         self.tempo_base_beat = 0.0;
         self.tempo_base_time = 0;
         self.communal = conductor.value;
-        evaluate_params(
-            &self.communal,
-            &self.cfg.dims,
-            &self.cfg.mappings,
-            &mut self.communal_params,
-        );
+        self.communal_params =
+            self.communal_memo
+                .evaluate(&self.communal, &self.cfg.dims, &self.cfg.mappings);
         self.reverb_mix = self.communal_params[Param::ReverbMix.index()];
         self.section = self.cfg.start_section;
         self.section_start_bar = 0;
@@ -776,8 +783,8 @@ impl Engine {
                 {
                     *v += weight * (own - communal);
                 }
-                let mut params = [0.0; Param::COUNT];
-                evaluate_params(&voice_mood, &self.cfg.dims, &self.cfg.mappings, &mut params);
+                let mut params =
+                    self.voice_memos[i].evaluate(&voice_mood, &self.cfg.dims, &self.cfg.mappings);
                 let c = p.config();
                 add_offsets(&mut params, &self.room_params.voice(c.role, c.timbre));
                 // ensemble-wide parameters stay communal
@@ -820,7 +827,9 @@ impl Engine {
                 for p in self.participants.iter().filter(|p| p.active && !p.leaving) {
                     self.scratch.push(p.mood.value[d]);
                 }
-                let crowd = robust_center(&mut self.scratch).unwrap_or(self.cfg.dims[d].default);
+                let crowd = self.crowd_centers[d]
+                    .of(&mut self.scratch)
+                    .unwrap_or(self.cfg.dims[d].default);
                 if self.room.set[d] {
                     crowd + room_weight * (self.room.value[d] - crowd)
                 } else {
@@ -829,12 +838,9 @@ impl Engine {
             };
             self.communal[d] += (target - self.communal[d]) * one[d];
         }
-        evaluate_params(
-            &self.communal,
-            &self.cfg.dims,
-            &self.cfg.mappings,
-            &mut self.communal_params,
-        );
+        self.communal_params =
+            self.communal_memo
+                .evaluate(&self.communal, &self.cfg.dims, &self.cfg.mappings);
         add_offsets(&mut self.communal_params, &self.room_params.all);
     }
 

@@ -104,6 +104,73 @@ pub fn robust_center(values: &mut [f32]) -> Option<f32> {
     Some(mid.iter().sum::<f32>() / mid.len() as f32)
 }
 
+/// [`evaluate_params`] remembered: the mapping is evaluated again only when the mood it is
+/// given differs (bit for bit) from the last one, as a settled mood gives the same parameters
+/// tick after tick. The patch's dimensions and mappings must stay those of the first call.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamsMemo {
+    mood: [u32; MAX_DIMS],
+    params: [f32; Param::COUNT],
+}
+
+impl ParamsMemo {
+    /// Nothing evaluated yet (NaN moods, which no evaluation remembers).
+    pub const EMPTY: Self = ParamsMemo {
+        mood: [0x7FC0_0000; MAX_DIMS],
+        params: [0.0; Param::COUNT],
+    };
+
+    /// The parameters of `mood`, evaluated when it changed.
+    pub fn evaluate(
+        &mut self,
+        mood: &[f32; MAX_DIMS],
+        dims: &[MoodDimConfig],
+        mappings: &[MappingConfig],
+    ) -> [f32; Param::COUNT] {
+        let bits = mood.map(f32::to_bits);
+        if bits != self.mood {
+            self.mood = bits;
+            evaluate_params(mood, dims, mappings, &mut self.params);
+        }
+        self.params
+    }
+}
+
+/// The robust center of the crowd on one dimension ([`robust_center`]), found again only when
+/// the crowd's values differ (bit for bit, in order) from the last time. Holds up to the
+/// capacity it is made with; never allocates after.
+#[derive(Debug)]
+pub struct CrowdCenter {
+    values: Vec<f32>,
+    center: Option<f32>,
+}
+
+impl CrowdCenter {
+    /// Room for `capacity` participants. Allocates.
+    pub fn new(capacity: usize) -> Self {
+        CrowdCenter {
+            values: Vec::with_capacity(capacity),
+            center: None,
+        }
+    }
+
+    /// The robust center of `values` (sorted in place when it is computed).
+    pub fn of(&mut self, values: &mut [f32]) -> Option<f32> {
+        let same = self.values.len() == values.len()
+            && self
+                .values
+                .iter()
+                .zip(values.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            self.values.clear();
+            self.values.extend_from_slice(values);
+            self.center = robust_center(values);
+        }
+        self.center
+    }
+}
+
 /// Evaluates every parameter from a mood: mapped parameters add their mappings' outputs,
 /// the rest keep their defaults; each is clamped to its legal range.
 pub fn evaluate_params(

@@ -62,6 +62,9 @@ struct Lane {
     /// Oscillator increments before vibrato.
     dt: f32,
     dt2: f32,
+    /// Frequency of the detuned note; cosine and sine of the pan angle.
+    hz: Memo<1>,
+    pan: Memo<2>,
 }
 
 const IDLE_LANE: Lane = Lane {
@@ -79,7 +82,35 @@ const IDLE_LANE: Lane = Lane {
     detune: 0.0,
     drift_cents: 0.0,
     spread: 0.0,
+    hz: Memo::EMPTY,
+    pan: Memo::EMPTY,
 };
+
+/// The last value of a costly function of one `f32` (an `exp`, a `sin`…), recomputed only when
+/// its argument changes: control ticks mostly ask again for what they asked last time, and the
+/// cached value is the very one the function gave, so the output is the same bits.
+#[derive(Clone, Copy, Debug)]
+struct Memo<const N: usize> {
+    arg: u32,
+    value: [f32; N],
+}
+
+impl<const N: usize> Memo<N> {
+    /// Nothing cached yet (NaN's bits: a NaN argument gives NaN values anyway).
+    const EMPTY: Self = Memo {
+        arg: 0x7FC0_0000,
+        value: [f32::NAN; N],
+    };
+
+    #[inline]
+    fn get(&mut self, arg: f32, f: impl FnOnce(f32) -> [f32; N]) -> [f32; N] {
+        if arg.to_bits() != self.arg {
+            self.arg = arg.to_bits();
+            self.value = f(arg);
+        }
+        self.value
+    }
+}
 
 /// Releases and decays aim this far below zero, so a lane reaches silence in finite time
 /// (about 1.4 × its release time) and is freed at the zero crossing, inaudibly.
@@ -439,6 +470,13 @@ pub struct Participant {
     gain_scale: f32,
     fade_coef: f32,
     expressive: Expressive,
+    /// Per control tick: the filter envelope's decay and the pitch drift's relaxation.
+    fenv_decay: Memo<1>,
+    drift_relax: Memo<1>,
+    /// `exp2` of the brightness for the FM index and the choir's formant shift; the gain of
+    /// the voice's level.
+    bright: Memo<2>,
+    level: Memo<1>,
 }
 
 impl Participant {
@@ -470,6 +508,10 @@ impl Participant {
             gain_scale: 1.0,
             fade_coef: 0.0,
             expressive: Expressive::REST,
+            fenv_decay: Memo::EMPTY,
+            drift_relax: Memo::EMPTY,
+            bright: Memo::EMPTY,
+            level: Memo::EMPTY,
         }
     }
 
@@ -517,6 +559,10 @@ impl Participant {
             gain_scale: 1.0,
             fade_coef: 1.0 - (-1.0 / (LEAVE_FADE_SECS / 4.0 * sample_rate)).exp(),
             expressive: Expressive::REST,
+            fenv_decay: Memo::EMPTY,
+            drift_relax: Memo::EMPTY,
+            bright: Memo::EMPTY,
+            level: Memo::EMPTY,
             rng,
         };
         // a newcomer is heard from the next beat on, then follows its own grid
@@ -689,13 +735,17 @@ impl Participant {
                 self.release_lane(l, sr, pool);
             }
             if self.lanes[l].fenv > 1e-3 {
-                self.lanes[l].fenv *= (-ctx.tick_secs / self.design.fenv_secs).exp();
+                let fenv_secs = self.design.fenv_secs;
+                let [decay] = self
+                    .fenv_decay
+                    .get(ctx.tick_secs, |t| [(-t / fenv_secs).exp()]);
+                self.lanes[l].fenv *= decay;
                 if !full {
                     self.update_lane(l, ctx, pool);
                 }
             } else if self.design.vib_depth > 0.0 && self.lanes[l].stage != Stage::Idle {
                 let lane = &mut self.lanes[l];
-                lane.vib_phase = (lane.vib_phase + lane.vib_step).fract();
+                lane.vib_phase = fract(lane.vib_phase + lane.vib_step);
                 if !full {
                     self.apply_vibrato(l, self.params[Param::Falter.index()], pool);
                 }
@@ -734,7 +784,9 @@ impl Participant {
 
     fn drift(&mut self, ctx: &ScoreContext) {
         let falter = self.params[Param::Falter.index()];
-        let relax = (-ctx.tick_secs * 8.0 / 0.7).exp();
+        let [relax] = self
+            .drift_relax
+            .get(ctx.tick_secs, |t| [(-t * 8.0 / 0.7).exp()]);
         for l in 0..LANES {
             let d = &mut self.lanes[l].drift_cents;
             *d = *d * relax + falter * 9.0 * self.rng.next_bipolar();
@@ -1055,6 +1107,8 @@ impl Participant {
             vib_step,
             dt: 0.0,
             dt2: 0.0,
+            hz: self.lanes[l].hz,
+            pan: self.lanes[l].pan,
         };
         let d = self.design;
         let (bank, i) = pool.lane(slot);
@@ -1099,22 +1153,28 @@ impl Participant {
         let detune = p[Param::DetuneCents.index()] * lane.detune
             + self.cfg.detune_cents * lane.spread
             + lane.drift_cents;
-        let hz = midi_to_hz(lane.note + detune * 0.01);
+        let [hz] = self.lanes[l]
+            .hz
+            .get(lane.note + detune * 0.01, |m| [midi_to_hz(m)]);
         self.lanes[l].dt = hz / sr;
         self.lanes[l].dt2 = hz * (1.0 + d.saw2_cents * 0.000_578) / sr;
         self.apply_vibrato(l, p[Param::Falter.index()], pool);
+        let own = l;
         let (bank, l) = pool.lane(lane.slot);
         let bp = &mut bank.params;
         let bright = p[Param::BrightnessOct.index()]
             + ctx.section.brightness_oct
             + self.cfg.brightness_oct
             + self.expressive.brightness_oct();
-        bp.fm_index[l] = d.fm_index * (0.35 + lane.fenv) * (0.7 * bright).exp2();
+        let [fm_bright, formant_shift] = self
+            .bright
+            .get(bright, |b| [(0.7 * b).exp2(), (0.25 * b).exp2()]);
+        bp.fm_index[l] = d.fm_index * (0.35 + lane.fenv) * fm_bright;
         let nyquist_safe = 0.45 * sr;
         let (f1, f2) = match self.cfg.timbre {
             Timbre::Choir => {
                 let (a, b) = VOWELS[self.vowel];
-                let shift = (0.25 * bright).exp2();
+                let shift = formant_shift;
                 (
                     svf_coefficients((a * shift).min(nyquist_safe), d.q, sr),
                     svf_coefficients((b * shift).min(nyquist_safe), d.q2, sr),
@@ -1139,10 +1199,10 @@ impl Participant {
             bp.f2[k][l] = f2[k];
         }
         let level_db = self.cfg.level_db + p[Param::LoudnessDb.index()] + ctx.section.level_db;
-        let gain = d.gain
-            * lane.velocity
-            * (level_db * 0.05 * std::f32::consts::LN_10).exp()
-            * self.gain_scale;
+        let [level] = self
+            .level
+            .get(level_db, |db| [(db * 0.05 * std::f32::consts::LN_10).exp()]);
+        let gain = d.gain * lane.velocity * level * self.gain_scale;
         let width = p[Param::StereoWidth.index()];
         // the low end stays near the middle, as in any mix
         let reach = if self.cfg.role == Role::Bass {
@@ -1151,9 +1211,12 @@ impl Participant {
             1.0
         };
         let pan = ((self.home_pan * reach + lane.spread * 0.4) * width).clamp(-1.0, 1.0);
-        let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;
-        bp.gain_l[l] = gain * angle.cos();
-        bp.gain_r[l] = gain * angle.sin();
+        let [cos, sin] = self.lanes[own].pan.get(pan, |pan| {
+            let angle = (pan + 1.0) * std::f32::consts::FRAC_PI_4;
+            [angle.cos(), angle.sin()]
+        });
+        bp.gain_l[l] = gain * cos;
+        bp.gain_r[l] = gain * sin;
     }
 
     /// Sets a lane's oscillator increments from its pitch, the timbre's vibrato LFO and the
@@ -1207,6 +1270,13 @@ pub fn render_chunk(
         k if k == Timbre::Lead as u8 => bank.render_add::<LEAD>(wide, l, r),
         _ => bank.render_add::<ALL>(wide, l, r),
     }
+}
+
+/// The fractional part of a non-negative phase below 2^31, as `f32::fract` gives it but
+/// without a call to the C library's `truncf` (no SSE4.1 rounding in the portable build).
+#[inline]
+fn fract(x: f32) -> f32 {
+    x - (x as i32) as f32
 }
 
 /// One-pole coefficient for a time constant.
