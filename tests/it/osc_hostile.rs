@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::common::SR;
 use crate::osc::{ack, client, encode, replies, s, setup_with, subscribed_client, Audio};
 use rosc::{OscBundle, OscMessage, OscPacket, OscTime, OscType};
-use tapestry::control::limits::osc::CLIENT_SCHEDULED;
+use tapestry::control::limits::osc::{CLIENT_BYTE_BURST, CLIENT_SCHEDULED};
 use tapestry::input::osc::{OscOptions, OscServer};
 use tapestry::input::system_time_to_time_tag;
 
@@ -221,7 +221,12 @@ fn a_real_flood_on_loopback_counts_the_kernels_drops_exactly() {
     let unread = after.over_budget - before.over_budget;
     println!("{decoded} decoded, {unread} dropped unread (over the address's budget)");
     assert_eq!(decoded + unread, read - 1);
-    assert!(unread > 0 && decoded > 0);
+    assert!(decoded > 0, "the budget's burst was decoded");
+    // a machine busy elsewhere may read no more than the burst holds: then none is over
+    let burst = (CLIENT_BYTE_BURST / packet.len() as f64) as u64;
+    if read - 1 > 2 * burst {
+        assert!(unread > 0, "past its burst, the flood is dropped unread");
+    }
     audio.pump(1);
     server.stop();
 }
