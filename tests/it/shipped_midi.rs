@@ -155,19 +155,23 @@ fn every_shipped_patch_maps_its_channels_controllers_and_cues() {
     }
 }
 
-/// The MIDI a performer plays into a shipped patch, at seconds: the conductor sets energy
-/// to 0.31 (the mod wheel at 40, under the energy that moves Kaleidoscope Nights on) and
-/// brightness to 0, a pad (channel 2) holds the opening chord's fifth and the lead (channel
-/// 1) its third for 3 s; their generated parts then play on; at 12 s the mod wheel on the
-/// conductor channel takes energy to 1, at 18 s CC 74 takes brightness to 1.
+/// The MIDI a performer plays into a shipped patch, at seconds: a pad (channel 2) holds the
+/// opening chord's fifth and the lead (channel 1) its third for 3 s; the conductor (channel
+/// 16) sets unity to 0 (CC 11: the opening section stays, no transition moves on), energy
+/// to 0.31 (the mod wheel at 40) and brightness to 0 (CC 74), and the two participants do
+/// the same to their own moods (CC 11 and CC 74 on their channels: at unity 0 each voice
+/// follows its owner's mood too). Their generated parts come back after a rest (by 11 s);
+/// at 15 s the conductor's mod wheel and the participants' CC 11 take energy to 1, at 21 s
+/// CC 74 takes brightness to 1.
 fn performance_bytes(s: &Shipped) -> Vec<(f64, Vec<u8>)> {
     vec![
-        (0.0, vec![0xBF, 1, 40, 74, 0]),
         (0.0, vec![0x91, s.fifth, 100]),
         (0.0, vec![0x90, s.third, 100]),
+        (0.0, vec![0xBF, 11, 0, 1, 40, 74, 0]),
+        (0.0, vec![0xB0, 11, 40, 74, 0, 0xB1, 11, 40, 74, 0]),
         (3.0, vec![0x81, s.fifth, 0, 0x80, s.third, 0]),
-        (12.0, vec![0xBF, 1, 127]),
-        (18.0, vec![0xBF, 74, 127]),
+        (15.0, vec![0xBF, 1, 127, 0xB0, 11, 127, 0xB1, 11, 127]),
+        (21.0, vec![0xBF, 74, 127, 0xB0, 74, 127, 0xB1, 74, 127]),
     ]
 }
 
@@ -198,16 +202,16 @@ fn strongest_class(x: &[f32]) -> (u8, f32) {
 fn midi_bytes_play_every_shipped_patch_at_their_pitches_and_move_its_mood() {
     for s in &SHIPPED {
         let patch = patch(s.file);
-        let out = render_midi(&patch, &performance_bytes(s), 24.0);
+        let out = render_midi(&patch, &performance_bytes(s), 27.0);
         assert!(all_finite(&out), "{}", s.file);
         let held = segment(&out, SR, 0.3, 2.8);
         let c = chroma(&mono(held), SR as f32);
         let played = pitch_class_share(&c, &[s.fifth % 12, s.third % 12]);
         let (top, top_share) = strongest_class(held);
-        let low = segment(&out, SR, 8.0, 12.0);
-        let high = segment(&out, SR, 15.0, 18.0);
-        let bright = segment(&out, SR, 21.0, 24.0);
-        let each_second: Vec<String> = (0..24)
+        let low = segment(&out, SR, 11.0, 15.0);
+        let high = segment(&out, SR, 18.0, 21.0);
+        let bright = segment(&out, SR, 24.0, 27.0);
+        let each_second: Vec<String> = (0..27)
             .map(|t| {
                 format!(
                     "{:.0}",
@@ -233,7 +237,7 @@ fn midi_bytes_play_every_shipped_patch_at_their_pitches_and_move_its_mood() {
             s.file
         );
         assert!(
-            low_lufs > -40.0 && high_lufs - low_lufs >= 3.0,
+            low_lufs > -40.0 && high_lufs - low_lufs >= 6.0,
             "{}: energy 0.31 → 1 by the mod wheel on channel 16: {low_lufs:.1} → {high_lufs:.1} LUFS",
             s.file
         );
