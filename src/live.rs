@@ -87,6 +87,17 @@ pub struct PlayArgs {
 }
 
 pub fn play(args: PlayArgs) -> Result<()> {
+    check_args(&args)?;
+    let (show, engine) = load_show(&args)?;
+    let inputs = start_inputs(&args, &show);
+    let mut show = show;
+    let mut devices = open_devices(&args, &mut show, engine)?;
+    let ended = run_show(&args, &mut show, &inputs, &mut devices)?;
+    close(&args, show, inputs, devices, ended)
+}
+
+/// `--reconnect-timeout` and `--duration` within their limits, before anything opens.
+fn check_args(args: &PlayArgs) -> Result<()> {
     if !(args.reconnect_timeout >= 0.0 && args.reconnect_timeout <= 86_400.0) {
         return Err(anyhow!(
             "--reconnect-timeout must be between 0 and 86400 seconds, got {}",
@@ -99,6 +110,27 @@ pub fn play(args: PlayArgs) -> Result<()> {
             "--duration must be more than 0 and at most {max_secs} seconds (24 h), got {d}"
         ));
     }
+    Ok(())
+}
+
+/// What `play` sets up before any device opens.
+struct Show {
+    patch: Patch,
+    perf: Option<Performance>,
+    sample_rate: u32,
+    controller: Controller,
+    recording: Option<RecorderThread>,
+    /// Where inputs stamp their events with the sample they apply at.
+    clock: Arc<SampleClock>,
+    /// Mood dimensions with their ranges, for the view.
+    dims: Vec<(String, f32, f32)>,
+    /// The performance's next event to send.
+    next_event: usize,
+}
+
+/// Loads the patch and the performance, builds the engine for the device's sample rate with
+/// the calibrated live leveler, and starts the recording.
+fn load_show(args: &PlayArgs) -> Result<(Show, Engine)> {
     let mut patch = Patch::load(&args.patch)
         .map_err(|d| anyhow!("{} has problems:\n{d}", args.patch.display()))?;
     for w in &patch.warnings {
@@ -150,8 +182,29 @@ pub fn play(args: PlayArgs) -> Result<()> {
     // one block of safety offset; the callback sets it to its real length once running
     let latency = args.options.buffer_frames.unwrap_or(512) as u64;
     let clock = Arc::new(SampleClock::new(sample_rate, latency));
-    // inputs fail softly: the show goes on without them. They start before the stream so
-    // that their JACK clients join the graph before the audio runs.
+    let show = Show {
+        patch,
+        perf,
+        sample_rate,
+        controller,
+        recording,
+        clock,
+        dims,
+        next_event: 0,
+    };
+    Ok((show, engine))
+}
+
+/// The network and MIDI inputs; each fails softly (the show goes on without it).
+struct Inputs {
+    osc: Option<OscServer>,
+    midi: Option<MidiInputs>,
+}
+
+/// Starts OSC and MIDI. They start before the stream, so that their JACK clients join the
+/// graph before the audio runs.
+fn start_inputs(args: &PlayArgs, show: &Show) -> Inputs {
+    let (controller, clock) = (&show.controller, &show.clock);
     let osc =
         args.osc.and_then(
             |addr| match OscServer::spawn(addr, controller.clone(), clock.clone()) {
@@ -171,12 +224,8 @@ pub fn play(args: PlayArgs) -> Result<()> {
             },
         );
     let midi = if args.midi || args.midi_learn {
-        match MidiInputs::start(
-            patch.midi().clone(),
-            controller.clone(),
-            clock.clone(),
-            args.midi_learn,
-        ) {
+        let map = show.patch.midi().clone();
+        match MidiInputs::start(map, controller.clone(), clock.clone(), args.midi_learn) {
             Ok(inputs) => {
                 if let Some(port) = inputs.virtual_port() {
                     eprintln!("MIDI virtual port \"{port}\"");
@@ -191,45 +240,93 @@ pub fn play(args: PlayArgs) -> Result<()> {
     } else {
         None
     };
-    // what is due at the very start is queued before the sound starts, to land on its sample
-    let mut next_event = 0;
-    if let Some(perf) = &perf {
-        send_due(perf, &mut next_event, 0, sample_rate, &controller);
+    Inputs { osc, midi }
+}
+
+/// The audio output (watched and reopened) and the room input.
+struct Devices {
+    audio: Audio,
+    room: Option<RoomInput>,
+    /// The output's description, for the view.
+    device: String,
+}
+
+/// Opens the output with the engine in it, then the room input (asked for explicitly, so
+/// failing to open it stops the show). What is due at the very start is queued before the
+/// sound starts, to land on its sample.
+fn open_devices(args: &PlayArgs, show: &mut Show, engine: Engine) -> Result<Devices> {
+    if let Some(perf) = &show.perf {
+        send_due(
+            perf,
+            &mut show.next_event,
+            0,
+            show.sample_rate,
+            &show.controller,
+        );
     }
-    let output = open_output(engine, &args.options, Some(clock.clone()))?;
+    let output = open_output(engine, &args.options, Some(show.clock.clone()))?;
+    if let Some(note) = &output.note {
+        eprintln!("tapestry: {note}");
+    }
     eprintln!(
         "playing \"{}\" on {} at {} Hz — Ctrl-C stops",
-        patch.name, output.device, output.sample_rate
+        show.patch.name, output.device, output.sample_rate
     );
     let device = output.device.clone();
-    let mut audio = Audio::new(
+    let audio = Audio::new(
         output,
         &args.options,
-        clock.clone(),
+        show.clock.clone(),
         Duration::from_secs_f64(args.reconnect_timeout),
     );
-    // the room is asked for explicitly, so failing to open it stops the show
-    let room: Option<RoomInput> = match &args.input {
-        Some(options) => {
-            let room = open_room_input(options, &patch, controller.clone())
-                .context("opening the room input (--input)")?;
-            let gain = patch.room().input_gain_db;
-            eprintln!(
-                "listening to the room on {} ({} ch, {} Hz{})",
-                room.device,
-                room.channels,
-                room.sample_rate,
-                if gain != 0.0 {
-                    format!(", input gain {gain:+.1} dB")
-                } else {
-                    String::new()
-                }
-            );
-            Some(room)
-        }
+    let room = match &args.input {
+        Some(options) => Some(open_room(options, &show.patch, &show.controller)?),
         None => None,
     };
+    Ok(Devices {
+        audio,
+        room,
+        device,
+    })
+}
 
+/// Opens the room input and says where it listens.
+fn open_room(options: &InputOptions, patch: &Patch, controller: &Controller) -> Result<RoomInput> {
+    let room = open_room_input(options, patch, controller.clone())
+        .context("opening the room input (--input)")?;
+    let gain = patch.room().input_gain_db;
+    eprintln!(
+        "listening to the room on {} ({} ch, {} Hz{})",
+        room.device,
+        room.channels,
+        room.sample_rate,
+        if gain != 0.0 {
+            format!(", input gain {gain:+.1} dB")
+        } else {
+            String::new()
+        }
+    );
+    Ok(room)
+}
+
+/// How the show loop ended.
+struct Ended {
+    /// Why the output was given up on, if it was.
+    gave_up: Option<String>,
+    /// Whether the output went away at some point.
+    audio_was_lost: bool,
+    started: Instant,
+    view: ViewState,
+}
+
+/// The show loop: sends the performance's due events, shows notices and device changes,
+/// refreshes the view, until Ctrl-C, `--duration` or a device that did not come back.
+fn run_show(
+    args: &PlayArgs,
+    show: &mut Show,
+    inputs: &Inputs,
+    devices: &mut Devices,
+) -> Result<Ended> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -243,71 +340,35 @@ pub fn play(args: PlayArgs) -> Result<()> {
     };
     // with the view on the terminal and stderr elsewhere (a file), events are logged there too
     let log_apart = !std::io::stderr().is_terminal();
-    let started = Instant::now();
+    let mut ended = Ended {
+        gave_up: None,
+        audio_was_lost: false,
+        started: Instant::now(),
+        view: ViewState::new(&show.patch.name, &devices.device, &show.dims),
+    };
     let mut last_status = Instant::now();
-    let status = controller.status().clone();
-    let names = controller.names();
-    let mut view = ViewState::new(&patch.name, &device, &dims);
-    let mut gave_up = None;
-    let mut audio_was_lost = false;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if args
+    let status = show.controller.status().clone();
+    while !stop.load(Ordering::Relaxed)
+        && !args
             .duration
-            .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
-        {
+            .is_some_and(|d| ended.started.elapsed().as_secs_f64() >= d)
+    {
+        if let Some(perf) = &show.perf {
+            let now = status.sample_position.load(Ordering::Relaxed);
+            send_due(
+                perf,
+                &mut show.next_event,
+                now,
+                show.sample_rate,
+                &show.controller,
+            );
+        }
+        let log_events = screen.is_none() || log_apart;
+        take_notices(show, inputs, &mut ended.view, log_events);
+        if !audio_change(show, devices, &mut ended, log_events) {
             break;
         }
-        if let Some(perf) = &perf {
-            let now = status.sample_position.load(Ordering::Relaxed);
-            send_due(perf, &mut next_event, now, sample_rate, &controller);
-        }
-        let secs = |sample: u64| sample as f64 / sample_rate as f64;
-        let log_events = screen.is_none() || log_apart;
-        while let Some(notice) = controller.try_notice() {
-            if let Some(midi) = &midi {
-                midi.notice(&notice);
-            }
-            let Some(event) = view.notice(notice, names, sample_rate) else {
-                continue;
-            };
-            view.log(event, log_events);
-        }
-        match audio.tick() {
-            Some(Change::Lost { reason, at_sample }) => {
-                audio_was_lost = true;
-                let event = Event::AudioLost {
-                    reason,
-                    at_secs: secs(at_sample),
-                };
-                view.log(event, log_events);
-                if let Some(rec) = &recording {
-                    if log_events {
-                        eprintln!(
-                            "recording kept in {} (on disk every {:.1} s)",
-                            rec.path().display(),
-                            FLUSH_INTERVAL.as_secs_f64()
-                        );
-                    }
-                }
-            }
-            Some(Change::Back { device, after }) => {
-                view.snapshot.device = device.clone();
-                let event = Event::AudioBack {
-                    device,
-                    after_secs: after.as_secs_f64(),
-                };
-                view.log(event, log_events);
-            }
-            Some(Change::GaveUp { reason }) => {
-                gave_up = Some(reason);
-                break;
-            }
-            None => {}
-        }
-        view.hold_peaks(&status);
+        ended.view.hold_peaks(&status);
         let period = if screen.is_some() {
             SCREEN_REFRESH
         } else {
@@ -315,82 +376,138 @@ pub fn play(args: PlayArgs) -> Result<()> {
         };
         if last_status.elapsed() >= period {
             last_status = Instant::now();
-            view.read(
-                &status,
-                names,
-                &audio,
-                started.elapsed(),
-                args.reconnect_timeout,
-                midi.as_ref(),
-                osc.as_ref(),
-                room.as_ref(),
-            );
-            let drawn = match &mut screen {
-                Some(screen) => {
-                    let (width, height) = Screen::size();
-                    screen.draw(&status_view::render(&view.snapshot, width, height))
-                }
-                None => {
-                    eprintln!("{}", status_view::plain_line(&view.snapshot));
-                    Ok(())
-                }
-            };
-            if let Err(e) = drawn {
-                // the terminal went away: go on with plain lines
-                screen = None;
-                eprintln!("tapestry: status view stopped ({e}); plain lines follow");
-            }
+            read_view(&mut ended, args, show, inputs, devices);
+            refresh(&mut screen, &ended.view);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     // the terminal first, so that what follows is printed where the performer sees it
-    let shown_on_screen = screen.is_some();
-    drop(screen);
+    let shown_on_screen = screen.take().is_some(); // dropped: the terminal is restored
     if shown_on_screen {
-        view.read(
-            &status,
-            names,
-            &audio,
-            started.elapsed(),
-            args.reconnect_timeout,
-            midi.as_ref(),
-            osc.as_ref(),
-            room.as_ref(),
-        );
-        eprintln!("{}", status_view::plain_line(&view.snapshot));
+        read_view(&mut ended, args, show, inputs, devices);
+        eprintln!("{}", status_view::plain_line(&ended.view.snapshot));
     }
-    let room_allocations = room
+    Ok(ended)
+}
+
+/// The engine's notices: to the MIDI inputs (a participant that left joins again on its next
+/// note) and into the view.
+fn take_notices(show: &Show, inputs: &Inputs, view: &mut ViewState, log_events: bool) {
+    let names = show.controller.names();
+    while let Some(notice) = show.controller.try_notice() {
+        if let Some(midi) = &inputs.midi {
+            midi.notice(&notice);
+        }
+        if let Some(event) = view.notice(notice, names, show.sample_rate) {
+            view.log(event, log_events);
+        }
+    }
+}
+
+/// Looks after the output: a device lost or back is shown; false when it was given up on.
+fn audio_change(show: &Show, devices: &mut Devices, ended: &mut Ended, log_events: bool) -> bool {
+    let secs = |sample: u64| sample as f64 / show.sample_rate as f64;
+    let view = &mut ended.view;
+    match devices.audio.tick() {
+        Some(Change::Lost { reason, at_sample }) => {
+            ended.audio_was_lost = true;
+            let event = Event::AudioLost {
+                reason,
+                at_secs: secs(at_sample),
+            };
+            view.log(event, log_events);
+            if let (Some(rec), true) = (&show.recording, log_events) {
+                eprintln!(
+                    "recording kept in {} (on disk every {:.1} s)",
+                    rec.path().display(),
+                    FLUSH_INTERVAL.as_secs_f64()
+                );
+            }
+        }
+        Some(Change::Back { device, after }) => {
+            view.snapshot.device = device.clone();
+            let event = Event::AudioBack {
+                device,
+                after_secs: after.as_secs_f64(),
+            };
+            view.log(event, log_events);
+        }
+        Some(Change::GaveUp { reason }) => {
+            ended.gave_up = Some(reason);
+            return false;
+        }
+        None => {}
+    }
+    true
+}
+
+/// Reads the live figures into the view.
+fn read_view(ended: &mut Ended, args: &PlayArgs, show: &Show, inputs: &Inputs, devices: &Devices) {
+    ended.view.read(
+        show.controller.status(),
+        show.controller.names(),
+        &devices.audio,
+        ended.started.elapsed(),
+        args.reconnect_timeout,
+        inputs.midi.as_ref(),
+        inputs.osc.as_ref(),
+        devices.room.as_ref(),
+    );
+}
+
+/// Draws the view on the terminal, or prints the plain status line; a terminal that went
+/// away leaves plain lines.
+fn refresh(screen: &mut Option<Screen>, view: &ViewState) {
+    let drawn = match screen {
+        Some(screen) => {
+            let (width, height) = Screen::size();
+            screen.draw(&status_view::render(&view.snapshot, width, height))
+        }
+        None => {
+            eprintln!("{}", status_view::plain_line(&view.snapshot));
+            Ok(())
+        }
+    };
+    if let Err(e) = drawn {
+        *screen = None;
+        eprintln!("tapestry: status view stopped ({e}); plain lines follow");
+    }
+}
+
+/// Closes in order: the room, the output (the engine stops, so the recording ends with the
+/// last block it made and is finished before anything else can go wrong), the MIDI and OSC
+/// inputs; then the allocation counts and the learned MIDI lines.
+fn close(
+    args: &PlayArgs,
+    show: Show,
+    inputs: Inputs,
+    mut devices: Devices,
+    ended: Ended,
+) -> Result<()> {
+    let Ended {
+        gave_up,
+        audio_was_lost,
+        started,
+        mut view,
+    } = ended;
+    let room_allocations = devices
+        .room
         .as_ref()
         .map(|r| r.status.callback_allocations.load(Ordering::Relaxed));
-    if let Some(room) = room {
+    if let Some(room) = devices.room {
         closed_within("the room input", move || drop(room));
     }
-    // the stream first: the engine stops, so the recording ends with the last block it made
-    // and is finished before anything else can go wrong
-    let audio_allocations = audio.figures().allocations;
-    audio.close();
-    let end = status.sample_position.load(Ordering::Relaxed);
-    if let Some(rec) = recording {
-        let path = rec.path().to_path_buf();
-        let summary = rec
-            .finish_summary(end)
-            .with_context(|| format!("finishing {}", path.display()))?;
-        eprintln!(
-            "recorded {} events to {} ({} changes overwritten within a control tick left out{})",
-            summary.events,
-            path.display(),
-            summary.coalesced,
-            if summary.unrecorded > 0 {
-                format!(
-                    "; {} events NOT recorded: the recording was full",
-                    summary.unrecorded
-                )
-            } else {
-                String::new()
-            }
-        );
+    let audio_allocations = devices.audio.figures().allocations;
+    devices.audio.close();
+    let end = show
+        .controller
+        .status()
+        .sample_position
+        .load(Ordering::Relaxed);
+    if let Some(rec) = show.recording {
+        finish_recording(rec, end)?;
     }
-    let learned = match midi {
+    let learned = match inputs.midi {
         // libjack crashes (SIGSEGV in jack_port_unregister) when midir closes a port whose
         // JACK server went away, so after a lost device the MIDI ports are left open for the
         // process's exit to reclaim
@@ -402,7 +519,7 @@ pub fn play(args: PlayArgs) -> Result<()> {
         }
         None => None,
     };
-    if let Some(osc) = osc {
+    if let Some(osc) = inputs.osc {
         osc.stop();
     }
     eprintln!("stopped after {:.1} s", started.elapsed().as_secs_f64());
@@ -413,17 +530,42 @@ pub fn play(args: PlayArgs) -> Result<()> {
         eprintln!("{}", counted.line());
     }
     if let Some(lines) = learned {
-        eprintln!("MIDI learn: paste these lines into the patch, after its [midi] table:");
+        eprintln!(
+            "MIDI learn: paste these lines at the end of the patch (they merge with its [midi]):"
+        );
         print!("{lines}");
     }
     match gave_up {
         Some(reason) => Err(anyhow!(
             "the audio output went away and did not come back within {} s ({reason}); the show stopped at {:.2} s of its timeline",
             args.reconnect_timeout,
-            end as f64 / sample_rate as f64
+            end as f64 / show.sample_rate as f64
         )),
         None => Ok(()),
     }
+}
+
+/// Finishes the recording at the engine's last sample and says what it holds.
+fn finish_recording(rec: RecorderThread, end: u64) -> Result<()> {
+    let path = rec.path().to_path_buf();
+    let summary = rec
+        .finish_summary(end)
+        .with_context(|| format!("finishing {}", path.display()))?;
+    eprintln!(
+        "recorded {} events to {} ({} changes overwritten within a control tick left out{})",
+        summary.events,
+        path.display(),
+        summary.coalesced,
+        if summary.unrecorded > 0 {
+            format!(
+                "; {} events NOT recorded: the recording was full",
+                summary.unrecorded
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 /// Sends the performance's events due before `now` plus half a second, stamped with their

@@ -60,7 +60,7 @@ enum Cmd {
         /// Output device (id or part of its name); default: the host's default.
         #[arg(long)]
         device: Option<String>,
-        /// Buffer size in frames.
+        /// Buffer size in frames (a JACK server's own size wins; play says so).
         #[arg(long)]
         buffer: Option<u32>,
         /// Sample rate in Hz; default: the device's.

@@ -390,7 +390,7 @@ impl Router {
         let port = self.port_names.get(&raw.port).map_or("", String::as_str);
         let at = Timing::At(self.clock.sample_at(raw.received));
         if let Some(learn) = &mut self.learn {
-            learn.observe(event);
+            learn.observe(port, event);
         }
         let mut produced = false;
         let controller = &self.controller;
@@ -634,7 +634,7 @@ impl MidiInputs {
         let (control, control_rx) = crossbeam_channel::unbounded();
         let router = Router {
             router: MidiRouter::new(map.clone()),
-            learn: learn.then(MidiLearn::new),
+            learn: learn.then(|| MidiLearn::for_map(&map)),
             port_names: HashMap::new(),
             queue: queue.clone(),
             control: control_rx,

@@ -49,6 +49,19 @@ pub enum LiveError {
     /// The device only takes a sample format Tapestry does not convert to.
     #[error("the device wants sample format {0}, which Tapestry does not support")]
     Format(String),
+    /// `--host JACK` and no JACK server to connect to.
+    #[error("JACK server not running: start it (jackd, qjackctl or PipeWire's JACK) or pick another host with --host; `tapestry devices` lists them")]
+    JackNotRunning,
+    /// Another program holds the device.
+    #[error("audio device {device} on host {host} is busy (another program, JACK or a sound server holds it){hint}; `tapestry devices` lists the hosts and devices")]
+    Busy {
+        /// The device.
+        device: String,
+        /// Its host.
+        host: String,
+        /// What to try instead.
+        hint: &'static str,
+    },
 }
 
 /// What to open.
@@ -234,18 +247,27 @@ pub fn list_devices() -> String {
             continue;
         };
         let default = host.default_output_device().map(|d| device_label(&d));
-        let devices = host.output_devices().map(|d| d.collect::<Vec<_>>());
+        let devices = host.output_devices().map(|d| only(d, id, "output"));
         describe(&mut out, "output", devices, default, |d| {
             d.default_output_config()
         });
         // inputs are what `play --input` listens to the room on
         let default = host.default_input_device().map(|d| device_label(&d));
-        let devices = host.input_devices().map(|d| d.collect::<Vec<_>>());
+        let devices = host.input_devices().map(|d| only(d, id, "input"));
         describe(&mut out, "input", devices, default, |d| {
             d.default_input_config()
         });
     }
     out
+}
+
+/// The devices of one direction. cpal's JACK host lists both of its devices ("jack:input"
+/// and "jack:output") as outputs and as inputs: only the one of that direction is kept.
+fn only(devices: impl Iterator<Item = Device>, host: HostId, direction: &str) -> Vec<Device> {
+    let jack = Some(host) == jack_host_id();
+    devices
+        .filter(|d| !jack || device_label(d).starts_with(&format!("jack:{direction}")))
+        .collect()
 }
 
 /// Lists one direction's devices of a host, marking the default.
@@ -287,8 +309,20 @@ fn describe<E: std::fmt::Display, C: std::fmt::Display>(
     }
 }
 
-fn pick_device(host: &cpal::Host, wanted: Option<&str>) -> Result<Device, LiveError> {
-    match wanted {
+/// The output device `options` ask for. cpal's JACK host makes its one output device when it
+/// is created, if a server answers: without one, the server is not running.
+///
+/// cpal 0.18 names that device's JACK client `cpal_client_<pid>_out` and offers no way to
+/// name it (`JackHost::output_device_with_name` returns the device made at creation, under
+/// the old name; RustAudio/cpal#1235 defers naming to host-specific extensions in 0.19). A
+/// stable client name needs our own JACK output on the `jack` crate.
+fn pick_device(host: &cpal::Host, options: &OutputOptions) -> Result<Device, LiveError> {
+    if Some(host.id()) == jack_host_id() && options.device.is_none() {
+        return host
+            .default_output_device()
+            .ok_or(LiveError::JackNotRunning);
+    }
+    match options.device.as_deref() {
         None => host
             .default_output_device()
             .ok_or_else(|| LiveError::NoDevice(format!(" on host {}", host.id().name()))),
@@ -342,6 +376,8 @@ pub struct LiveOutput {
     pub sample_rate: u32,
     /// Device description.
     pub device: String,
+    /// What was adapted to the device (a buffer size it does not take), to tell the user.
+    pub note: Option<String>,
 }
 
 impl LiveOutput {
@@ -411,7 +447,7 @@ fn is_fatal(kind: cpal::ErrorKind) -> bool {
 /// The sample rate the device will run at for these options (to build the engine for it).
 pub fn output_sample_rate(options: &OutputOptions) -> Result<u32, LiveError> {
     let host = host_by_name(options.host.as_deref())?;
-    let device = pick_device(&host, options.device.as_deref())?;
+    let device = pick_device(&host, options)?;
     let config = device
         .default_output_config()
         .map_err(|e| LiveError::Device(e.to_string()))?;
@@ -440,16 +476,15 @@ pub fn open(
     clock: Option<Arc<SampleClock>>,
 ) -> Result<LiveOutput, LiveError> {
     let host = host_by_name(options.host.as_deref())?;
-    let device = pick_device(&host, options.device.as_deref())?;
+    let device = pick_device(&host, options)?;
     let default = device
         .default_output_config()
         .map_err(|e| LiveError::Device(e.to_string()))?;
+    let (buffer_size, note) = fit_buffer(options.buffer_frames, default.buffer_size());
     let config = StreamConfig {
         channels: default.channels().max(1),
         sample_rate: options.sample_rate.unwrap_or(default.sample_rate()),
-        buffer_size: options
-            .buffer_frames
-            .map_or(BufferSize::Default, BufferSize::Fixed),
+        buffer_size,
     };
     let stats = Arc::new(CallbackStats::default());
     let engine: EngineCell = Arc::new(AtomicRefCell::new(None));
@@ -462,7 +497,8 @@ pub fn open(
         SampleFormat::I32 => build::<i32>(&device, config, e, s, clock, error_tx),
         SampleFormat::U16 => build::<u16>(&device, config, e, s, clock, error_tx),
         other => return Err(LiveError::Format(format!("{other:?}"))),
-    }?;
+    }
+    .map_err(|e| explain(e, &device, &host))?;
     stream
         .play()
         .map_err(|e| LiveError::Device(e.to_string()))?;
@@ -474,7 +510,66 @@ pub fn open(
         stats,
         sample_rate: config.sample_rate,
         device: device_label(&device),
+        note,
     })
+}
+
+/// The buffer size to ask for: `asked` when the device takes it, else the nearest size it
+/// takes (a JACK server runs at one size only), with a note that says so.
+fn fit_buffer(
+    asked: Option<u32>,
+    supported: &cpal::SupportedBufferSize,
+) -> (BufferSize, Option<String>) {
+    let Some(asked) = asked else {
+        return (BufferSize::Default, None);
+    };
+    match *supported {
+        cpal::SupportedBufferSize::Range { min, max } if !(min..=max).contains(&asked) => {
+            let fitted = asked.clamp(min, max);
+            let takes = if min == max {
+                format!("runs at {min} frames")
+            } else {
+                format!("takes {min} to {max} frames")
+            };
+            let note = format!(
+                "--buffer {asked}: the audio server {takes}; playing with {fitted}-frame buffers"
+            );
+            (BufferSize::Fixed(fitted), Some(note))
+        }
+        _ => (BufferSize::Fixed(asked), None),
+    }
+}
+
+/// A stream that would not open, said plainly: a busy device names what to try instead.
+fn explain(e: cpal::Error, device: &Device, host: &cpal::Host) -> LiveError {
+    match e.kind() {
+        cpal::ErrorKind::DeviceBusy | cpal::ErrorKind::DeviceNotAvailable
+            if Some(host.id()) != jack_host_id() =>
+        {
+            LiveError::Busy {
+                device: device_label(device),
+                host: host.id().name().to_string(),
+                hint: if cfg!(feature = "jack") {
+                    "; if JACK runs, play through it with --host JACK"
+                } else {
+                    "; if JACK runs, build with --features jack and play with --host JACK"
+                },
+            }
+        }
+        _ => LiveError::Device(e.to_string()),
+    }
+}
+
+/// JACK's host id.
+#[cfg(feature = "jack")]
+fn jack_host_id() -> Option<HostId> {
+    Some(HostId::Jack)
+}
+
+/// No JACK host in a build without JACK.
+#[cfg(not(feature = "jack"))]
+fn jack_host_id() -> Option<HostId> {
+    None
 }
 
 /// Largest block handed to the engine at once; longer callbacks are processed in pieces.
@@ -487,7 +582,7 @@ fn build<T>(
     stats: Arc<CallbackStats>,
     clock: Option<Arc<SampleClock>>,
     errors: Sender<cpal::Error>,
-) -> Result<Stream, LiveError>
+) -> Result<Stream, cpal::Error>
 where
     T: SizedSample + FromSample<f32>,
 {
@@ -564,14 +659,50 @@ where
             let _ = errors.try_send(e);
         }
     };
-    device
-        .build_output_stream(config, data, error, None)
-        .map_err(|e| LiveError::Device(e.to_string()))
+    device.build_output_stream(config, data, error, None)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_buffer_the_device_does_not_take_is_fitted_and_said() {
+        let jack = cpal::SupportedBufferSize::Range { min: 256, max: 256 };
+        let (size, note) = fit_buffer(Some(128), &jack);
+        assert_eq!(size, BufferSize::Fixed(256));
+        assert_eq!(
+            note.as_deref(),
+            Some(
+                "--buffer 128: the audio server runs at 256 frames; playing with 256-frame buffers"
+            )
+        );
+        let alsa = cpal::SupportedBufferSize::Range { min: 32, max: 8192 };
+        assert_eq!(fit_buffer(Some(128), &alsa), (BufferSize::Fixed(128), None));
+        assert_eq!(fit_buffer(Some(16), &alsa).0, BufferSize::Fixed(32));
+        assert_eq!(fit_buffer(None, &jack), (BufferSize::Default, None));
+        let unknown = cpal::SupportedBufferSize::Unknown;
+        assert_eq!(
+            fit_buffer(Some(64), &unknown),
+            (BufferSize::Fixed(64), None)
+        );
+    }
+
+    #[test]
+    fn a_busy_device_suggests_jack_and_the_device_list() {
+        let e = LiveError::Busy {
+            device: "alsa:default".into(),
+            host: "ALSA".into(),
+            hint: "; if JACK runs, play through it with --host JACK",
+        };
+        let line = e.to_string();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.contains("busy") && line.contains("--host JACK"),
+            "{line}"
+        );
+        assert!(line.contains("tapestry devices"), "{line}");
+    }
 
     #[test]
     fn close_within_returns_what_closing_gave() {

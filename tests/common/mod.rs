@@ -54,6 +54,17 @@ pub fn patch(name: &str) -> Patch {
     Patch::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A shipped patch's text without its `[midi]` section (the last one in every shipped
+/// patch), for tests that append their own.
+pub fn patch_text_without_midi(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("patches")
+        .join(name);
+    let text = std::fs::read_to_string(path).unwrap();
+    let cut = text.find("\n[midi]\n").expect("a shipped [midi] section");
+    text[..cut + 1].to_string()
+}
+
 /// Parses a patch from text.
 pub fn patch_text(text: &str) -> Patch {
     Patch::parse(Path::new("test.toml"), text).unwrap_or_else(|e| panic!("{e}"))

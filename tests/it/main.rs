@@ -38,4 +38,5 @@ mod room;
 mod room_calibrate;
 mod room_input;
 mod room_voices;
+mod shipped_midi;
 mod timeline;

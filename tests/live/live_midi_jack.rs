@@ -4,7 +4,8 @@
 //! and through tapestry's virtual port (connected with `jack_connect`); a controller on the
 //! conductor channel comes from a midir output port. The session recording must hold the
 //! join, the notes and the mood change, the audio captured by `jack_rec` must have sound, and
-//! MIDI learn must print lines for the channel played and the controller moved.
+//! MIDI learn must print lines for the controller moved that the patch does not map, and
+//! they must merge into the patch.
 //! Needs `--features jack` and jackd2.
 #![cfg(feature = "jack")]
 
@@ -52,7 +53,7 @@ target = "conductor"
 fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
     let server = JackServer::start("tapestry-midi-test");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let minimal = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+    let minimal = common::patch_text_without_midi("minimal.toml");
     let patch_path = temp("midi.toml");
     std::fs::write(&patch_path, format!("{minimal}\n{MIDI_SECTION}")).unwrap();
     let recording = temp("midi-show.performance.toml");
@@ -137,6 +138,7 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
     for _ in 0..8 {
         sleep(Duration::from_millis(250));
         cc_sender.send(&[0xBF, 7, 127]).unwrap(); // channel 16, CC 7, full
+        cc_sender.send(&[0xBF, 20, 64]).unwrap(); // channel 16, CC 20: not mapped, learned
     }
 
     server.capture(&capture, 4, &audio[..2]).finish();
@@ -159,14 +161,34 @@ fn midi_from_jack_clients_plays_participants_and_sets_the_mood() {
         log.contains("listening to MIDI port \"Seq:"),
         "the watcher did not pick up the sequencer: {log}"
     );
-    // MIDI learn saw the notes on channel 1 and the controller on channel 16
+    // MIDI learn merges into the patch's [midi]: the notes on channel 1 and CC 7 on channel
+    // 16 are mapped already and not proposed again; CC 20 on the conductor channel is
+    // learned for the conductor, and the lines pasted into the patch pass its checks
     assert!(
-        learned.contains("[[midi.participants]]\nchannel = 1\n"),
+        learned.contains("mapped by the patch already")
+            && !learned.contains("[[midi.participants]]")
+            && !learned.contains("cc = 7\n"),
         "learn lines: {learned}"
     );
     assert!(
-        learned.contains("channel = 16\ncc = 7\n"),
+        learned.contains("channel = 16\ncc = 20\n"),
         "learn lines: {learned}"
+    );
+    let patch_text = std::fs::read_to_string(&patch_path).unwrap();
+    let merged = Patch::parse(&patch_path, &format!("{patch_text}\n{learned}"))
+        .unwrap_or_else(|d| panic!("learned lines do not merge: {d}\n{learned}"));
+    let learned_control = merged.midi().controls.last().unwrap();
+    assert_eq!(
+        (
+            learned_control.channel,
+            learned_control.cc,
+            learned_control.target
+        ),
+        (
+            Some(15),
+            20,
+            tapestry::input::midi::ControlTarget::Conductor
+        )
     );
 
     let patch = Patch::load(&patch_path).unwrap();

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod jack_buffer;
 mod live_e2e_jack;
 mod live_jack;
 mod live_midi_jack;

@@ -68,7 +68,7 @@ fn a_port_also_connected_to_the_virtual_port_is_heard_once() {
     // of the dummy driver on a busy machine must delay a cycle, not drop one from the capture
     let server = JackServer::start_with("tapestry-once", &["--sync"]);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let minimal = std::fs::read_to_string(root.join("patches/minimal.toml")).unwrap();
+    let minimal = common::patch_text_without_midi("minimal.toml");
     let patch_path = temp("once.toml");
     std::fs::write(&patch_path, format!("{minimal}\n{MIDI_SECTION}")).unwrap();
     let recording = temp("once-show.performance.toml");
