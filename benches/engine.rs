@@ -7,7 +7,8 @@
 //!     performance rendered offline; (d) the audio callback's cost per 256-frame block
 //!     (median and 99.9th percentile of the deadline); (e) the control pipeline under a flood
 //!     of senders while a producer is stalled mid-send: messages carried and applied per
-//!     second and the callback's time.
+//!     second and the callback's time; (f) each kernel feature set's cost per 8-lane chunk
+//!     and frame, the figures the voice pool packs lanes by (`features::KERNELS`).
 //!
 //! `TAPESTRY_BENCH=e cargo bench --bench engine` runs only the tables named (here (e)).
 
@@ -381,4 +382,34 @@ fn main() {
             );
         }
     }
+    if want('f') {
+        println!(
+            "\n(f) kernel feature sets: ns per 8-lane chunk and frame (the pool's packing table)\n"
+        );
+        println!("| features | measured ns | table (features::KERNELS) |");
+        println!("|---|---:|---:|");
+        for (set, table) in features::KERNELS {
+            println!(
+                "| {set:#09b} | {:.2} | {:.1} |",
+                kernel_cost(set),
+                table as f64 / 10.0
+            );
+        }
+    }
+}
+
+/// ns per chunk-frame of the kernel for `set`, eight sounding lanes at different pitches.
+fn kernel_cost(set: u32) -> f64 {
+    let mut bank = LaneBank::new(3);
+    for i in 0..LANES {
+        bank.set_increments(i, 0.01 + 0.001 * i as f32, 0.0101);
+        bank.params.env_target[i] = 1.0;
+        bank.params.env_coef[i] = 0.01;
+    }
+    let (mut wl, mut wr) = (vec![[0.0f32; LANES]; BLOCK], vec![[0.0f32; LANES]; BLOCK]);
+    let secs = time_it(Duration::from_millis(200), || {
+        bank.render_kernel(set, true, &mut wl, &mut wr);
+        black_box(&wl);
+    });
+    secs * 1e9 / BLOCK as f64
 }

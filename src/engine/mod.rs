@@ -35,7 +35,7 @@ use crate::score::{darker, Chord, Scale};
 use config::{Comparison, EngineConfig, Param, Role, Timbre, MAX_DIMS};
 pub use master::{MasterBus, MasterSpan};
 use mood::{CrowdCenter, MoodState, ParamsMemo};
-use participant::{coef, render_chunk, Participant, ScoreContext};
+use participant::{coef, Participant, ScoreContext};
 use schedule::Schedule;
 use voice::{fold_lanes, LaneFrame, VoicePool, LANES};
 
@@ -330,7 +330,7 @@ impl Engine {
         let (wl, wr) = (&mut self.lanes_l[..n], &mut self.lanes_r[..n]);
         wl.fill([0.0; LANES]);
         wr.fill([0.0; LANES]);
-        self.pool.render_add(wl, wr, render_chunk);
+        self.pool.render_add(wl, wr);
         let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
         fold_lanes(wl, l);
         fold_lanes(wr, r);

@@ -3,7 +3,7 @@
 
 use super::config::{ArchetypeConfig, Param, Role, SectionConfig, Timbre};
 use super::mood::MoodState;
-use super::voice::{svf_coefficients, LaneBank, LaneFrame, LaneSlot, VoicePool, LANES};
+use super::voice::{svf_coefficients, LaneSlot, VoicePool, LANES};
 use crate::control::{Expression, ParticipantId};
 use crate::rng::Rng;
 use crate::score::{midi_to_hz, tension_tone, Chord, Motif, Scale};
@@ -1080,7 +1080,7 @@ impl Participant {
     ) {
         // a stolen lane keeps its slot (and its continuous phase and envelope: no click)
         let slot = if self.lanes[l].stage == Stage::Idle {
-            match pool.allocate(self.cfg.timbre as u8) {
+            match pool.allocate(timbre_features(self.cfg.timbre)) {
                 Some(s) => s,
                 None => return,
             }
@@ -1113,18 +1113,23 @@ impl Participant {
         let d = self.design;
         let (bank, i) = pool.lane(slot);
         let bp = &mut bank.params;
+        use super::voice::features::{F2, FM, NOISE, PULSE, SAW, SAW2};
         let l_outer = l;
         let l = i;
-        bp.saw[l] = d.saw;
-        bp.pulse[l] = d.pulse;
+        // a chunk may compute more than this timbre uses (lanes of several timbres share a
+        // kernel): what it does not use is silent
+        let needs = timbre_features(self.cfg.timbre);
+        let uses = |feature: u32, level: f32| if needs & feature != 0 { level } else { 0.0 };
+        bp.saw[l] = uses(SAW, d.saw);
+        bp.pulse[l] = uses(PULSE, d.pulse);
         bp.width[l] = d.width;
-        bp.saw2[l] = d.saw2;
-        bp.sine[l] = d.sine;
+        bp.saw2[l] = uses(SAW2, d.saw2);
+        bp.sine[l] = uses(FM, d.sine);
         bp.mod_ratio[l] = d.mod_ratio;
-        bp.noise[l] = d.noise;
+        bp.noise[l] = uses(NOISE, d.noise);
         bp.lp[l] = d.lp;
         bp.bp[l] = d.bp;
-        bp.bp2[l] = d.bp2;
+        bp.bp2[l] = uses(F2, d.bp2);
         bp.env_target[l] = 1.3;
         bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
         self.update_lane(l_outer, ctx, pool);
@@ -1243,32 +1248,18 @@ impl Participant {
 }
 
 /// Renders one pool chunk with the kernel its timbre needs. Real-time safe.
-pub fn render_chunk(
-    kind: u8,
-    bank: &mut LaneBank,
-    wide: bool,
-    l: &mut [LaneFrame],
-    r: &mut [LaneFrame],
-) {
+/// The kernel features a timbre's voices need.
+fn timbre_features(timbre: Timbre) -> u32 {
     use super::voice::features::*;
-    const PAD: u32 = SAW | SAW2 | F1;
-    const PLUCK: u32 = SAW | PULSE | F1;
-    const BELL: u32 = FM;
-    const DRONE: u32 = PULSE | SAW2 | F1;
-    const CHOIR: u32 = SAW | SAW2 | F1 | F2;
-    const BASS: u32 = PULSE | FM | F1;
-    const WIND: u32 = NOISE | F1 | F2;
-    const LEAD: u32 = SAW | FM | F1;
-    match kind {
-        k if k == Timbre::Pad as u8 => bank.render_add::<PAD>(wide, l, r),
-        k if k == Timbre::Pluck as u8 => bank.render_add::<PLUCK>(wide, l, r),
-        k if k == Timbre::Bell as u8 => bank.render_add::<BELL>(wide, l, r),
-        k if k == Timbre::Drone as u8 => bank.render_add::<DRONE>(wide, l, r),
-        k if k == Timbre::Choir as u8 => bank.render_add::<CHOIR>(wide, l, r),
-        k if k == Timbre::Bass as u8 => bank.render_add::<BASS>(wide, l, r),
-        k if k == Timbre::Wind as u8 => bank.render_add::<WIND>(wide, l, r),
-        k if k == Timbre::Lead as u8 => bank.render_add::<LEAD>(wide, l, r),
-        _ => bank.render_add::<ALL>(wide, l, r),
+    match timbre {
+        Timbre::Pad => SAW | SAW2 | F1,
+        Timbre::Pluck => SAW | PULSE | F1,
+        Timbre::Bell => FM,
+        Timbre::Drone => PULSE | SAW2 | F1,
+        Timbre::Choir => SAW | SAW2 | F1 | F2,
+        Timbre::Bass => PULSE | FM | F1,
+        Timbre::Wind => NOISE | F1 | F2,
+        Timbre::Lead => SAW | FM | F1,
     }
 }
 

@@ -242,6 +242,49 @@ pub mod features {
     pub const F2: u32 = 64;
     /// Everything.
     pub const ALL: u32 = 127;
+
+    /// The feature sets there is a kernel for, with their cost per chunk-frame (tenths of a
+    /// nanosecond, AVX2 build, measured with `examples/kernels.rs`): each timbre's own, then
+    /// families that chunks of several timbres share. Costs do not add up feature by
+    /// feature (a kernel with many features runs out of registers), hence a measured table.
+    pub const KERNELS: [(u32, u32); 13] = [
+        (FM, 89),
+        (SAW | F1, 76),
+        (SAW | PULSE | F1, 114),
+        (PULSE | SAW2 | F1, 134),
+        (SAW | SAW2 | F1, 104),
+        (NOISE | F1 | F2, 80),
+        (SAW | FM | F1, 155),
+        (PULSE | FM | F1, 269),
+        (SAW | SAW2 | F1 | F2, 128),
+        (SAW | PULSE | SAW2 | F1, 136),
+        (SAW | PULSE | FM | F1, 270),
+        (SAW | PULSE | SAW2 | F1 | F2, 233),
+        (ALL, 365),
+    ];
+
+    /// The cost of running the kernel for `set` (see [`KERNELS`]); 0 for nothing.
+    pub fn cost(set: u32) -> u32 {
+        if set == 0 {
+            return 0;
+        }
+        let kernel = kernel_for(set);
+        KERNELS
+            .iter()
+            .find(|(k, _)| *k == kernel)
+            .map_or(u32::MAX, |(_, c)| *c)
+    }
+
+    /// The cheapest kernel that computes everything in `set`.
+    pub fn kernel_for(set: u32) -> u32 {
+        let mut best = (ALL, u32::MAX);
+        for (kernel, cost) in KERNELS {
+            if kernel & set == set && cost < best.1 {
+                best = (kernel, cost);
+            }
+        }
+        best.0
+    }
 }
 
 /// Eight lanes: parameters and state.
@@ -283,6 +326,42 @@ impl LaneBank {
         s.f1_ic[1][lane] = 0.0;
         s.f2_ic[0][lane] = 0.0;
         s.f2_ic[1][lane] = 0.0;
+    }
+
+    /// Renders with the kernel for `set` (one of [`features::KERNELS`]; anything else runs the
+    /// kernel with every feature), adding into the outputs. Real-time safe.
+    pub fn render_kernel(
+        &mut self,
+        set: u32,
+        wide: bool,
+        l: &mut [LaneFrame],
+        r: &mut [LaneFrame],
+    ) {
+        use features::*;
+        const K: [u32; 13] = {
+            let mut k = [0; 13];
+            let mut i = 0;
+            while i < 13 {
+                k[i] = KERNELS[i].0;
+                i += 1;
+            }
+            k
+        };
+        match set {
+            s if s == K[0] => self.render_add::<{ K[0] }>(wide, l, r),
+            s if s == K[1] => self.render_add::<{ K[1] }>(wide, l, r),
+            s if s == K[2] => self.render_add::<{ K[2] }>(wide, l, r),
+            s if s == K[3] => self.render_add::<{ K[3] }>(wide, l, r),
+            s if s == K[4] => self.render_add::<{ K[4] }>(wide, l, r),
+            s if s == K[5] => self.render_add::<{ K[5] }>(wide, l, r),
+            s if s == K[6] => self.render_add::<{ K[6] }>(wide, l, r),
+            s if s == K[7] => self.render_add::<{ K[7] }>(wide, l, r),
+            s if s == K[8] => self.render_add::<{ K[8] }>(wide, l, r),
+            s if s == K[9] => self.render_add::<{ K[9] }>(wide, l, r),
+            s if s == K[10] => self.render_add::<{ K[10] }>(wide, l, r),
+            s if s == K[11] => self.render_add::<{ K[11] }>(wide, l, r),
+            _ => self.render_add::<ALL>(wide, l, r),
+        }
     }
 
     /// Renders `out_l.len()` frames with the kernel for feature set `F`, adding into the
@@ -388,13 +467,12 @@ pub type LaneSlot = u16;
 pub struct VoicePool {
     seed: u64,
     banks: Vec<LaneBank>,
-    kind: Vec<u8>,
+    /// Per chunk: the features each used lane needs, and the kernel that computes them all.
+    needs: Vec<[u32; LANES]>,
+    kernel: Vec<u32>,
     used: Vec<u8>,
     wide: bool,
 }
-
-/// Marks a chunk that serves no timbre.
-pub const NO_KIND: u8 = u8::MAX;
 
 impl VoicePool {
     /// A pool of `chunks` × 8 lanes. Allocates; call off the audio thread.
@@ -404,7 +482,8 @@ impl VoicePool {
             banks: (0..chunks)
                 .map(|c| LaneBank::new(Self::chunk_seed(seed, c)))
                 .collect(),
-            kind: vec![NO_KIND; chunks],
+            needs: vec![[0; LANES]; chunks],
+            kernel: vec![0; chunks],
             used: vec![0; chunks],
             wide: has_avx2(),
         }
@@ -414,26 +493,54 @@ impl VoicePool {
         crate::rng::Rng::derive(seed, chunk as u64).next_u64()
     }
 
-    /// Takes a free lane for a timbre kind, packing lanes of one kind into as few chunks as
-    /// possible. `None` when the pool is exhausted. Real-time safe.
-    pub fn allocate(&mut self, kind: u8) -> Option<LaneSlot> {
-        let mut best: Option<usize> = None;
+    /// Takes a free lane for a voice that needs the feature set `needs`, where it adds the
+    /// least work: a chunk whose kernel already computes it (the fullest first), else the
+    /// chunk whose kernel grows the least, unless a chunk of its own costs less. Filtered and
+    /// unfiltered voices never share a chunk (the filter replaces the dry signal). `None`
+    /// when the pool is exhausted. Real-time safe.
+    pub fn allocate(&mut self, needs: u32) -> Option<LaneSlot> {
+        let own = features::cost(needs);
+        // (added cost, lanes free): lower is better
+        let mut best: Option<(usize, (u32, u32))> = None;
+        let mut any: Option<(usize, (u32, u32))> = None;
         let mut empty: Option<usize> = None;
         for c in 0..self.banks.len() {
-            if self.kind[c] == kind && self.used[c] != 0xFF {
-                if best.is_none_or(|b| self.used[c].count_ones() > self.used[b].count_ones()) {
-                    best = Some(c);
-                }
-            } else if self.kind[c] == NO_KIND && empty.is_none() {
-                empty = Some(c);
+            let used = self.used[c];
+            if used == 0 {
+                empty = empty.or(Some(c));
+                continue;
+            }
+            let set = self.needs[c].iter().fold(0, |a, n| a | n);
+            if used == 0xFF || (set ^ needs) & features::F1 != 0 {
+                continue;
+            }
+            let added = features::cost(set | needs) - features::cost(set);
+            let rank = (added, 8 - used.count_ones());
+            if added < own && best.is_none_or(|(_, r)| rank < r) {
+                best = Some((c, rank));
+            }
+            if any.is_none_or(|(_, r)| rank < r) {
+                any = Some((c, rank));
             }
         }
-        let c = best.or(empty)?;
-        self.kind[c] = kind;
+        // with no chunk free, any that can take it
+        let c = best.map(|(c, _)| c).or(empty).or(any.map(|(c, _)| c))?;
         let lane = (!self.used[c]).trailing_zeros() as usize;
         self.used[c] |= 1 << lane;
+        self.needs[c][lane] = needs;
+        self.refit(c);
         self.banks[c].clear_lane(lane);
         Some((c * LANES + lane) as LaneSlot)
+    }
+
+    /// Sets a chunk's kernel to the cheapest that computes what its lanes need.
+    fn refit(&mut self, c: usize) {
+        let set = self.needs[c].iter().fold(0, |a, n| a | n);
+        self.kernel[c] = if set == 0 {
+            0
+        } else {
+            features::kernel_for(set)
+        };
     }
 
     /// Returns a lane to the pool, silencing it. Real-time safe.
@@ -444,9 +551,8 @@ impl VoicePool {
         }
         self.banks[c].clear_lane(lane);
         self.used[c] &= !(1 << lane);
-        if self.used[c] == 0 {
-            self.kind[c] = NO_KIND;
-        }
+        self.needs[c][lane] = 0;
+        self.refit(c);
     }
 
     /// The bank and lane index of a slot.
@@ -479,21 +585,16 @@ impl VoicePool {
         for c in 0..self.banks.len() {
             self.banks[c] = LaneBank::new(Self::chunk_seed(self.seed, c));
             self.used[c] = 0;
-            self.kind[c] = NO_KIND;
+            self.needs[c] = [0; LANES];
+            self.kernel[c] = 0;
         }
     }
 
-    /// Renders every chunk in use, adding into the outputs. `kernel` maps a chunk's kind to
-    /// the feature set its timbre needs. Real-time safe.
-    pub fn render_add(
-        &mut self,
-        out_l: &mut [LaneFrame],
-        out_r: &mut [LaneFrame],
-        render: impl Fn(u8, &mut LaneBank, bool, &mut [LaneFrame], &mut [LaneFrame]),
-    ) {
+    /// Renders every chunk in use with its kernel, adding into the outputs. Real-time safe.
+    pub fn render_add(&mut self, out_l: &mut [LaneFrame], out_r: &mut [LaneFrame]) {
         for c in 0..self.banks.len() {
             if self.used[c] != 0 {
-                render(self.kind[c], &mut self.banks[c], self.wide, out_l, out_r);
+                self.banks[c].render_kernel(self.kernel[c], self.wide, out_l, out_r);
             }
         }
     }
@@ -624,20 +725,50 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_packs_lanes_of_one_kind_and_frees_chunks() {
+    fn the_pool_packs_lanes_where_they_add_the_least_work_and_frees_chunks() {
+        use features::*;
+        let (pad, pluck, bell, wind) = (SAW | SAW2 | F1, SAW | PULSE | F1, FM, NOISE | F1 | F2);
         let mut pool = VoicePool::new(4, 1);
-        let a: Vec<_> = (0..10).map(|_| pool.allocate(0).unwrap()).collect();
+        let a: Vec<_> = (0..10).map(|_| pool.allocate(pad).unwrap()).collect();
         assert_eq!(a[..8].iter().map(|s| s / 8).collect::<Vec<_>>(), vec![0; 8]);
         assert_eq!(a[8] / 8, 1);
-        let b = pool.allocate(3).unwrap();
-        assert_eq!(b / 8, 2, "another kind gets its own chunk");
+        assert_eq!(pool.kernel[1], pad);
+        let b = pool.allocate(pluck).unwrap();
+        assert_eq!(
+            b / 8,
+            1,
+            "a pluck shares the pads' chunk: a pulse costs less than a chunk"
+        );
+        assert_eq!(pool.kernel[1], SAW | PULSE | SAW2 | F1);
+        let c = pool.allocate(bell).unwrap();
+        assert_eq!(
+            c / 8,
+            2,
+            "an unfiltered bell never shares with filtered voices"
+        );
+        pool.free(b);
+        assert_eq!(
+            pool.kernel[1], pad,
+            "the kernel shrinks back with the pluck gone"
+        );
         for s in &a[8..] {
             pool.free(*s);
         }
-        let c = pool.allocate(5).unwrap();
-        assert_eq!(c / 8, 1, "a chunk emptied of its kind serves another");
-        pool.allocate(6).unwrap();
-        assert!(pool.allocate(7).is_none(), "exhausted pool says so");
-        assert_eq!(pool.lanes_in_use(), 8 + 1 + 1 + 1);
+        assert_eq!(pool.chunks_in_use(), 2);
+        assert_eq!(
+            pool.allocate(bell).unwrap() / 8,
+            2,
+            "where it is computed already"
+        );
+        assert_eq!(
+            pool.allocate(wind).unwrap() / 8,
+            1,
+            "a chunk emptied serves another"
+        );
+        for _ in 0..14 {
+            assert_ne!(pool.allocate(bell).unwrap() / 8, 1);
+        }
+        assert!(pool.allocate(bell).is_none(), "exhausted pool says so");
+        assert_eq!(pool.lanes_in_use(), 8 + 1 + 8 + 8);
     }
 }
