@@ -36,7 +36,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -312,6 +312,25 @@ impl DropKind {
         DropKind::ParticipantQuota,
         DropKind::Undelivered,
     ];
+}
+
+impl DropKind {
+    /// Its counter's name in [`OscStats`] (and in the status reply, after `osc:`).
+    pub fn key(self) -> &'static str {
+        match self {
+            DropKind::OverBudget => "over_budget",
+            DropKind::Unproven => "unproven",
+            DropKind::Malformed => "malformed",
+            DropKind::UnknownAddress => "unknown_address",
+            DropKind::BadArguments => "bad_arguments",
+            DropKind::UnknownName => "unknown_name",
+            DropKind::TooFarAhead => "too_far_ahead",
+            DropKind::OverRate => "over_rate",
+            DropKind::ScheduleShare => "schedule_share",
+            DropKind::ParticipantQuota => "participant_quota",
+            DropKind::Undelivered => "undelivered",
+        }
+    }
 }
 
 impl fmt::Display for DropKind {
@@ -808,10 +827,19 @@ pub fn hello_message(cookie: i64) -> OscMessage {
 }
 
 /// The reply to `/tapestry/status`: `i:participants i:section i:bar i:lost i:dropped`, then
-/// for every mood dimension of the patch, in its order, `s:name f:communal_value`. `lost`
-/// counts the datagrams the kernel dropped (receive buffer full), `dropped` the messages the
-/// server dropped or refused.
-pub fn status_message(status: &Status, names: &Names, osc: &OscCounts) -> OscMessage {
+/// for every mood dimension of the patch, in its order, `s:name f:communal_value`, then
+/// counters as `s:key i:count`: the engine's refusals by reason (`refused:capacity`,
+/// `refused:unknown_participant`, …), the server's drops by kind (`osc:malformed`,
+/// `osc:unproven`, …, as in [`OscStats`]) and `extra` (e.g. `midi:sysex`, see
+/// [`OscServer::report_counters`]). `lost` counts the datagrams the kernel dropped (receive
+/// buffer full), `dropped` the messages the server dropped or refused. Only subscribers
+/// get it, so it may be larger than the query.
+pub fn status_message(
+    status: &Status,
+    names: &Names,
+    osc: &OscCounts,
+    extra: &[(String, u64)],
+) -> OscMessage {
     let int = |v: u64| OscType::Int(v.min(i32::MAX as u64) as i32);
     let mut args = vec![
         int(status.participants.load(Ordering::Relaxed) as u64),
@@ -823,6 +851,14 @@ pub fn status_message(status: &Status, names: &Names, osc: &OscCounts) -> OscMes
     for (i, name) in names.dims.iter().enumerate() {
         args.push(OscType::String(name.clone()));
         args.push(OscType::Float(status.mood(i)));
+    }
+    let refusals = status
+        .refusals()
+        .map(|(r, n)| (format!("refused:{}", r.key().replace(' ', "_")), n));
+    let drops = osc.by_kind().map(|(k, n)| (format!("osc:{}", k.key()), n));
+    for (key, n) in refusals.iter().chain(&drops).chain(extra) {
+        args.push(OscType::String(key.clone()));
+        args.push(int(*n));
     }
     OscMessage {
         addr: STATUS.to_string(),
@@ -908,6 +944,10 @@ impl DropLog {
     }
 }
 
+/// Counters added to the status reply, as `(key, count)` pairs (see
+/// [`OscServer::report_counters`]).
+pub type CounterReport = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+
 /// Options of an [`OscServer`].
 #[derive(Clone, Copy, Debug)]
 pub struct OscOptions {
@@ -930,6 +970,7 @@ impl Default for OscOptions {
 pub struct OscServer {
     local_addr: SocketAddr,
     stats: Arc<OscStats>,
+    extra: Arc<OnceLock<CounterReport>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -969,6 +1010,7 @@ impl OscServer {
             Instant::now(),
         );
         let decoder = OscDecoder::new(names, clock, stats.clone());
+        let extra = Arc::new(OnceLock::new());
         let thread = {
             let server = Server {
                 socket,
@@ -980,6 +1022,7 @@ impl OscServer {
                 drops: DropTotal::default(),
                 private: Vec::new(),
                 pruned: Instant::now(),
+                extra: extra.clone(),
                 log: DropLog::new(),
             };
             let stop = stop.clone();
@@ -990,6 +1033,7 @@ impl OscServer {
         Ok(OscServer {
             local_addr,
             stats,
+            extra,
             stop,
             thread: Some(thread),
         })
@@ -1003,6 +1047,13 @@ impl OscServer {
     /// The server's counters.
     pub fn stats(&self) -> &Arc<OscStats> {
         &self.stats
+    }
+
+    /// Adds the counters `report` gives (called on the server's thread for each status
+    /// reply) to the status reply, after the server's own: how `play` reports MIDI's. Only
+    /// the first call counts; later ones are ignored.
+    pub fn report_counters(&self, report: CounterReport) {
+        let _ = self.extra.set(report);
     }
 
     /// Stops the thread (within [`READ_TIMEOUT`]) and waits for it.
@@ -1053,6 +1104,8 @@ struct Server {
     private: Vec<Private>,
     /// When sockets of clients no longer subscribed were last closed.
     pruned: Instant,
+    /// More counters for the status reply (see [`OscServer::report_counters`]).
+    extra: Arc<OnceLock<CounterReport>>,
 }
 
 /// How often sockets of clients whose subscription ended are closed.
@@ -1303,7 +1356,13 @@ impl Server {
         if outcome.status_queries > 0 {
             // once per packet, however many queries it holds
             let counts = self.stats.snapshot();
-            let status = status_message(self.controller.status(), self.decoder.names(), &counts);
+            let extra = self.extra.get().map(|report| report()).unwrap_or_default();
+            let status = status_message(
+                self.controller.status(),
+                self.decoder.names(),
+                &counts,
+                &extra,
+            );
             if let Some(bytes) = encode(status) {
                 self.send(&bytes, from);
             }
@@ -1366,6 +1425,7 @@ fn refusal_detail(kind: DropKind, at: u64, now_sample: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::Refusal;
     use rosc::{OscBundle, OscTime};
     use std::time::SystemTime;
 
@@ -1813,7 +1873,9 @@ mod tests {
             too_far_ahead: 5,
             ..OscCounts::default()
         };
-        let m = status_message(&status, &names(), &osc);
+        status.refused_by_reason[Refusal::UnknownParticipant.index()].store(4, Ordering::Relaxed);
+        let extra = [("midi:sysex".to_string(), 9)];
+        let m = status_message(&status, &names(), &osc, &extra);
         assert_eq!(m.addr, STATUS);
         assert_eq!(
             m.args[..7],
@@ -1827,7 +1889,17 @@ mod tests {
                 OscType::Float(0.75)
             ]
         );
-        assert_eq!(m.args.len(), 5 + 2 * 3);
+        let counters = Refusal::ALL.len() + DropKind::ALL.len() + extra.len();
+        assert_eq!(m.args.len(), 5 + 2 * 3 + 2 * counters);
+        let count = |key: &str| {
+            let at = m.args.iter().position(|a| a == &s(key)).unwrap();
+            m.args[at + 1].clone()
+        };
+        assert_eq!(count("refused:unknown_participant"), OscType::Int(4));
+        assert_eq!(count("refused:capacity"), OscType::Int(0));
+        assert_eq!(count("osc:malformed"), OscType::Int(2));
+        assert_eq!(count("osc:too_far_ahead"), OscType::Int(5));
+        assert_eq!(count("midi:sysex"), OscType::Int(9));
         let problems = [
             Problem::new(DropKind::TooFarAhead, "x"),
             Problem::new(DropKind::Malformed, "x"),
