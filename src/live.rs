@@ -21,7 +21,7 @@ use tapestry::engine::master::MasterChain;
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
 use tapestry::io::input::{open_room_input, InputOptions, RoomInput};
-use tapestry::io::midi::MidiInputs;
+use tapestry::io::midi::{MidiCounts, MidiInputs};
 use tapestry::io::{
     close_within, output_sample_rate, play as open_output, OutputOptions, CLOSE_TIMEOUT,
 };
@@ -240,6 +240,10 @@ fn start_inputs(args: &PlayArgs, show: &Show) -> Inputs {
     } else {
         None
     };
+    if let (Some(server), Some(inputs)) = (&osc, &midi) {
+        let stats = inputs.stats().clone();
+        server.report_counters(Box::new(move || midi_status_counters(&stats.snapshot())));
+    }
     Inputs { osc, midi }
 }
 
@@ -858,4 +862,25 @@ fn closed_within<T: Send + 'static>(
         );
     }
     closed
+}
+
+/// MIDI's counters for the OSC status reply, as the console shows them.
+fn midi_status_counters(m: &MidiCounts) -> Vec<(String, u64)> {
+    [
+        ("received", m.messages),
+        ("routed", m.routed),
+        ("dropped", m.dropped),
+        ("malformed", m.malformed),
+        ("lost", m.lost()),
+        ("unmapped_notes", m.unmapped_notes),
+        ("unmapped_controllers", m.unmapped_controllers),
+        ("unmapped_bends", m.unmapped_bends),
+        ("unmapped_other", m.unmapped_other),
+        ("sysex", m.sysex),
+        ("unsupported", m.unsupported),
+        ("absorbed", m.absorbed),
+    ]
+    .into_iter()
+    .map(|(key, n)| (format!("midi:{key}"), n))
+    .collect()
 }

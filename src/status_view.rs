@@ -682,7 +682,7 @@ mod tests {
                 malformed: 8,
                 dropped: 10,
                 kernel_drops: 6,
-                drops: [2, 8, 0, 0, 0, 0, 0, 0, 0, 0],
+                drops: [2, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0],
             }),
             ..Snapshot::default()
         }

@@ -58,7 +58,7 @@ impl Status {
             elapsed_secs: elapsed.parse().ok()?,
             participants: line.split_whitespace().nth(1)?.parse().ok()?,
             load_percent: number_after(line, "load"),
-            peak_load_percent: number_after(line, "(peak"),
+            peak_load_percent: number_after(line, ", peak"),
             xruns: number_after(line, "xruns"),
             stream_errors: number_after(line, "stream errors"),
             engine_dropped: number_after(line, "dropped"),

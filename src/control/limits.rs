@@ -140,13 +140,50 @@ pub mod osc {
     /// (in seconds), so the engine, whose position may trail the clock by a block or two,
     /// never has to.
     pub const HORIZON_MARGIN_SECS: f64 = 1.0;
-    /// Client addresses the server keeps budgets for: 256. Past it the least recently heard
-    /// client without pending scheduled messages is forgotten; if every one has some, new
-    /// addresses share one overflow budget.
+    /// Addresses that have not proved themselves (see [`MAX_SUBSCRIBERS`]) the server keeps
+    /// budgets for: 256. Past it the least recently heard quarter of those without pending
+    /// scheduled messages is forgotten at once (so a sender forging a new source address per
+    /// datagram costs a constant time per datagram); if every one has some, new addresses
+    /// share one overflow budget. Forgotten addresses start again from a full budget, which
+    /// is why all of them together also share [`UNPROVEN_DATAGRAMS_PER_SEC`] and the other
+    /// `UNPROVEN_*` budgets. Addresses that proved themselves are never forgotten for them.
     pub const MAX_CLIENTS: usize = 256;
     /// Addresses that proved themselves and get replies (acks, status): 64; past it the
-    /// least recently heard is dropped (it may say hello again).
+    /// least recently heard is dropped (it may say hello again). Each keeps the per-address
+    /// budgets of its own, outside the `UNPROVEN_*` ones, and on Linux gets a socket of its
+    /// own (connected to it, sharing the server's port), so a flood on the server's socket
+    /// cannot fill the kernel buffer its datagrams wait in.
     pub const MAX_SUBSCRIBERS: usize = 64;
+    /// Datagrams all addresses that have not proved themselves may send per second
+    /// together, sustained: 8000 (bursts of [`UNPROVEN_DATAGRAM_BURST`]). Past it (or past
+    /// [`UNPROVEN_BYTES_PER_SEC`]) a datagram from such an address is dropped unread and
+    /// counted (`unproven`). A sender that forges a new source address per datagram gets a
+    /// fresh per-address budget each time, but never more than this.
+    pub const UNPROVEN_DATAGRAMS_PER_SEC: f64 = 8000.0;
+    /// Datagrams the unproven addresses may send at once above their shared rate: 1000.
+    pub const UNPROVEN_DATAGRAM_BURST: f64 = 1000.0;
+    /// Bytes all unproven addresses may send per second together: 512 KiB.
+    pub const UNPROVEN_BYTES_PER_SEC: f64 = 512.0 * 1024.0;
+    /// Bytes the unproven addresses may send at once above their shared byte rate: 128 KiB.
+    pub const UNPROVEN_BYTE_BURST: f64 = 128.0 * 1024.0;
+    /// Messages all unproven addresses may hand to the engine per second together: 8000
+    /// (bursts of [`UNPROVEN_BURST`]); past it refused (`unproven`).
+    pub const UNPROVEN_RATE_PER_SEC: f64 = 8000.0;
+    /// Messages the unproven addresses may send at once above their shared rate: 2000.
+    pub const UNPROVEN_BURST: f64 = 2000.0;
+    /// Participants all unproven addresses together may have joined at once: 16. A join
+    /// past it is refused (`unproven`), so forged addresses cannot fill the room.
+    pub const UNPROVEN_PARTICIPANTS: u32 = 16;
+    /// Future-dated messages all unproven addresses together may have pending: 256, half of
+    /// [`SCHEDULED_TOTAL`].
+    pub const UNPROVEN_SCHEDULED: usize = 256;
+    /// Handshake datagrams (`/tapestry/hello h:…` and `/tapestry/subscribe h:…`, recognized
+    /// by their exact bytes before decoding) all unproven addresses may send per second
+    /// together: 2000 (bursts of 200). They are judged apart from the other `UNPROVEN_*`
+    /// budgets, so a flood of other datagrams does not keep a client from proving itself.
+    pub const HANDSHAKES_PER_SEC: f64 = 2000.0;
+    /// Handshake datagrams the unproven addresses may send at once above their rate: 200.
+    pub const HANDSHAKE_BURST: f64 = 200.0;
     /// A subscriber not heard from for this long gets no more replies until it says hello
     /// again: 10 minutes.
     pub const SUBSCRIPTION_SECS: u64 = 600;

@@ -41,6 +41,9 @@ use voice::{fold_lanes, LaneFrame, VoicePool, LANES};
 
 /// Samples between control ticks (score, envelopes, mood).
 pub const CONTROL_PERIOD: u64 = 32;
+/// Time constant of the fade of a voice cut short for a newcomer (silent after about 5.5 of
+/// them), so the takeover does not click.
+pub const CUT_FADE_SECS: f32 = 0.004;
 /// Control ticks between full voice-parameter updates of one participant (staggered).
 pub const VOICE_UPDATE_TICKS: u64 = 8;
 /// Longest span rendered in one go.
@@ -74,6 +77,12 @@ pub struct Engine {
     /// Participants present per archetype, for balancing joins in O(archetypes²).
     present_per_archetype: Vec<u32>,
     pool: VoicePool,
+    /// Lanes of voices cut short for a newcomer, fading out over [`CUT_FADE_SECS`]: freed
+    /// at the first control tick that finds them silent. Reserved for every lane of every
+    /// slot; past that a lane is freed at once.
+    cut_lanes: Vec<voice::LaneSlot>,
+    /// The per-sample coefficient of that fade.
+    cut_fade_coef: f32,
     present: usize,
     time: u64,
     conductor: MoodState,
@@ -175,6 +184,8 @@ impl Engine {
             present_per_archetype: vec![0; cfg.archetypes.len()],
             participants,
             pool: VoicePool::new(cfg.capacity + cfg.capacity / 4 + 8, cfg.seed),
+            cut_lanes: Vec::with_capacity(cfg.capacity * LANES),
+            cut_fade_coef: participant::coef(CUT_FADE_SECS, cfg.sample_rate),
             present: 0,
             time: 0,
             conductor,
@@ -248,6 +259,7 @@ impl Engine {
             *p = Participant::empty(first, conductor);
         }
         self.pool.reset();
+        self.cut_lanes.clear();
         self.present = 0;
         self.present_ids.fill(None);
         self.present_per_archetype.fill(0);
@@ -684,8 +696,27 @@ impl Engine {
         let slot = (0..self.participants.len())
             .filter(|&i| self.participants[i].leaving)
             .min_by_key(|&i| self.left_at[i])?;
-        self.participants[slot].silence(&mut self.pool);
+        let cut = &mut self.cut_lanes;
+        self.participants[slot].cut_short(&mut self.pool, self.cut_fade_coef, |lane| {
+            let room = cut.len() < cut.capacity();
+            if room {
+                cut.push(lane);
+            }
+            room
+        });
         Some(slot)
+    }
+
+    /// Frees the lanes of voices cut short once they are silent. Real-time safe.
+    fn free_cut_lanes(&mut self) {
+        let pool = &mut self.pool;
+        self.cut_lanes.retain(|&lane| {
+            let silent = pool.env(lane) <= 0.0;
+            if silent {
+                pool.free(lane);
+            }
+            !silent
+        });
     }
 
     /// The archetype whose role and register are least represented, ties broken by a hash
@@ -746,6 +777,9 @@ impl Engine {
     }
 
     fn control_tick(&mut self) {
+        if !self.cut_lanes.is_empty() {
+            self.free_cut_lanes();
+        }
         let tick = self.time / CONTROL_PERIOD;
         self.update_mood();
         let reverb_target = (self.communal_params[Param::ReverbMix.index()]

@@ -592,6 +592,31 @@ impl Participant {
         }
     }
 
+    /// Gives the slot up for a newcomer without a click: each sounding lane fades out with
+    /// `fade_coef` (a few milliseconds) and goes to `keep`, which frees it once faded; a lane
+    /// `keep` cannot take is freed at once. Real-time safe.
+    pub fn cut_short(
+        &mut self,
+        pool: &mut VoicePool,
+        fade_coef: f32,
+        mut keep: impl FnMut(LaneSlot) -> bool,
+    ) {
+        for l in 0..LANES {
+            if self.lanes[l].stage == Stage::Idle {
+                continue;
+            }
+            let slot = self.lanes[l].slot;
+            let (bank, i) = pool.lane(slot);
+            bank.params.env_target[i] = -ENV_FLOOR;
+            bank.params.env_coef[i] = bank.params.env_coef[i].max(fade_coef);
+            if !keep(slot) {
+                pool.free(slot);
+            }
+            self.lanes[l].stage = Stage::Idle;
+        }
+        self.active = false;
+    }
+
     /// Frees every lane at once (engine reset). Real-time safe.
     pub fn silence(&mut self, pool: &mut VoicePool) {
         for l in 0..LANES {

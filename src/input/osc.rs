@@ -36,7 +36,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,7 @@ use crate::control::{
 };
 use forward::{Forwarder, QueueFull};
 use gate::Gate;
-use socket::{Batch, DropTotal, OscSocket};
+use socket::{recv_batch, wait_readable, Batch, DropTotal, OscSocket};
 
 /// Where the server listens unless the performer asks otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:9000";
@@ -126,6 +126,10 @@ pub struct OscStats {
     pub over_budget: AtomicU64,
     /// Joins past their client address's participant quota.
     pub participant_quota: AtomicU64,
+    /// Datagrams dropped unread, and messages refused, from addresses that have not proved
+    /// themselves: over what all such addresses share (datagrams, bytes, messages,
+    /// participants, future-dated messages).
+    pub unproven: AtomicU64,
     /// Datagrams the kernel dropped because the socket's receive buffer was full (Linux;
     /// reported with the next datagram that arrives).
     pub kernel_drops: AtomicU64,
@@ -167,6 +171,8 @@ pub struct OscCounts {
     pub over_budget: u64,
     /// See [`OscStats::participant_quota`].
     pub participant_quota: u64,
+    /// See [`OscStats::unproven`].
+    pub unproven: u64,
     /// See [`OscStats::kernel_drops`].
     pub kernel_drops: u64,
     /// See [`OscStats::recv_buffer_bytes`].
@@ -195,6 +201,7 @@ impl OscStats {
             undelivered: r(&self.undelivered),
             over_budget: r(&self.over_budget),
             participant_quota: r(&self.participant_quota),
+            unproven: r(&self.unproven),
             kernel_drops: r(&self.kernel_drops),
             recv_buffer_bytes: r(&self.recv_buffer_bytes),
             unanswered: r(&self.unanswered),
@@ -214,6 +221,7 @@ impl OscStats {
             DropKind::Undelivered => &self.undelivered,
             DropKind::OverBudget => &self.over_budget,
             DropKind::ParticipantQuota => &self.participant_quota,
+            DropKind::Unproven => &self.unproven,
         }
     }
 }
@@ -223,6 +231,7 @@ impl OscCounts {
     /// datagrams dropped unread or undecodable, and messages.
     pub fn dropped(&self) -> u64 {
         self.over_budget
+            + self.unproven
             + self.malformed
             + self.unknown_address
             + self.bad_arguments
@@ -254,6 +263,7 @@ impl OscCounts {
                 DropKind::ScheduleShare => self.schedule_share,
                 DropKind::ParticipantQuota => self.participant_quota,
                 DropKind::Undelivered => self.undelivered,
+                DropKind::Unproven => self.unproven,
             };
             (kind, n)
         })
@@ -283,12 +293,15 @@ pub enum DropKind {
     ParticipantQuota,
     /// The client's queue to the engine was full (or the engine was gone).
     Undelivered,
+    /// From an address that has not proved itself, over what all such addresses share.
+    Unproven,
 }
 
 impl DropKind {
     /// Every kind, in the order counts are reported.
-    pub const ALL: [DropKind; 10] = [
+    pub const ALL: [DropKind; 11] = [
         DropKind::OverBudget,
+        DropKind::Unproven,
         DropKind::Malformed,
         DropKind::UnknownAddress,
         DropKind::BadArguments,
@@ -299,6 +312,25 @@ impl DropKind {
         DropKind::ParticipantQuota,
         DropKind::Undelivered,
     ];
+}
+
+impl DropKind {
+    /// Its counter's name in [`OscStats`] (and in the status reply, after `osc:`).
+    pub fn key(self) -> &'static str {
+        match self {
+            DropKind::OverBudget => "over_budget",
+            DropKind::Unproven => "unproven",
+            DropKind::Malformed => "malformed",
+            DropKind::UnknownAddress => "unknown_address",
+            DropKind::BadArguments => "bad_arguments",
+            DropKind::UnknownName => "unknown_name",
+            DropKind::TooFarAhead => "too_far_ahead",
+            DropKind::OverRate => "over_rate",
+            DropKind::ScheduleShare => "schedule_share",
+            DropKind::ParticipantQuota => "participant_quota",
+            DropKind::Undelivered => "undelivered",
+        }
+    }
 }
 
 impl fmt::Display for DropKind {
@@ -314,6 +346,7 @@ impl fmt::Display for DropKind {
             DropKind::ScheduleShare => "schedule share full",
             DropKind::ParticipantQuota => "client's participant quota reached",
             DropKind::Undelivered => "engine queue full",
+            DropKind::Unproven => "over the unproven addresses' shared budget",
         })
     }
 }
@@ -794,10 +827,19 @@ pub fn hello_message(cookie: i64) -> OscMessage {
 }
 
 /// The reply to `/tapestry/status`: `i:participants i:section i:bar i:lost i:dropped`, then
-/// for every mood dimension of the patch, in its order, `s:name f:communal_value`. `lost`
-/// counts the datagrams the kernel dropped (receive buffer full), `dropped` the messages the
-/// server dropped or refused.
-pub fn status_message(status: &Status, names: &Names, osc: &OscCounts) -> OscMessage {
+/// for every mood dimension of the patch, in its order, `s:name f:communal_value`, then
+/// counters as `s:key i:count`: the engine's refusals by reason (`refused:capacity`,
+/// `refused:unknown_participant`, …), the server's drops by kind (`osc:malformed`,
+/// `osc:unproven`, …, as in [`OscStats`]) and `extra` (e.g. `midi:sysex`, see
+/// [`OscServer::report_counters`]). `lost` counts the datagrams the kernel dropped (receive
+/// buffer full), `dropped` the messages the server dropped or refused. Only subscribers
+/// get it, so it may be larger than the query.
+pub fn status_message(
+    status: &Status,
+    names: &Names,
+    osc: &OscCounts,
+    extra: &[(String, u64)],
+) -> OscMessage {
     let int = |v: u64| OscType::Int(v.min(i32::MAX as u64) as i32);
     let mut args = vec![
         int(status.participants.load(Ordering::Relaxed) as u64),
@@ -809,6 +851,14 @@ pub fn status_message(status: &Status, names: &Names, osc: &OscCounts) -> OscMes
     for (i, name) in names.dims.iter().enumerate() {
         args.push(OscType::String(name.clone()));
         args.push(OscType::Float(status.mood(i)));
+    }
+    let refusals = status
+        .refusals()
+        .map(|(r, n)| (format!("refused:{}", r.key().replace(' ', "_")), n));
+    let drops = osc.by_kind().map(|(k, n)| (format!("osc:{}", k.key()), n));
+    for (key, n) in refusals.iter().chain(&drops).chain(extra) {
+        args.push(OscType::String(key.clone()));
+        args.push(int(*n));
     }
     OscMessage {
         addr: STATUS.to_string(),
@@ -894,6 +944,10 @@ impl DropLog {
     }
 }
 
+/// Counters added to the status reply, as `(key, count)` pairs (see
+/// [`OscServer::report_counters`]).
+pub type CounterReport = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+
 /// Options of an [`OscServer`].
 #[derive(Clone, Copy, Debug)]
 pub struct OscOptions {
@@ -916,6 +970,7 @@ impl Default for OscOptions {
 pub struct OscServer {
     local_addr: SocketAddr,
     stats: Arc<OscStats>,
+    extra: Arc<OnceLock<CounterReport>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -955,6 +1010,7 @@ impl OscServer {
             Instant::now(),
         );
         let decoder = OscDecoder::new(names, clock, stats.clone());
+        let extra = Arc::new(OnceLock::new());
         let thread = {
             let server = Server {
                 socket,
@@ -964,6 +1020,9 @@ impl OscServer {
                 forwarder: Forwarder::new(),
                 stats: stats.clone(),
                 drops: DropTotal::default(),
+                private: Vec::new(),
+                pruned: Instant::now(),
+                extra: extra.clone(),
                 log: DropLog::new(),
             };
             let stop = stop.clone();
@@ -974,6 +1033,7 @@ impl OscServer {
         Ok(OscServer {
             local_addr,
             stats,
+            extra,
             stop,
             thread: Some(thread),
         })
@@ -987,6 +1047,13 @@ impl OscServer {
     /// The server's counters.
     pub fn stats(&self) -> &Arc<OscStats> {
         &self.stats
+    }
+
+    /// Adds the counters `report` gives (called on the server's thread for each status
+    /// reply) to the status reply, after the server's own: how `play` reports MIDI's. Only
+    /// the first call counts; later ones are ignored.
+    pub fn report_counters(&self, report: CounterReport) {
+        let _ = self.extra.set(report);
     }
 
     /// Stops the thread (within [`READ_TIMEOUT`]) and waits for it.
@@ -1016,6 +1083,13 @@ fn clone_names(names: &Names) -> Names {
     }
 }
 
+/// A proven client's own socket (see [`socket`]), and its kernel drop counter.
+struct Private {
+    peer: SocketAddr,
+    socket: std::net::UdpSocket,
+    drops: DropTotal,
+}
+
 /// The server thread's state.
 struct Server {
     socket: OscSocket,
@@ -1026,7 +1100,16 @@ struct Server {
     stats: Arc<OscStats>,
     drops: DropTotal,
     log: DropLog,
+    /// Sockets of the proven clients (Linux), read before the server's socket.
+    private: Vec<Private>,
+    /// When sockets of clients no longer subscribed were last closed.
+    pruned: Instant,
+    /// More counters for the status reply (see [`OscServer::report_counters`]).
+    extra: Arc<OnceLock<CounterReport>>,
 }
+
+/// How often sockets of clients whose subscription ended are closed.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Server {
     fn run(mut self, stop: &AtomicBool) {
@@ -1041,31 +1124,24 @@ impl Server {
             if wanted != timeout && self.socket.udp().set_read_timeout(Some(wanted)).is_ok() {
                 timeout = wanted;
             }
-            // timeouts let the loop see `stop`; other errors (an ICMP "port unreachable" from
-            // an earlier reply, on some systems) concern one datagram, not the socket
-            match self.socket.recv_batch(&mut batch) {
-                Ok(()) => {
-                    for i in 0..batch.datagrams.len() {
-                        let datagram = &batch.datagrams[i];
-                        if let Some(counter) = datagram.kernel_drops {
-                            let total = self.drops.update(counter);
-                            self.stats.kernel_drops.store(total, Ordering::Relaxed);
-                        }
-                        let from = datagram.from;
-                        self.datagram(batch.data(i), from);
-                    }
-                }
-                Err(e) => {
-                    if !matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) {
-                        std::thread::sleep(Duration::from_millis(1)); // never spin on an error
-                    }
+            let mut sockets = vec![self.socket.udp()];
+            sockets.extend(self.private.iter().map(|p| &p.socket));
+            let ready = wait_readable(&sockets, wanted);
+            // proven clients first: a flood on the server's socket never delays them
+            for i in 0..self.private.len() {
+                if ready[i + 1] {
+                    self.read_private(i, &mut batch);
                 }
             }
+            if ready[0] {
+                self.read_shared(&mut batch);
+            }
             self.forward();
-            self.log.flush_if_due(Instant::now());
+            let now = Instant::now();
+            self.log.flush_if_due(now);
+            if now.saturating_duration_since(self.pruned) >= PRUNE_INTERVAL {
+                self.prune(now);
+            }
         }
         self.forward(); // what the ring still takes; the rest is counted, not lost silently
         let left = self.forwarder.clear() as u64;
@@ -1073,11 +1149,78 @@ impl Server {
         self.log.flush(Instant::now()); // what is still pending when the server stops
     }
 
+    /// Reads one batch from the server's socket and handles it.
+    fn read_shared(&mut self, batch: &mut Batch) {
+        // timeouts and would-block let the loop see `stop`; other errors (an ICMP "port
+        // unreachable" from an earlier reply, on some systems) concern one datagram
+        match recv_batch(self.socket.udp(), batch) {
+            Ok(()) => {
+                for i in 0..batch.datagrams.len() {
+                    if let Some(counter) = batch.datagrams[i].kernel_drops {
+                        count_kernel_drops(&mut self.drops, counter, &self.stats);
+                    }
+                    self.datagram(batch.data(i), batch.datagrams[i].from);
+                }
+            }
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    std::thread::sleep(Duration::from_millis(1)); // never spin on an error
+                }
+            }
+        }
+    }
+
+    /// Reads one batch from the `i`-th proven client's socket and handles it.
+    fn read_private(&mut self, i: usize, batch: &mut Batch) {
+        let private = &mut self.private[i];
+        if recv_batch(&private.socket, batch).is_err() {
+            return; // would block, or an ICMP error about an earlier reply
+        }
+        for d in &batch.datagrams {
+            if let Some(counter) = d.kernel_drops {
+                count_kernel_drops(&mut private.drops, counter, &self.stats);
+            }
+        }
+        let peer = private.peer;
+        for i in 0..batch.datagrams.len() {
+            self.datagram(batch.data(i), peer);
+        }
+    }
+
+    /// Gives `peer`, which just proved its address, a socket of its own.
+    fn open_private(&mut self, peer: SocketAddr) {
+        if self.private.iter().any(|p| p.peer == peer) {
+            return;
+        }
+        // where it cannot be opened, the client's datagrams keep coming on the shared socket
+        if let Ok(socket) = self.socket.private(peer) {
+            self.private.push(Private {
+                peer,
+                socket,
+                drops: DropTotal::default(),
+            });
+        }
+    }
+
+    /// Closes the sockets of clients no longer subscribed.
+    fn prune(&mut self, now: Instant) {
+        let gate = &mut self.gate;
+        self.private.retain(|p| gate.is_subscriber(p.peer, now));
+        self.pruned = now;
+    }
+
     /// Checks a datagram's source against its budgets before anything else: over them, it
     /// is counted and dropped unread (and unanswered).
     fn datagram(&mut self, packet: &[u8], from: SocketAddr) {
         let received = Instant::now();
-        match self.gate.admit_datagram(from, packet.len(), received) {
+        let handshake = is_handshake(packet);
+        match self
+            .gate
+            .admit_datagram(from, packet.len(), handshake, received)
+        {
             Ok(()) => self.packet(packet, from, received),
             Err(kind) => {
                 self.stats.packets.fetch_add(1, Ordering::Relaxed);
@@ -1127,6 +1270,7 @@ impl Server {
         if let Some(cookie) = outcome.subscribe {
             if self.gate.subscribe(from, cookie, received) {
                 accepted += 1;
+                self.open_private(from);
             } else {
                 let problem = Problem::new(
                     DropKind::BadArguments,
@@ -1212,18 +1356,50 @@ impl Server {
         if outcome.status_queries > 0 {
             // once per packet, however many queries it holds
             let counts = self.stats.snapshot();
-            let status = status_message(self.controller.status(), self.decoder.names(), &counts);
+            let extra = self.extra.get().map(|report| report()).unwrap_or_default();
+            let status = status_message(
+                self.controller.status(),
+                self.decoder.names(),
+                &counts,
+                &extra,
+            );
             if let Some(bytes) = encode(status) {
                 self.send(&bytes, from);
             }
         }
     }
 
+    /// Sends from the client's own socket if it has one (the same port), else from the
+    /// server's.
     fn send(&self, bytes: &[u8], to: SocketAddr) {
-        if self.socket.udp().send_to(bytes, to).is_err() {
+        let sent = match self.private.iter().find(|p| p.peer == to) {
+            Some(p) => p.socket.send(bytes),
+            None => self.socket.udp().send_to(bytes, to),
+        };
+        if sent.is_err() {
             self.stats.reply_errors.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Adds what a socket's kernel drop `counter` grew by to the server's count.
+fn count_kernel_drops(total: &mut DropTotal, counter: u32, stats: &OscStats) {
+    let before = total.total();
+    let after = total.update(counter);
+    stats
+        .kernel_drops
+        .fetch_add(after - before, Ordering::Relaxed);
+}
+
+/// Whether `packet` is exactly a hello or a subscribe as the handshake sends them (one
+/// message with one `h` argument), told by its bytes before it is decoded: such datagrams
+/// are judged by the handshake's budget (see [`gate`]).
+fn is_handshake(packet: &[u8]) -> bool {
+    const HELLO_HEAD: &[u8] = b"/tapestry/hello\0,h\0\0";
+    const SUBSCRIBE_HEAD: &[u8] = b"/tapestry/subscribe\0,h\0\0";
+    [HELLO_HEAD, SUBSCRIBE_HEAD]
+        .iter()
+        .any(|head| packet.len() == head.len() + 8 && packet.starts_with(head))
 }
 
 fn encode(message: OscMessage) -> Option<Vec<u8>> {
@@ -1239,6 +1415,9 @@ fn refusal_detail(kind: DropKind, at: u64, now_sample: u64) -> String {
         DropKind::OverRate => "over the client's message rate".into(),
         DropKind::OverBudget => "over the client's datagram or byte rate, dropped unread".into(),
         DropKind::ParticipantQuota => "the client holds as many participants as it may".into(),
+        DropKind::Unproven => {
+            "over the budget shared by addresses that have not said hello (see the docs)".into()
+        }
         _ => kind.to_string(),
     }
 }
@@ -1246,6 +1425,7 @@ fn refusal_detail(kind: DropKind, at: u64, now_sample: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::Refusal;
     use rosc::{OscBundle, OscTime};
     use std::time::SystemTime;
 
@@ -1693,7 +1873,9 @@ mod tests {
             too_far_ahead: 5,
             ..OscCounts::default()
         };
-        let m = status_message(&status, &names(), &osc);
+        status.refused_by_reason[Refusal::UnknownParticipant.index()].store(4, Ordering::Relaxed);
+        let extra = [("midi:sysex".to_string(), 9)];
+        let m = status_message(&status, &names(), &osc, &extra);
         assert_eq!(m.addr, STATUS);
         assert_eq!(
             m.args[..7],
@@ -1707,7 +1889,17 @@ mod tests {
                 OscType::Float(0.75)
             ]
         );
-        assert_eq!(m.args.len(), 5 + 2 * 3);
+        let counters = Refusal::ALL.len() + DropKind::ALL.len() + extra.len();
+        assert_eq!(m.args.len(), 5 + 2 * 3 + 2 * counters);
+        let count = |key: &str| {
+            let at = m.args.iter().position(|a| a == &s(key)).unwrap();
+            m.args[at + 1].clone()
+        };
+        assert_eq!(count("refused:unknown_participant"), OscType::Int(4));
+        assert_eq!(count("refused:capacity"), OscType::Int(0));
+        assert_eq!(count("osc:malformed"), OscType::Int(2));
+        assert_eq!(count("osc:too_far_ahead"), OscType::Int(5));
+        assert_eq!(count("midi:sysex"), OscType::Int(9));
         let problems = [
             Problem::new(DropKind::TooFarAhead, "x"),
             Problem::new(DropKind::Malformed, "x"),

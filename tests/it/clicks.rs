@@ -191,3 +191,64 @@ fn sudden_mood_jumps_are_smoothed_without_zipper_noise() {
         "jump ratio {change:.3} while the mood moved"
     );
 }
+
+/// The voice of participant 1 (a drone: low and smooth, so a step stands out) leaves at 4.0 s and a newcomer joins at 4.1 s, while
+/// it still fades; in a room of `capacity` 1 the newcomer takes its slot. Mono output.
+fn takeover(capacity: u32) -> Vec<f32> {
+    let text = PATCH.replace("seed = 5", &format!("seed = 5\ncapacity = {capacity}"));
+    let patch = patch_text(&text);
+    let drone = archetype(&patch, "drone");
+    let perf = Script::default()
+        .join(0.5, 1, Some(drone))
+        .at(
+            3.5,
+            tapestry::Command::NoteOn {
+                participant: 1,
+                pitch: 45,
+                velocity: 120,
+            },
+        )
+        .leave(4.0, 1)
+        .join(4.1, 2, Some(drone))
+        .performance(5.0);
+    mono(&render_blocks(&patch, &perf, 256, None))
+}
+
+#[test]
+fn a_fading_voice_cut_off_for_a_newcomer_does_not_click() {
+    // around the takeover, before the newcomer's first note (the next beat, 4.5 s)
+    let at = |secs: f64| (secs * SR as f64) as usize;
+    let full = takeover(1);
+    let free = takeover(2);
+    let span = at(4.1) - 480..at(4.4);
+    let cut = max_second_difference_ratio(&full[span.clone()], 256);
+    let faded = max_second_difference_ratio(&free[span.clone()], 256);
+    let step = |x: &[f32]| {
+        x.windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let (cut_step, faded_step) = (step(&full[span.clone()]), step(&free[span.clone()]));
+    let level = rms(&free[at(3.6)..at(4.0)]);
+    println!(
+        "takeover: second-difference ratio {cut:.4} (a free slot: {faded:.4}); largest \
+         sample step {cut_step:.5} ({faded_step:.5}); the voice's level before {level:.4}"
+    );
+    assert!(level > 1e-3, "the fading voice was audible ({level})");
+    assert!(
+        cut <= (faded * 3.0).max(0.05),
+        "the takeover clicks: {cut:.4} against {faded:.4} with a free slot"
+    );
+    assert!(
+        cut_step <= faded_step * 3.0,
+        "sample step {cut_step:.5} against {faded_step:.5}"
+    );
+    // and the old voice was cut (what is left is the reverb's tail), not left to fade
+    let after = rms(&full[at(4.1) + 960..at(4.4)]);
+    let fading = rms(&free[at(4.1) + 960..at(4.4)]);
+    println!("after the takeover: level {after:.5} (a free slot: {fading:.5})");
+    assert!(
+        after < fading * 0.8,
+        "the cut voice still sounds: {after:.5} against {fading:.5}"
+    );
+}

@@ -30,6 +30,7 @@ mod notices;
 mod osc;
 mod osc_flood;
 mod osc_hostile;
+mod osc_spoof;
 mod patches;
 mod realtime;
 mod record;

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::*;
 use rosc::{OscMessage, OscPacket, OscType};
-use tapestry::input::osc::{OscDecoder, OscOptions, OscServer, OscStats};
+use tapestry::input::osc::{DropKind, OscDecoder, OscOptions, OscServer, OscStats};
 use tapestry::input::SampleClock;
-use tapestry::{Controller, Engine};
+use tapestry::{Controller, Engine, Refusal};
 
 const BLOCK: usize = 256;
 
@@ -195,16 +195,23 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     let at = reply.iter().position(|a| a == &s("energy")).unwrap();
     assert!(matches!(reply[at + 1], Float(e) if e > 0.85), "{reply:?}");
     assert_eq!(reply[3], Int(0), "no datagram lost in the kernel");
-    assert_eq!(reply.len(), 5 + 2 * controller.names().dims.len());
+    // then the counters: refusals by reason and OSC drops by kind
+    let counters = Refusal::ALL.len() + DropKind::ALL.len();
+    assert_eq!(
+        reply.len(),
+        5 + 2 * controller.names().dims.len() + 2 * counters
+    );
 
     // a flood of garbage from 50 other sockets: 20 000 packets of four kinds, sent in bursts
     // (so the kernel's receive buffer never overflows and every one reaches the server),
-    // 400 from each socket (within an address's datagram burst, so every one is decoded)
+    // 400 from each socket (within an address's datagram burst) and paced to 7700 a second
+    // (within what all addresses that have not said hello share), so every one is decoded
     let floods: Vec<UdpSocket> = (0..50).map(|_| client(&server)).collect();
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
     let valid = encode("/tapestry/mood", vec![Int(0), s("energy"), Float(0.2)]);
     let mut sent = [0u64; 4]; // malformed, unknown address, bad arguments, unknown name
     let before = server.stats().snapshot();
+    let started = Instant::now();
     for i in 0..20_000u64 {
         let kind = (rng.next() % 4) as usize;
         let packet = match kind {
@@ -223,6 +230,8 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
         sent[kind] += 1;
         floods[i as usize % floods.len()].send(&packet).unwrap();
         if i % 200 == 199 {
+            let due = started + Duration::from_micros(130 * (i + 1));
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
             let target = before.packets + i + 1;
             audio.until("the server catches up", |_| {
                 server.stats().packets.load(Ordering::Relaxed) >= target
@@ -239,7 +248,8 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     assert_eq!(after.unknown_name - before.unknown_name, sent[3]);
     assert_eq!(after.accepted, before.accepted, "no garbage was accepted");
     assert_eq!(
-        after.over_budget, before.over_budget,
+        (after.over_budget, after.unproven),
+        (before.over_budget, before.unproven),
         "every one was decoded"
     );
 
@@ -262,6 +272,24 @@ fn joins_moods_and_notes_over_udp_take_effect_and_garbage_floods_are_counted() {
     assert!(audio.all_finite, "the engine produced NaN or inf");
     assert!(audio.energy > 1.0, "the engine went silent");
     assert_eq!(status.dropped_messages.load(Ordering::Relaxed), 0);
+
+    // the status reply is as truthful as the console: the engine's refusals by reason, the
+    // server's drops by kind, and the counters another input reports (as play does MIDI's)
+    server.report_counters(Box::new(|| vec![("midi:sysex".into(), 526)]));
+    osc.send(&encode("/tapestry/status", vec![])).unwrap();
+    let reply = replies(&osc, "/tapestry/status", 1).remove(0);
+    let count = |key: &str| {
+        let at = reply.iter().position(|a| a == &s(key));
+        at.map(|at| reply[at + 1].clone())
+    };
+    let c = server.stats().snapshot();
+    let unknown = status.refusals()[Refusal::UnknownParticipant.index()].1;
+    assert_eq!(unknown, 1);
+    assert_eq!(count("refused:unknown_participant"), Some(Int(1)));
+    assert_eq!(count("refused:capacity"), Some(Int(0)));
+    assert_eq!(count("osc:malformed"), Some(Int(c.malformed as i32)));
+    assert_eq!(count("osc:unknown_name"), Some(Int(c.unknown_name as i32)));
+    assert_eq!(count("midi:sysex"), Some(Int(526)));
     server.stop();
 }
 

@@ -24,7 +24,7 @@ const TRIES: usize = 3;
 const REPLY_WAIT: Duration = Duration::from_millis(300);
 
 /// A bundle of `messages`, due at once.
-fn bundle(messages: Vec<OscMessage>) -> Vec<u8> {
+pub fn bundle(messages: Vec<OscMessage>) -> Vec<u8> {
     let packet = OscPacket::Bundle(OscBundle {
         timetag: OscTime::from((0, 1)),
         content: messages.into_iter().map(OscPacket::Message).collect(),
@@ -32,7 +32,7 @@ fn bundle(messages: Vec<OscMessage>) -> Vec<u8> {
     rosc::encoder::encode(&packet).unwrap()
 }
 
-fn message(addr: &str, args: Vec<OscType>) -> OscMessage {
+pub fn message(addr: &str, args: Vec<OscType>) -> OscMessage {
     OscMessage {
         addr: addr.into(),
         args,
@@ -41,13 +41,13 @@ fn message(addr: &str, args: Vec<OscType>) -> OscMessage {
 
 /// The engine on a thread of its own, one 256-frame block per 5.3 ms of wall time, keeping
 /// the applied commands `keep` selects from its journal.
-struct Paced {
+pub struct Paced {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<Vec<Command>>,
 }
 
 impl Paced {
-    fn start(mut audio: Audio, keep: fn(&Command) -> bool) -> Paced {
+    pub fn start(mut audio: Audio, keep: fn(&Command) -> bool) -> Paced {
         let journal = audio.engine.enable_journal(1 << 16);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -71,7 +71,7 @@ impl Paced {
         Paced { stop, thread }
     }
 
-    fn finish(self) -> Vec<Command> {
+    pub fn finish(self) -> Vec<Command> {
         std::thread::sleep(Duration::from_millis(100)); // what is queued lands
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
@@ -80,7 +80,7 @@ impl Paced {
 
 /// Sends `packet` up to [`TRIES`] times until a reply at `address` comes back; the reply
 /// and the number of sends.
-fn request(socket: &UdpSocket, packet: &[u8], address: &str) -> (Option<Vec<OscType>>, usize) {
+pub fn request(socket: &UdpSocket, packet: &[u8], address: &str) -> (Option<Vec<OscType>>, usize) {
     let mut buf = vec![0u8; 65_536];
     for attempt in 1..=TRIES {
         socket.send(packet).unwrap();
@@ -100,7 +100,7 @@ fn request(socket: &UdpSocket, packet: &[u8], address: &str) -> (Option<Vec<OscT
 }
 
 /// The hello/subscribe handshake with retries; whether it succeeded.
-fn handshake(socket: &UdpSocket) -> bool {
+pub fn handshake(socket: &UdpSocket) -> bool {
     let hello = encode("/tapestry/hello", vec![Long(0x5EED)]);
     let Some(reply) = request(socket, &hello, "/tapestry/hello").0 else {
         return false;
@@ -126,9 +126,9 @@ fn flooder(server: &OscServer, packet: Vec<u8>, stop: Arc<AtomicBool>) -> JoinHa
     })
 }
 
-const LEGIT: u32 = 5;
+pub const LEGIT: u32 = 5;
 
-fn legit_mood(c: &Command) -> bool {
+pub fn legit_mood(c: &Command) -> bool {
     matches!(c, Command::Mood { target: MoodTarget::Participant(p), .. } if *p == LEGIT)
         || matches!(c, Command::Join { participant, .. } if *participant == LEGIT)
 }

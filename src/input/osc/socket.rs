@@ -8,6 +8,15 @@
 //! socket, needs no file parsing or polling, works the same for IPv4 and IPv6 and inside any
 //! network namespace, and arrives with the data at no extra system call. Its one limit:
 //! drops after the last datagram received are reported with the next one.
+//!
+//! **A socket per proven client (Linux).** A flood fills the server socket's receive buffer
+//! and the kernel then drops datagrams whoever sent them, a proven client's among them.
+//! So the server socket is bound with `SO_REUSEPORT`, and a client that proved its address
+//! gets a socket of its own bound to the same address and port and `connect`ed to it
+//! ([`OscSocket::private`]): Linux delivers a datagram to the socket whose bound and
+//! connected addresses match it best, so that client's datagrams wait in a buffer no one
+//! else can fill, and replies leave from the same port. Before binding, the port is probed
+//! without `SO_REUSEPORT`, so a port already in use is still refused.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -58,7 +67,7 @@ impl Batch {
 impl OscSocket {
     /// Binds `addr` and asks for a receive buffer of `recv_buffer_bytes`.
     pub(crate) fn bind(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<OscSocket> {
-        let socket = UdpSocket::bind(addr)?;
+        let socket = bind_shared(addr)?;
         let recv_buffer_bytes = set_recv_buffer(&socket, recv_buffer_bytes);
         // where the counter cannot be enabled, datagrams carry none and no drop is counted
         enable_drop_counter(&socket);
@@ -73,27 +82,110 @@ impl OscSocket {
         &self.socket
     }
 
-    /// Waits (up to the read timeout) for a datagram, then takes every datagram already
-    /// waiting, up to [`BATCH`], in one system call (`recvmmsg` on Linux; one datagram
-    /// elsewhere). Reading in batches is what lets one thread keep up with a flood: the
-    /// system call, not the datagram, is most of the cost of a datagram dropped unread.
-    pub(crate) fn recv_batch(&self, batch: &mut Batch) -> io::Result<()> {
-        batch.datagrams.clear();
+    /// A socket of `peer`'s own: bound to this socket's address and port and connected to
+    /// `peer`, non-blocking, reporting its kernel drops. Linux only (elsewhere
+    /// `Unsupported`: the peer's datagrams keep arriving on this socket).
+    pub(crate) fn private(&self, peer: SocketAddr) -> io::Result<UdpSocket> {
         #[cfg(target_os = "linux")]
         {
-            recv_many(&self.socket, batch)
+            let socket = bind_reuse_port(self.socket.local_addr()?)?;
+            socket.connect(peer)?;
+            socket.set_nonblocking(true)?;
+            enable_drop_counter(&socket);
+            Ok(socket)
         }
         #[cfg(not(target_os = "linux"))]
         {
-            let (len, from) = self.socket.recv_from(&mut batch.buffers[0])?;
-            batch.datagrams.push(Datagram {
-                len,
-                from,
-                kernel_drops: None,
-            });
-            Ok(())
+            let _ = peer;
+            Err(io::ErrorKind::Unsupported.into())
         }
     }
+}
+
+/// Takes every datagram waiting on `socket`, up to [`BATCH`], in one system call
+/// (`recvmmsg` on Linux; one datagram elsewhere), without waiting (the socket's read
+/// timeout applies elsewhere). Reading in batches is what lets one thread keep up with a
+/// flood: the system call, not the datagram, is most of the cost of a datagram dropped
+/// unread.
+pub(crate) fn recv_batch(socket: &UdpSocket, batch: &mut Batch) -> io::Result<()> {
+    batch.datagrams.clear();
+    #[cfg(target_os = "linux")]
+    {
+        recv_many(socket, batch)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let (len, from) = socket.recv_from(&mut batch.buffers[0])?;
+        batch.datagrams.push(Datagram {
+            len,
+            from,
+            kernel_drops: None,
+        });
+        Ok(())
+    }
+}
+
+/// Waits until one of `sockets` has a datagram, at most `timeout`; which ones do (all of
+/// them where waiting on several is not supported: the first is then read with its
+/// timeout).
+pub(crate) fn wait_readable(sockets: &[&UdpSocket], timeout: std::time::Duration) -> Vec<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds: Vec<PollFd> = sockets
+            .iter()
+            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
+        if poll(&mut fds, PollTimeout::from(ms)).is_err() {
+            return vec![false; sockets.len()];
+        }
+        fds.iter()
+            .map(|fd| fd.revents().is_some_and(|r| !r.is_empty()))
+            .collect()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = timeout;
+        vec![true; sockets.len()]
+    }
+}
+
+/// The server's socket: on Linux bound with `SO_REUSEPORT` (so proven clients' sockets can
+/// share its port) after a probe without it (so a port in use is refused as before).
+fn bind_shared(addr: SocketAddr) -> io::Result<UdpSocket> {
+    #[cfg(target_os = "linux")]
+    {
+        if addr.port() != 0 {
+            drop(UdpSocket::bind(addr)?); // in use by anyone: refused here
+        }
+        let socket = bind_reuse_port(addr)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        UdpSocket::bind(addr)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn bind_reuse_port(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt::ReusePort, AddressFamily, SockFlag, SockType,
+        SockaddrStorage,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, ReusePort, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(UdpSocket::from(fd))
 }
 
 #[cfg(target_os = "linux")]
@@ -113,12 +205,12 @@ fn recv_many(socket: &UdpSocket, batch: &mut Batch) -> io::Result<()> {
     // 0.31 does not restore them, so reused headers would lose the drop counter
     let mut headers: MultiHeaders<SockaddrStorage> =
         MultiHeaders::preallocate(BATCH, Some(nix::cmsg_space!(u32)));
-    // blocks (up to SO_RCVTIMEO) for the first datagram only
+    // never waits: the caller polls first
     let results = recvmmsg(
         socket.as_raw_fd(),
         &mut headers,
         slices.iter_mut(),
-        MsgFlags::MSG_WAITFORONE,
+        MsgFlags::MSG_DONTWAIT,
         None,
     )
     .map_err(io::Error::from)?;
@@ -170,13 +262,18 @@ fn enable_drop_counter(_: &UdpSocket) -> bool {
 }
 
 /// Turns the kernel's wrapping 32-bit drop counter into a running 64-bit total.
-#[derive(Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct DropTotal {
     last: Option<u32>,
     total: u64,
 }
 
 impl DropTotal {
+    /// The total so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Takes the counter a datagram carried; returns the total so far.
     pub(crate) fn update(&mut self, counter: u32) -> u64 {
         let grown = match self.last {
