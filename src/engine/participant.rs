@@ -271,6 +271,23 @@ const LEAD_DESIGN: TimbreDesign = TimbreDesign {
     ..BASE
 };
 
+/// The design a participant plays with: its timbre's, or for a designed instrument the
+/// timbre's way of playing (gate lengths) with none of its sound (no vibrato, no filter
+/// envelope, unity gain: the instrument's graph is the sound).
+fn design_of(cfg: &ArchetypeConfig) -> TimbreDesign {
+    let d = design(cfg.timbre);
+    match cfg.instrument {
+        None => d,
+        Some(_) => TimbreDesign {
+            vib_depth: 0.0,
+            fenv_oct: 0.0,
+            fm_index: 0.0,
+            gain: 1.0,
+            ..d
+        },
+    }
+}
+
 fn design(timbre: Timbre) -> TimbreDesign {
     match timbre {
         Timbre::Pad => PAD_DESIGN,
@@ -415,6 +432,8 @@ pub struct Participant {
     pub mood: MoodState,
     /// Voice parameters from the voice's mood.
     pub params: [f32; Param::COUNT],
+    /// This participant's slot in the engine (designed instruments' voices name it).
+    pub index: u16,
     cfg: ArchetypeConfig,
     design: TimbreDesign,
     rng: Rng,
@@ -451,8 +470,9 @@ impl Participant {
             archetype: 0,
             mood,
             params: [0.0; Param::COUNT],
+            index: 0,
             cfg,
-            design: design(cfg.timbre),
+            design: design_of(&cfg),
             rng: Rng::new(0),
             motif: Motif::generate(0, &cfg.motif),
             motif_seed: 0,
@@ -495,8 +515,9 @@ impl Participant {
             archetype,
             mood,
             params,
+            index: self.index,
             cfg,
-            design: design(cfg.timbre),
+            design: design_of(&cfg),
             motif: Motif::generate(motif_seed, &cfg.motif),
             motif_seed,
             home_pan: {
@@ -534,6 +555,7 @@ impl Participant {
             }
             // fade no faster than the leave fade, and no slower than a release already under way
             let releasing = self.lanes[l].stage == Stage::Release;
+            pool.release_note(self.lanes[l].slot);
             let (bank, i) = pool.lane(self.lanes[l].slot);
             bank.params.env_target[i] = -ENV_FLOOR;
             let current = bank.params.env_coef[i];
@@ -1028,7 +1050,7 @@ impl Participant {
     ) {
         // a stolen lane keeps its slot (and its continuous phase and envelope: no click)
         let slot = if self.lanes[l].stage == Stage::Idle {
-            match pool.allocate(self.cfg.timbre as u8) {
+            match pool.allocate(self.cfg.voice_kind()) {
                 Some(s) => s,
                 None => return,
             }
@@ -1073,6 +1095,7 @@ impl Participant {
         bp.bp2[l] = d.bp2;
         bp.env_target[l] = 1.3;
         bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
+        pool.start_note(slot, note, velocity, self.index);
         self.update_lane(l_outer, ctx, pool);
     }
 
@@ -1085,6 +1108,7 @@ impl Participant {
 
     fn release_lane(&mut self, l: usize, sample_rate: f32, pool: &mut VoicePool) {
         self.lanes[l].stage = Stage::Release;
+        pool.release_note(self.lanes[l].slot);
         let (bank, i) = pool.lane(self.lanes[l].slot);
         bank.params.env_target[i] = -ENV_FLOOR;
         bank.params.env_coef[i] = coef(self.cfg.release_secs.max(0.005) / 4.0, sample_rate);
@@ -1173,6 +1197,12 @@ impl Participant {
         self.lanes.iter().any(|l| l.stage != Stage::Idle)
     }
 
+    /// Its expressive controls as they sound now: bend (semitones), vibrato and brightness.
+    pub fn expression(&self) -> (f32, f32, f32) {
+        let e = &self.expressive;
+        (e.bend, e.vibrato, e.bright)
+    }
+
     /// The archetype configuration.
     pub fn config(&self) -> &ArchetypeConfig {
         &self.cfg
@@ -1205,6 +1235,8 @@ pub fn render_chunk(
         k if k == Timbre::Bass as u8 => bank.render_add::<BASS>(wide, l, r),
         k if k == Timbre::Wind as u8 => bank.render_add::<WIND>(wide, l, r),
         k if k == Timbre::Lead as u8 => bank.render_add::<LEAD>(wide, l, r),
+        // designed instruments: their rack renders these lanes
+        k if k >= Timbre::COUNT as u8 => {}
         _ => bank.render_add::<ALL>(wide, l, r),
     }
 }

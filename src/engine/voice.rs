@@ -348,7 +348,39 @@ pub struct VoicePool {
     kind: Vec<u8>,
     used: Vec<u8>,
     wide: bool,
+    /// The note each lane plays, for designed instruments (see [`NoteInfo`]).
+    notes: Vec<NoteInfo>,
+    onsets: u32,
 }
+
+/// Marks a lane that no designed-instrument voice plays.
+pub const NO_VOICE: u16 = u16::MAX;
+
+/// The note a lane plays, as a designed instrument's bindings read it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoteInfo {
+    /// MIDI pitch.
+    pub note: f32,
+    /// Velocity 0..1.
+    pub velocity: f32,
+    /// Held (not yet released).
+    pub gate: bool,
+    /// Counts note starts pool-wide: a lane that takes a new note gets a new onset.
+    pub onset: u32,
+    /// The participant slot playing it.
+    pub participant: u16,
+    /// The designed voice sounding it, or [`NO_VOICE`].
+    pub voice: u16,
+}
+
+const SILENT_NOTE: NoteInfo = NoteInfo {
+    note: 60.0,
+    velocity: 0.0,
+    gate: false,
+    onset: 0,
+    participant: 0,
+    voice: NO_VOICE,
+};
 
 /// Marks a chunk that serves no timbre.
 pub const NO_KIND: u8 = u8::MAX;
@@ -364,6 +396,8 @@ impl VoicePool {
             kind: vec![NO_KIND; chunks],
             used: vec![0; chunks],
             wide: has_avx2(),
+            notes: vec![SILENT_NOTE; chunks * LANES],
+            onsets: 0,
         }
     }
 
@@ -390,6 +424,7 @@ impl VoicePool {
         let lane = (!self.used[c]).trailing_zeros() as usize;
         self.used[c] |= 1 << lane;
         self.banks[c].clear_lane(lane);
+        self.notes[c * LANES + lane] = SILENT_NOTE;
         Some((c * LANES + lane) as LaneSlot)
     }
 
@@ -421,6 +456,52 @@ impl VoicePool {
         self.banks[slot as usize / LANES].state.env[slot as usize % LANES]
     }
 
+    /// A lane starts a note (a new onset for designed instruments). Real-time safe.
+    pub fn start_note(&mut self, slot: LaneSlot, note: f32, velocity: f32, participant: u16) {
+        self.onsets = self.onsets.wrapping_add(1);
+        if let Some(n) = self.notes.get_mut(slot as usize) {
+            (n.note, n.velocity, n.gate) = (note, velocity, true);
+            (n.onset, n.participant) = (self.onsets, participant);
+        }
+    }
+
+    /// A lane's note is released. Real-time safe.
+    pub fn release_note(&mut self, slot: LaneSlot) {
+        if let Some(n) = self.notes.get_mut(slot as usize) {
+            n.gate = false;
+        }
+    }
+
+    /// The note a lane plays.
+    #[inline]
+    pub fn note(&self, slot: LaneSlot) -> &NoteInfo {
+        &self.notes[slot as usize]
+    }
+
+    /// Records which designed voice sounds a lane.
+    #[inline]
+    pub fn set_note_voice(&mut self, slot: LaneSlot, voice: u16) {
+        self.notes[slot as usize].voice = voice;
+    }
+
+    /// Whether a lane is in use in a chunk of this kind.
+    #[inline]
+    pub fn is_used(&self, slot: LaneSlot, kind: u8) -> bool {
+        let (c, lane) = (slot as usize / LANES, slot as usize % LANES);
+        c < self.banks.len() && self.kind[c] == kind && self.used[c] & (1 << lane) != 0
+    }
+
+    /// Number of 8-lane chunks.
+    pub fn chunk_count(&self) -> usize {
+        self.banks.len()
+    }
+
+    /// The kind a chunk serves ([`NO_KIND`] when free).
+    #[inline]
+    pub fn chunk_kind(&self, chunk: usize) -> u8 {
+        self.kind[chunk]
+    }
+
     /// Chunks being computed.
     pub fn chunks_in_use(&self) -> usize {
         self.used.iter().filter(|u| **u != 0).count()
@@ -438,6 +519,8 @@ impl VoicePool {
             self.used[c] = 0;
             self.kind[c] = NO_KIND;
         }
+        self.notes.fill(SILENT_NOTE);
+        self.onsets = 0;
     }
 
     /// Renders every chunk in use, adding into the outputs. `kernel` maps a chunk's kind to

@@ -135,6 +135,7 @@ fn archetype(a: &ArchetypeFile, key: &str, r: &mut Reporter) -> ArchetypeConfig 
             MAX_RESUME_BARS as f64,
             DEFAULT_RESUME_BARS,
         ),
+        instrument: None,
         hold_bars: opt_in_range(
             r,
             &a.hold_bars,

@@ -283,6 +283,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             core: mood.core,
             mappings,
             archetypes,
+            instruments: Vec::new(),
             master,
             individuality: piece.individuality,
             room_weight: room.weight,
