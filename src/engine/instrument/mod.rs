@@ -16,7 +16,7 @@ mod nodes;
 pub mod rack;
 
 pub use bind::{BindCurve, Binding, Source, VoiceInputs};
-pub use rack::Rack;
+pub use rack::{Rack, Solo};
 
 /// Most nodes in one instrument.
 pub const MAX_NODES: usize = 32;

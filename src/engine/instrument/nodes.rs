@@ -43,11 +43,7 @@ pub fn build(def: &InstrumentDef, sample_rate: f32, hash: u64) -> VoiceGraph {
         .collect();
     // gate and onset are inputs 0 and 1, shared; then one input per parameter channel, and
     // one per source's `level`
-    let sources = def
-        .nodes
-        .iter()
-        .filter(|n| has_level(n.kind))
-        .count();
+    let sources = def.nodes.iter().filter(|n| has_level(n.kind)).count();
     let params = units
         .iter()
         .flat_map(|(_, c)| c)
@@ -81,7 +77,15 @@ pub fn build(def: &InstrumentDef, sample_rate: f32, hash: u64) -> VoiceGraph {
             let param = u8::from(!matches!(node.kind, NodeKind::Noise(_)));
             let g = net.push(Box::new(An(Amount)));
             net.connect(id, 0, g, 0);
-            connect(&mut net, g, 1, Channel::Plain { node: n as u16, param });
+            connect(
+                &mut net,
+                g,
+                1,
+                Channel::Plain {
+                    node: n as u16,
+                    param,
+                },
+            );
             g
         } else {
             id
@@ -159,7 +163,10 @@ fn noise_unit(colour: super::NoiseColour) -> Box<dyn AudioUnit> {
 fn filter(unit: Box<dyn AudioUnit>, n: u16) -> (Box<dyn AudioUnit>, Vec<Channel>) {
     (
         unit,
-        vec![Channel::Cutoff { node: n }, Channel::Plain { node: n, param: 1 }],
+        vec![
+            Channel::Cutoff { node: n },
+            Channel::Plain { node: n, param: 1 },
+        ],
     )
 }
 
@@ -408,6 +415,9 @@ impl AudioNode for Product {
 
     #[inline]
     fn tick(&mut self, input: &Frame<f32, U8>) -> Frame<f32, U1> {
-        [input[..Ord::min(self.count, MAX_NODE_INPUTS)].iter().product()].into()
+        [input[..Ord::min(self.count, MAX_NODE_INPUTS)]
+            .iter()
+            .product()]
+        .into()
     }
 }

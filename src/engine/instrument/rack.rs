@@ -151,7 +151,10 @@ impl Rack {
             r.assign_lanes(pool);
             for v in r.voices.iter_mut().filter(|v| v.slot != NO_SLOT) {
                 let note = *pool.note(v.slot);
-                let p = who.get(note.participant as usize).copied().unwrap_or_default();
+                let p = who
+                    .get(note.participant as usize)
+                    .copied()
+                    .unwrap_or_default();
                 let inputs = VoiceInputs {
                     pitch: note.note,
                     velocity: note.velocity,
@@ -168,7 +171,9 @@ impl Rack {
                 };
                 let (bank, lane) = pool.lane(v.slot);
                 let note_hz = bank.params.dt[lane] * sr;
-                v.evaluate(&r.def, &r.offsets, &inputs, note_hz, note.onset, sr, tick_secs);
+                v.evaluate(
+                    &r.def, &r.offsets, &inputs, note_hz, note.onset, sr, tick_secs,
+                );
             }
         }
     }
@@ -188,21 +193,7 @@ impl Rack {
         for r in &mut self.instruments {
             let level = r.def.level;
             for v in r.voices.iter_mut().filter(|v| v.slot != NO_SLOT) {
-                for (c, ch) in v.graph.channels.iter().enumerate() {
-                    let out = &mut r.input.channel_f32_mut(c)[..n];
-                    let (from, to) = (v.prev[c], v.cur[c]);
-                    if from == to || matches!(ch, Channel::Gate | Channel::Onset) {
-                        out.fill(to);
-                    } else {
-                        for (k, x) in out.iter_mut().enumerate() {
-                            let t = (first + k + 1) as f32 / CONTROL_PERIOD as f32;
-                            *x = from + (to - from) * t;
-                        }
-                    }
-                }
-                v.graph
-                    .net
-                    .process(n, &r.input.buffer_ref(), &mut r.output.buffer_mut());
+                v.process(&mut r.input, &mut r.output, first, n);
                 let y = &r.output.channel_f32(0)[..n];
                 let (bank, i) = pool.lane(v.slot);
                 let (p, st) = (&bank.params, &mut bank.state);
@@ -263,6 +254,26 @@ impl Runtime {
 }
 
 impl Voice {
+    /// Ramps the channels over `n` samples from position `first` in the control period and
+    /// runs the graph into `output`.
+    fn process(&mut self, input: &mut BufferVec, output: &mut BufferVec, first: usize, n: usize) {
+        for (c, ch) in self.graph.channels.iter().enumerate() {
+            let out = &mut input.channel_f32_mut(c)[..n];
+            let (from, to) = (self.prev[c], self.cur[c]);
+            if from == to || matches!(ch, Channel::Gate | Channel::Onset) {
+                out.fill(to);
+            } else {
+                for (k, x) in out.iter_mut().enumerate() {
+                    let t = (first + k + 1) as f32 / CONTROL_PERIOD as f32;
+                    *x = from + (to - from) * t;
+                }
+            }
+        }
+        self.graph
+            .net
+            .process(n, &input.buffer_ref(), &mut output.buffer_mut());
+    }
+
     /// Computes every parameter and channel for this tick.
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
@@ -320,5 +331,77 @@ impl Voice {
             self.cur[c] = value;
         }
         self.age_ticks = self.age_ticks.saturating_add(1);
+    }
+}
+
+/// One voice of an instrument on its own, outside the engine: for measuring what each node
+/// kind sounds like (tests) and what a voice costs (benchmarks). The graph, bindings and
+/// control-rate ramps are the engine's; there is no lane envelope, level or pan. `new`
+/// allocates; `render` does not.
+pub struct Solo {
+    def: InstrumentDef,
+    offsets: Vec<usize>,
+    voice: Voice,
+    input: BufferVec,
+    output: BufferVec,
+    sample_rate: f32,
+    time: u64,
+    onset: u32,
+}
+
+impl Solo {
+    /// A voice of `def` at a sample rate.
+    pub fn new(def: &InstrumentDef, sample_rate: f32, seed: u64) -> Self {
+        let rack = Rack::new(std::slice::from_ref(def), sample_rate, seed, 0);
+        let mut runtime = rack.instruments.into_iter().next().expect("one instrument");
+        let mut voice = runtime.voices.swap_remove(0);
+        voice.values.fill(f32::NAN);
+        Self {
+            def: def.clone(),
+            offsets: runtime.offsets,
+            voice,
+            input: runtime.input,
+            output: runtime.output,
+            sample_rate,
+            time: 0,
+            onset: 1,
+        }
+    }
+
+    /// Starts a new note (its envelopes restart).
+    pub fn retrigger(&mut self) {
+        self.onset += 1;
+    }
+
+    /// Renders `out.len()` samples of a note at `note_hz` (MIDI pitch `inputs.pitch` for
+    /// bindings), the inputs held for the whole call, control ticks every
+    /// [`CONTROL_PERIOD`] samples as in the engine.
+    pub fn render(&mut self, note_hz: f32, inputs: &VoiceInputs, out: &mut [f32]) {
+        let tick_secs = CONTROL_PERIOD as f32 / self.sample_rate;
+        let mut pos = 0;
+        while pos < out.len() {
+            let first = (self.time % CONTROL_PERIOD) as usize;
+            if first == 0 {
+                let inputs = VoiceInputs {
+                    age_secs: self.voice.age_ticks as f32 * tick_secs,
+                    ..*inputs
+                };
+                self.voice.evaluate(
+                    &self.def,
+                    &self.offsets,
+                    &inputs,
+                    note_hz,
+                    self.onset,
+                    self.sample_rate,
+                    tick_secs,
+                );
+            }
+            let n = (CONTROL_PERIOD as usize - first).min(out.len() - pos);
+            self.voice
+                .process(&mut self.input, &mut self.output, first, n);
+            out[pos..pos + n].copy_from_slice(&self.output.channel_f32(0)[..n]);
+            pos += n;
+            self.time += n as u64;
+        }
     }
 }
