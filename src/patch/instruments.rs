@@ -494,7 +494,9 @@ fn binding(t: &toml::Table, spec: &ParamSpec, dims: &[String]) -> Result<Binding
             _ => Err(format!("expected {name} from {lo} to {hi}")),
         },
     };
-    let smoothing_secs = opt("smoothing_secs", 0.0, MAX_SMOOTHING_SECS, 0.02)?;
+    // an LFO is smooth already; anything else gets a short smoothing against steps
+    let default_smoothing = if source == Source::Lfo { 0.0 } else { 0.02 };
+    let smoothing_secs = opt("smoothing_secs", 0.0, MAX_SMOOTHING_SECS, default_smoothing)?;
     let span = match source {
         Source::Age => opt("over_secs", 0.01, 60.0, 1.0)?,
         Source::Lfo => opt("rate_hz", 0.01, 40.0, 1.0)?,

@@ -63,7 +63,7 @@ pub enum NodeKind {
     Lowpass,
     /// Resonant state-variable high-pass.
     Highpass,
-    /// Resonant state-variable band-pass.
+    /// Resonant state-variable band-pass, unity gain at its centre.
     Bandpass,
     /// Moog ladder low-pass.
     Moog,
@@ -116,6 +116,7 @@ const Q: ParamSpec = spec("q", 0.707, 0.1, 30.0);
 const KEY_TRACK: ParamSpec = spec("key_track", 0.0, 0.0, 1.0);
 const GAIN_DB: ParamSpec = spec("gain_db", 0.0, -24.0, 24.0);
 const FILTER: [ParamSpec; 3] = [CUTOFF, Q, KEY_TRACK];
+const LADDER: [ParamSpec; 3] = [CUTOFF, spec("resonance", 0.1, 0.0, 0.95), KEY_TRACK];
 const EQ: [ParamSpec; 4] = [CUTOFF, Q, KEY_TRACK, GAIN_DB];
 const OSC: [ParamSpec; 2] = [RATIO, LEVEL];
 const PULSE: [ParamSpec; 3] = [RATIO, LEVEL, spec("width", 0.5, 0.02, 0.98)];
@@ -185,7 +186,8 @@ impl NodeKind {
             Pulse => &PULSE,
             Noise(_) => &NOISE,
             Fm => &FM,
-            Lowpass | Highpass | Bandpass | Moog | Resonator => &FILTER,
+            Lowpass | Highpass | Bandpass | Resonator => &FILTER,
+            Moog => &LADDER,
             Bell | Lowshelf | Highshelf => &EQ,
             Adsr => &ADSR,
             Shape => &DRIVE,

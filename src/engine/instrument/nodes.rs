@@ -18,6 +18,8 @@ pub enum Channel {
     Plain { node: u16, param: u8 },
     /// A gain in dB as an amplitude.
     DbToAmp { node: u16, param: u8 },
+    /// 1 / a parameter (a band-pass's Q, to make its centre unity gain).
+    Reciprocal { node: u16, param: u8 },
     /// 1 while the note is held, else 0.
     Gate,
     /// The note's onset count (an `adsr` restarts when it changes).
@@ -49,7 +51,12 @@ pub fn build(def: &InstrumentDef, sample_rate: f32, hash: u64) -> VoiceGraph {
         .flat_map(|(_, c)| c)
         .filter(|c| !matches!(c, Channel::Gate | Channel::Onset))
         .count();
-    let inputs = 2 + params + sources;
+    let bandpasses = def
+        .nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::Bandpass)
+        .count();
+    let inputs = 2 + params + sources + bandpasses;
     let mut net = Net::new(inputs, 1);
     let mut channels = vec![Channel::Gate, Channel::Onset];
     let mut connect = |net: &mut Net, target: NodeId, port: usize, ch: Channel| {
@@ -72,6 +79,23 @@ pub fn build(def: &InstrumentDef, sample_rate: f32, hash: u64) -> VoiceGraph {
         for (k, ch) in params.into_iter().enumerate() {
             connect(&mut net, id, node.inputs.len() + k, ch);
         }
+        // a band-pass peaks at its Q: a gain of 1/Q after it makes its centre unity
+        let id = if node.kind == NodeKind::Bandpass {
+            let g = net.push(Box::new(An(Amount)));
+            net.connect(id, 0, g, 0);
+            connect(
+                &mut net,
+                g,
+                1,
+                Channel::Reciprocal {
+                    node: n as u16,
+                    param: 1,
+                },
+            );
+            g
+        } else {
+            id
+        };
         // a source's level is a gain stage after it
         let id = if has_level(node.kind) {
             let param = u8::from(!matches!(node.kind, NodeKind::Noise(_)));
@@ -181,12 +205,15 @@ fn eq(unit: Box<dyn AudioUnit>, n: u16) -> (Box<dyn AudioUnit>, Vec<Channel>) {
     )
 }
 
-/// Linear attack, decay to sustain, release, driven by a gate; a change of the onset input
+/// Linear attack (0 to 1 in `attack`), decay (1 to sustain in `decay`), release (from
+/// wherever it starts to 0 in `release`), driven by a gate; a change of the onset input
 /// restarts the attack from the current level (a stolen voice does not click).
 /// Inputs: gate, onset, attack, decay (seconds), sustain (0..1), release (seconds).
 #[derive(Clone, Default)]
 pub struct Adsr {
     level: f32,
+    /// Fall per second in the release.
+    release_rate: f32,
     stage: u8,
     onset: f32,
     sample_rate: f32,
@@ -221,8 +248,9 @@ impl AudioNode for Adsr {
             self.stage = ATTACK;
         }
         self.onset = onset;
-        if !gate && self.stage != IDLE {
+        if !gate && self.stage != IDLE && self.stage != RELEASE {
             self.stage = RELEASE;
+            self.release_rate = self.level / input[5].max(1e-3);
         }
         match self.stage {
             ATTACK => {
@@ -237,7 +265,7 @@ impl AudioNode for Adsr {
                 self.level = (self.level - step).max(sustain);
             }
             RELEASE => {
-                self.level -= dt / input[5].max(1e-3);
+                self.level -= dt * self.release_rate;
                 if self.level <= 0.0 {
                     self.level = 0.0;
                     self.stage = IDLE;

@@ -323,6 +323,7 @@ impl Voice {
                     (param(node, 0) * follow).clamp(20.0, nyquist_safe)
                 }
                 Channel::Plain { node, param: k } => param(node, k as usize),
+                Channel::Reciprocal { node, param: k } => 1.0 / param(node, k as usize).max(1e-3),
                 Channel::DbToAmp { node, param: k } => {
                     (param(node, k as usize) * 0.05 * std::f32::consts::LN_10).exp()
                 }
