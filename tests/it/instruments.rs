@@ -385,3 +385,154 @@ fn an_lfo_binding_moves_its_parameter_at_its_rate() {
         }
     }
 }
+
+/// One held-chord participant on a saw → low-pass instrument whose cutoff the communal
+/// brightness opens (exp curve, 0.2 s smoothing); brightness jumps from 0 to 1 at 4 s.
+fn brightness_sweep() -> (Vec<f32>, Vec<f32>) {
+    let nodes = node("saw", "saw", "level = 0.3")
+        + &node(
+            "f",
+            "lowpass",
+            "input = \"saw\"\ncutoff_hz = { from = \"communal.brightness\", range = [300, 6000], curve = \"exp\", smoothing_secs = 0.2 }",
+        );
+    let patch = patch_text(&patch_with(&nodes, "harmony"));
+    let brightness = dim(&patch, "brightness");
+    let perf = |to: f32| {
+        Script::default()
+            .join(0.0, 1, Some(0))
+            .communal(4.0, brightness, to)
+            .performance(8.0)
+    };
+    (
+        render_blocks(&patch, &perf(1.0), 256, None),
+        render_blocks(&patch, &perf(0.0), 256, None),
+    )
+}
+
+#[test]
+fn a_mood_binding_opens_the_filter_audibly_smoothly_and_without_clicks() {
+    let (moved, still) = brightness_sweep();
+    let (moved, still) = (mono(&moved), mono(&still));
+    let secs = |a: f32, b: f32| (a * SR as f32) as usize..(b * SR as f32) as usize;
+    let before = spectral_centroid_hz(&moved[secs(2.5, 4.0)], SR as f32);
+    let after = spectral_centroid_hz(&moved[secs(6.0, 8.0)], SR as f32);
+    assert!(
+        after > 1.8 * before,
+        "brightness opens the filter: {before} → {after} Hz"
+    );
+    // smoothed: a quarter second in it is on its way, not there
+    let early = spectral_centroid_hz(&moved[secs(4.0, 4.2)], SR as f32);
+    assert!(
+        early > before * 1.1 && early < after * 0.9,
+        "gradual: {before}, {early}, {after} Hz"
+    );
+    // no clicks: the sweep's sharpest sample-to-sample step stays within what the open,
+    // steady sound has anyway (a bright saw's edges), and nothing is non-finite
+    let sweep = max_jump_ratio(&moved[secs(3.9, 5.5)], 256);
+    let steady = max_jump_ratio(&moved[secs(6.0, 8.0)], 256);
+    assert!(
+        sweep <= steady * 1.2,
+        "sweep {sweep} vs steady open sound {steady}"
+    );
+    assert!(all_finite(&moved));
+    // before the change both renders are the same sound
+    assert_eq!(moved[secs(0.0, 4.0)], still[secs(0.0, 4.0)]);
+}
+
+fn instruments_performance(secs: f64) -> (tapestry::Patch, tapestry::Performance) {
+    let patch = crate::common::patch("instruments.toml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("patches/instruments.performance.toml");
+    let mut perf = tapestry::Performance::load(&path, &patch, SR).unwrap();
+    perf.duration_frames = (secs * SR as f64) as u64;
+    (patch, perf)
+}
+
+#[test]
+fn designed_instruments_render_bit_identically_whatever_the_block_size() {
+    let (patch, perf) = instruments_performance(30.0);
+    let reference = render_blocks(&patch, &perf, 64, None);
+    assert!(rms(&reference) > 0.01, "it sounds");
+    for block in [1usize, 333, 4096] {
+        let out = render_blocks(&patch, &perf, block, None);
+        assert!(out == reference, "block size {block} changed the output");
+    }
+    assert!(
+        render_blocks(&patch, &perf, 64, None) == reference,
+        "same seed, same bits"
+    );
+    let other = render_blocks(&patch, &perf, 64, Some(99));
+    assert!(other != reference, "another seed, another render");
+}
+
+#[test]
+fn process_never_allocates_with_designed_instruments_sounding() {
+    use assert_no_alloc::{assert_no_alloc, reset_violation_count, violation_count};
+    use tapestry::control::{Command, Expression, MoodTarget};
+    let (patch, _) = instruments_performance(1.0);
+    let (mut engine, controller) = tapestry::Engine::new(patch.config(SR, None), patch.names());
+    let archetypes = patch.archetypes.len() as u16;
+    let mut block = vec![0.0f32; 2 * 256];
+    reset_violation_count();
+    let mut most_voices = 0;
+    for round in 0..40u32 {
+        for id in 1..=24u32 {
+            let pitch = 50 + (id * 5 + round) as u8 % 30;
+            let commands = [
+                Command::Join {
+                    participant: id,
+                    archetype: Some(id as u16 % archetypes),
+                },
+                Command::NoteOn {
+                    participant: id,
+                    pitch,
+                    velocity: 90,
+                },
+                Command::Expression {
+                    participant: id,
+                    kind: Expression::Brightness,
+                    value: (round % 3) as f32 / 2.0,
+                },
+                Command::Mood {
+                    target: MoodTarget::Communal,
+                    dim: (round % 4) as u8,
+                    value: (round % 2) as f32,
+                    ramp_secs: 0.5,
+                },
+                // the previous round's note ends as this one starts
+                Command::NoteOff {
+                    participant: id,
+                    pitch: 50 + (id * 5 + round.max(1) - 1) as u8 % 30,
+                },
+            ];
+            for c in commands {
+                if let Err(e) = controller.command(c) {
+                    panic!("{c:?}: {e:?}");
+                }
+            }
+            if round % 10 == 9 {
+                let _ = controller.leave(id);
+            }
+            assert_no_alloc(|| engine.process(&mut block));
+        }
+        for _ in 0..20 {
+            assert_no_alloc(|| engine.process(&mut block));
+            most_voices = most_voices.max(engine.instrument_load().0);
+        }
+    }
+    for frames in [1usize, 7, 333, 8192] {
+        let mut b = vec![0.0f32; 2 * frames];
+        assert_no_alloc(|| engine.process(&mut b));
+    }
+    assert_eq!(violation_count(), 0, "process allocated or freed memory");
+    assert!(
+        most_voices >= 24,
+        "designed voices really sounded: {most_voices}, lanes {:?}, participants {}",
+        engine.voice_load(),
+        controller
+            .status()
+            .participants
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    assert!(block.iter().all(|x| x.is_finite()));
+}

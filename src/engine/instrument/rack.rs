@@ -47,6 +47,8 @@ struct Voice {
     /// Channel values at the previous and at this control tick (ramped between).
     prev: Vec<f32>,
     cur: Vec<f32>,
+    /// Its graph's output over the control period since the last tick.
+    block: [f32; CONTROL_PERIOD as usize],
 }
 
 const NO_SLOT: LaneSlot = LaneSlot::MAX;
@@ -98,6 +100,7 @@ impl Rack {
                             values: vec![0.0; count],
                             prev: vec![0.0; channels],
                             cur: vec![0.0; channels],
+                            block: [0.0; CONTROL_PERIOD as usize],
                         }
                     })
                     .collect();
@@ -174,13 +177,17 @@ impl Rack {
                 v.evaluate(
                     &r.def, &r.offsets, &inputs, note_hz, note.onset, sr, tick_secs,
                 );
+                // the whole period at once: fundsp's block and per-sample paths differ in
+                // the last bits, so the graph always runs in the same 32-sample blocks at
+                // the same timeline positions, whatever the host's block size
+                v.process(&mut r.input, &mut r.output);
             }
         }
     }
 
-    /// Renders every sounding voice for one span starting at absolute sample `time` (inside
-    /// one control period), through its lane's envelope, level and pan, adding into the
-    /// lane frames. Real-time safe.
+    /// Adds every sounding voice's output for one span starting at absolute sample `time`
+    /// (inside one control period; computed at its tick) through its lane's envelope, level
+    /// and pan into the lane frames. Real-time safe.
     pub fn render_add(
         &mut self,
         pool: &mut VoicePool,
@@ -193,8 +200,7 @@ impl Rack {
         for r in &mut self.instruments {
             let level = r.def.level;
             for v in r.voices.iter_mut().filter(|v| v.slot != NO_SLOT) {
-                v.process(&mut r.input, &mut r.output, first, n);
-                let y = &r.output.channel_f32(0)[..n];
+                let y = &v.block[first..first + n];
                 let (bank, i) = pool.lane(v.slot);
                 let (p, st) = (&bank.params, &mut bank.state);
                 for ((ol, or), y) in out_l.iter_mut().zip(out_r.iter_mut()).zip(y) {
@@ -254,9 +260,9 @@ impl Runtime {
 }
 
 impl Voice {
-    /// Ramps the channels over `n` samples from position `first` in the control period and
-    /// runs the graph into `output`.
-    fn process(&mut self, input: &mut BufferVec, output: &mut BufferVec, first: usize, n: usize) {
+    /// Ramps the channels over a control period and runs the graph into `block`.
+    fn process(&mut self, input: &mut BufferVec, output: &mut BufferVec) {
+        let n = CONTROL_PERIOD as usize;
         for (c, ch) in self.graph.channels.iter().enumerate() {
             let out = &mut input.channel_f32_mut(c)[..n];
             let (from, to) = (self.prev[c], self.cur[c]);
@@ -264,7 +270,7 @@ impl Voice {
                 out.fill(to);
             } else {
                 for (k, x) in out.iter_mut().enumerate() {
-                    let t = (first + k + 1) as f32 / CONTROL_PERIOD as f32;
+                    let t = (k + 1) as f32 / CONTROL_PERIOD as f32;
                     *x = from + (to - from) * t;
                 }
             }
@@ -272,6 +278,7 @@ impl Voice {
         self.graph
             .net
             .process(n, &input.buffer_ref(), &mut output.buffer_mut());
+        self.block.copy_from_slice(&output.channel_f32(0)[..n]);
     }
 
     /// Computes every parameter and channel for this tick.
@@ -397,10 +404,11 @@ impl Solo {
                     tick_secs,
                 );
             }
+            if first == 0 {
+                self.voice.process(&mut self.input, &mut self.output);
+            }
             let n = (CONTROL_PERIOD as usize - first).min(out.len() - pos);
-            self.voice
-                .process(&mut self.input, &mut self.output, first, n);
-            out[pos..pos + n].copy_from_slice(&self.output.channel_f32(0)[..n]);
+            out[pos..pos + n].copy_from_slice(&self.voice.block[first..first + n]);
             pos += n;
             self.time += n as u64;
         }
