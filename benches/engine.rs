@@ -119,6 +119,7 @@ fn designed_instrument_per_voice(voices: usize) -> f64 {
 name = "bench"
 [score]
 key = "C"
+tempo_bpm = 100
 [[score.sections]]
 name = "a"
 chords = ["I"]
