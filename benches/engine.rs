@@ -109,6 +109,67 @@ fn fundsp_graph_per_voice(voices: usize) -> f64 {
     secs / (voices * BLOCK) as f64 * 1e9
 }
 
+/// The reference voice declared in a patch (`saw` → `lowpass`, q 2, cutoff 4 × the note
+/// through `key_track`) and run as the engine runs a designed instrument: one fundsp `Net`
+/// per voice in 32-sample control periods, parameters evaluated at each tick (no lane
+/// envelope or pan).
+fn designed_instrument_per_voice(voices: usize) -> f64 {
+    use tapestry::engine::instrument::{Solo, VoiceInputs};
+    let text = r#"version = 1
+[piece]
+name = "bench"
+[score]
+key = "C"
+tempo_bpm = 100
+[[score.sections]]
+name = "a"
+chords = ["I"]
+[mood.energy]
+[mood.tension]
+[mood.brightness]
+[mood.unity]
+[instruments.ref]
+[[instruments.ref.nodes]]
+id = "osc"
+kind = "saw"
+[[instruments.ref.nodes]]
+id = "f"
+kind = "lowpass"
+input = "osc"
+cutoff_hz = 1046.5
+key_track = 1.0
+q = 2.0
+[[archetypes]]
+id = "a"
+instrument = "ref"
+register = [40, 80]
+"#;
+    let patch = Patch::parse(Path::new("bench.toml"), text).expect("bench patch");
+    let def = patch.config(SR as u32, None).instruments[0].clone();
+    let mut solos: Vec<(Solo, f32)> = (0..voices)
+        .map(|v| {
+            let hz = 55.0 * (1.0 + (v as f32 * 0.618).fract() * 7.0);
+            (Solo::new(&def, SR, v as u64), hz)
+        })
+        .collect();
+    let inputs = VoiceInputs {
+        pitch: 60.0,
+        velocity: 1.0,
+        gate: true,
+        ..Default::default()
+    };
+    let mut out = [0.0f32; BLOCK];
+    let secs = time_it(Duration::from_millis(300), || {
+        let mut sum = 0.0f32;
+        for (solo, hz) in solos.iter_mut() {
+            solo.render(*hz, &inputs, &mut out);
+            sum += out[BLOCK - 1];
+        }
+        black_box(sum);
+    });
+    secs / (voices * BLOCK) as f64 * 1e9
+}
+
 fn participants(patch: &Patch, count: u32) -> (f64, f64, usize) {
     let mut config = patch.config(SR as u32, None);
     config.capacity = config.capacity.max(count as usize);
@@ -283,13 +344,14 @@ fn main() {
         println!(
             "(a) reference voice: saw → resonant 2-pole low-pass → equal-power pan, summed to stereo\n"
         );
-        println!("| voices | Tapestry 8-lane kernel ns/voice-sample | real-time factor | fundsp graph per voice ns/voice-sample |");
-        println!("|---:|---:|---:|---:|");
+        println!("| voices | Tapestry 8-lane kernel ns/voice-sample | real-time factor | fundsp graph per voice ns/voice-sample | designed instrument (patch graph, fundsp Net per voice) ns/voice-sample |");
+        println!("|---:|---:|---:|---:|---:|");
         for voices in [16usize, 256, 1024] {
             let ns = reference_kernel(voices);
             let fundsp = fundsp_graph_per_voice(voices);
+            let designed = designed_instrument_per_voice(voices);
             println!(
-                "| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} |",
+                "| {voices} | {ns:.2} | {:.0}x | {fundsp:.2} | {designed:.2} |",
                 1e9 / (ns * voices as f64 * SR as f64)
             );
         }

@@ -152,6 +152,21 @@ pub struct ArchetypeConfig {
     pub resume_bars: f32,
     /// Longest a played note sounds without its note-off, in bars (see [`DEFAULT_HOLD_BARS`]).
     pub hold_bars: f32,
+    /// The designed instrument it plays (index into [`EngineConfig::instruments`]), or
+    /// `None` for its built-in timbre. With an instrument, `timbre` only sets how the part
+    /// is played (chords, motifs, bass line, long notes), from the role.
+    pub instrument: Option<u16>,
+}
+
+impl ArchetypeConfig {
+    /// The kind its lanes take in the voice pool: its timbre, or a designed instrument's
+    /// kind after the timbres.
+    pub fn voice_kind(&self) -> u8 {
+        match self.instrument {
+            Some(i) => (Timbre::COUNT + i as usize) as u8,
+            None => self.timbre as u8,
+        }
+    }
 }
 
 /// Default rest between a participant's last played note and the return of its generated part.
@@ -397,6 +412,8 @@ pub struct EngineConfig {
     pub mappings: Vec<MappingConfig>,
     /// Voice archetypes.
     pub archetypes: Vec<ArchetypeConfig>,
+    /// Designed instruments the archetypes may play.
+    pub instruments: Vec<super::instrument::InstrumentDef>,
     /// Master bus.
     pub master: MasterSettings,
     /// Weight of a participant's personal mood in its own voice at zero unity, 0..1.

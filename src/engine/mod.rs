@@ -13,6 +13,7 @@
 //! their exact sample, so the output does not depend on the host's block size.
 
 pub mod config;
+pub mod instrument;
 pub mod master;
 pub mod mood;
 pub mod participant;
@@ -83,6 +84,10 @@ pub struct Engine {
     cut_lanes: Vec<voice::LaneSlot>,
     /// The per-sample coefficient of that fade.
     cut_fade_coef: f32,
+    /// Designed instruments' voices, riding on pool lanes of their kinds.
+    rack: instrument::Rack,
+    /// Each participant slot's contribution to its designed voices' bindings.
+    voice_inputs: Vec<instrument::rack::ParticipantInputs>,
     present: usize,
     time: u64,
     conductor: MoodState,
@@ -186,6 +191,13 @@ impl Engine {
             pool: VoicePool::new(cfg.capacity + cfg.capacity / 4 + 8, cfg.seed),
             cut_lanes: Vec::with_capacity(cfg.capacity * LANES),
             cut_fade_coef: participant::coef(CUT_FADE_SECS, cfg.sample_rate),
+            rack: instrument::Rack::new(
+                &cfg.instruments,
+                cfg.sample_rate,
+                cfg.seed,
+                Timbre::COUNT as u8,
+            ),
+            voice_inputs: vec![Default::default(); cfg.capacity],
             present: 0,
             time: 0,
             conductor,
@@ -255,11 +267,14 @@ impl Engine {
     pub fn reset(&mut self) {
         let first = self.cfg.archetypes[0];
         let conductor = MoodState::new(&self.cfg.dims);
-        for p in self.participants.iter_mut() {
+        for (i, p) in self.participants.iter_mut().enumerate() {
             *p = Participant::empty(first, conductor);
+            p.index = i as u16;
         }
         self.pool.reset();
         self.cut_lanes.clear();
+        self.rack.reset();
+        self.voice_inputs.fill(Default::default());
         self.present = 0;
         self.present_ids.fill(None);
         self.present_per_archetype.fill(0);
@@ -343,6 +358,7 @@ impl Engine {
         wl.fill([0.0; LANES]);
         wr.fill([0.0; LANES]);
         self.pool.render_add(wl, wr);
+        self.rack.render_add(&mut self.pool, self.time, wl, wr);
         let (l, r) = (&mut self.buf_l[..n], &mut self.buf_r[..n]);
         fold_lanes(wl, l);
         fold_lanes(wr, r);
@@ -825,12 +841,35 @@ impl Engine {
                 params[Param::StereoWidth.index()] = communal_params[Param::StereoWidth.index()];
                 params[Param::ReverbMix.index()] = communal_params[Param::ReverbMix.index()];
                 p.params = params;
+                let inputs = &mut self.voice_inputs[i];
+                for (d, (n, v)) in inputs.mood.iter_mut().zip(&voice_mood).enumerate() {
+                    *n = normalized(&self.cfg.dims, d, *v);
+                }
             }
             if p.control_tick(&ctx, full, &mut self.pool) && !p.leaving {
                 present += 1;
             }
+            let inputs = &mut self.voice_inputs[i];
+            (inputs.bend, inputs.vibrato, inputs.brightness) = p.expression();
         }
         debug_assert!(present <= self.present);
+        self.tick_instruments(&ctx);
+    }
+
+    /// The designed instruments' control tick, after every participant's.
+    fn tick_instruments(&mut self, ctx: &ScoreContext) {
+        let mut communal = [0.0; MAX_DIMS];
+        for (d, c) in communal.iter_mut().enumerate() {
+            *c = normalized(&self.cfg.dims, d, self.communal[d]);
+        }
+        let sections = self.cfg.sections.len().max(2) - 1;
+        let shared = instrument::rack::TickInputs {
+            communal,
+            beat_phase: ctx.beat.fract() as f32,
+            bar_phase: (ctx.beat / ctx.beats_per_bar.max(1.0)).fract() as f32,
+            section: self.section as f32 / sections as f32,
+        };
+        self.rack.tick(&mut self.pool, &shared, &self.voice_inputs);
     }
 
     fn smoothing_for(&self, ticks: u64) -> [f32; MAX_DIMS] {
@@ -842,9 +881,7 @@ impl Engine {
     }
 
     fn normalized(&self, dim: usize, v: f32) -> f32 {
-        self.cfg.dims.get(dim).map_or(0.5, |d| {
-            ((v - d.min) / (d.max - d.min).max(1e-9)).clamp(0.0, 1.0)
-        })
+        normalized(&self.cfg.dims, dim, v)
     }
 
     #[allow(clippy::needless_range_loop)] // parallel per-dimension arrays
@@ -934,6 +971,12 @@ impl Engine {
         for (cell, v) in s.mood.iter().zip(self.communal.iter()) {
             cell.store(v.to_bits(), Ordering::Relaxed);
         }
+    }
+
+    /// Designed-instrument voices sounding, and lane starts that found their instrument's
+    /// voices all busy (they stayed silent).
+    pub fn instrument_load(&self) -> (usize, u64) {
+        (self.rack.voices_in_use(), self.rack.starved())
     }
 
     /// Voice lanes sounding and 8-lane chunks being computed.
@@ -1039,6 +1082,13 @@ impl RoomOffsets {
         }
         out
     }
+}
+
+/// A mood value on its dimension's range, 0..1 (0.5 for a dimension the patch lacks).
+fn normalized(dims: &[config::MoodDimConfig], dim: usize, v: f32) -> f32 {
+    dims.get(dim).map_or(0.5, |d| {
+        ((v - d.min) / (d.max - d.min).max(1e-9)).clamp(0.0, 1.0)
+    })
 }
 
 /// Adds the room's parameter offsets and keeps every parameter in its legal range.

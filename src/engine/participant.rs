@@ -302,6 +302,23 @@ const LEAD_DESIGN: TimbreDesign = TimbreDesign {
     ..BASE
 };
 
+/// The design a participant plays with: its timbre's, or for a designed instrument the
+/// timbre's way of playing (gate lengths) with none of its sound (no vibrato, no filter
+/// envelope, unity gain: the instrument's graph is the sound).
+fn design_of(cfg: &ArchetypeConfig) -> TimbreDesign {
+    let d = design(cfg.timbre);
+    match cfg.instrument {
+        None => d,
+        Some(_) => TimbreDesign {
+            vib_depth: 0.0,
+            fenv_oct: 0.0,
+            fm_index: 0.0,
+            gain: 1.0,
+            ..d
+        },
+    }
+}
+
 fn design(timbre: Timbre) -> TimbreDesign {
     match timbre {
         Timbre::Pad => PAD_DESIGN,
@@ -446,6 +463,8 @@ pub struct Participant {
     pub mood: MoodState,
     /// Voice parameters from the voice's mood.
     pub params: [f32; Param::COUNT],
+    /// This participant's slot in the engine (designed instruments' voices name it).
+    pub index: u16,
     cfg: ArchetypeConfig,
     design: TimbreDesign,
     rng: Rng,
@@ -489,8 +508,9 @@ impl Participant {
             archetype: 0,
             mood,
             params: [0.0; Param::COUNT],
+            index: 0,
             cfg,
-            design: design(cfg.timbre),
+            design: design_of(&cfg),
             rng: Rng::new(0),
             motif: Motif::generate(0, &cfg.motif),
             motif_seed: 0,
@@ -537,8 +557,9 @@ impl Participant {
             archetype,
             mood,
             params,
+            index: self.index,
             cfg,
-            design: design(cfg.timbre),
+            design: design_of(&cfg),
             motif: Motif::generate(motif_seed, &cfg.motif),
             motif_seed,
             home_pan: {
@@ -580,6 +601,7 @@ impl Participant {
             }
             // fade no faster than the leave fade, and no slower than a release already under way
             let releasing = self.lanes[l].stage == Stage::Release;
+            pool.release_note(self.lanes[l].slot);
             let (bank, i) = pool.lane(self.lanes[l].slot);
             bank.params.env_target[i] = -ENV_FLOOR;
             let current = bank.params.env_coef[i];
@@ -1105,7 +1127,7 @@ impl Participant {
     ) {
         // a stolen lane keeps its slot (and its continuous phase and envelope: no click)
         let slot = if self.lanes[l].stage == Stage::Idle {
-            match pool.allocate(timbre_features(self.cfg.timbre)) {
+            match pool.allocate(lane_needs(&self.cfg)) {
                 Some(s) => s,
                 None => return,
             }
@@ -1157,6 +1179,7 @@ impl Participant {
         bp.bp2[l] = uses(F2, d.bp2);
         bp.env_target[l] = 1.3;
         bp.env_coef[l] = coef(self.cfg.attack_secs.max(0.001) / 1.47, ctx.sample_rate);
+        pool.start_note(slot, note, velocity, self.index);
         self.update_lane(l_outer, ctx, pool);
     }
 
@@ -1169,6 +1192,7 @@ impl Participant {
 
     fn release_lane(&mut self, l: usize, sample_rate: f32, pool: &mut VoicePool) {
         self.lanes[l].stage = Stage::Release;
+        pool.release_note(self.lanes[l].slot);
         let (bank, i) = pool.lane(self.lanes[l].slot);
         bank.params.env_target[i] = -ENV_FLOOR;
         bank.params.env_coef[i] = coef(self.cfg.release_secs.max(0.005) / 4.0, sample_rate);
@@ -1266,13 +1290,27 @@ impl Participant {
         self.lanes.iter().any(|l| l.stage != Stage::Idle)
     }
 
+    /// Its expressive controls as they sound now: bend (semitones), vibrato and brightness.
+    pub fn expression(&self) -> (f32, f32, f32) {
+        let e = &self.expressive;
+        (e.bend, e.vibrato, e.bright)
+    }
+
     /// The archetype configuration.
     pub fn config(&self) -> &ArchetypeConfig {
         &self.cfg
     }
 }
 
-/// Renders one pool chunk with the kernel its timbre needs. Real-time safe.
+/// What a participant's lanes need from the pool: the kernel features of its timbre, or a
+/// designed instrument's own chunks (its rack renders them).
+fn lane_needs(cfg: &ArchetypeConfig) -> u32 {
+    match cfg.instrument {
+        Some(_) => super::voice::features::designed(cfg.voice_kind()),
+        None => timbre_features(cfg.timbre),
+    }
+}
+
 /// The kernel features a timbre's voices need.
 fn timbre_features(timbre: Timbre) -> u32 {
     use super::voice::features::*;

@@ -275,6 +275,15 @@ pub mod features {
             .map_or(u32::MAX, |(_, c)| *c)
     }
 
+    /// Marks the lanes of a designed instrument (the kind in the bits above): they share
+    /// chunks only with voices of the same instrument, and no kernel computes them.
+    pub const DESIGNED: u32 = 1 << 8;
+
+    /// The needs of a designed instrument's voice of pool kind `kind`.
+    pub const fn designed(kind: u8) -> u32 {
+        DESIGNED | (kind as u32) << 9
+    }
+
     /// The cheapest kernel that computes everything in `set`.
     pub fn kernel_for(set: u32) -> u32 {
         let mut best = (ALL, u32::MAX);
@@ -472,7 +481,42 @@ pub struct VoicePool {
     kernel: Vec<u32>,
     used: Vec<u8>,
     wide: bool,
+    /// The note each lane plays, for designed instruments (see [`NoteInfo`]).
+    notes: Vec<NoteInfo>,
+    onsets: u32,
 }
+
+/// Marks a lane that no designed-instrument voice plays.
+pub const NO_VOICE: u16 = u16::MAX;
+
+/// The note a lane plays, as a designed instrument's bindings read it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NoteInfo {
+    /// MIDI pitch.
+    pub note: f32,
+    /// Velocity 0..1.
+    pub velocity: f32,
+    /// Held (not yet released).
+    pub gate: bool,
+    /// Counts note starts pool-wide: a lane that takes a new note gets a new onset.
+    pub onset: u32,
+    /// The participant slot playing it.
+    pub participant: u16,
+    /// The designed voice sounding it, or [`NO_VOICE`].
+    pub voice: u16,
+}
+
+const SILENT_NOTE: NoteInfo = NoteInfo {
+    note: 60.0,
+    velocity: 0.0,
+    gate: false,
+    onset: 0,
+    participant: 0,
+    voice: NO_VOICE,
+};
+
+/// Marks a chunk that serves no timbre.
+pub const NO_KIND: u8 = u8::MAX;
 
 impl VoicePool {
     /// A pool of `chunks` × 8 lanes. Allocates; call off the audio thread.
@@ -486,6 +530,8 @@ impl VoicePool {
             kernel: vec![0; chunks],
             used: vec![0; chunks],
             wide: has_avx2(),
+            notes: vec![SILENT_NOTE; chunks * LANES],
+            onsets: 0,
         }
     }
 
@@ -499,6 +545,9 @@ impl VoicePool {
     /// unfiltered voices never share a chunk (the filter replaces the dry signal). `None`
     /// when the pool is exhausted. Real-time safe.
     pub fn allocate(&mut self, needs: u32) -> Option<LaneSlot> {
+        if needs & features::DESIGNED != 0 {
+            return self.allocate_designed(needs);
+        }
         let own = features::cost(needs);
         // (added cost, lanes free): lower is better
         let mut best: Option<(usize, (u32, u32))> = None;
@@ -510,8 +559,9 @@ impl VoicePool {
                 empty = empty.or(Some(c));
                 continue;
             }
-            let set = self.needs[c].iter().fold(0, |a, n| a | n);
-            if used == 0xFF || (set ^ needs) & features::F1 != 0 {
+            let set = self.set(c);
+            let designed = set & features::DESIGNED != 0;
+            if used == 0xFF || designed || (set ^ needs) & features::F1 != 0 {
                 continue;
             }
             let added = features::cost(set | needs) - features::cost(set);
@@ -525,18 +575,48 @@ impl VoicePool {
         }
         // with no chunk free, any that can take it
         let c = best.map(|(c, _)| c).or(empty).or(any.map(|(c, _)| c))?;
+        Some(self.take(c, needs))
+    }
+
+    /// A lane for a designed instrument's voice: the fullest chunk of that instrument with
+    /// room, else a free chunk.
+    fn allocate_designed(&mut self, needs: u32) -> Option<LaneSlot> {
+        let mut best: Option<usize> = None;
+        let mut empty: Option<usize> = None;
+        for c in 0..self.banks.len() {
+            let used = self.used[c];
+            if used == 0 {
+                empty = empty.or(Some(c));
+            } else if used != 0xFF
+                && self.set(c) == needs
+                && best.is_none_or(|b| used.count_ones() > self.used[b].count_ones())
+            {
+                best = Some(c);
+            }
+        }
+        Some(self.take(best.or(empty)?, needs))
+    }
+
+    /// Takes chunk `c`'s first free lane for a voice with `needs`.
+    fn take(&mut self, c: usize, needs: u32) -> LaneSlot {
         let lane = (!self.used[c]).trailing_zeros() as usize;
         self.used[c] |= 1 << lane;
         self.needs[c][lane] = needs;
         self.refit(c);
         self.banks[c].clear_lane(lane);
-        Some((c * LANES + lane) as LaneSlot)
+        self.notes[c * LANES + lane] = SILENT_NOTE;
+        (c * LANES + lane) as LaneSlot
+    }
+
+    /// What chunk `c`'s lanes need, together.
+    fn set(&self, c: usize) -> u32 {
+        self.needs[c].iter().fold(0, |a, n| a | n)
     }
 
     /// Sets a chunk's kernel to the cheapest that computes what its lanes need.
     fn refit(&mut self, c: usize) {
-        let set = self.needs[c].iter().fold(0, |a, n| a | n);
-        self.kernel[c] = if set == 0 {
+        let set = self.set(c);
+        self.kernel[c] = if set == 0 || set & features::DESIGNED != 0 {
             0
         } else {
             features::kernel_for(set)
@@ -570,6 +650,60 @@ impl VoicePool {
         self.banks[slot as usize / LANES].state.env[slot as usize % LANES]
     }
 
+    /// A lane starts a note (a new onset for designed instruments). Real-time safe.
+    pub fn start_note(&mut self, slot: LaneSlot, note: f32, velocity: f32, participant: u16) {
+        self.onsets = self.onsets.wrapping_add(1);
+        if let Some(n) = self.notes.get_mut(slot as usize) {
+            (n.note, n.velocity, n.gate) = (note, velocity, true);
+            (n.onset, n.participant) = (self.onsets, participant);
+        }
+    }
+
+    /// A lane's note is released. Real-time safe.
+    pub fn release_note(&mut self, slot: LaneSlot) {
+        if let Some(n) = self.notes.get_mut(slot as usize) {
+            n.gate = false;
+        }
+    }
+
+    /// The note a lane plays.
+    #[inline]
+    pub fn note(&self, slot: LaneSlot) -> &NoteInfo {
+        &self.notes[slot as usize]
+    }
+
+    /// Records which designed voice sounds a lane.
+    #[inline]
+    pub fn set_note_voice(&mut self, slot: LaneSlot, voice: u16) {
+        self.notes[slot as usize].voice = voice;
+    }
+
+    /// Whether a lane is in use in a chunk of this kind.
+    #[inline]
+    pub fn is_used(&self, slot: LaneSlot, kind: u8) -> bool {
+        let (c, lane) = (slot as usize / LANES, slot as usize % LANES);
+        c < self.banks.len()
+            && self.used[c] & (1 << lane) != 0
+            && self.needs[c][lane] == features::designed(kind)
+    }
+
+    /// Number of 8-lane chunks.
+    pub fn chunk_count(&self) -> usize {
+        self.banks.len()
+    }
+
+    /// The designed instrument's kind a chunk serves ([`NO_KIND`] when it is free or serves
+    /// the kernel's timbres).
+    #[inline]
+    pub fn chunk_kind(&self, chunk: usize) -> u8 {
+        let set = self.set(chunk);
+        if set & features::DESIGNED != 0 {
+            (set >> 9) as u8
+        } else {
+            NO_KIND
+        }
+    }
+
     /// Chunks being computed.
     pub fn chunks_in_use(&self) -> usize {
         self.used.iter().filter(|u| **u != 0).count()
@@ -588,12 +722,15 @@ impl VoicePool {
             self.needs[c] = [0; LANES];
             self.kernel[c] = 0;
         }
+        self.notes.fill(SILENT_NOTE);
+        self.onsets = 0;
     }
 
     /// Renders every chunk in use with its kernel, adding into the outputs. Real-time safe.
     pub fn render_add(&mut self, out_l: &mut [LaneFrame], out_r: &mut [LaneFrame]) {
         for c in 0..self.banks.len() {
-            if self.used[c] != 0 {
+            // designed instruments' chunks (kernel 0) are their rack's to render
+            if self.used[c] != 0 && self.kernel[c] != 0 {
                 self.banks[c].render_kernel(self.kernel[c], self.wide, out_l, out_r);
             }
         }

@@ -8,12 +8,14 @@ use crate::engine::config::{
     ArchetypeConfig, Role, Timbre, DEFAULT_HOLD_BARS, DEFAULT_RESUME_BARS, HOLD_BARS_RANGE,
     MAX_RESUME_BARS,
 };
+use crate::engine::instrument::InstrumentDef;
 use crate::score::MotifStyle;
 
 /// Every `[[archetypes]]`: at least one, at most [`MAX_ARCHETYPES`], unique ids. Returns the
 /// archetypes and their ids.
 pub(super) fn resolve(
     list: &[ArchetypeFile],
+    instruments: &Instruments,
     r: &mut Reporter,
 ) -> (Vec<ArchetypeConfig>, Vec<String>) {
     let mut archetypes = Vec::new();
@@ -46,20 +48,58 @@ pub(super) fn resolve(
             );
         }
         ids.push(a.id.get_ref().clone());
-        archetypes.push(archetype(a, &key, r));
+        archetypes.push(archetype(a, &key, instruments, r));
     }
     (archetypes, ids)
 }
 
+/// The designed instruments an archetype may name.
+pub(super) struct Instruments<'a> {
+    /// Their definitions.
+    pub defs: &'a [InstrumentDef],
+    /// Their names.
+    pub names: &'a [String],
+}
+
 /// One archetype's timbre, role, register, motif, envelope and sound; `key` names it.
-fn archetype(a: &ArchetypeFile, key: &str, r: &mut Reporter) -> ArchetypeConfig {
-    let timbre = timbre(a, key, r);
-    let role = role(a, key, timbre, r);
+fn archetype(
+    a: &ArchetypeFile,
+    key: &str,
+    instruments: &Instruments,
+    r: &mut Reporter,
+) -> ArchetypeConfig {
+    let instrument = instrument(a, key, instruments, r);
+    let (timbre, role) = match instrument {
+        // a designed instrument plays its role's part (melody unless it says): the bass
+        // line, held chords, motifs or long notes
+        Some(_) => {
+            let role = role(a, key, Timbre::Lead, r);
+            let timbre = match role {
+                Role::Bass => Timbre::Bass,
+                Role::Harmony => Timbre::Pad,
+                Role::Melody => Timbre::Lead,
+                Role::Texture => Timbre::Wind,
+            };
+            (timbre, role)
+        }
+        None => {
+            let timbre = timbre(a, key, r);
+            (timbre, role(a, key, timbre, r))
+        }
+    };
     let [lo, hi] = a.register.get_ref().0;
     if !(12..=120).contains(&lo) || !(12..=120).contains(&hi) || hi < lo + 5 {
         r.error(a.register.span(), format!("{key}.register"), format!("expected [low, high] MIDI notes within 12..120 spanning at least 5 semitones, found [{lo}, {hi}]"));
     }
-    let env = default_envelope(timbre);
+    let env = match instrument {
+        // the instrument's own envelopes shape it; the lane's only gates it, and lets it
+        // ring for its longest release
+        Some(i) => {
+            let release = instruments.defs[i as usize].longest_release_secs();
+            [0.003, 0.005, 1.0, release.unwrap_or(0.3).clamp(0.005, 20.0)]
+        }
+        None => default_envelope(timbre),
+    };
     let motif = match &a.motif {
         Some(mf) => motif(mf, key, r),
         None => MotifStyle {
@@ -135,6 +175,7 @@ fn archetype(a: &ArchetypeFile, key: &str, r: &mut Reporter) -> ArchetypeConfig 
             MAX_RESUME_BARS as f64,
             DEFAULT_RESUME_BARS,
         ),
+        instrument,
         hold_bars: opt_in_range(
             r,
             &a.hold_bars,
@@ -146,18 +187,63 @@ fn archetype(a: &ArchetypeFile, key: &str, r: &mut Reporter) -> ArchetypeConfig 
     }
 }
 
+/// `instrument`, the name of an `[instruments.<name>]`; an archetype names it or a
+/// `timbre`, never both.
+fn instrument(
+    a: &ArchetypeFile,
+    key: &str,
+    instruments: &Instruments,
+    r: &mut Reporter,
+) -> Option<u16> {
+    let name = a.instrument.as_ref()?;
+    if let Some(t) = &a.timbre {
+        r.error(
+            t.span(),
+            format!("{key}.timbre"),
+            "expected either a timbre or an instrument, not both",
+        );
+    }
+    match instruments.names.iter().position(|n| n == name.get_ref()) {
+        Some(i) => Some(i as u16),
+        None => {
+            let names: Vec<&str> = instruments.names.iter().map(String::as_str).collect();
+            r.error(
+                name.span(),
+                format!("{key}.instrument"),
+                format!(
+                    "unknown instrument \"{}\"; expected one of the [instruments.<name>] tables: {}",
+                    name.get_ref(),
+                    if names.is_empty() { "none is defined".to_string() } else { name_list(&names) }
+                ),
+            );
+            None
+        }
+    }
+}
+
 /// `timbre`, one of [`Timbre::ALL`].
 fn timbre(a: &ArchetypeFile, key: &str, r: &mut Reporter) -> Timbre {
-    match Timbre::ALL.iter().find(|(_, n)| n == a.timbre.get_ref()) {
+    let names: Vec<&str> = Timbre::ALL.iter().map(|(_, n)| *n).collect();
+    let Some(timbre) = &a.timbre else {
+        r.error(
+            a.id.span(),
+            format!("{key}.timbre"),
+            format!(
+                "expected a timbre ({}) or an instrument = \"<name>\"",
+                name_list(&names)
+            ),
+        );
+        return Timbre::Pad;
+    };
+    match Timbre::ALL.iter().find(|(_, n)| n == timbre.get_ref()) {
         Some((t, _)) => *t,
         None => {
-            let names: Vec<&str> = Timbre::ALL.iter().map(|(_, n)| *n).collect();
             r.error(
-                a.timbre.span(),
+                timbre.span(),
                 format!("{key}.timbre"),
                 format!(
                     "unknown timbre \"{}\"; expected one of {}",
-                    a.timbre.get_ref(),
+                    timbre.get_ref(),
                     name_list(&names)
                 ),
             );

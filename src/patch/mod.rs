@@ -5,6 +5,7 @@
 mod analysis;
 pub(crate) use analysis::{default_mappings, is_hz_or_bpm};
 mod archetypes;
+mod instruments;
 mod mappings;
 use mappings::parse_curve;
 mod midi;
@@ -242,7 +243,15 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
         piece::resolve_master(f.master.as_ref(), piece.loudness_target_lufs, r);
     let mood = mood::resolve(&f.mood, r);
     let score = score::resolve(&f.score, &mood, r);
-    let (archetypes, archetype_ids) = archetypes::resolve(&f.archetypes, r);
+    let (instruments, instrument_names) = instruments::resolve(&f.instruments, &mood.names, r);
+    let (archetypes, archetype_ids) = archetypes::resolve(
+        &f.archetypes,
+        &archetypes::Instruments {
+            defs: &instruments,
+            names: &instrument_names,
+        },
+        r,
+    );
     let mappings = mappings::resolve(&f.mappings, &mood, reverb_mix, r);
     let midi_map = midi::resolve(
         f.midi.as_ref(),
@@ -283,6 +292,7 @@ fn resolve(f: &PatchFile, r: &mut Reporter) -> Option<Patch> {
             core: mood.core,
             mappings,
             archetypes,
+            instruments,
             master,
             individuality: piece.individuality,
             room_weight: room.weight,

@@ -85,6 +85,9 @@ pub struct PatchFile {
     /// Mood dimensions by name.
     #[serde(default)]
     pub mood: BTreeMap<String, MoodDimFile>,
+    /// Designed instruments by name.
+    #[serde(default)]
+    pub instruments: BTreeMap<String, InstrumentFile>,
     /// Voice archetypes.
     #[serde(default)]
     pub archetypes: Vec<ArchetypeFile>,
@@ -211,8 +214,10 @@ pub struct MoodDimFile {
 pub struct ArchetypeFile {
     /// Stable id.
     pub id: Spanned<String>,
-    /// Timbre family.
-    pub timbre: Spanned<String>,
+    /// Built-in timbre family (this or `instrument`).
+    pub timbre: Option<Spanned<String>>,
+    /// Designed instrument from `[instruments.<name>]` (this or `timbre`).
+    pub instrument: Option<Spanned<String>>,
     /// Role (default from the timbre).
     pub role: Option<Spanned<String>>,
     /// [low, high] MIDI notes.
@@ -241,6 +246,22 @@ pub struct ArchetypeFile {
     pub resume_bars: Option<Spanned<f64>>,
     /// Longest hold of a played note without a note-off, in bars.
     pub hold_bars: Option<Spanned<f64>>,
+}
+
+/// `[instruments.<name>]`: a designed instrument, a graph of nodes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentFile {
+    /// Voices preallocated (default 16).
+    pub polyphony: Option<Spanned<i64>>,
+    /// Output level in dB (default 0).
+    pub level_db: Option<Spanned<f64>>,
+    /// Id of the node that is the voice's output (default: the last node).
+    pub output: Option<Spanned<String>>,
+    /// `[[instruments.<name>.nodes]]`: each node's keys, validated by kind (see
+    /// `patch::instruments`), so every key's value keeps its span.
+    #[serde(default)]
+    pub nodes: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
 }
 
 /// `motif = { ... }`

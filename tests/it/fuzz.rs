@@ -320,7 +320,12 @@ fn shipped(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-const PIECES: [&str; 3] = ["minimal", "kaleidoscope-nights", "sleep-gathering"];
+const PIECES: [&str; 4] = [
+    "minimal",
+    "kaleidoscope-nights",
+    "sleep-gathering",
+    "instruments",
+];
 
 /// Bytes a patch parse may hold: its tree and the resolved patch, within the 1 MiB input
 /// limit (a longer input is refused before parsing).

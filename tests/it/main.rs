@@ -19,6 +19,7 @@ mod expressive;
 mod fuzz;
 mod handoff;
 mod handover;
+mod instruments;
 mod loudness;
 mod malformed;
 mod measure_selftest;

@@ -141,6 +141,15 @@ fn edit(base: &str, edits: &[(&str, &str)]) -> String {
 }
 
 /// `base` with `insert` placed right after the (unique) `anchor`.
+/// [`MINIMAL`] with a designed instrument.
+fn with_instrument() -> String {
+    format!(
+        "{MINIMAL}\n[instruments.glow]\n[[instruments.glow.nodes]]\nid = \"osc\"\nkind = \"saw\"\n\
+         [[instruments.glow.nodes]]\nid = \"f\"\nkind = \"lowpass\"\ninput = \"osc\"\n\
+         cutoff_hz = {{ from = \"mood.brightness\", range = [300, 3000] }}\n"
+    )
+}
+
 fn insert_after(base: &str, anchor: &str, insert: &str) -> String {
     edit(base, &[(anchor, &format!("{anchor}{insert}"))])
 }
@@ -442,6 +451,41 @@ fn patch_cases() -> Vec<Case> {
                 "\"pad\"",
                 "\"lead\"",
             ],
+        ),
+        case(
+            "unknown node kind",
+            edit(&with_instrument(), &[("kind = \"saw\"", "kind = \"sawtooth\"")]),
+            At::Token("\"sawtooth\""),
+            "instruments.glow.nodes[0].kind",
+            &["unknown node kind \"sawtooth\"", "expected one of", "\"saw\""],
+        ),
+        case(
+            "unknown binding source",
+            edit(&with_instrument(), &[("\"mood.brightness\"", "\"mood.colour\"")]),
+            At::Token("{ from = \"mood.colour\", range = [300, 3000] }"),
+            "instruments.glow.nodes[1].cutoff_hz",
+            &["unknown source \"mood.colour\"", "\"mood.brightness\""],
+        ),
+        case(
+            "filter q out of range",
+            insert_after(&with_instrument(), "input = \"osc\"\n", "q = 31.5\n"),
+            At::Token("31.5"),
+            "instruments.glow.nodes[1].q",
+            &["expected a number from 0.1 to 30"],
+        ),
+        case(
+            "node input defined later",
+            edit(&with_instrument(), &[("input = \"osc\"", "input = \"f\"")]),
+            At::Nth("\"f\"", 1),
+            "instruments.glow.nodes[1].input",
+            &["unknown node \"f\"", "expected a node defined before this one"],
+        ),
+        case(
+            "unknown instrument",
+            edit(&with_instrument(), &[("timbre = \"pad\"", "instrument = \"velvet\"")]),
+            At::Token("\"velvet\""),
+            "archetypes[0].instrument",
+            &["unknown instrument \"velvet\"", "\"glow\""],
         ),
         case(
             "unknown role",
