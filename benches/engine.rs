@@ -7,7 +7,7 @@
 //!     performance rendered offline; (d) the audio callback's cost per 256-frame block
 //!     (median and 99.9th percentile of the deadline); (e) the control pipeline under a flood
 //!     of senders while a producer is stalled mid-send: messages carried and applied per
-//!     second and the callback's time; (f) each kernel feature set's cost per 8-lane chunk
+//!     second and the callback's time; (g) each kernel feature set's cost per 8-lane chunk
 //!     and frame, the figures the voice pool packs lanes by (`features::KERNELS`).
 //!
 //! `TAPESTRY_BENCH=e cargo bench --bench engine` runs only the tables named (here (e)).
@@ -444,7 +444,7 @@ fn main() {
             );
         }
     }
-    if want('f') {
+    if want('g') {
         println!(
             "\n(f) kernel feature sets: ns per 8-lane chunk and frame (the pool's packing table)\n"
         );
