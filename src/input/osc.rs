@@ -1184,9 +1184,11 @@ impl Server {
                 count_kernel_drops(&mut private.drops, counter, &self.stats);
             }
         }
-        let peer = private.peer;
+        // each datagram is its own sender's: between the socket's bind and its connect, the
+        // kernel may have queued anyone's datagrams on it (seen in CI: a flooder's bundle
+        // acknowledged to the proven client), so the peer's socket proves nothing about them
         for i in 0..batch.datagrams.len() {
-            self.datagram(batch.data(i), peer);
+            self.datagram(batch.data(i), batch.datagrams[i].from);
         }
     }
 
