@@ -1,6 +1,7 @@
 //! Soak benchmark (issue 8): 60 s of mixed hostile OSC and MIDI against `tapestry play` on a
 //! private JACK server (dummy backend, 48 kHz, 256-frame periods, real-time pacing) while a
-//! legitimate OSC client says hello, subscribes, joins and moves its mood every second.
+//! legitimate OSC client proves its address (hello/subscribe, once a second until it
+//! succeeds), then joins and moves its mood every second.
 //!
 //! `cargo bench --features jack --bench soak` (needs jackd2). It builds the `tapestry` binary
 //! with the bench profile and runs it with `play patches/kaleidoscope-nights.toml` plus a

@@ -366,6 +366,8 @@ pub struct LegitFigures {
     pub hello_tries: u32,
     /// Whether the subscription was acknowledged.
     pub subscribed: bool,
+    /// When the subscription was acknowledged, from the client's start.
+    pub subscribed_after: Option<Duration>,
     /// Joins sent (in a bundle with a move, until one is acknowledged).
     pub joins_sent: usize,
     /// Whether a join was acknowledged as accepted.
@@ -518,10 +520,11 @@ fn move_once(client: &mut Client, figures: &mut LegitFigures) {
     }
 }
 
-/// The legitimate client, until `stop`: once a second, a try at the hello/subscribe
-/// handshake while it has not succeeded, then a mood move of [`LEGIT_PARTICIPANT`] (joined
-/// with the first moves, see [`move_once`]), and every 5 s a status request once subscribed.
-/// Commands need no handshake; the acks it brings show what the server did with them.
+/// The legitimate client, until `stop`, as docs/formats.md tells a client that must get
+/// through a flood to behave: once a second a try at the hello/subscribe handshake until it
+/// succeeds (from then on the server reads it from a socket of its own), then once a second a
+/// mood move of [`LEGIT_PARTICIPANT`] (joined with the first moves, see [`move_once`]), and
+/// every 5 s a status request. The acks show what the server did with each command.
 pub fn legit_client(target: SocketAddr, stop: Arc<AtomicBool>) -> LegitFigures {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("a local UDP socket");
     socket.connect(target).expect("connecting the UDP socket");
@@ -534,19 +537,25 @@ pub fn legit_client(target: SocketAddr, stop: Arc<AtomicBool>) -> LegitFigures {
     };
     let mut figures = LegitFigures::default();
     let started = Instant::now();
+    let mut step = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        let due = started + Duration::from_secs(figures.moves as u64);
+        let due = started + Duration::from_secs(step);
         while Instant::now() < due && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(5));
         }
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        step += 1;
         if !figures.subscribed {
             try_handshake(&mut client, &mut figures);
+            if figures.subscribed {
+                figures.subscribed_after = Some(started.elapsed());
+            }
+            continue;
         }
         move_once(&mut client, &mut figures);
-        if figures.subscribed && figures.moves % 5 == 0 {
+        if figures.moves % 5 == 0 {
             ask_status(&mut client, &mut figures);
         }
     }

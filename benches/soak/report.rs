@@ -112,6 +112,8 @@ pub struct Engine {
 pub struct Legit {
     pub hello_tries: u32,
     pub subscribed: bool,
+    /// Seconds from the client's start to its subscription's acknowledgement.
+    pub subscribed_after_secs: Option<f64>,
     pub joins_sent: usize,
     pub join_acked: bool,
     pub join_recorded: bool,
@@ -337,6 +339,7 @@ fn legit_report(inputs: &Inputs) -> Legit {
     Legit {
         hello_tries: f.hello_tries,
         subscribed: f.subscribed,
+        subscribed_after_secs: f.subscribed_after.map(|d| d.as_secs_f64()),
         joins_sent: f.joins_sent,
         join_acked: f.join_acked,
         join_recorded,
@@ -579,10 +582,11 @@ impl Report {
             (
                 "legit client",
                 format!(
-                    "hello tries {}, subscribed {}, joins sent {} (acked {}, recorded {}); moves sent {}, \
+                    "hello tries {}, subscribed {} (after {:.1?} s), joins sent {} (acked {}, recorded {}); moves sent {}, \
                      acked {} ({} first try), landed {}; dropped {:?}, unanswered {}; {} datagrams",
                     l.hello_tries,
                     l.subscribed,
+                    l.subscribed_after_secs,
                     l.joins_sent,
                     l.join_acked,
                     l.join_recorded,

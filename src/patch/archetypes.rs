@@ -10,6 +10,7 @@ use crate::engine::config::{
 };
 use crate::engine::instrument::InstrumentDef;
 use crate::score::MotifStyle;
+use toml::Spanned;
 
 /// Every `[[archetypes]]`: at least one, at most [`MAX_ARCHETYPES`], unique ids. Returns the
 /// archetypes and their ids.
@@ -69,37 +70,9 @@ fn archetype(
     r: &mut Reporter,
 ) -> ArchetypeConfig {
     let instrument = instrument(a, key, instruments, r);
-    let (timbre, role) = match instrument {
-        // a designed instrument plays its role's part (melody unless it says): the bass
-        // line, held chords, motifs or long notes
-        Some(_) => {
-            let role = role(a, key, Timbre::Lead, r);
-            let timbre = match role {
-                Role::Bass => Timbre::Bass,
-                Role::Harmony => Timbre::Pad,
-                Role::Melody => Timbre::Lead,
-                Role::Texture => Timbre::Wind,
-            };
-            (timbre, role)
-        }
-        None => {
-            let timbre = timbre(a, key, r);
-            (timbre, role(a, key, timbre, r))
-        }
-    };
-    let [lo, hi] = a.register.get_ref().0;
-    if !(12..=120).contains(&lo) || !(12..=120).contains(&hi) || hi < lo + 5 {
-        r.error(a.register.span(), format!("{key}.register"), format!("expected [low, high] MIDI notes within 12..120 spanning at least 5 semitones, found [{lo}, {hi}]"));
-    }
-    let env = match instrument {
-        // the instrument's own envelopes shape it; the lane's only gates it, and lets it
-        // ring for its longest release
-        Some(i) => {
-            let release = instruments.defs[i as usize].longest_release_secs();
-            [0.003, 0.005, 1.0, release.unwrap_or(0.3).clamp(0.005, 20.0)]
-        }
-        None => default_envelope(timbre),
-    };
+    let (timbre, role) = timbre_and_role(a, key, instrument, r);
+    let (register_low, register_high) = register(a, key, r);
+    let env = lane_envelope(instrument, instruments, timbre);
     let motif = match &a.motif {
         Some(mf) => motif(mf, key, r),
         None => MotifStyle {
@@ -110,80 +83,88 @@ fn archetype(
             repeat_chance: 0.15,
         },
     };
+    let mut num = |v: &Option<Spanned<f64>>, name: &str, lo: f64, hi: f64, default: f32| {
+        opt_in_range(r, v, &format!("{key}.{name}"), lo, hi, default)
+    };
     ArchetypeConfig {
         timbre,
         role,
-        register_low: lo.clamp(12, 120) as u8,
-        register_high: hi.clamp(12, 120) as u8,
+        register_low,
+        register_high,
         motif,
-        grid_beats: opt_in_range(
-            r,
+        grid_beats: num(
             &a.grid_beats,
-            &format!("{key}.grid_beats"),
+            "grid_beats",
             0.125,
             16.0,
             default_grid(timbre),
         ),
-        level_db: opt_in_range(r, &a.level_db, &format!("{key}.level_db"), -40.0, 12.0, 0.0),
+        level_db: num(&a.level_db, "level_db", -40.0, 12.0, 0.0),
         free: a.free.unwrap_or(false),
-        attack_secs: opt_in_range(
-            r,
-            &a.attack_secs,
-            &format!("{key}.attack_secs"),
-            0.001,
-            20.0,
-            env[0],
-        ),
-        decay_secs: opt_in_range(
-            r,
-            &a.decay_secs,
-            &format!("{key}.decay_secs"),
-            0.005,
-            20.0,
-            env[1],
-        ),
-        sustain: opt_in_range(r, &a.sustain, &format!("{key}.sustain"), 0.0, 1.0, env[2]),
-        release_secs: opt_in_range(
-            r,
-            &a.release_secs,
-            &format!("{key}.release_secs"),
-            0.005,
-            20.0,
-            env[3],
-        ),
-        brightness_oct: opt_in_range(
-            r,
-            &a.brightness_oct,
-            &format!("{key}.brightness_oct"),
-            -4.0,
-            4.0,
-            0.0,
-        ),
-        detune_cents: opt_in_range(
-            r,
-            &a.detune_cents,
-            &format!("{key}.detune_cents"),
-            0.0,
-            100.0,
-            8.0,
-        ),
-        resume_bars: opt_in_range(
-            r,
+        attack_secs: num(&a.attack_secs, "attack_secs", 0.001, 20.0, env[0]),
+        decay_secs: num(&a.decay_secs, "decay_secs", 0.005, 20.0, env[1]),
+        sustain: num(&a.sustain, "sustain", 0.0, 1.0, env[2]),
+        release_secs: num(&a.release_secs, "release_secs", 0.005, 20.0, env[3]),
+        brightness_oct: num(&a.brightness_oct, "brightness_oct", -4.0, 4.0, 0.0),
+        detune_cents: num(&a.detune_cents, "detune_cents", 0.0, 100.0, 8.0),
+        resume_bars: num(
             &a.resume_bars,
-            &format!("{key}.resume_bars"),
+            "resume_bars",
             0.0,
             MAX_RESUME_BARS as f64,
             DEFAULT_RESUME_BARS,
         ),
         instrument,
-        hold_bars: opt_in_range(
-            r,
+        hold_bars: num(
             &a.hold_bars,
-            &format!("{key}.hold_bars"),
+            "hold_bars",
             HOLD_BARS_RANGE.0 as f64,
             HOLD_BARS_RANGE.1 as f64,
             DEFAULT_HOLD_BARS,
         ),
+    }
+}
+
+/// The lane's timbre and the archetype's role. A designed instrument plays its role's part
+/// (melody unless it says): the bass line, held chords, motifs or long notes.
+fn timbre_and_role(
+    a: &ArchetypeFile,
+    key: &str,
+    instrument: Option<u16>,
+    r: &mut Reporter,
+) -> (Timbre, Role) {
+    if instrument.is_none() {
+        let timbre = timbre(a, key, r);
+        return (timbre, role(a, key, timbre, r));
+    }
+    let role = role(a, key, Timbre::Lead, r);
+    let timbre = match role {
+        Role::Bass => Timbre::Bass,
+        Role::Harmony => Timbre::Pad,
+        Role::Melody => Timbre::Lead,
+        Role::Texture => Timbre::Wind,
+    };
+    (timbre, role)
+}
+
+/// `register = [low, high]`: MIDI notes within 12..120 spanning at least 5 semitones.
+fn register(a: &ArchetypeFile, key: &str, r: &mut Reporter) -> (u8, u8) {
+    let [lo, hi] = a.register.get_ref().0;
+    if !(12..=120).contains(&lo) || !(12..=120).contains(&hi) || hi < lo + 5 {
+        r.error(a.register.span(), format!("{key}.register"), format!("expected [low, high] MIDI notes within 12..120 spanning at least 5 semitones, found [{lo}, {hi}]"));
+    }
+    (lo.clamp(12, 120) as u8, hi.clamp(12, 120) as u8)
+}
+
+/// Default attack, decay, sustain and release of the lane. A designed instrument's own
+/// envelopes shape it; the lane's only gates it, and lets it ring for its longest release.
+fn lane_envelope(instrument: Option<u16>, instruments: &Instruments, timbre: Timbre) -> [f32; 4] {
+    match instrument {
+        Some(i) => {
+            let release = instruments.defs[i as usize].longest_release_secs();
+            [0.003, 0.005, 1.0, release.unwrap_or(0.3).clamp(0.005, 20.0)]
+        }
+        None => default_envelope(timbre),
     }
 }
 

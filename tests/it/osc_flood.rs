@@ -128,6 +128,43 @@ fn flooder(server: &OscServer, packet: Vec<u8>, stop: Arc<AtomicBool>) -> JoinHa
 
 pub const LEGIT: u32 = 5;
 
+/// A proven client's session through a flood: the handshake, a join of [`LEGIT`] and 10
+/// tension moves 100 ms apart, each acknowledged as accepted; returns the values moved to and
+/// the datagrams it took (join included).
+pub fn legit_session(legit: &UdpSocket) -> (Vec<f32>, usize) {
+    assert!(handshake(legit), "the handshake got through the flood");
+    let join = encode("/tapestry/join", vec![Int(LEGIT as i32)]);
+    let (reply, mut sends) = request(legit, &join, "/tapestry/ack");
+    assert_eq!(reply, Some(ack(1, 0, "")), "the join was acknowledged");
+    let values: Vec<f32> = (0..10).map(|i| 0.1 + 0.05 * i as f32).collect();
+    for v in &values {
+        let mood = encode(
+            "/tapestry/mood",
+            vec![Int(LEGIT as i32), s("tension"), Float(*v)],
+        );
+        let (reply, tries) = request(legit, &mood, "/tapestry/ack");
+        sends += tries;
+        assert_eq!(
+            reply,
+            Some(ack(1, 0, "")),
+            "the move to {v} was acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (values, sends)
+}
+
+/// The mood values among `applied` commands, in order.
+pub fn landed_moods(applied: &[Command]) -> Vec<f32> {
+    applied
+        .iter()
+        .filter_map(|c| match c {
+            Command::Mood { value, .. } => Some(*value),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn legit_mood(c: &Command) -> bool {
     matches!(c, Command::Mood { target: MoodTarget::Participant(p), .. } if *p == LEGIT)
         || matches!(c, Command::Join { participant, .. } if *participant == LEGIT)
@@ -144,29 +181,7 @@ fn a_full_rate_flood_of_bundles_from_one_socket_does_not_keep_another_clients_mo
     let flood = flooder(&server, full, stop.clone());
     std::thread::sleep(Duration::from_millis(300)); // the flood is under way
 
-    let legit = client(&server);
-    assert!(handshake(&legit), "the handshake got through the flood");
-    let join = encode("/tapestry/join", vec![Int(LEGIT as i32)]);
-    assert_eq!(
-        request(&legit, &join, "/tapestry/ack").0,
-        Some(ack(1, 0, ""))
-    );
-    let values: Vec<f32> = (0..10).map(|i| 0.1 + 0.05 * i as f32).collect();
-    let mut sends = 0;
-    for v in &values {
-        let mood = encode(
-            "/tapestry/mood",
-            vec![Int(LEGIT as i32), s("tension"), Float(*v)],
-        );
-        let (reply, tries) = request(&legit, &mood, "/tapestry/ack");
-        sends += tries;
-        assert_eq!(
-            reply,
-            Some(ack(1, 0, "")),
-            "the move to {v} was acknowledged"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (values, sends) = legit_session(&client(&server));
     stop.store(true, Ordering::Relaxed);
     let flooded = flood.join().unwrap();
     let applied = paced.finish();
@@ -174,7 +189,7 @@ fn a_full_rate_flood_of_bundles_from_one_socket_does_not_keep_another_clients_mo
     println!(
         "flood: {flooded} datagrams of 1000 moods sent; server read {} ({} decoded, {} \
          dropped unread over the address's budget), kernel dropped {}; {} messages handed \
-         over, {} over the message rate; the legitimate client's 10 moves took {sends} sends",
+         over, {} over the message rate; the legitimate client's join and 10 moves took {sends} sends",
         c.packets,
         c.packets - c.over_budget,
         c.over_budget,
@@ -186,14 +201,11 @@ fn a_full_rate_flood_of_bundles_from_one_socket_does_not_keep_another_clients_mo
         matches!(applied.first(), Some(Command::Join { .. })),
         "{applied:?}"
     );
-    let landed: Vec<f32> = applied
-        .iter()
-        .filter_map(|c| match c {
-            Command::Mood { value, .. } => Some(*value),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(landed, values, "every move reached the engine, in order");
+    assert_eq!(
+        landed_moods(&applied),
+        values,
+        "every move reached the engine, in order"
+    );
     assert!(c.over_budget > 0, "the flood was over its budget");
     assert_eq!(c.undelivered, 0, "no queue to the engine overflowed");
     server.stop();

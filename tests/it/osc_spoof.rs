@@ -12,7 +12,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::osc::{ack, client, encode, s, setup_with};
-use crate::osc_flood::{bundle, handshake, legit_mood, message, request, Paced, LEGIT};
+use crate::osc_flood::{
+    bundle, handshake, landed_moods, legit_mood, legit_session, message, request, Paced, LEGIT,
+};
 use rosc::OscType;
 use tapestry::control::limits::osc::{MAX_CLIENTS, UNPROVEN_PARTICIPANTS};
 use tapestry::input::osc::OscOptions;
@@ -73,27 +75,7 @@ fn thousands_of_forged_source_addresses_do_not_keep_a_proven_client_out() {
         .collect();
     std::thread::sleep(Duration::from_millis(300)); // the flood is under way
 
-    let legit = client(&server);
-    assert!(handshake(&legit), "the handshake got through the flood");
-    let join = encode("/tapestry/join", vec![Int(LEGIT as i32)]);
-    let (reply, join_sends) = request(&legit, &join, "/tapestry/ack");
-    assert_eq!(reply, Some(ack(1, 0, "")), "the join was acknowledged");
-    let values: Vec<f32> = (0..10).map(|i| 0.1 + 0.05 * i as f32).collect();
-    let mut sends = join_sends;
-    for v in &values {
-        let mood = encode(
-            "/tapestry/mood",
-            vec![Int(LEGIT as i32), s("tension"), Float(*v)],
-        );
-        let (reply, tries) = request(&legit, &mood, "/tapestry/ack");
-        sends += tries;
-        assert_eq!(
-            reply,
-            Some(ack(1, 0, "")),
-            "the move to {v} was acknowledged"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (values, sends) = legit_session(&client(&server));
     stop.store(true, Ordering::Relaxed);
     let forged: Vec<Forged> = forgers.into_iter().map(|f| f.join().unwrap()).collect();
     let applied = paced.finish();
@@ -121,14 +103,11 @@ fn thousands_of_forged_source_addresses_do_not_keep_a_proven_client_out() {
         matches!(applied.first(), Some(Command::Join { participant, .. }) if *participant == LEGIT),
         "{applied:?}"
     );
-    let landed: Vec<f32> = applied
-        .iter()
-        .filter_map(|c| match c {
-            Command::Mood { value, .. } => Some(*value),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(landed, values, "every move reached the engine, in order");
+    assert_eq!(
+        landed_moods(&applied),
+        values,
+        "every move reached the engine, in order"
+    );
     let present = status.participants.load(Ordering::Relaxed);
     assert!(
         present <= UNPROVEN_PARTICIPANTS + 1,
