@@ -257,13 +257,33 @@ fn process_figures(play: &Play) -> ProcessFigures {
     }
 }
 
-/// The shipped piece with [`MIDI_SECTION`], written to `dir`.
+/// The shipped piece with its own `[midi]` tables replaced by [`MIDI_SECTION`], written to
+/// `dir`.
 fn write_patch(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let piece = std::fs::read_to_string(root.join("patches/kaleidoscope-nights.toml")).unwrap();
     let path = dir.join("kaleidoscope-nights-soak.toml");
-    std::fs::write(&path, format!("{piece}\n{MIDI_SECTION}")).unwrap();
+    let patch = format!("{}\n{MIDI_SECTION}", without_midi(&piece));
+    std::fs::write(&path, patch).unwrap();
     path
+}
+
+/// `piece` without its `[midi]` and `[[midi.*]]` tables (each runs to the next table header).
+fn without_midi(piece: &str) -> String {
+    let mut in_midi = false;
+    let mut kept = String::new();
+    for line in piece.lines() {
+        let header = line.trim_start();
+        if header.starts_with('[') {
+            let name = header.trim_start_matches('[');
+            in_midi = name.starts_with("midi]") || name.starts_with("midi.");
+        }
+        if !in_midi {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
 }
 
 /// What the senders did.
