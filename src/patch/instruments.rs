@@ -11,8 +11,9 @@ use super::schema::{InstrumentFile, MAX_NAME_CHARS};
 use super::{in_range, name_list};
 use crate::diagnostic::Reporter;
 use crate::engine::instrument::{
-    Arity, BindCurve, Binding, InstrumentDef, NodeDef, NodeKind, NoiseColour, ParamSpec, Source,
-    Value, MAX_INSTRUMENTS, MAX_NODES, MAX_NODE_INPUTS, MAX_PARTIALS, MAX_POLYPHONY, NODE_KINDS,
+    Arity, BindCurve, Binding, InstrumentDef, LfoShape, NodeDef, NodeKind, NoiseColour, ParamSpec,
+    Source, Value, LFO_SHAPES, MAX_ENVELOPE_POINTS, MAX_INSTRUMENTS, MAX_NODES, MAX_NODE_INPUTS,
+    MAX_PARTIALS, MAX_POLYPHONY, MAX_SEGMENT_SECS, NODE_KINDS,
 };
 
 /// Default `polyphony`.
@@ -141,8 +142,17 @@ fn quoted(ids: &[String]) -> String {
 }
 
 /// The keys every node may have besides its kind's parameters.
-const NODE_KEYS: [&str; 7] = [
-    "id", "kind", "input", "inputs", "colour", "gains", "partials",
+const NODE_KEYS: [&str; 10] = [
+    "id",
+    "kind",
+    "input",
+    "inputs",
+    "colour",
+    "shape",
+    "gains",
+    "partials",
+    "points",
+    "sustain_point",
 ];
 
 /// One node: its id and definition. `earlier` are the ids of the nodes before it.
@@ -171,7 +181,7 @@ fn node(
             ),
         );
     }
-    let kind = kind(n, key, r);
+    let mut kind = kind(n, key, r);
     let inputs = inputs(map, n.span(), key, kind, earlier, r);
     let mut params = Vec::new();
     for spec in kind.params() {
@@ -180,7 +190,19 @@ fn node(
             None => Value::Const(spec.default),
         });
     }
-    let weights = weights(map, n.span(), key, kind, inputs.len(), r);
+    let weights = match kind {
+        NodeKind::Envelope { .. } => {
+            let points = points(map, n.span(), key, r);
+            kind = NodeKind::Envelope {
+                sustain: sustain(map, key, points.len() / 2, r),
+            };
+            points
+        }
+        _ => {
+            misplaced(map, key, &["points", "sustain_point"], "an envelope", r);
+            weights(map, n.span(), key, kind, inputs.len(), r)
+        }
+    };
     for (k, v) in map {
         let known = NODE_KEYS.contains(&k.as_str()) || kind.params().iter().any(|s| s.name == k);
         if !known {
@@ -224,6 +246,18 @@ fn kind(n: &Spanned<BTreeMap<String, Spanned<Toml>>>, key: &str, r: &mut Reporte
         );
         return NodeKind::Sine;
     };
+    let kind = match (kind, map.get("shape")) {
+        (NodeKind::Lfo(_), Some(v)) => NodeKind::Lfo(lfo_shape(v, key, r)),
+        (_, Some(v)) => {
+            r.error(
+                v.span(),
+                format!("{key}.shape"),
+                "expected shape only on an lfo node",
+            );
+            kind
+        }
+        _ => kind,
+    };
     match (kind, map.get("colour")) {
         (NodeKind::Noise(_), Some(c)) => {
             let colour = match text(c, &format!("{key}.colour"), r).as_deref() {
@@ -253,6 +287,108 @@ fn kind(n: &Spanned<BTreeMap<String, Spanned<Toml>>>, key: &str, r: &mut Reporte
             kind
         }
         _ => kind,
+    }
+}
+
+/// An lfo's `shape`.
+fn lfo_shape(v: &Spanned<Toml>, key: &str, r: &mut Reporter) -> LfoShape {
+    let name = text(v, &format!("{key}.shape"), r);
+    match LFO_SHAPES.iter().find(|(_, n)| Some(*n) == name.as_deref()) {
+        Some((shape, _)) => *shape,
+        None => {
+            let names: Vec<&str> = LFO_SHAPES.iter().map(|(_, n)| *n).collect();
+            r.error(
+                v.span(),
+                format!("{key}.shape"),
+                format!("expected shape = one of {}", name_list(&names)),
+            );
+            LfoShape::Sine
+        }
+    }
+}
+
+/// Errors for `keys` on a node that is not `owner`.
+fn misplaced(
+    map: &BTreeMap<String, Spanned<Toml>>,
+    key: &str,
+    keys: &[&str],
+    owner: &str,
+    r: &mut Reporter,
+) {
+    for name in keys {
+        if let Some(v) = map.get(*name) {
+            r.error(
+                v.span(),
+                format!("{key}.{name}"),
+                format!("expected {name} only on {owner} node"),
+            );
+        }
+    }
+}
+
+/// An envelope's `points = [[secs, level], ...]`, flattened.
+fn points(
+    map: &BTreeMap<String, Spanned<Toml>>,
+    span: Range<usize>,
+    key: &str,
+    r: &mut Reporter,
+) -> Vec<f32> {
+    let expected = format!(
+        "expected points = [[seconds, level], ...]: 1 to {MAX_ENVELOPE_POINTS} points, \
+         seconds 0 to {MAX_SEGMENT_SECS}, level 0 to 1"
+    );
+    let Some(v) = map.get("points") else {
+        r.error(span, format!("{key}.points"), expected);
+        return Vec::new();
+    };
+    let pair = |p: &Toml| match p {
+        Toml::Array(a) if a.len() == 2 => match (number(&a[0]), number(&a[1])) {
+            (Some(t), Some(l))
+                if (0.0..=MAX_SEGMENT_SECS as f64).contains(&t) && (0.0..=1.0).contains(&l) =>
+            {
+                Some([t as f32, l as f32])
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    let list: Option<Vec<[f32; 2]>> = match v.get_ref() {
+        Toml::Array(a) if (1..=MAX_ENVELOPE_POINTS).contains(&a.len()) => {
+            a.iter().map(pair).collect()
+        }
+        _ => None,
+    };
+    match list {
+        Some(l) => l.concat(),
+        None => {
+            r.error(v.span(), format!("{key}.points"), expected);
+            Vec::new()
+        }
+    }
+}
+
+/// An envelope's `sustain_point`: the index of the point it holds at while the note is held
+/// (default: the last point).
+fn sustain(
+    map: &BTreeMap<String, Spanned<Toml>>,
+    key: &str,
+    points: usize,
+    r: &mut Reporter,
+) -> u8 {
+    let last = points.saturating_sub(1);
+    let Some(v) = map.get("sustain_point") else {
+        return last as u8;
+    };
+    match v.get_ref() {
+        Toml::Integer(i) if (0..=last as i64).contains(i) => *i as u8,
+        _ => {
+            r.error(
+                v.span(),
+                format!("{key}.sustain_point"),
+                format!("expected the index of a point, 0 to {last}"),
+            );
+            last as u8
+        }
     }
 }
 

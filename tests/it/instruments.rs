@@ -314,6 +314,127 @@ fn adsr_takes_its_attack_decay_and_release_times() {
     );
 }
 
+/// The RMS envelope (5 ms steps) of a sine times envelope node `e` (its keys given), the
+/// note held `held_secs` then released for `tail_secs`.
+fn enveloped(keys: &str, held_secs: f32, tail_secs: f32) -> Vec<f32> {
+    let def = instrument(
+        &(node("s", "sine", "")
+            + &node("e", "envelope", keys)
+            + &node("v", "multiply", "inputs = [\"s\", \"e\"]")),
+    );
+    let mut voice = Solo::new(&def, SR as f32, 1);
+    let mut on = vec![0.0; (held_secs * SR as f32) as usize];
+    voice.render(440.0, &held(69.0), &mut on);
+    let mut off = vec![0.0; (tail_secs * SR as f32) as usize];
+    let released = VoiceInputs {
+        gate: false,
+        ..held(69.0)
+    };
+    voice.render(440.0, &released, &mut off);
+    envelope(&[on, off].concat())
+}
+
+#[test]
+fn a_multi_segment_envelope_walks_its_points_holds_at_sustain_and_releases_through_the_rest() {
+    let points = "points = [[0.05, 1.0], [0.2, 0.3], [0.1, 0.6], [0.3, 0.0]]\nsustain_point = 2";
+    let env = enveloped(points, 1.0, 0.5);
+    let at = |secs: f32| env[(secs / 0.005) as usize];
+    let near = |secs: f32, want: f32| {
+        let got = at(secs);
+        assert!((got - want).abs() < 0.04, "{want} at {secs} s, found {got}");
+    };
+    near(0.05, 1.0);
+    near(0.15, 0.65); // halfway from 1.0 down to 0.3
+    near(0.25, 0.3);
+    near(0.30, 0.45); // halfway up to 0.6
+    near(0.60, 0.6);
+    near(0.99, 0.6); // held at the sustain point
+    near(1.15, 0.3); // the last segment after the release: 0.6 to 0 in 0.3 s
+    assert!(at(1.35) < 0.02, "silent after its last point: {}", at(1.35));
+
+    // sustain_point at the last point: the linear release_secs
+    let env = enveloped(
+        "points = [[0.01, 1.0], [0.1, 0.5]]\nrelease_secs = 0.2",
+        0.5,
+        0.4,
+    );
+    let at = |secs: f32| env[(secs / 0.005) as usize];
+    assert!(
+        (at(0.45) - 0.5).abs() < 0.03,
+        "holds the last point {}",
+        at(0.45)
+    );
+    assert!(
+        (at(0.6) - 0.25).abs() < 0.04,
+        "halfway released {}",
+        at(0.6)
+    );
+    assert!(at(0.75) < 0.02, "released in 0.2 s: {}", at(0.75));
+
+    // a percussive envelope ending at 0 stays silent while held, and does not restart
+    let env = enveloped("points = [[0.005, 1.0], [0.2, 0.0]]", 1.0, 0.1);
+    assert!(env[(0.5 / 0.005) as usize..].iter().all(|e| *e < 0.01));
+}
+
+/// One held note through a sine times an lfo node (its keys given), `secs` long.
+fn tremolo(keys: &str, seed: u64, secs: f32) -> Vec<f32> {
+    let def = instrument(
+        &(node("s", "sine", "")
+            + &node("l", "lfo", keys)
+            + &node("v", "multiply", "inputs = [\"s\", \"l\"]")),
+    );
+    let mut voice = Solo::new(&def, SR as f32, seed);
+    let mut x = vec![0.0; (secs * SR as f32) as usize];
+    voice.render(440.0, &held(69.0), &mut x);
+    x
+}
+
+#[test]
+fn an_lfo_node_modulates_at_its_rate_with_its_shape_depth_and_offset() {
+    // sine 2 Hz between 0 and 1: tops at 0.125, 0.625 s, bottoms at 0.375, 0.875 s
+    let env = envelope(&tremolo("rate_hz = 2.0\ndepth = 0.5\noffset = 0.5", 1, 2.0));
+    let at = |secs: f32| env[(secs / 0.005) as usize];
+    for k in 0..4 {
+        let top = 0.125 + 0.5 * k as f32;
+        assert!(at(top) > 0.95, "top at {top} s: {}", at(top));
+        assert!(at(top + 0.25) < 0.05, "bottom at {} s", top + 0.25);
+    }
+    // a square spends its time at its two levels, and its steps glide (no click)
+    let x = tremolo(
+        "shape = \"square\"\nrate_hz = 4.0\ndepth = 0.4\noffset = 0.5",
+        1,
+        2.0,
+    );
+    let env = envelope(&x);
+    let at_levels = env
+        .iter()
+        .filter(|e| (**e - 0.9).abs() < 0.03 || (**e - 0.1).abs() < 0.03)
+        .count();
+    assert!(
+        at_levels as f32 > 0.85 * env.len() as f32,
+        "{at_levels} of {}",
+        env.len()
+    );
+    // an unsmoothed step from 0.1 to 0.9 would jump by up to 0.8 in one sample; the sine
+    // alone moves by at most 0.058 per sample at 440 Hz
+    let jump = x
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0, f32::max);
+    assert!(jump < 0.1, "a step glides: largest jump {jump}");
+    // random: a new level each cycle, the same for the same seed, another for another voice
+    let levels = |seed| {
+        let env = envelope(&tremolo("shape = \"random\"\nrate_hz = 5.0", seed, 2.0));
+        // mid-cycle: a cycle is 0.2 s, 40 steps of 5 ms
+        (0..10).map(|k| env[20 + 40 * k]).collect::<Vec<f32>>()
+    };
+    let (a, again, other) = (levels(1), levels(1), levels(2));
+    assert_eq!(a, again, "deterministic per voice");
+    assert_ne!(a, other, "another voice draws other values");
+    let spread = a.iter().cloned().fold(0.0, f32::max) - a.iter().cloned().fold(1.0, f32::min);
+    assert!(spread > 0.3, "the held values vary: {a:?}");
+}
+
 #[test]
 fn shape_saturates_with_its_drive_and_gain_mix_multiply_combine() {
     let third = |drive: f32| {

@@ -474,6 +474,46 @@ fn patch_cases() -> Vec<Case> {
             &["expected a number from 0.1 to 30"],
         ),
         case(
+            "envelope point out of range",
+            insert_after(
+                &with_instrument(),
+                "cutoff_hz = { from = \"mood.brightness\", range = [300, 3000] }\n",
+                "[[instruments.glow.nodes]]\nid = \"e\"\nkind = \"envelope\"\npoints = [[0.1, 1.0], [0.2, 1.5]]\n",
+            ),
+            At::Token("[[0.1, 1.0], [0.2, 1.5]]"),
+            "instruments.glow.nodes[2].points",
+            &["expected points = [[seconds, level], ...]", "level 0 to 1"],
+        ),
+        case(
+            "envelope sustain past its points",
+            insert_after(
+                &with_instrument(),
+                "cutoff_hz = { from = \"mood.brightness\", range = [300, 3000] }\n",
+                "[[instruments.glow.nodes]]\nid = \"e\"\nkind = \"envelope\"\npoints = [[0.1, 1.0], [0.2, 0.5]]\nsustain_point = 2009\n",
+            ),
+            At::Token("2009"),
+            "instruments.glow.nodes[2].sustain_point",
+            &["expected the index of a point, 0 to 1"],
+        ),
+        case(
+            "lfo shape on an oscillator",
+            insert_after(&with_instrument(), "kind = \"saw\"\n", "shape = \"square\"\n"),
+            At::Token("\"square\""),
+            "instruments.glow.nodes[0].shape",
+            &["expected shape only on an lfo node"],
+        ),
+        case(
+            "unknown lfo shape",
+            insert_after(
+                &with_instrument(),
+                "cutoff_hz = { from = \"mood.brightness\", range = [300, 3000] }\n",
+                "[[instruments.glow.nodes]]\nid = \"l\"\nkind = \"lfo\"\nshape = \"wobble\"\n",
+            ),
+            At::Token("\"wobble\""),
+            "instruments.glow.nodes[2].shape",
+            &["expected shape = one of", "\"random\""],
+        ),
+        case(
             "node input defined later",
             edit(&with_instrument(), &[("input = \"osc\"", "input = \"f\"")]),
             At::Nth("\"f\"", 1),

@@ -28,6 +28,34 @@ pub const MAX_INSTRUMENTS: usize = 32;
 pub const MAX_NODE_INPUTS: usize = 8;
 /// Most partials of an `additive` oscillator.
 pub const MAX_PARTIALS: usize = 32;
+/// Most points of a multi-segment `envelope`.
+pub const MAX_ENVELOPE_POINTS: usize = 16;
+/// Longest segment of an `envelope`, seconds.
+pub const MAX_SEGMENT_SECS: f32 = 60.0;
+
+/// The waveforms of an `lfo` node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LfoShape {
+    /// Sine.
+    Sine,
+    /// Triangle.
+    Triangle,
+    /// Rising ramp.
+    Saw,
+    /// Square.
+    Square,
+    /// A new random value every cycle (sample and hold), seeded per voice.
+    Random,
+}
+
+/// Every LFO shape with its patch name.
+pub const LFO_SHAPES: [(LfoShape, &str); 5] = [
+    (LfoShape::Sine, "sine"),
+    (LfoShape::Triangle, "triangle"),
+    (LfoShape::Saw, "saw"),
+    (LfoShape::Square, "square"),
+    (LfoShape::Random, "random"),
+];
 
 /// The noise colours of a `noise` node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +105,14 @@ pub enum NodeKind {
     Highshelf,
     /// Linear attack, decay, sustain, release on the note's gate (0..1 out).
     Adsr,
+    /// Multi-segment envelope through the node's `points`, holding at point `sustain` (an
+    /// index into them) while the note is held.
+    Envelope {
+        /// The point it holds at while the gate is on.
+        sustain: u8,
+    },
+    /// A low-frequency oscillator restarted at each onset: `offset + depth × wave`.
+    Lfo(LfoShape),
     /// `tanh` saturation with a `drive`.
     Shape,
     /// Its input times an `amount`.
@@ -133,11 +169,17 @@ const ADSR: [ParamSpec; 4] = [
     spec("sustain", 0.7, 0.0, 1.0),
     spec("release_secs", 0.3, 0.001, 20.0),
 ];
+const ENVELOPE: [ParamSpec; 1] = [spec("release_secs", 0.3, 0.001, 20.0)];
+const LFO: [ParamSpec; 3] = [
+    spec("rate_hz", 1.0, 0.01, 40.0),
+    spec("depth", 1.0, 0.0, 4.0),
+    spec("offset", 0.0, -4.0, 4.0),
+];
 const DRIVE: [ParamSpec; 1] = [spec("drive", 2.0, 0.1, 50.0)];
 const AMOUNT: [ParamSpec; 1] = [spec("amount", 1.0, 0.0, 8.0)];
 
 /// Every node kind with its patch name.
-pub const NODE_KINDS: [(NodeKind, &str); 21] = [
+pub const NODE_KINDS: [(NodeKind, &str); 23] = [
     (NodeKind::Sine, "sine"),
     (NodeKind::Saw, "saw"),
     (NodeKind::Square, "square"),
@@ -155,6 +197,8 @@ pub const NODE_KINDS: [(NodeKind, &str); 21] = [
     (NodeKind::Lowshelf, "lowshelf"),
     (NodeKind::Highshelf, "highshelf"),
     (NodeKind::Adsr, "adsr"),
+    (NodeKind::Envelope { sustain: 0 }, "envelope"),
+    (NodeKind::Lfo(LfoShape::Sine), "lfo"),
     (NodeKind::Shape, "shape"),
     (NodeKind::Gain, "gain"),
     (NodeKind::Mix, "mix"),
@@ -173,7 +217,9 @@ pub enum Arity {
 }
 
 impl NodeKind {
-    /// The kind with this patch name (`noise` is white until its `colour` says otherwise).
+    /// The kind with this patch name (`noise` is white until its `colour` says otherwise, an
+    /// `lfo` a sine until its `shape` does, an `envelope` holds at its first point until its
+    /// `sustain` or `points` say).
     pub fn from_name(name: &str) -> Option<NodeKind> {
         NODE_KINDS.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
     }
@@ -190,6 +236,8 @@ impl NodeKind {
             Moog => &LADDER,
             Bell | Lowshelf | Highshelf => &EQ,
             Adsr => &ADSR,
+            Envelope { .. } => &ENVELOPE,
+            Lfo(_) => &LFO,
             Shape => &DRIVE,
             Gain => &AMOUNT,
             Mix | Multiply => &[],
@@ -200,9 +248,17 @@ impl NodeKind {
     pub fn arity(self) -> Arity {
         use NodeKind::*;
         match self {
-            Sine | Saw | Square | Triangle | Pulse | Noise(_) | Fm | Additive | Adsr => {
-                Arity::Source
-            }
+            Sine
+            | Saw
+            | Square
+            | Triangle
+            | Pulse
+            | Noise(_)
+            | Fm
+            | Additive
+            | Adsr
+            | Envelope { .. }
+            | Lfo(_) => Arity::Source,
             Mix | Multiply => Arity::Many,
             _ => Arity::One,
         }
@@ -227,7 +283,8 @@ pub struct NodeDef {
     pub inputs: Vec<u16>,
     /// One value per entry of [`NodeKind::params`].
     pub params: Vec<Value>,
-    /// `additive`: partial amplitudes (harmonic 1, 2, …); `mix`: one gain per input.
+    /// `additive`: partial amplitudes (harmonic 1, 2, …); `mix`: one gain per input;
+    /// `envelope`: its points as seconds and level pairs, flattened.
     pub weights: Vec<f32>,
 }
 
@@ -247,13 +304,17 @@ pub struct InstrumentDef {
 }
 
 impl InstrumentDef {
-    /// The longest release any `adsr` node may take (its constant or the top of its
-    /// binding's range), or `None` without an `adsr` node: the archetype's default release.
+    /// The longest release any `adsr` or `envelope` node may take (its constant or the top
+    /// of its binding's range), or `None` without one: the archetype's default release.
     pub fn longest_release_secs(&self) -> Option<f32> {
         self.nodes
             .iter()
-            .filter(|n| n.kind == NodeKind::Adsr)
-            .map(|n| match n.params[3] {
+            .filter_map(|n| match n.kind {
+                NodeKind::Adsr => Some(n.params[3]),
+                NodeKind::Envelope { .. } => Some(n.params[0]),
+                _ => None,
+            })
+            .map(|release| match release {
                 Value::Const(v) => v,
                 Value::Bound(b) => b.low.max(b.high),
             })

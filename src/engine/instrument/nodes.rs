@@ -5,7 +5,9 @@
 
 use fundsp::prelude32::*;
 
-use super::{InstrumentDef, NodeKind, MAX_NODE_INPUTS, MAX_PARTIALS};
+use super::{
+    InstrumentDef, LfoShape, NodeKind, MAX_ENVELOPE_POINTS, MAX_NODE_INPUTS, MAX_PARTIALS,
+};
 
 /// What feeds one of a voice graph's global inputs, computed at every control tick.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -124,9 +126,13 @@ pub fn build(def: &InstrumentDef, sample_rate: f32, hash: u64) -> VoiceGraph {
     VoiceGraph { net, channels }
 }
 
-/// Oscillators and noise have a `level` (an envelope has none).
+/// Oscillators and noise have a `level` (envelopes and LFOs have none).
 fn has_level(kind: NodeKind) -> bool {
-    kind.arity() == super::Arity::Source && kind != NodeKind::Adsr
+    kind.arity() == super::Arity::Source
+        && !matches!(
+            kind,
+            NodeKind::Adsr | NodeKind::Envelope { .. } | NodeKind::Lfo(_)
+        )
 }
 
 /// One node's fundsp unit and the parameter channels after its audio inputs.
@@ -163,6 +169,14 @@ fn unit(node: &super::NodeDef, n: u16) -> (Box<dyn AudioUnit>, Vec<Channel>) {
                 plain(2),
                 plain(3),
             ],
+        ),
+        NodeKind::Envelope { sustain } => (
+            Box::new(An(Segments::new(&node.weights, sustain))),
+            vec![Channel::Gate, Channel::Onset, plain(0)],
+        ),
+        NodeKind::Lfo(shape) => (
+            Box::new(An(Lfo::new(shape))),
+            vec![Channel::Onset, plain(0), plain(1), plain(2)],
         ),
         NodeKind::Shape => (Box::new(An(Drive)), vec![plain(0)]),
         NodeKind::Gain => (Box::new(An(Amount)), vec![plain(0)]),
@@ -274,6 +288,247 @@ impl AudioNode for Adsr {
             _ => {}
         }
         [self.level].into()
+    }
+}
+
+/// A multi-segment envelope: from wherever it is, straight lines to each point's level in
+/// that point's time. While the gate is on it holds at point `sustain`; when the gate falls,
+/// the points after `sustain` play from wherever it is (the release), or, when `sustain` is
+/// the last point, it falls to 0 in `release` seconds. A change of the onset input restarts
+/// it from the current level, as [`Adsr`] does. Inputs: gate, onset, release (seconds).
+#[derive(Clone)]
+pub struct Segments {
+    /// (seconds, level) per point.
+    points: [(f32, f32); MAX_ENVELOPE_POINTS],
+    count: usize,
+    sustain: usize,
+    level: f32,
+    /// Level where the current segment started, and seconds into it.
+    from: f32,
+    elapsed: f32,
+    /// The point the envelope moves to; `count` once past the last one.
+    segment: usize,
+    /// The gate has fallen since the last start.
+    released: bool,
+    /// Fall per second after the gate fell at the last point.
+    release_rate: f32,
+    onset: f32,
+    sample_rate: f32,
+}
+
+impl Segments {
+    /// `flat` holds the points as seconds, level pairs.
+    fn new(flat: &[f32], sustain: u8) -> Self {
+        let mut points = [(0.0, 0.0); MAX_ENVELOPE_POINTS];
+        let count = Ord::min(flat.len() / 2, MAX_ENVELOPE_POINTS);
+        for (p, pair) in points.iter_mut().zip(flat.chunks_exact(2)) {
+            *p = (pair[0], pair[1]);
+        }
+        Self {
+            points,
+            count,
+            sustain: Ord::min(sustain as usize, count.saturating_sub(1)),
+            level: 0.0,
+            from: 0.0,
+            elapsed: 0.0,
+            segment: count,
+            released: true,
+            release_rate: 0.0,
+            onset: f32::NAN,
+            sample_rate: 48_000.0,
+        }
+    }
+
+    /// Moves on to point `segment` from the current level.
+    fn start_segment(&mut self, segment: usize) {
+        self.segment = segment;
+        self.from = self.level;
+        self.elapsed = 0.0;
+    }
+
+    /// The gate fell: the points after the sustain point, or the linear release.
+    fn release(&mut self, release_secs: f32) {
+        self.released = true;
+        if self.sustain + 1 < self.count {
+            self.start_segment(self.sustain + 1);
+        } else {
+            self.segment = self.count;
+            self.release_rate = self.level / release_secs.max(1e-3);
+        }
+    }
+
+    /// One sample along the points.
+    fn advance(&mut self, dt: f32) {
+        let Some(&(secs, target)) = self.points[..self.count].get(self.segment) else {
+            if self.released {
+                self.level = (self.level - dt * self.release_rate).max(0.0);
+            }
+            return;
+        };
+        self.elapsed += dt;
+        if self.elapsed < secs {
+            self.level = self.from + (target - self.from) * (self.elapsed / secs);
+            return;
+        }
+        self.level = target;
+        let holding = self.segment == self.sustain && !self.released;
+        if !holding {
+            self.start_segment(self.segment + 1);
+            if self.segment == self.count {
+                // past the last point: it stays at its level
+                self.release_rate = 0.0;
+            }
+        }
+    }
+}
+
+impl AudioNode for Segments {
+    const ID: u64 = 0x7a9e_0008;
+    type Inputs = U3;
+    type Outputs = U1;
+
+    fn reset(&mut self) {
+        self.level = 0.0;
+        self.segment = self.count;
+        self.released = true;
+        self.onset = f32::NAN;
+    }
+
+    fn set_sample_rate(&mut self, sample_rate: f64) {
+        self.sample_rate = sample_rate as f32;
+    }
+
+    #[inline]
+    fn tick(&mut self, input: &Frame<f32, U3>) -> Frame<f32, U1> {
+        let dt = 1.0 / self.sample_rate.max(1.0);
+        let (gate, onset) = (input[0] > 0.5, input[1]);
+        if gate && (onset != self.onset || self.released) {
+            self.released = false;
+            self.start_segment(0);
+        }
+        self.onset = onset;
+        if !gate && !self.released {
+            self.release(input[2]);
+        }
+        self.advance(dt);
+        [self.level].into()
+    }
+}
+
+/// A low-frequency oscillator restarted at every onset: `offset + depth × wave`, the wave
+/// within −1..1 and starting at 0 rising (a square starts at 1, a random one at its first
+/// value). The stepped shapes (square, saw, random) glide through each step in about a
+/// millisecond so that a tremolo does not click. Inputs: onset, rate (Hz), depth, offset.
+#[derive(Clone)]
+pub struct Lfo {
+    shape: LfoShape,
+    phase: f32,
+    onset: f32,
+    held: f32,
+    smoothed: f32,
+    rng: u64,
+    hash: u64,
+    sample_rate: f32,
+    /// One-pole coefficient of the 1 ms glide.
+    glide: f32,
+}
+
+impl Lfo {
+    fn new(shape: LfoShape) -> Self {
+        Self {
+            shape,
+            phase: 0.0,
+            onset: f32::NAN,
+            held: 0.0,
+            smoothed: 0.0,
+            rng: 1,
+            hash: 1,
+            sample_rate: 48_000.0,
+            glide: 1.0 - (-1000.0f32 / 48_000.0).exp(),
+        }
+    }
+
+    /// The next random value in −1..1 (xorshift64*: deterministic per voice).
+    fn draw(&mut self) -> f32 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let bits = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
+        bits as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn wave(&self) -> f32 {
+        let p = self.phase;
+        match self.shape {
+            LfoShape::Sine => (std::f32::consts::TAU * p).sin(),
+            LfoShape::Triangle => {
+                if p < 0.25 {
+                    4.0 * p
+                } else if p < 0.75 {
+                    2.0 - 4.0 * p
+                } else {
+                    4.0 * p - 4.0
+                }
+            }
+            LfoShape::Saw => 2.0 * (p + 0.5).fract() - 1.0,
+            LfoShape::Square => {
+                if p < 0.5 {
+                    1.0
+                } else {
+                    -1.0
+                }
+            }
+            LfoShape::Random => self.held,
+        }
+    }
+}
+
+impl AudioNode for Lfo {
+    const ID: u64 = 0x7a9e_0009;
+    type Inputs = U4;
+    type Outputs = U1;
+
+    fn reset(&mut self) {
+        self.phase = 0.0;
+        self.onset = f32::NAN;
+        self.rng = self.hash | 1;
+        self.held = 0.0;
+        self.smoothed = 0.0;
+    }
+
+    fn set_hash(&mut self, hash: u64) {
+        self.hash = hash;
+        self.reset();
+    }
+
+    fn set_sample_rate(&mut self, sample_rate: f64) {
+        self.sample_rate = sample_rate as f32;
+        self.glide = 1.0 - (-1000.0 / self.sample_rate.max(1.0)).exp();
+    }
+
+    #[inline]
+    fn tick(&mut self, input: &Frame<f32, U4>) -> Frame<f32, U1> {
+        let sr = self.sample_rate.max(1.0);
+        let restarted = input[0] != self.onset;
+        self.onset = input[0];
+        let next = self.phase + input[1] / sr;
+        let wrapped = next >= 1.0;
+        self.phase = if restarted { 0.0 } else { next.fract() };
+        if self.shape == LfoShape::Random && (restarted || wrapped) {
+            self.held = self.draw();
+        }
+        let target = self.wave();
+        let stepped = matches!(
+            self.shape,
+            LfoShape::Square | LfoShape::Saw | LfoShape::Random
+        );
+        // a one-pole of 1 ms time constant on the stepped shapes
+        self.smoothed = if stepped && !restarted {
+            self.smoothed + (target - self.smoothed) * self.glide
+        } else {
+            target
+        };
+        [input[3] + input[2] * self.smoothed].into()
     }
 }
 
