@@ -8,7 +8,10 @@
 //!     (median and 99.9th percentile of the deadline); (e) the control pipeline under a flood
 //!     of senders while a producer is stalled mid-send: messages carried and applied per
 //!     second and the callback's time; (g) each kernel feature set's cost per 8-lane chunk
-//!     and frame, the figures the voice pool packs lanes by (`features::KERNELS`).
+//!     and frame, the figures the voice pool packs lanes by (`features::KERNELS`); (h) the
+//!     oscillators' quality and cost: the reference voice's ns per voice-sample and its
+//!     aliasing (inharmonic energy relative to the harmonics, saw and pulse → low-pass open at
+//!     15 kHz) at C6, C7 and C8.
 //!
 //! `TAPESTRY_BENCH=e cargo bench --bench engine` runs only the tables named (here (e)).
 
@@ -20,6 +23,10 @@ use fundsp::prelude::{lowpass_hz, pan, saw_hz, Frame};
 use tapestry::engine::voice::{features, fold_lanes, has_avx2, svf_coefficients, LaneBank, LANES};
 use tapestry::render::{render_to_wav, RenderOptions, WavFormat, WavTarget};
 use tapestry::{Engine, MoodTarget, Patch, Performance};
+
+#[allow(dead_code)]
+#[path = "../tests/common/reference_voice.rs"]
+mod reference_voice;
 
 const SR: f32 = 48_000.0;
 const BLOCK: usize = 64;
@@ -457,6 +464,31 @@ fn main() {
                 table as f64 / 10.0
             );
         }
+    }
+    if want('h') {
+        oscillator_quality();
+    }
+}
+
+/// Table (h): the reference voice's cost and its aliasing at C6, C7 and C8.
+fn oscillator_quality() {
+    use reference_voice::{render, Wave, NOTES};
+    use tapestry::analysis::aliasing::{harmonic_split, FFT_LEN};
+    println!("\n(h) oscillators: the reference voice's kernel cost, and its inharmonic (aliased) energy relative to its harmonics, oscillator → 2-pole low-pass open at 15 kHz (Q 0.707), 48 kHz, 20 Hz–20 kHz, 2^16-point Blackman-Harris FFT\n");
+    let (few, many) = (reference_kernel(16), reference_kernel(256));
+    println!("kernel: {few:.2} ns/voice-sample at 16 voices, {many:.2} at 256\n");
+    println!("| oscillator | C6 | C7 | C8 |");
+    println!("|---|---:|---:|---:|");
+    for wave in [Wave::Saw, Wave::Pulse(0.5), Wave::Pulse(0.1), Wave::Saw2] {
+        let figures: Vec<String> = NOTES
+            .iter()
+            .map(|&(_, hz)| {
+                let out = render(wave, hz as f32, 4_800 + FFT_LEN, BLOCK);
+                let split = harmonic_split(&out, SR, hz).expect("a measurable tone");
+                format!("{:.1} dB", split.inharmonic_db())
+            })
+            .collect();
+        println!("| {wave:?} | {} |", figures.join(" | "));
     }
 }
 

@@ -26,6 +26,7 @@
 //! confidence 0, no onsets, tempo and steadiness 0. Units and methods of every feature are
 //! documented in `docs/analysis.md`.
 
+pub mod aliasing;
 pub(crate) mod loudness;
 mod onset;
 mod pitch;

@@ -4,6 +4,7 @@
 pub mod jack;
 pub mod measure;
 pub mod music;
+pub mod reference_voice;
 pub mod rss;
 pub mod sox;
 

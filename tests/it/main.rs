@@ -11,6 +11,7 @@ mod alloc_count;
 #[path = "../common/mod.rs"]
 mod common;
 
+mod aliasing;
 mod analysis;
 mod cli;
 mod clicks;
