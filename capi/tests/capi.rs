@@ -267,7 +267,7 @@ fn process_never_allocates_with_a_control_thread_posting() {
                     tapestry_note_on(engine, 1 + k % 12, 48 + k % 24, 90, TAPESTRY_NOW);
                     tapestry_expression(engine, 1 + k % 12, 1, 0.5, TAPESTRY_NOW);
                     tapestry_note_off(engine, 1 + k % 12, 48 + k % 24, TAPESTRY_NOW);
-                    if k % 50 == 0 {
+                    if k.is_multiple_of(50) {
                         tapestry_cue(engine, weave, TAPESTRY_NOW);
                         tapestry_tempo(engine, 90.0 + (k % 40) as f32, TAPESTRY_NOW);
                     }
