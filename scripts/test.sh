@@ -37,6 +37,11 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --check
 cargo clippy --locked --all-targets --features jack -- -D warnings
 cargo clippy --locked --all-targets --features jack,alloc-check -- -D warnings
+# the C API (capi/), a workspace member of its own built without the live feature
+cargo clippy --locked -p tapestry-capi --all-targets -- -D warnings
 # alloc-check: the live tests count allocations inside the audio and MIDI callbacks
 cargo test --locked --features jack,alloc-check
+# the C API: header up to date, a C program built with the system compiler (CC, else cc)
+# renders what Rust renders, no allocation in process
+cargo test --locked -p tapestry-capi
 cargo build --locked --release --examples --benches
