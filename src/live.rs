@@ -17,6 +17,7 @@ use anyhow::{anyhow, Context, Result};
 
 use tapestry::analysis::Feature;
 use tapestry::control::{Message, Names, Notice, Status, Timing};
+use tapestry::engine::config::EngineConfig;
 use tapestry::engine::master::MasterChain;
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
@@ -28,8 +29,8 @@ use tapestry::io::{
 use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
 use tapestry::render::calibrate_live_gain_db;
 use tapestry::status_view::{
-    self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
-    Snapshot,
+    self, decay_peak, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters,
+    Participant, RoomRow, Selection, Snapshot,
 };
 use tapestry::{Controller, Engine, Patch, Performance};
 
@@ -124,6 +125,8 @@ struct Show {
     clock: Arc<SampleClock>,
     /// Mood dimensions with their ranges, for the view.
     dims: Vec<(String, f32, f32)>,
+    /// The score's key and transitions, for the view.
+    guide: ScoreGuide,
     /// The performance's next event to send.
     next_event: usize,
 }
@@ -162,6 +165,7 @@ fn load_show(args: &PlayArgs) -> Result<(Show, Engine)> {
         .zip(&config.dims)
         .map(|(name, d)| (name.clone(), d.min, d.max))
         .collect();
+    let guide = ScoreGuide::new(&config, &patch);
     let (mut engine, controller) = Engine::new(config, patch.names());
     let recording = match &args.record {
         Some(path) => {
@@ -190,9 +194,52 @@ fn load_show(args: &PlayArgs) -> Result<(Show, Engine)> {
         recording,
         clock,
         dims,
+        guide,
         next_event: 0,
     };
     Ok((show, engine))
+}
+
+/// What the view says about the score that does not change while it plays.
+struct ScoreGuide {
+    /// "D dorian".
+    key: String,
+    /// By section index: the transitions that can leave it, as the view shows them.
+    next_by_section: Vec<Vec<String>>,
+}
+
+impl ScoreGuide {
+    fn new(config: &EngineConfig, patch: &Patch) -> ScoreGuide {
+        let key = format!(
+            "{} {}",
+            tapestry::score::pitch_class_name(config.key.tonic),
+            config.key.mode.name()
+        );
+        let next_by_section = (0..patch.sections.len() as u16)
+            .map(|section| {
+                config
+                    .transitions
+                    .iter()
+                    .filter(|t| t.leaves(section) && t.to != section)
+                    .map(|t| {
+                        let to = patch
+                            .sections
+                            .get(t.to as usize)
+                            .map_or("?", String::as_str);
+                        let after = match t.min_bars {
+                            0 => String::new(),
+                            n => format!(", after {n} bars"),
+                        };
+                        format!("{to} when {}{after}", t.describe_conditions(&patch.dims))
+                    })
+                    .collect()
+            })
+            .collect();
+        ScoreGuide {
+            key,
+            next_by_section,
+        }
+    }
 }
 
 /// The network and MIDI inputs; each fails softly (the show goes on without it).
@@ -348,7 +395,7 @@ fn run_show(
         gave_up: None,
         audio_was_lost: false,
         started: Instant::now(),
-        view: ViewState::new(&show.patch.name, &devices.device, &show.dims),
+        view: ViewState::new(&show.patch.name, &devices.device, &show.dims, &show.guide),
     };
     let mut last_status = Instant::now();
     let status = show.controller.status().clone();
@@ -463,10 +510,7 @@ fn read_view(ended: &mut Ended, args: &PlayArgs, show: &Show, inputs: &Inputs, d
 /// away leaves plain lines.
 fn refresh(screen: &mut Option<Screen>, view: &ViewState) {
     let drawn = match screen {
-        Some(screen) => {
-            let (width, height) = Screen::size();
-            screen.draw(&status_view::render(&view.snapshot, width, height))
-        }
+        Some(screen) => screen.draw(&view.snapshot, &view.selection),
         None => {
             eprintln!("{}", status_view::plain_line(&view.snapshot));
             Ok(())
@@ -607,16 +651,27 @@ const EVENTS_KEPT: usize = 100;
 /// What the view shows, kept between refreshes.
 struct ViewState {
     snapshot: Snapshot,
+    selection: Selection,
     participants: BTreeMap<u32, String>,
     held_peaks: [f32; 2],
+    /// By section index: what would move the score on.
+    next_by_section: Vec<Vec<String>>,
+    /// When the figures were last read (the load peak decays by the time since).
+    last_read: Option<Instant>,
 }
 
 impl ViewState {
-    fn new(patch: &str, device: &str, dims: &[(String, f32, f32)]) -> ViewState {
+    fn new(
+        patch: &str,
+        device: &str,
+        dims: &[(String, f32, f32)],
+        guide: &ScoreGuide,
+    ) -> ViewState {
         ViewState {
             snapshot: Snapshot {
                 patch: patch.to_string(),
                 device: device.to_string(),
+                key: guide.key.clone(),
                 mood: dims
                     .iter()
                     .map(|(name, min, max)| MoodRow {
@@ -628,8 +683,11 @@ impl ViewState {
                     .collect(),
                 ..Snapshot::default()
             },
+            selection: Selection::default(),
             participants: BTreeMap::new(),
             held_peaks: [0.0; 2],
+            next_by_section: guide.next_by_section.clone(),
+            last_read: None,
         }
     }
 
@@ -677,13 +735,22 @@ impl ViewState {
                 bar: bar + 1,
                 at_secs: secs(at_sample),
             },
-            Notice::Refused { .. } => return None,
+            Notice::Refused {
+                command,
+                reason,
+                at_sample,
+            } => Event::Refused {
+                what: command.describe(names),
+                reason: reason.to_string(),
+                at_secs: secs(at_sample),
+            },
         })
     }
 
-    /// Keeps an event for the view; as a line of its own in plain mode.
+    /// Keeps an event for the view; as a line of its own in plain mode (refusals are counted
+    /// by reason on the status line there: a flood of them must not flood the log).
     fn log(&mut self, event: Event, plain: bool) {
-        if plain {
+        if plain && !matches!(event, Event::Refused { .. }) {
             eprintln!("{}", event.line());
         }
         let events = &mut self.snapshot.events;
@@ -744,6 +811,15 @@ impl ViewState {
             .cloned()
             .unwrap_or_default();
         s.bar = status.bar.load(Ordering::Relaxed) + 1;
+        s.beat_in_bar = Status::load_f32(&status.beat_in_bar);
+        s.tempo_bpm = Status::load_f32(&status.tempo_bpm);
+        s.chord = status.chord().symbol();
+        let section = status.section.load(Ordering::Relaxed) as usize;
+        s.next_sections = self
+            .next_by_section
+            .get(section)
+            .cloned()
+            .unwrap_or_default();
         if audio.lost_for().is_some() {
             // nothing plays meanwhile, whatever the engine's last block was
             self.held_peaks = [0.0; 2];
@@ -752,6 +828,9 @@ impl ViewState {
         self.held_peaks = [0.0; 2];
         s.momentary_lufs = Status::load_f32(&status.momentary_lufs);
         s.load_percent = figures.load_percent;
+        let since = self.last_read.map_or(0.0, |t| t.elapsed().as_secs_f32());
+        self.last_read = Some(Instant::now());
+        s.held_load_percent = decay_peak(s.held_load_percent, figures.load_percent, since);
         s.peak_load_percent = figures.peak_load_percent;
         s.p99_load_percent = figures.loads.percentile(0.99);
         s.xruns = figures.xruns;

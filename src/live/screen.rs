@@ -1,13 +1,18 @@
-//! The terminal side of the status view: the alternate screen, entered once and restored on
-//! every way out (normal end, Ctrl-C, error return, panic).
+//! The terminal side of the status view: a ratatui terminal on the alternate screen, entered
+//! once and restored on every way out (normal end, Ctrl-C, error return, panic). ratatui
+//! diffs each frame against the last one and writes only the changed cells.
 
 use std::io::{self, Stdout, Write};
 
-use crossterm::{cursor, queue, style, terminal};
+use crossterm::{cursor, queue, terminal};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+
+use tapestry::status_view::{self, Selection, Snapshot};
 
 /// The alternate screen, while it is up. Dropping it restores the terminal.
 pub struct Screen {
-    out: Stdout,
+    terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
 impl Screen {
@@ -22,37 +27,15 @@ impl Screen {
             restore();
             previous(info);
         }));
-        Ok(Screen { out })
+        let terminal = Terminal::new(CrosstermBackend::new(out))?;
+        Ok(Screen { terminal })
     }
 
-    /// Draws `text` (lines) from the top left, clearing what the previous frame left.
-    pub fn draw(&mut self, text: &str) -> io::Result<()> {
-        let out = &mut self.out;
-        queue!(out, cursor::MoveTo(0, 0))?;
-        for (i, line) in text.lines().enumerate() {
-            if i > 0 {
-                queue!(out, cursor::MoveToNextLine(1))?;
-            }
-            queue!(
-                out,
-                style::Print(line),
-                terminal::Clear(terminal::ClearType::UntilNewLine)
-            )?;
-        }
-        queue!(
-            out,
-            cursor::MoveToNextLine(1),
-            terminal::Clear(terminal::ClearType::FromCursorDown)
-        )?;
-        out.flush()
-    }
-
-    /// The terminal's size in (columns, rows); 80x24 when it cannot tell (or says 0).
-    pub fn size() -> (usize, usize) {
-        match terminal::size() {
-            Ok((w, h)) if w > 0 && h > 0 => (w as usize, h as usize),
-            _ => (80, 24),
-        }
+    /// Draws the view at the terminal's current size (ratatui follows a resize).
+    pub fn draw(&mut self, snapshot: &Snapshot, selection: &Selection) -> io::Result<()> {
+        self.terminal
+            .draw(|frame| status_view::draw(frame, snapshot, selection))
+            .map(|_| ())
     }
 }
 
