@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use tapestry::analysis::Feature;
+use tapestry::console::{Action, Console, Outcome};
 use tapestry::control::{Message, Names, Notice, Status, Timing};
 use tapestry::engine::config::EngineConfig;
 use tapestry::engine::master::MasterChain;
@@ -30,7 +31,7 @@ use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
 use tapestry::render::calibrate_live_gain_db;
 use tapestry::status_view::{
     self, decay_peak, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters,
-    Participant, RoomRow, Selection, Snapshot,
+    Participant, RoomRow, Snapshot,
 };
 use tapestry::{Controller, Engine, Patch, Performance};
 
@@ -420,12 +421,20 @@ fn run_show(
             break;
         }
         ended.view.hold_peaks(&status);
+        let mut redraw = false;
+        if let Some(keys) = screen.as_mut().map(Screen::keys) {
+            match take_keys(keys, show, &mut ended.view, log_events) {
+                Some(Outcome::Quit) => break,
+                Some(_) => redraw = true,
+                None => {}
+            }
+        }
         let period = if screen.is_some() {
             SCREEN_REFRESH
         } else {
             PLAIN_STATUS_INTERVAL
         };
-        if last_status.elapsed() >= period {
+        if redraw || last_status.elapsed() >= period {
             last_status = Instant::now();
             read_view(&mut ended, args, show, inputs, devices);
             refresh(&mut screen, &ended.view);
@@ -453,6 +462,45 @@ fn take_notices(show: &Show, inputs: &Inputs, view: &mut ViewState, log_events: 
             view.log(event, log_events);
         }
     }
+}
+
+/// The performer's keys: each one's action carried out, its command sent to the engine (a
+/// full queue is said in the view). The last outcome that was not `Nothing`, if any.
+fn take_keys(
+    keys: Vec<tapestry::console::Key>,
+    show: &Show,
+    view: &mut ViewState,
+    log_events: bool,
+) -> Option<Outcome> {
+    let mut last = None;
+    for key in keys {
+        let Some(action) = Action::for_key(key) else {
+            continue;
+        };
+        let outcome = view.console.act(action, &view.snapshot);
+        match outcome {
+            Outcome::Quit => return Some(Outcome::Quit),
+            Outcome::Nothing => continue,
+            Outcome::Send(command) => {
+                if let Err(e) = show.controller.command(command) {
+                    let at = show
+                        .controller
+                        .status()
+                        .sample_position
+                        .load(Ordering::Relaxed);
+                    let text = format!(
+                        "console: {} not sent: {e}",
+                        command.describe(show.controller.names())
+                    );
+                    let at_secs = at as f64 / show.sample_rate as f64;
+                    view.log(Event::Notice { text, at_secs }, log_events);
+                }
+            }
+            Outcome::Redraw => {}
+        }
+        last = Some(outcome);
+    }
+    last
 }
 
 /// Looks after the output: a device lost or back is shown; false when it was given up on.
@@ -510,7 +558,7 @@ fn read_view(ended: &mut Ended, args: &PlayArgs, show: &Show, inputs: &Inputs, d
 /// away leaves plain lines.
 fn refresh(screen: &mut Option<Screen>, view: &ViewState) {
     let drawn = match screen {
-        Some(screen) => screen.draw(&view.snapshot, &view.selection),
+        Some(screen) => screen.draw(&view.snapshot, &view.console.selection),
         None => {
             eprintln!("{}", status_view::plain_line(&view.snapshot));
             Ok(())
@@ -651,7 +699,8 @@ const EVENTS_KEPT: usize = 100;
 /// What the view shows, kept between refreshes.
 struct ViewState {
     snapshot: Snapshot,
-    selection: Selection,
+    /// The performer's keys: what is selected, the communal values they set.
+    console: Console,
     participants: BTreeMap<u32, String>,
     held_peaks: [f32; 2],
     /// By section index: what would move the score on.
@@ -683,7 +732,7 @@ impl ViewState {
                     .collect(),
                 ..Snapshot::default()
             },
-            selection: Selection::default(),
+            console: Console::new(dims.len(), guide.next_by_section.len()),
             participants: BTreeMap::new(),
             held_peaks: [0.0; 2],
             next_by_section: guide.next_by_section.clone(),
@@ -815,6 +864,7 @@ impl ViewState {
         s.tempo_bpm = Status::load_f32(&status.tempo_bpm);
         s.chord = status.chord().symbol();
         let section = status.section.load(Ordering::Relaxed) as usize;
+        s.section_index = section;
         s.next_sections = self
             .next_by_section
             .get(section)

@@ -4,10 +4,14 @@
 
 use std::io::{self, Stdout, Write};
 
+use std::time::Duration;
+
+use crossterm::event::{self, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, queue, terminal};
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 
+use tapestry::console::Key;
 use tapestry::status_view::{self, Selection, Snapshot};
 
 /// The alternate screen, while it is up. Dropping it restores the terminal.
@@ -16,8 +20,10 @@ pub struct Screen {
 }
 
 impl Screen {
-    /// Switches stdout to the alternate screen and hides the cursor.
+    /// Switches stdout to the alternate screen, hides the cursor and reads keys one by one
+    /// (raw mode: Ctrl-C arrives as a key, which quits).
     pub fn enter() -> io::Result<Screen> {
+        terminal::enable_raw_mode()?;
         let mut out = io::stdout();
         queue!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
         out.flush()?;
@@ -27,7 +33,7 @@ impl Screen {
             restore();
             previous(info);
         }));
-        let terminal = Terminal::new(CrosstermBackend::new(out))?;
+        let terminal = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| restore())?;
         Ok(Screen { terminal })
     }
 
@@ -48,9 +54,38 @@ impl Drop for Screen {
     }
 }
 
-/// Leaves the alternate screen and shows the cursor again.
+impl Screen {
+    /// The keys pressed since the last call, without waiting.
+    pub fn keys(&mut self) -> Vec<Key> {
+        let mut keys = Vec::new();
+        // bounded: a terminal pasting a flood of keys is read a screenful at a time
+        while keys.len() < MAX_KEYS_PER_READ && event::poll(Duration::ZERO).unwrap_or(false) {
+            let Ok(event::Event::Key(k)) = event::read() else {
+                continue;
+            };
+            if k.kind == KeyEventKind::Release {
+                continue;
+            }
+            keys.push(match k.code {
+                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Key::CtrlC,
+                KeyCode::Char(c) => Key::Char(c),
+                KeyCode::Up => Key::Up,
+                KeyCode::Down => Key::Down,
+                KeyCode::Esc => Key::Esc,
+                _ => continue,
+            });
+        }
+        keys
+    }
+}
+
+/// Keys taken in one read.
+const MAX_KEYS_PER_READ: usize = 64;
+
+/// Leaves the alternate screen, shows the cursor and gives the terminal its line mode back.
 fn restore() {
     let mut out = io::stdout();
     let _ = queue!(out, cursor::Show, terminal::LeaveAlternateScreen);
     let _ = out.flush();
+    let _ = terminal::disable_raw_mode();
 }
