@@ -14,6 +14,7 @@ mod common;
 mod analysis;
 mod cli;
 mod clicks;
+mod console;
 mod control;
 mod expressive;
 mod fuzz;
