@@ -57,6 +57,7 @@
 #![warn(missing_docs)]
 
 pub mod analysis;
+pub mod console;
 pub mod control;
 pub mod diagnostic;
 pub mod engine;

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use tapestry::analysis::Feature;
+use tapestry::console::{Action, Console, Outcome};
 use tapestry::control::{Message, Names, Notice, Status, Timing};
+use tapestry::engine::config::EngineConfig;
 use tapestry::engine::master::MasterChain;
 use tapestry::input::osc::OscServer;
 use tapestry::input::SampleClock;
@@ -28,8 +30,8 @@ use tapestry::io::{
 use tapestry::record::{Recorder, RecorderThread, FLUSH_INTERVAL};
 use tapestry::render::calibrate_live_gain_db;
 use tapestry::status_view::{
-    self, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters, Participant, RoomRow,
-    Snapshot,
+    self, decay_peak, Allocations, AudioState, Event, MidiCounters, MoodRow, OscCounters,
+    Participant, RoomRow, Snapshot,
 };
 use tapestry::{Controller, Engine, Patch, Performance};
 
@@ -124,6 +126,8 @@ struct Show {
     clock: Arc<SampleClock>,
     /// Mood dimensions with their ranges, for the view.
     dims: Vec<(String, f32, f32)>,
+    /// The score's key and transitions, for the view.
+    guide: ScoreGuide,
     /// The performance's next event to send.
     next_event: usize,
 }
@@ -162,6 +166,7 @@ fn load_show(args: &PlayArgs) -> Result<(Show, Engine)> {
         .zip(&config.dims)
         .map(|(name, d)| (name.clone(), d.min, d.max))
         .collect();
+    let guide = ScoreGuide::new(&config, &patch);
     let (mut engine, controller) = Engine::new(config, patch.names());
     let recording = match &args.record {
         Some(path) => {
@@ -190,9 +195,52 @@ fn load_show(args: &PlayArgs) -> Result<(Show, Engine)> {
         recording,
         clock,
         dims,
+        guide,
         next_event: 0,
     };
     Ok((show, engine))
+}
+
+/// What the view says about the score that does not change while it plays.
+struct ScoreGuide {
+    /// "D dorian".
+    key: String,
+    /// By section index: the transitions that can leave it, as the view shows them.
+    next_by_section: Vec<Vec<String>>,
+}
+
+impl ScoreGuide {
+    fn new(config: &EngineConfig, patch: &Patch) -> ScoreGuide {
+        let key = format!(
+            "{} {}",
+            tapestry::score::pitch_class_name(config.key.tonic),
+            config.key.mode.name()
+        );
+        let next_by_section = (0..patch.sections.len() as u16)
+            .map(|section| {
+                config
+                    .transitions
+                    .iter()
+                    .filter(|t| t.leaves(section) && t.to != section)
+                    .map(|t| {
+                        let to = patch
+                            .sections
+                            .get(t.to as usize)
+                            .map_or("?", String::as_str);
+                        let after = match t.min_bars {
+                            0 => String::new(),
+                            n => format!(", after {n} bars"),
+                        };
+                        format!("{to} when {}{after}", t.describe_conditions(&patch.dims))
+                    })
+                    .collect()
+            })
+            .collect();
+        ScoreGuide {
+            key,
+            next_by_section,
+        }
+    }
 }
 
 /// The network and MIDI inputs; each fails softly (the show goes on without it).
@@ -348,7 +396,7 @@ fn run_show(
         gave_up: None,
         audio_was_lost: false,
         started: Instant::now(),
-        view: ViewState::new(&show.patch.name, &devices.device, &show.dims),
+        view: ViewState::new(&show.patch.name, &devices.device, &show.dims, &show.guide),
     };
     let mut last_status = Instant::now();
     let status = show.controller.status().clone();
@@ -373,12 +421,20 @@ fn run_show(
             break;
         }
         ended.view.hold_peaks(&status);
+        let mut redraw = false;
+        if let Some(keys) = screen.as_mut().map(Screen::keys) {
+            match take_keys(keys, show, &mut ended.view, log_events) {
+                Some(Outcome::Quit) => break,
+                Some(_) => redraw = true,
+                None => {}
+            }
+        }
         let period = if screen.is_some() {
             SCREEN_REFRESH
         } else {
             PLAIN_STATUS_INTERVAL
         };
-        if last_status.elapsed() >= period {
+        if redraw || last_status.elapsed() >= period {
             last_status = Instant::now();
             read_view(&mut ended, args, show, inputs, devices);
             refresh(&mut screen, &ended.view);
@@ -406,6 +462,45 @@ fn take_notices(show: &Show, inputs: &Inputs, view: &mut ViewState, log_events: 
             view.log(event, log_events);
         }
     }
+}
+
+/// The performer's keys: each one's action carried out, its command sent to the engine (a
+/// full queue is said in the view). The last outcome that was not `Nothing`, if any.
+fn take_keys(
+    keys: Vec<tapestry::console::Key>,
+    show: &Show,
+    view: &mut ViewState,
+    log_events: bool,
+) -> Option<Outcome> {
+    let mut last = None;
+    for key in keys {
+        let Some(action) = Action::for_key(key) else {
+            continue;
+        };
+        let outcome = view.console.act(action, &view.snapshot);
+        match outcome {
+            Outcome::Quit => return Some(Outcome::Quit),
+            Outcome::Nothing => continue,
+            Outcome::Send(command) => {
+                if let Err(e) = show.controller.command(command) {
+                    let at = show
+                        .controller
+                        .status()
+                        .sample_position
+                        .load(Ordering::Relaxed);
+                    let text = format!(
+                        "console: {} not sent: {e}",
+                        command.describe(show.controller.names())
+                    );
+                    let at_secs = at as f64 / show.sample_rate as f64;
+                    view.log(Event::Notice { text, at_secs }, log_events);
+                }
+            }
+            Outcome::Redraw => {}
+        }
+        last = Some(outcome);
+    }
+    last
 }
 
 /// Looks after the output: a device lost or back is shown; false when it was given up on.
@@ -463,10 +558,7 @@ fn read_view(ended: &mut Ended, args: &PlayArgs, show: &Show, inputs: &Inputs, d
 /// away leaves plain lines.
 fn refresh(screen: &mut Option<Screen>, view: &ViewState) {
     let drawn = match screen {
-        Some(screen) => {
-            let (width, height) = Screen::size();
-            screen.draw(&status_view::render(&view.snapshot, width, height))
-        }
+        Some(screen) => screen.draw(&view.snapshot, &view.console.selection),
         None => {
             eprintln!("{}", status_view::plain_line(&view.snapshot));
             Ok(())
@@ -607,16 +699,28 @@ const EVENTS_KEPT: usize = 100;
 /// What the view shows, kept between refreshes.
 struct ViewState {
     snapshot: Snapshot,
+    /// The performer's keys: what is selected, the communal values they set.
+    console: Console,
     participants: BTreeMap<u32, String>,
     held_peaks: [f32; 2],
+    /// By section index: what would move the score on.
+    next_by_section: Vec<Vec<String>>,
+    /// When the figures were last read (the load peak decays by the time since).
+    last_read: Option<Instant>,
 }
 
 impl ViewState {
-    fn new(patch: &str, device: &str, dims: &[(String, f32, f32)]) -> ViewState {
+    fn new(
+        patch: &str,
+        device: &str,
+        dims: &[(String, f32, f32)],
+        guide: &ScoreGuide,
+    ) -> ViewState {
         ViewState {
             snapshot: Snapshot {
                 patch: patch.to_string(),
                 device: device.to_string(),
+                key: guide.key.clone(),
                 mood: dims
                     .iter()
                     .map(|(name, min, max)| MoodRow {
@@ -628,8 +732,11 @@ impl ViewState {
                     .collect(),
                 ..Snapshot::default()
             },
+            console: Console::new(dims.len(), guide.next_by_section.len()),
             participants: BTreeMap::new(),
             held_peaks: [0.0; 2],
+            next_by_section: guide.next_by_section.clone(),
+            last_read: None,
         }
     }
 
@@ -677,13 +784,22 @@ impl ViewState {
                 bar: bar + 1,
                 at_secs: secs(at_sample),
             },
-            Notice::Refused { .. } => return None,
+            Notice::Refused {
+                command,
+                reason,
+                at_sample,
+            } => Event::Refused {
+                what: command.describe(names),
+                reason: reason.to_string(),
+                at_secs: secs(at_sample),
+            },
         })
     }
 
-    /// Keeps an event for the view; as a line of its own in plain mode.
+    /// Keeps an event for the view; as a line of its own in plain mode (refusals are counted
+    /// by reason on the status line there: a flood of them must not flood the log).
     fn log(&mut self, event: Event, plain: bool) {
-        if plain {
+        if plain && !matches!(event, Event::Refused { .. }) {
             eprintln!("{}", event.line());
         }
         let events = &mut self.snapshot.events;
@@ -744,6 +860,16 @@ impl ViewState {
             .cloned()
             .unwrap_or_default();
         s.bar = status.bar.load(Ordering::Relaxed) + 1;
+        s.beat_in_bar = Status::load_f32(&status.beat_in_bar);
+        s.tempo_bpm = Status::load_f32(&status.tempo_bpm);
+        s.chord = status.chord().symbol();
+        let section = status.section.load(Ordering::Relaxed) as usize;
+        s.section_index = section;
+        s.next_sections = self
+            .next_by_section
+            .get(section)
+            .cloned()
+            .unwrap_or_default();
         if audio.lost_for().is_some() {
             // nothing plays meanwhile, whatever the engine's last block was
             self.held_peaks = [0.0; 2];
@@ -752,6 +878,9 @@ impl ViewState {
         self.held_peaks = [0.0; 2];
         s.momentary_lufs = Status::load_f32(&status.momentary_lufs);
         s.load_percent = figures.load_percent;
+        let since = self.last_read.map_or(0.0, |t| t.elapsed().as_secs_f32());
+        self.last_read = Some(Instant::now());
+        s.held_load_percent = decay_peak(s.held_load_percent, figures.load_percent, since);
         s.peak_load_percent = figures.peak_load_percent;
         s.p99_load_percent = figures.loads.percentile(0.99);
         s.xruns = figures.xruns;

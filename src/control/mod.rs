@@ -200,6 +200,67 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// What it asked for, in words, with the patch's names ("join of participant 9 as
+    /// \"bell\"", "communal mood energy to 0.80"); for refusals shown to the performer.
+    pub fn describe(&self, names: &Names) -> String {
+        let named = |list: &[String], i: usize| {
+            list.get(i)
+                .map_or_else(|| format!("#{i} (no such index)"), |n| format!("\"{n}\""))
+        };
+        match *self {
+            Command::Join {
+                participant,
+                archetype,
+            } => match archetype {
+                Some(a) => format!(
+                    "join of participant {participant} as {}",
+                    named(&names.archetypes, a as usize)
+                ),
+                None => format!("join of participant {participant}"),
+            },
+            Command::Leave { participant } => format!("leave of participant {participant}"),
+            Command::Mood {
+                target, dim, value, ..
+            } => {
+                let whose = match target {
+                    MoodTarget::Participant(p) => format!("participant {p}'s"),
+                    MoodTarget::Communal => "communal".into(),
+                    MoodTarget::Room => "room".into(),
+                };
+                format!(
+                    "{whose} mood {} to {value}",
+                    named(&names.dims, dim as usize)
+                )
+            }
+            Command::ReleaseCommunal { dim } => {
+                format!("release of mood {}", named(&names.dims, dim as usize))
+            }
+            Command::NoteOn {
+                participant, pitch, ..
+            } => format!("note {pitch} of participant {participant}"),
+            Command::NoteOff { participant, pitch } => {
+                format!("note {pitch} off of participant {participant}")
+            }
+            Command::Expression {
+                participant,
+                kind,
+                value,
+            } => format!("{} {value} of participant {participant}", kind.name()),
+            Command::Cue { section } => {
+                format!(
+                    "cue of section {}",
+                    named(&names.sections, section as usize)
+                )
+            }
+            Command::RoomParam { param, value, .. } => {
+                format!("room offset {value} on parameter {param}")
+            }
+            Command::Tempo { bpm } => format!("tempo {bpm} BPM"),
+        }
+    }
+}
+
 /// A command with the time it takes effect.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Message {
@@ -352,6 +413,13 @@ pub struct Status {
     pub momentary_lufs: AtomicU32,
     /// Communal mood per dimension as f32 bits.
     pub mood: [AtomicU32; MAX_DIMS],
+    /// The score's tempo, beats per minute, as f32 bits.
+    pub tempo_bpm: AtomicU32,
+    /// Beats into the current bar (from 0, fractional), as f32 bits.
+    pub beat_in_bar: AtomicU32,
+    /// The sounding chord: root pitch class in the low byte, its pitch-class mask
+    /// ([`Chord::mask`](crate::score::Chord::mask)) from bit 8.
+    pub chord: AtomicU32,
 }
 
 impl Status {
@@ -376,6 +444,23 @@ impl Status {
     /// Communal mood value of a dimension.
     pub fn mood(&self, dim: usize) -> f32 {
         self.mood.get(dim).map_or(0.0, Self::load_f32)
+    }
+
+    /// Packs a chord for [`Status::chord`].
+    pub fn pack_chord(chord: &crate::score::Chord) -> u32 {
+        chord.root as u32 | (chord.mask() as u32) << 8
+    }
+
+    /// The sounding chord, as the engine published it.
+    pub fn chord(&self) -> crate::score::Chord {
+        let packed = self.chord.load(Ordering::Relaxed);
+        let root = (packed & 0xff) as u8 % 12;
+        let mask = (packed >> 8) as u16;
+        // intervals above the root in rising order: the root first, as `from_intervals` wants
+        let intervals: Vec<u8> = (0..12u8)
+            .filter(|i| mask & (1 << ((root + i) % 12)) != 0)
+            .collect();
+        crate::score::Chord::from_intervals(root, &intervals)
     }
 }
 

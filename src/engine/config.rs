@@ -234,6 +234,33 @@ pub struct TransitionConfig {
     pub min_bars: u16,
 }
 
+impl TransitionConfig {
+    /// The conditions it tests, as the patch spells them ("tension > 0.60 and energy <
+    /// 0.30"), with `dims` the dimension names by index; "always" when there are none.
+    pub fn describe_conditions(&self, dims: &[String]) -> String {
+        let used = &self.conditions[..(self.condition_count as usize).min(MAX_CONDITIONS)];
+        if used.is_empty() {
+            return "always".into();
+        }
+        used.iter()
+            .map(|c| {
+                let name = dims.get(c.dim as usize).map_or("?", String::as_str);
+                let op = match c.comparison {
+                    Comparison::Above => '>',
+                    Comparison::Below => '<',
+                };
+                format!("{name} {op} {:.2}", c.threshold)
+            })
+            .collect::<Vec<_>>()
+            .join(" and ")
+    }
+
+    /// Whether it can leave section `section`.
+    pub fn leaves(&self, section: u16) -> bool {
+        self.from.is_none_or(|from| from == section)
+    }
+}
+
 /// One mood dimension.
 #[derive(Clone, Copy, Debug)]
 pub struct MoodDimConfig {

@@ -971,6 +971,14 @@ impl Engine {
         for (cell, v) in s.mood.iter().zip(self.communal.iter()) {
             cell.store(v.to_bits(), Ordering::Relaxed);
         }
+        s.tempo_bpm
+            .store((self.tempo_bpm as f32).to_bits(), Ordering::Relaxed);
+        let beats_per_bar = self.cfg.beats_per_bar.max(1) as f64;
+        let beat_in_bar = (self.beat() - self.bar as f64 * beats_per_bar).max(0.0) as f32;
+        s.beat_in_bar
+            .store(beat_in_bar.to_bits(), Ordering::Relaxed);
+        s.chord
+            .store(Status::pack_chord(&self.chord), Ordering::Relaxed);
     }
 
     /// Designed-instrument voices sounding, and lane starts that found their instrument's

@@ -1,18 +1,29 @@
-//! The terminal side of the status view: the alternate screen, entered once and restored on
-//! every way out (normal end, Ctrl-C, error return, panic).
+//! The terminal side of the status view: a ratatui terminal on the alternate screen, entered
+//! once and restored on every way out (normal end, Ctrl-C, error return, panic). ratatui
+//! diffs each frame against the last one and writes only the changed cells.
 
 use std::io::{self, Stdout, Write};
 
-use crossterm::{cursor, queue, style, terminal};
+use std::time::Duration;
+
+use crossterm::event::{self, KeyCode, KeyEventKind, KeyModifiers};
+use crossterm::{cursor, queue, terminal};
+use ratatui::backend::CrosstermBackend;
+use ratatui::Terminal;
+
+use tapestry::console::Key;
+use tapestry::status_view::{self, Selection, Snapshot};
 
 /// The alternate screen, while it is up. Dropping it restores the terminal.
 pub struct Screen {
-    out: Stdout,
+    terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
 impl Screen {
-    /// Switches stdout to the alternate screen and hides the cursor.
+    /// Switches stdout to the alternate screen, hides the cursor and reads keys one by one
+    /// (raw mode: Ctrl-C arrives as a key, which quits).
     pub fn enter() -> io::Result<Screen> {
+        terminal::enable_raw_mode()?;
         let mut out = io::stdout();
         queue!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
         out.flush()?;
@@ -22,37 +33,15 @@ impl Screen {
             restore();
             previous(info);
         }));
-        Ok(Screen { out })
+        let terminal = Terminal::new(CrosstermBackend::new(out)).inspect_err(|_| restore())?;
+        Ok(Screen { terminal })
     }
 
-    /// Draws `text` (lines) from the top left, clearing what the previous frame left.
-    pub fn draw(&mut self, text: &str) -> io::Result<()> {
-        let out = &mut self.out;
-        queue!(out, cursor::MoveTo(0, 0))?;
-        for (i, line) in text.lines().enumerate() {
-            if i > 0 {
-                queue!(out, cursor::MoveToNextLine(1))?;
-            }
-            queue!(
-                out,
-                style::Print(line),
-                terminal::Clear(terminal::ClearType::UntilNewLine)
-            )?;
-        }
-        queue!(
-            out,
-            cursor::MoveToNextLine(1),
-            terminal::Clear(terminal::ClearType::FromCursorDown)
-        )?;
-        out.flush()
-    }
-
-    /// The terminal's size in (columns, rows); 80x24 when it cannot tell (or says 0).
-    pub fn size() -> (usize, usize) {
-        match terminal::size() {
-            Ok((w, h)) if w > 0 && h > 0 => (w as usize, h as usize),
-            _ => (80, 24),
-        }
+    /// Draws the view at the terminal's current size (ratatui follows a resize).
+    pub fn draw(&mut self, snapshot: &Snapshot, selection: &Selection) -> io::Result<()> {
+        self.terminal
+            .draw(|frame| status_view::draw(frame, snapshot, selection))
+            .map(|_| ())
     }
 }
 
@@ -65,9 +54,38 @@ impl Drop for Screen {
     }
 }
 
-/// Leaves the alternate screen and shows the cursor again.
+impl Screen {
+    /// The keys pressed since the last call, without waiting.
+    pub fn keys(&mut self) -> Vec<Key> {
+        let mut keys = Vec::new();
+        // bounded: a terminal pasting a flood of keys is read a screenful at a time
+        while keys.len() < MAX_KEYS_PER_READ && event::poll(Duration::ZERO).unwrap_or(false) {
+            let Ok(event::Event::Key(k)) = event::read() else {
+                continue;
+            };
+            if k.kind == KeyEventKind::Release {
+                continue;
+            }
+            keys.push(match k.code {
+                KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Key::CtrlC,
+                KeyCode::Char(c) => Key::Char(c),
+                KeyCode::Up => Key::Up,
+                KeyCode::Down => Key::Down,
+                KeyCode::Esc => Key::Esc,
+                _ => continue,
+            });
+        }
+        keys
+    }
+}
+
+/// Keys taken in one read.
+const MAX_KEYS_PER_READ: usize = 64;
+
+/// Leaves the alternate screen, shows the cursor and gives the terminal its line mode back.
 fn restore() {
     let mut out = io::stdout();
     let _ = queue!(out, cursor::Show, terminal::LeaveAlternateScreen);
     let _ = out.flush();
+    let _ = terminal::disable_raw_mode();
 }

@@ -166,6 +166,31 @@ impl Chord {
         self.len == 0
     }
 
+    /// The chord's symbol ("Am7", "F#sus4"): the first quality in the parser's table with
+    /// the same pitch classes above the root; tones in brackets when none has.
+    pub fn symbol(&self) -> String {
+        let root = super::theory::pitch_class_name(self.root);
+        let mask_above_root = |intervals: &[u8]| {
+            intervals
+                .iter()
+                .fold(0u16, |m, &i| m | 1 << ((self.root + i % 12) % 12))
+        };
+        match QUALITIES
+            .iter()
+            .find(|(_, intervals)| mask_above_root(intervals) == self.mask())
+        {
+            Some((suffix, _)) => format!("{root}{suffix}"),
+            None => {
+                let tones: Vec<&str> = self
+                    .tones()
+                    .iter()
+                    .map(|&t| super::theory::pitch_class_name(t))
+                    .collect();
+                format!("{root}({})", tones.join(" "))
+            }
+        }
+    }
+
     /// Bit `i` is set when pitch class `i` is a chord tone.
     pub fn mask(&self) -> u16 {
         self.tones().iter().fold(0u16, |m, &t| m | 1 << (t % 12))

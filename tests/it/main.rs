@@ -15,6 +15,7 @@ mod aliasing;
 mod analysis;
 mod cli;
 mod clicks;
+mod console;
 mod control;
 mod expressive;
 mod fuzz;
