@@ -182,6 +182,8 @@ pub struct Snapshot {
     pub midi: Option<MidiCounters>,
     /// OSC counters, when OSC is on.
     pub osc: Option<OscCounters>,
+    /// The web pages' counters by name, when `--web` serves them.
+    pub web: Option<Vec<(&'static str, u64)>>,
     /// Room analysis rows (empty when there is none).
     pub room: Vec<RoomRow>,
     /// Allocations counted inside the live callbacks (`alloc-check` builds only).
@@ -283,6 +285,9 @@ pub fn plain_line(s: &Snapshot) -> String {
             "  osc packets {} accepted {} dropped {} kernel drops {}",
             o.received, o.accepted, o.dropped, o.kernel_drops
         );
+    }
+    if let Some(web) = &s.web {
+        let _ = write!(inputs, "  web {}", web_counters(web, " "));
     }
     let mood: Vec<String> = s
         .mood
@@ -525,9 +530,22 @@ fn push_input_lines(lines: &mut Vec<String>, s: &Snapshot) {
             m.absorbed
         ));
     }
-    if s.osc.is_none() && s.midi.is_none() {
+    if let Some(web) = &s.web {
+        lines.push(format!("web       {}", web_counters(web, "  ")));
+    }
+    if s.osc.is_none() && s.midi.is_none() && s.web.is_none() {
         lines.push("inputs    none".into());
     }
+}
+
+/// The web counters that are not zero, `name value` joined by `sep` (connections always).
+fn web_counters(counters: &[(&'static str, u64)], sep: &str) -> String {
+    counters
+        .iter()
+        .filter(|(name, n)| *n > 0 || *name == "connections")
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The communal mood, one bar per dimension.

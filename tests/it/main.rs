@@ -42,3 +42,7 @@ mod room_input;
 mod room_voices;
 mod shipped_midi;
 mod timeline;
+#[cfg(feature = "web")]
+mod web;
+#[cfg(feature = "web")]
+mod web_browser;
