@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "Rust is needed: https://rustup.rs" >&2; exit 1; }
 
-# chromium and chromium-driver: the participant page in a real headless browser (tests/it/web_browser.rs)
-packages="pkg-config libasound2-dev libjack-jackd2-dev jackd2 libasound2-plugins liblo-tools sox sndfile-tools espeak-ng python3 python3-venv chromium chromium-driver"
+packages="pkg-config libasound2-dev libjack-jackd2-dev jackd2 libasound2-plugins liblo-tools sox sndfile-tools espeak-ng python3 python3-venv"
 missing=$(for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ]; then
   if [ "$(id -u)" -ne 0 ]; then

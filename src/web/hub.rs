@@ -306,7 +306,7 @@ impl Hub {
             ClientFrame::Conductor { key } => return Some(self.authorize(client, &key)),
             conductor_frame => self.conduct(client, conductor_frame),
         };
-        result.err().map(|reason| error(reason))
+        result.err().map(error)
     }
 
     /// The connection closed: its session waits `resume_timeout` for the phone to come back.

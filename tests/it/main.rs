@@ -44,5 +44,3 @@ mod shipped_midi;
 mod timeline;
 #[cfg(feature = "web")]
 mod web;
-#[cfg(feature = "web")]
-mod web_browser;

@@ -275,13 +275,14 @@ fn a_phone_joins_with_a_voice_and_its_pad_changes_the_sound() {
     wait_for("3 s of high energy", Duration::from_secs(6), || {
         stage.samples() >= high_from + window
     });
-    let communal_high = stage.controller.status().mood(0);
+    let energy_dim = dim(&stage.patch, "energy") as usize;
+    let communal_high = stage.controller.status().mood(energy_dim);
     energy(&mut phone, 0.0);
     let low_from = stage.samples();
     wait_for("3 s of low energy", Duration::from_secs(6), || {
         stage.samples() >= low_from + window
     });
-    let communal_low = stage.controller.status().mood(0);
+    let communal_low = stage.controller.status().mood(energy_dim);
     let (out, _) = stage.stop();
     // the last 1.5 s of each window, after the mood's smoothing has settled
     let settled = |from: u64| {
@@ -365,7 +366,7 @@ fn a_phone_that_comes_back_resumes_its_voice_and_one_that_stays_away_leaves() {
 }
 
 /// The conductor's view of each phone's mood: participant → energy.
-fn energies(conductor: &mut Phone) -> Vec<(u64, f64)> {
+fn energies(conductor: &mut Phone, energy: usize) -> Vec<(u64, f64)> {
     let state = conductor.expect("conductor_state");
     state["list"]
         .as_array()
@@ -374,7 +375,7 @@ fn energies(conductor: &mut Phone) -> Vec<(u64, f64)> {
         .map(|p| {
             (
                 p["participant"].as_u64().unwrap(),
-                p["mood"][0].as_f64().unwrap(),
+                p["mood"][energy].as_f64().unwrap(),
             )
         })
         .collect()
@@ -426,14 +427,18 @@ fn a_phone_acts_only_for_itself_and_the_conductor_needs_the_secret() {
         "B's mood in the conductor's view",
         Duration::from_secs(3),
         || {
-            let moods = energies(&mut conductor);
+            let moods = energies(&mut conductor, dim(&stage.patch, "energy") as usize);
             let of = |id: u32| moods.iter().find(|(p, _)| *p == id as u64).unwrap().1;
             (of(b_id) - 0.95).abs() < 1e-6 && (of(a) - 0.5).abs() < 1e-6
         },
     );
     conductor.send(r#"{"t":"communal","values":{"tension":0.9},"ramp_secs":0}"#);
     wait_for("the communal tension", Duration::from_secs(3), || {
-        stage.controller.status().mood(1) > 0.85
+        stage
+            .controller
+            .status()
+            .mood(dim(&stage.patch, "tension") as usize)
+            > 0.85
     });
     conductor.send(&format!(r#"{{"t":"remove","participant":{a}}}"#));
     a_phone.expect("removed");
@@ -512,6 +517,11 @@ fn floods_are_counted_and_dropped_and_the_server_stays_up() {
     assert_eq!(stage.counter("refused connections"), 1);
     // the server still serves: a phone's join is answered
     drop(open);
+    wait_for(
+        "the closed connections counted",
+        Duration::from_secs(3),
+        || stage.counter("connections") <= 2,
+    );
     let (_after, _, _) = stage.joined_phone();
     assert_eq!(
         stage
