@@ -263,7 +263,7 @@ fn start_inputs(args: &PlayArgs, show: &Show) -> Inputs {
 fn start_web(addr: SocketAddr, show: &Show) -> Option<tapestry::web::WebServer> {
     use tapestry::web::{qr_code, WebOptions, WebPatch, WebServer};
     let config = show.patch.config(show.sample_rate, None);
-    let patch = WebPatch::new(&config, &show.controller.names());
+    let patch = WebPatch::new(&config, show.controller.names());
     let controller = show.controller.clone();
     match WebServer::spawn(
         addr,
