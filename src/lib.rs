@@ -75,6 +75,8 @@ pub mod room;
 pub mod score;
 pub mod status_view;
 pub mod timeline;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use control::{
     Command, ControlError, ControlLimits, Controller, Expression, Journal, Message, MoodTarget,

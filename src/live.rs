@@ -78,6 +78,9 @@ pub struct PlayArgs {
     pub midi_learn: bool,
     /// Serve OSC on this address.
     pub osc: Option<SocketAddr>,
+    /// Serve the participants' and conductor's pages on this address (`--web`).
+    #[cfg(feature = "web")]
+    pub web: Option<SocketAddr>,
     /// Plain status lines even on a terminal.
     pub plain: bool,
     /// Seconds to keep trying to reopen a device that went away (0: stop at once).
@@ -247,6 +250,8 @@ impl ScoreGuide {
 struct Inputs {
     osc: Option<OscServer>,
     midi: Option<MidiInputs>,
+    #[cfg(feature = "web")]
+    web: Option<tapestry::web::WebServer>,
 }
 
 /// Starts OSC and MIDI. They start before the stream, so that their JACK clients join the
@@ -292,7 +297,46 @@ fn start_inputs(args: &PlayArgs, show: &Show) -> Inputs {
         let stats = inputs.stats().clone();
         server.report_counters(Box::new(move || midi_status_counters(&stats.snapshot())));
     }
-    Inputs { osc, midi }
+    Inputs {
+        osc,
+        midi,
+        #[cfg(feature = "web")]
+        web: args.web.and_then(|addr| start_web(addr, show)),
+    }
+}
+
+/// The phones' pages: their URL and a QR code on the terminal, the conductor's URL with its
+/// secret; failing to bind is reported and the show goes on without them.
+#[cfg(feature = "web")]
+fn start_web(addr: SocketAddr, show: &Show) -> Option<tapestry::web::WebServer> {
+    use tapestry::web::{qr_code, WebOptions, WebPatch, WebServer};
+    let config = show.patch.config(show.sample_rate, None);
+    let patch = WebPatch::new(&config, show.controller.names());
+    let controller = show.controller.clone();
+    match WebServer::spawn(
+        addr,
+        controller,
+        show.clock.clone(),
+        patch,
+        WebOptions::default(),
+    ) {
+        Ok(server) => {
+            let url = server.participant_url();
+            if let Some(qr) = qr_code(&url) {
+                eprintln!("{qr}");
+            }
+            eprintln!("participants: {url}");
+            eprintln!(
+                "conductor (keep it to yourself): {}",
+                server.conductor_url()
+            );
+            Some(server)
+        }
+        Err(e) => {
+            eprintln!("tapestry: no web pages: cannot bind {addr}: {e}");
+            None
+        }
+    }
 }
 
 /// The audio output (watched and reopened) and the room input.
@@ -458,6 +502,10 @@ fn take_notices(show: &Show, inputs: &Inputs, view: &mut ViewState, log_events: 
         if let Some(midi) = &inputs.midi {
             midi.notice(&notice);
         }
+        #[cfg(feature = "web")]
+        if let Some(web) = &inputs.web {
+            web.notice(&notice);
+        }
         if let Some(event) = view.notice(notice, names, show.sample_rate) {
             view.log(event, log_events);
         }
@@ -552,6 +600,10 @@ fn read_view(ended: &mut Ended, args: &PlayArgs, show: &Show, inputs: &Inputs, d
         inputs.osc.as_ref(),
         devices.room.as_ref(),
     );
+    #[cfg(feature = "web")]
+    {
+        ended.view.snapshot.web = inputs.web.as_ref().map(|w| w.stats().counters());
+    }
 }
 
 /// Draws the view on the terminal, or prints the plain status line; a terminal that went
@@ -615,6 +667,10 @@ fn close(
         }
         None => None,
     };
+    #[cfg(feature = "web")]
+    if let Some(web) = inputs.web {
+        web.stop();
+    }
     if let Some(osc) = inputs.osc {
         osc.stop();
     }

@@ -92,6 +92,12 @@ enum Cmd {
         /// Do not serve OSC.
         #[arg(long)]
         no_osc: bool,
+        /// Serve the participants' page (phones join from it; URL and QR code printed) and
+        /// the conductor's page (URL with a secret printed) on this address, e.g.
+        /// 0.0.0.0:8080.
+        #[cfg(feature = "web")]
+        #[arg(long, value_name = "ADDR:PORT")]
+        web: Option<SocketAddr>,
         /// Listen to the room: an input device (id or part of its name, on --host), "default",
         /// or on JACK the source ports to connect (`client:port`, comma-separated). Its
         /// analysis steers the mood as the patch's [analysis] section says.
@@ -222,6 +228,8 @@ fn run(cli: Cli) -> Result<()> {
             midi_learn,
             osc,
             no_osc,
+            #[cfg(feature = "web")]
+            web,
             input,
             input_buffer,
             input_gain,
@@ -248,6 +256,8 @@ fn run(cli: Cli) -> Result<()> {
             midi: !no_midi,
             midi_learn,
             osc: (!no_osc).then_some(osc),
+            #[cfg(feature = "web")]
+            web,
             plain,
             reconnect_timeout,
         }),

@@ -206,6 +206,8 @@ pub struct Snapshot {
     pub midi: Option<MidiCounters>,
     /// OSC counters, when OSC is on.
     pub osc: Option<OscCounters>,
+    /// The web pages' counters by name, when `--web` serves them.
+    pub web: Option<Vec<(&'static str, u64)>>,
     /// Room analysis rows (empty when there is none).
     pub room: Vec<RoomRow>,
     /// Allocations counted inside the live callbacks (`alloc-check` builds only).
@@ -330,6 +332,9 @@ pub fn plain_line(s: &Snapshot) -> String {
             "  osc packets {} accepted {} dropped {} kernel drops {}",
             o.received, o.accepted, o.dropped, o.kernel_drops
         );
+    }
+    if let Some(web) = &s.web {
+        let _ = write!(inputs, "  web {}", web_counters(web, " "));
     }
     let mood: Vec<String> = s
         .mood
@@ -708,7 +713,10 @@ fn input_lines(s: &Snapshot) -> Vec<Line<'static>> {
             m.absorbed
         )));
     }
-    if s.osc.is_none() && s.midi.is_none() {
+    if let Some(web) = &s.web {
+        lines.push(labelled("web", [Span::raw(web_counters(web, "  "))]));
+    }
+    if s.osc.is_none() && s.midi.is_none() && s.web.is_none() {
         lines.push(labelled("inputs", [Span::raw("none")]));
     }
     if let Some(a) = &s.allocations {
@@ -719,6 +727,16 @@ fn input_lines(s: &Snapshot) -> Vec<Line<'static>> {
         )));
     }
     lines
+}
+
+/// The web counters that are not zero, `name value` joined by `sep` (connections always).
+fn web_counters(counters: &[(&'static str, u64)], sep: &str) -> String {
+    counters
+        .iter()
+        .filter(|(name, n)| *n > 0 || *name == "connections")
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// The mood and room on the left, the participants on the right.

@@ -44,3 +44,5 @@ mod room_input;
 mod room_voices;
 mod shipped_midi;
 mod timeline;
+#[cfg(feature = "web")]
+mod web;
